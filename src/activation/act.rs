@@ -1,0 +1,108 @@
+//! [`Act`]: an activation as a layer.
+
+use std::sync::Arc;
+
+use ndarray::{Array2, ArrayView2};
+
+use super::Activation;
+use crate::hooks::Context;
+use crate::layer::{Layer, Mode, check_shape, ensure_shape};
+use crate::{Error, Float, Result};
+
+/// Applies an [`Activation`] elementwise. Has no parameters.
+///
+/// ```
+/// use gradflow::{Act, Layer, Mode, hooks::Context};
+/// use gradflow::activation::Tanh;
+/// use ndarray::{array, Array2};
+///
+/// let mut layer = Act::<f64>::new(Tanh);
+/// let mut y = Array2::zeros((0, 0));
+/// layer.forward(array![[0.0, 1.0]].view(), &mut y, Mode::Train, &mut Context::new()).unwrap();
+/// assert!((y[[0, 1]] - 1f64.tanh()).abs() < 1e-15);
+/// ```
+#[derive(Debug)]
+pub struct Act<F: Float> {
+    activation: Arc<dyn Activation<F>>,
+    seen_forward: bool,
+}
+
+impl<F: Float> Act<F> {
+    /// Wraps `activation` as a layer.
+    pub fn new(activation: impl Activation<F> + 'static) -> Self {
+        Self::from_shared(Arc::new(activation))
+    }
+
+    /// Wraps a shared activation (e.g. one chosen by name with [`super::by_name`]).
+    pub fn from_shared(activation: Arc<dyn Activation<F>>) -> Self {
+        Act { activation, seen_forward: false }
+    }
+
+    /// The wrapped activation.
+    pub fn activation(&self) -> &dyn Activation<F> {
+        self.activation.as_ref()
+    }
+}
+
+impl<F: Float> Layer<F> for Act<F> {
+    fn kind(&self) -> &'static str {
+        self.activation.name()
+    }
+
+    fn output_features(&self, input_features: usize) -> Result<usize> {
+        Ok(input_features)
+    }
+
+    fn forward(
+        &mut self,
+        input: ArrayView2<'_, F>,
+        output: &mut Array2<F>,
+        _mode: Mode,
+        _ctx: &mut Context<'_, F>,
+    ) -> Result<()> {
+        ensure_shape(output, input.dim());
+        let out = output.as_slice_mut().expect("buffers are standard layout");
+        match input.as_slice() {
+            Some(x) => self.activation.forward_slice(x, out),
+            None => {
+                let x = input.as_standard_layout();
+                self.activation.forward_slice(x.as_slice().expect("standard layout"), out)
+            }
+        }
+        self.seen_forward = true;
+        Ok(())
+    }
+
+    fn backward(
+        &mut self,
+        input: ArrayView2<'_, F>,
+        output: ArrayView2<'_, F>,
+        grad_output: ArrayView2<'_, F>,
+        grad_input: Option<&mut Array2<F>>,
+        _ctx: &mut Context<'_, F>,
+    ) -> Result<()> {
+        if !self.seen_forward {
+            return Err(Error::BackwardBeforeForward { layer: self.describe() });
+        }
+        let name = || self.describe();
+        let (rows, cols) = input.dim();
+        check_shape(&name, "output", &output, Some(rows), Some(cols))?;
+        check_shape(&name, "grad_output", &grad_output, Some(rows), Some(cols))?;
+        let Some(grad_input) = grad_input else { return Ok(()) };
+        ensure_shape(grad_input, (rows, cols));
+        let x = input.as_standard_layout();
+        let y = output.as_standard_layout();
+        let gy = grad_output.as_standard_layout();
+        self.activation.backward_slice(
+            x.as_slice().expect("standard layout"),
+            y.as_slice().expect("standard layout"),
+            gy.as_slice().expect("standard layout"),
+            grad_input.as_slice_mut().expect("buffers are standard layout"),
+        );
+        Ok(())
+    }
+
+    fn as_activation(&self) -> Option<&dyn Activation<F>> {
+        Some(self.activation.as_ref())
+    }
+}

@@ -1,0 +1,31 @@
+//! Rectified linear unit.
+
+use super::{Activation, ActivationFamily};
+use crate::Float;
+
+/// ReLU(x) = max(0, x), derivative 1 for x > 0 and 0 otherwise (PyTorch's convention at 0).
+/// Passes the gradient unchanged through active units, so depth alone does not shrink it; a unit
+/// whose input is negative for every sample is *dead* and passes nothing. Gain √2.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Relu;
+
+impl<F: Float> Activation<F> for Relu {
+    fn name(&self) -> &'static str {
+        "relu"
+    }
+    fn value(&self, x: F) -> F {
+        if x > F::zero() { x } else { F::zero() }
+    }
+    fn derivative(&self, x: F, _y: F) -> F {
+        if x > F::zero() { F::one() } else { F::zero() }
+    }
+    fn gain(&self) -> f64 {
+        std::f64::consts::SQRT_2
+    }
+    fn max_derivative(&self) -> f64 {
+        1.0
+    }
+    fn family(&self) -> ActivationFamily {
+        ActivationFamily::Rectifier
+    }
+}

@@ -1,0 +1,158 @@
+//! The per-pass context that carries attached hooks down through nested containers.
+
+use std::fmt::{Display, Write};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use ndarray::{Array2, ArrayView2};
+
+use super::{BackwardEvent, Event, ForwardEvent, HookSet};
+use crate::layer::{Layer, Mode};
+use crate::{Error, Float, Result};
+
+/// Carries the hooks of one pass (if any) and the dotted path of the layer being run.
+///
+/// Containers run each child through [`Context::forward_child`] / [`Context::backward_child`];
+/// that is the only place where events are emitted. With no hooks attached (`Context::new()`)
+/// both simply call the child.
+pub struct Context<'h, F: Float> {
+    hooks: Option<&'h mut HookSet<F>>,
+    path: String,
+    step: u64,
+}
+
+impl<F: Float> Default for Context<'_, F> {
+    fn default() -> Self {
+        Context { hooks: None, path: String::new(), step: 0 }
+    }
+}
+
+impl<'h, F: Float> Context<'h, F> {
+    /// A context without hooks: nothing is observed.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A context that shows every layer to `hooks` (when the set is not empty).
+    pub fn with_hooks(hooks: &'h mut HookSet<F>, step: u64) -> Self {
+        let hooks = if hooks.is_empty() { None } else { Some(hooks) };
+        Context { hooks, path: String::new(), step }
+    }
+
+    /// True when hooks are attached and events will be emitted.
+    pub fn is_observed(&self) -> bool {
+        self.hooks.is_some()
+    }
+
+    /// The dotted path of the container currently running (empty at the top, and always empty
+    /// when nothing is observed).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The training step counter.
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    fn enter(&mut self, name: &dyn Display) -> usize {
+        let len = self.path.len();
+        if len > 0 {
+            self.path.push('.');
+        }
+        let _ = write!(self.path, "{name}");
+        len
+    }
+
+    /// Runs `child.forward` as the child called `name`, then shows the event to the hooks.
+    /// Errors from the child are annotated with `name`.
+    pub fn forward_child(
+        &mut self,
+        name: &dyn Display,
+        child: &mut dyn Layer<F>,
+        input: ArrayView2<'_, F>,
+        output: &mut Array2<F>,
+        mode: Mode,
+    ) -> Result<()> {
+        if self.hooks.is_none() {
+            return child.forward(input, output, mode, self).map_err(|e| e.at(name));
+        }
+        let len = self.enter(name);
+        let result = child.forward(input.view(), output, mode, self).map_err(|e| e.at(name));
+        let result = result.and_then(|()| {
+            let mut event = Event::Forward(ForwardEvent {
+                path: &self.path,
+                layer: &*child,
+                step: self.step,
+                mode,
+                input,
+                output: output.view(),
+            });
+            emit(self.hooks.as_deref_mut(), &mut event)
+        });
+        self.path.truncate(len);
+        result
+    }
+
+    /// Runs `child.backward` as the child called `name`, then shows the event to the hooks,
+    /// which may modify `grad_input`. Errors from the child are annotated with `name`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_child(
+        &mut self,
+        name: &dyn Display,
+        child: &mut dyn Layer<F>,
+        input: ArrayView2<'_, F>,
+        output: ArrayView2<'_, F>,
+        grad_output: ArrayView2<'_, F>,
+        mut grad_input: Option<&mut Array2<F>>,
+    ) -> Result<()> {
+        if self.hooks.is_none() {
+            return child.backward(input, output, grad_output, grad_input, self).map_err(|e| e.at(name));
+        }
+        let len = self.enter(name);
+        let result = child
+            .backward(input, output, grad_output, grad_input.as_deref_mut(), self)
+            .map_err(|e| e.at(name));
+        let result = result.and_then(|()| {
+            let mut event = Event::Backward(BackwardEvent {
+                path: &self.path,
+                layer: &*child,
+                step: self.step,
+                input,
+                output,
+                grad_output,
+                grad_input,
+                error: None,
+            });
+            emit(self.hooks.as_deref_mut(), &mut event)?;
+            match event {
+                Event::Backward(BackwardEvent { error: Some(e), .. }) => Err(e),
+                _ => Ok(()),
+            }
+        });
+        self.path.truncate(len);
+        result
+    }
+}
+
+/// Shows `event` to every hook; a panicking hook aborts the pass with an error naming the layer.
+fn emit<F: Float>(hooks: Option<&mut HookSet<F>>, event: &mut Event<'_, F>) -> Result<()> {
+    let Some(hooks) = hooks else { return Ok(()) };
+    for hook in hooks.hooks_mut() {
+        let outcome = catch_unwind(AssertUnwindSafe(|| hook.on_event(event)));
+        if let Err(panic) = outcome {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic payload".into());
+            return Err(Error::Hook {
+                path: event.path().to_string(),
+                reason: format!(
+                    "hook panicked ({message}); the pass stopped at this layer, so gradients of \
+                     the layers below are incomplete: call zero_grad before the next step"
+                ),
+            });
+        }
+    }
+    Ok(())
+}

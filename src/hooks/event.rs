@@ -1,0 +1,129 @@
+//! The events a hook receives.
+
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+
+use crate::error::format_shape;
+use crate::layer::{Layer, Mode};
+use crate::param::ParamView;
+use crate::{Error, Float, Result};
+
+/// What a hook is shown: one layer's forward or backward pass.
+#[non_exhaustive]
+pub enum Event<'a, F: Float> {
+    /// A layer has computed its output.
+    Forward(ForwardEvent<'a, F>),
+    /// A layer has computed its input gradient (and accumulated its parameter gradients).
+    Backward(BackwardEvent<'a, F>),
+}
+
+impl<'a, F: Float> Event<'a, F> {
+    /// The dotted path of the layer, e.g. `"3.branch.1"`.
+    pub fn path(&self) -> &str {
+        match self {
+            Event::Forward(e) => e.path,
+            Event::Backward(e) => e.path,
+        }
+    }
+
+    /// The layer's kind, e.g. `"Linear"`.
+    pub fn kind(&self) -> &'static str {
+        self.layer().kind()
+    }
+
+    /// The layer the event is about.
+    pub fn layer(&self) -> &'a dyn Layer<F> {
+        match self {
+            Event::Forward(e) => e.layer,
+            Event::Backward(e) => e.layer,
+        }
+    }
+
+    /// The training step counter of the network (incremented by each backward pass).
+    pub fn step(&self) -> u64 {
+        match self {
+            Event::Forward(e) => e.step,
+            Event::Backward(e) => e.step,
+        }
+    }
+}
+
+/// A layer has run forward.
+pub struct ForwardEvent<'a, F: Float> {
+    /// Dotted path of the layer within the network.
+    pub path: &'a str,
+    /// The layer itself (for its kind, description, parameters or activation).
+    pub layer: &'a dyn Layer<F>,
+    /// Training step counter.
+    pub step: u64,
+    /// Train or Eval.
+    pub mode: Mode,
+    /// The layer's input, `(batch, in)`.
+    pub input: ArrayView2<'a, F>,
+    /// The layer's output, `(batch, out)`.
+    pub output: ArrayView2<'a, F>,
+}
+
+/// A layer has run backward. The hook may change the gradient sent to the layers below with
+/// [`BackwardEvent::grad_input_mut`] or [`BackwardEvent::set_grad_input`].
+pub struct BackwardEvent<'a, F: Float> {
+    /// Dotted path of the layer within the network.
+    pub path: &'a str,
+    /// The layer itself; its parameter gradients are already accumulated.
+    pub layer: &'a dyn Layer<F>,
+    /// Training step counter.
+    pub step: u64,
+    /// The layer's input in the forward pass.
+    pub input: ArrayView2<'a, F>,
+    /// The layer's output in the forward pass.
+    pub output: ArrayView2<'a, F>,
+    /// dL/d(output): the gradient arriving from above.
+    pub grad_output: ArrayView2<'a, F>,
+    pub(crate) grad_input: Option<&'a mut Array2<F>>,
+    pub(crate) error: Option<Error>,
+}
+
+impl<'a, F: Float> BackwardEvent<'a, F> {
+    /// dL/d(input): the gradient this layer sends below, or `None` when nobody below needs it
+    /// (the first layer of a network whose input gradient was not requested).
+    pub fn grad_input(&self) -> Option<ArrayView2<'_, F>> {
+        self.grad_input.as_ref().map(|g| g.view())
+    }
+
+    /// The gradient sent below, to modify in place (scale, clip, zero). The change reaches every
+    /// layer below and their parameter updates.
+    pub fn grad_input_mut(&mut self) -> Option<ArrayViewMut2<'_, F>> {
+        self.grad_input.as_mut().map(|g| g.view_mut())
+    }
+
+    /// Replaces the gradient sent below. Fails (and fails the backward pass, naming this layer)
+    /// when `new` does not have the shape of the input, or when there is no input gradient.
+    pub fn set_grad_input(&mut self, new: ArrayView2<'_, F>) -> Result<()> {
+        let result = match self.grad_input.as_mut() {
+            Some(g) if g.dim() == new.dim() => {
+                g.assign(&new);
+                Ok(())
+            }
+            Some(g) => Err(Error::Hook {
+                path: self.path.to_string(),
+                reason: format!(
+                    "replacement gradient has shape {}, the layer's input gradient has {}",
+                    format_shape(new.shape()),
+                    format_shape(g.shape())
+                ),
+            }),
+            None => Err(Error::Hook {
+                path: self.path.to_string(),
+                reason: "no input gradient is computed for this layer".into(),
+            }),
+        };
+        if let Err(e) = &result {
+            self.error.get_or_insert(Error::Hook { path: self.path.to_string(), reason: e.to_string() });
+        }
+        result
+    }
+
+    /// Calls `visitor` with each of the layer's parameters and their accumulated gradients.
+    pub fn visit_parameters(&self, visitor: &mut dyn FnMut(ParamView<'_, F>)) {
+        self.layer.visit_parameters(visitor);
+    }
+}

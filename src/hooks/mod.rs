@@ -1,0 +1,18 @@
+//! Gradient-inspection hooks: observe (and optionally modify) what flows through every layer.
+//!
+//! A [`Hook`] receives an [`Event`] for every layer, in forward and in backward, with the
+//! layer's dotted path (`"12"`, `"3.branch.1"`), its kind, and the arrays that flow through it.
+//! Any `FnMut(&mut Event<F>)` closure is a hook.
+//!
+//! Events are emitted in one place only: containers call [`Context::forward_child`] and
+//! [`Context::backward_child`] for each child. When no hook is attached, the context carries
+//! no hook set and these helpers do nothing beyond calling the child: no path string is built,
+//! nothing is copied or allocated.
+
+mod context;
+mod event;
+mod set;
+
+pub use context::Context;
+pub use event::{BackwardEvent, Event, ForwardEvent};
+pub use set::{Hook, HookHandle, HookSet};

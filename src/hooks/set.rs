@@ -1,0 +1,107 @@
+//! Hooks, the set of hooks attached to a network, and handles to remove them.
+
+use std::any::Any;
+use std::marker::PhantomData;
+
+use super::Event;
+use crate::Float;
+
+/// Something that watches events. Any `FnMut(&mut Event<F>) + Send + 'static` closure is one;
+/// recorders and detectors in [`crate::hooks`] are others.
+pub trait Hook<F: Float>: Any + Send {
+    /// Called for every event, in the documented order.
+    fn on_event(&mut self, event: &mut Event<'_, F>);
+}
+
+impl<F: Float, C> Hook<F> for C
+where
+    C: FnMut(&mut Event<'_, F>) + Send + 'static,
+{
+    fn on_event(&mut self, event: &mut Event<'_, F>) {
+        self(event)
+    }
+}
+
+/// A typed ticket for a hook attached to a network: read the hook back with it, or remove it.
+#[derive(Debug)]
+pub struct HookHandle<H> {
+    id: u64,
+    _hook: PhantomData<fn() -> H>,
+}
+
+impl<H> Clone for HookHandle<H> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<H> Copy for HookHandle<H> {}
+
+/// The hooks attached to a network, called in the order they were attached.
+pub struct HookSet<F: Float> {
+    hooks: Vec<(u64, Box<dyn Hook<F>>)>,
+    next_id: u64,
+}
+
+impl<F: Float> Default for HookSet<F> {
+    fn default() -> Self {
+        HookSet { hooks: Vec::new(), next_id: 0 }
+    }
+}
+
+impl<F: Float> std::fmt::Debug for HookSet<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HookSet").field("hooks", &self.hooks.len()).finish()
+    }
+}
+
+impl<F: Float> HookSet<F> {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Attaches `hook`; it stays until removed with the returned handle.
+    pub fn attach<H: Hook<F>>(&mut self, hook: H) -> HookHandle<H> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.hooks.push((id, Box::new(hook)));
+        HookHandle { id, _hook: PhantomData }
+    }
+
+    /// Removes the hook and gives it back (with whatever it collected), or `None` if it was
+    /// already removed.
+    pub fn detach<H: Hook<F>>(&mut self, handle: HookHandle<H>) -> Option<H> {
+        let index = self.hooks.iter().position(|(id, _)| *id == handle.id)?;
+        let (_, boxed) = self.hooks.remove(index);
+        let any: Box<dyn Any> = boxed;
+        any.downcast::<H>().ok().map(|b| *b)
+    }
+
+    /// The attached hook, to read what it collected.
+    pub fn get<H: Hook<F>>(&self, handle: HookHandle<H>) -> Option<&H> {
+        let (_, boxed) = self.hooks.iter().find(|(id, _)| *id == handle.id)?;
+        let any: &dyn Any = boxed.as_ref();
+        any.downcast_ref::<H>()
+    }
+
+    /// The attached hook, mutably (e.g. to reset it).
+    pub fn get_mut<H: Hook<F>>(&mut self, handle: HookHandle<H>) -> Option<&mut H> {
+        let (_, boxed) = self.hooks.iter_mut().find(|(id, _)| *id == handle.id)?;
+        let any: &mut dyn Any = boxed.as_mut();
+        any.downcast_mut::<H>()
+    }
+
+    /// Number of attached hooks.
+    pub fn len(&self) -> usize {
+        self.hooks.len()
+    }
+
+    /// True when no hook is attached.
+    pub fn is_empty(&self) -> bool {
+        self.hooks.is_empty()
+    }
+
+    pub(crate) fn hooks_mut(&mut self) -> impl Iterator<Item = &mut Box<dyn Hook<F>>> {
+        self.hooks.iter_mut().map(|(_, h)| h)
+    }
+}

@@ -1,0 +1,144 @@
+//! The [`Layer`] trait, the [`Mode`] a pass runs in, and helpers shared by layer implementations.
+
+use ndarray::{Array2, ArrayView2};
+
+use crate::activation::Activation;
+use crate::error::format_shape;
+use crate::hooks::Context;
+use crate::param::{ParamView, ParamViewMut};
+use crate::{Error, Float, Result};
+
+/// Whether a pass is training or evaluating. Passed explicitly to every forward pass; there
+/// is no hidden global mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Mode {
+    /// Training: BatchNorm uses (and updates) batch statistics, dropout is active.
+    Train,
+    /// Evaluation: BatchNorm uses its running statistics.
+    Eval,
+}
+
+/// A differentiable building block that maps a `(batch, features)` array to another.
+///
+/// The layout follows llm.c: the *caller* (a container such as [`crate::Sequential`] or
+/// [`crate::Network`]) owns the activation buffers; a layer writes its output into the buffer
+/// it is given, and in backward it receives the same input and output again, so it only caches
+/// what it cannot recompute cheaply. Buffers are reused across steps, so a steady-state training
+/// step allocates nothing.
+///
+/// Backward *writes* the input gradient (when asked for one) and *adds* into the parameter
+/// gradients; [`Layer::zero_grad`] resets them.
+///
+/// The trait is object safe: containers hold `Box<dyn Layer<F>>`.
+///
+/// A container (a layer with children) runs each child through
+/// [`Context::forward_child`] / [`Context::backward_child`], which is where hooks see them, and
+/// owns no parameters of its own: every parameter belongs to a leaf, so its full name is the
+/// leaf's path plus the local name (`"3.branch.0.weight"`).
+///
+/// Most users never call these methods directly: they build a [`crate::Sequential`], wrap it in
+/// a [`crate::Network`] and call `forward` / `backward` there.
+pub trait Layer<F: Float>: Send {
+    /// The kind of layer, e.g. `"Linear"`, `"Tanh"`, `"Residual"`; used in reports.
+    fn kind(&self) -> &'static str;
+
+    /// A one-line description with the configuration, e.g. `"Linear(64→32)"`.
+    fn describe(&self) -> String {
+        self.kind().to_string()
+    }
+
+    /// The number of output features for `input_features` input features, or an error naming
+    /// the layer when it cannot take that many (checked before any computation).
+    fn output_features(&self, input_features: usize) -> Result<usize>;
+
+    /// Computes `output` from `input` (shape `(batch, in)`), resizing `output` to
+    /// `(batch, out)` if needed, and caches what backward needs.
+    fn forward(
+        &mut self,
+        input: ArrayView2<'_, F>,
+        output: &mut Array2<F>,
+        mode: Mode,
+        ctx: &mut Context<'_, F>,
+    ) -> Result<()>;
+
+    /// Given the `input` and `output` of the last forward pass and `grad_output` = dL/d(output),
+    /// writes dL/d(input) into `grad_input` (when `Some`; resized as needed) and adds the
+    /// parameter gradients into the parameters' gradient buffers.
+    ///
+    /// # Errors
+    /// [`Error::BackwardBeforeForward`] when no forward pass has run, and
+    /// [`Error::ShapeMismatch`] when the arrays do not match that pass.
+    fn backward(
+        &mut self,
+        input: ArrayView2<'_, F>,
+        output: ArrayView2<'_, F>,
+        grad_output: ArrayView2<'_, F>,
+        grad_input: Option<&mut Array2<F>>,
+        ctx: &mut Context<'_, F>,
+    ) -> Result<()>;
+
+    /// Calls `visitor` with each parameter of this layer and of its children, in a fixed order.
+    fn visit_parameters<'a>(&'a self, _visitor: &mut dyn FnMut(ParamView<'a, F>)) {}
+
+    /// Calls `visitor` with each parameter, mutably, in the same order as
+    /// [`Layer::visit_parameters`].
+    fn visit_parameters_mut<'a>(&'a mut self, _visitor: &mut dyn FnMut(ParamViewMut<'a, F>)) {}
+
+    /// Calls `visitor` with each direct child layer and its name (`"0"`, `"branch"`, …).
+    /// Leaf layers have none.
+    fn visit_children<'a>(&'a self, _visitor: &mut dyn FnMut(&str, &'a dyn Layer<F>)) {}
+
+    /// The direct child called `name`, if any (mutable, e.g. to edit its weights).
+    fn child_mut(&mut self, _name: &str) -> Option<&mut dyn Layer<F>> {
+        None
+    }
+
+    /// The activation this layer applies, if it is an activation layer (used by recorders for
+    /// saturation and dead-unit statistics).
+    fn as_activation(&self) -> Option<&dyn Activation<F>> {
+        None
+    }
+
+    /// Resets every parameter gradient to zero.
+    fn zero_grad(&mut self) {
+        self.visit_parameters_mut(&mut |mut p| p.grad.fill(F::zero()));
+    }
+
+    /// The total number of scalar parameters.
+    fn num_parameters(&self) -> usize {
+        let mut n = 0;
+        self.visit_parameters(&mut |p| n += p.value.len());
+        n
+    }
+}
+
+/// Resizes `buffer` to `shape`, reallocating only when the shape changes (or the buffer is not in standard layout) (contents are then
+/// zero; otherwise they are left as they were and the caller overwrites them).
+pub fn ensure_shape<F: Float>(buffer: &mut Array2<F>, shape: (usize, usize)) {
+    if buffer.dim() != shape || !buffer.is_standard_layout() {
+        *buffer = Array2::zeros(shape);
+    }
+}
+
+/// Checks that `array` is `(rows, cols)`, where `None` accepts any size on that axis.
+pub fn check_shape<F>(
+    layer: &dyn Fn() -> String,
+    what: &'static str,
+    array: &ArrayView2<'_, F>,
+    rows: Option<usize>,
+    cols: Option<usize>,
+) -> Result<()> {
+    let (r, c) = array.dim();
+    let rows_ok = rows.is_none_or(|x| x == r);
+    let cols_ok = cols.is_none_or(|x| x == c);
+    if rows_ok && cols_ok {
+        return Ok(());
+    }
+    let show = |d: Option<usize>, name: &str| d.map_or(name.to_string(), |v| v.to_string());
+    Err(Error::ShapeMismatch {
+        layer: layer(),
+        what,
+        expected: format!("({}, {})", show(rows, "batch"), show(cols, "features")),
+        actual: format_shape(array.shape()),
+    })
+}

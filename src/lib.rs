@@ -1,0 +1,58 @@
+//! # gradflow — see where your gradient vanishes
+//!
+//! A deep network learns only if the gradient reaches its first layers. Backpropagation
+//! multiplies it, layer after layer, by the transposed weights and by the derivative of each
+//! activation; when those factors are below one, the gradient reaching layer 1 of a 30-layer
+//! network is a product of thirty small numbers — it *vanishes*, and the early layers stop
+//! learning. Above one, it *explodes*. gradflow is a neural-network library built to make this
+//! visible: every layer's forward and backward can be observed with hooks, recorders turn them
+//! into per-layer statistics, and a diagnosis names the problem and the remedy.
+//!
+//! ## Quick start
+//!
+//! ```
+//! use gradflow::{Network, Sequential, Mode};
+//! use gradflow::activation::Tanh;
+//! use gradflow::init::GlorotUniform;
+//! use ndarray::Array2;
+//! use rand::SeedableRng;
+//!
+//! let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+//! let model = Sequential::<f32>::builder(64)
+//!     .init(GlorotUniform::default()).repeat(20, 64, Tanh).linear(10)
+//!     .build(&mut rng)?;
+//! let mut net = Network::new(model);
+//! let x = Array2::<f32>::ones((8, 64));
+//! let y = net.forward(x.view(), Mode::Train)?;
+//! assert_eq!(y.dim(), (8, 10));
+//! # Ok::<(), gradflow::Error>(())
+//! ```
+//!
+//! ## Module map
+//! - [`Layer`], [`Mode`]: the layer trait; [`layers`]: `Linear`, `Sequential`, the builder.
+//! - [`activation`]: the [`Activation`] trait and the activation zoo; [`Act`] makes one a layer.
+//! - [`init`]: the [`Initializer`] trait and `torch.nn.init`'s schemes.
+//! - [`hooks`]: observing and modifying what flows through every layer.
+//! - [`Network`]: a model with its buffers, hooks and step counter.
+#![warn(missing_docs)]
+
+pub mod activation;
+mod error;
+mod float;
+pub mod gradcheck;
+pub mod hooks;
+pub mod init;
+mod layer;
+pub mod layers;
+mod linalg;
+mod network;
+mod param;
+
+pub use activation::{Act, Activation, ActivationFamily};
+pub use error::{Error, Result};
+pub use float::Float;
+pub use init::Initializer;
+pub use layer::{Layer, Mode, check_shape, ensure_shape};
+pub use layers::{Linear, LinearConfig, Sequential, SequentialBuilder};
+pub use network::{Network, named_parameters};
+pub use param::{Param, ParamView, ParamViewMut};

@@ -1,0 +1,213 @@
+//! [`Network`]: a model ready to train — its buffers, its hooks and its step counter.
+
+use ndarray::{Array2, ArrayView2};
+
+use crate::hooks::{Context, Hook, HookHandle, HookSet};
+use crate::layer::{Layer, Mode, ensure_shape};
+use crate::layers::Sequential;
+use crate::param::{ParamView, ParamViewMut};
+use crate::{Error, Float, Result};
+
+/// A [`Sequential`] model with the buffers for its input, output and input gradient, the hooks
+/// attached to it, and a step counter (incremented by every backward pass).
+///
+/// ```
+/// use gradflow::{Network, Sequential, Mode};
+/// use gradflow::activation::Relu;
+/// use ndarray::Array2;
+/// use rand::SeedableRng;
+///
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+/// let model = Sequential::<f32>::builder(4).dense(8, Relu).linear(3).build(&mut rng).unwrap();
+/// let mut net = Network::new(model);
+/// let x = Array2::<f32>::ones((2, 4));
+/// let y = net.forward(x.view(), Mode::Train).unwrap();
+/// assert_eq!(y.dim(), (2, 3));
+/// net.backward(Array2::ones((2, 3)).view()).unwrap();
+/// assert_eq!(net.step_count(), 1);
+/// ```
+#[derive(Debug)]
+pub struct Network<F: Float> {
+    model: Sequential<F>,
+    input: Array2<F>,
+    output: Array2<F>,
+    grad_input: Array2<F>,
+    hooks: HookSet<F>,
+    step: u64,
+    forward_done: bool,
+}
+
+impl<F: Float> Network<F> {
+    /// Wraps a model.
+    pub fn new(model: Sequential<F>) -> Self {
+        Network {
+            model,
+            input: Array2::zeros((0, 0)),
+            output: Array2::zeros((0, 0)),
+            grad_input: Array2::zeros((0, 0)),
+            hooks: HookSet::new(),
+            step: 0,
+            forward_done: false,
+        }
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Sequential<F> {
+        &self.model
+    }
+
+    /// The model, mutably (for optimizers, clipping, editing weights).
+    pub fn model_mut(&mut self) -> &mut Sequential<F> {
+        &mut self.model
+    }
+
+    /// Unwraps the model.
+    pub fn into_model(self) -> Sequential<F> {
+        self.model
+    }
+
+    /// Runs the model on `input` (`(batch, features)`) and returns its output. The input is
+    /// copied (into a reused buffer) because backward needs it.
+    ///
+    /// # Errors
+    /// A shape mismatch naming the first layer that does not fit, or a hook error.
+    pub fn forward(&mut self, input: ArrayView2<'_, F>, mode: Mode) -> Result<ArrayView2<'_, F>> {
+        self.forward_done = false;
+        ensure_shape(&mut self.input, input.dim());
+        self.input.assign(&input);
+        let mut ctx = Context::with_hooks(&mut self.hooks, self.step);
+        self.model.forward(self.input.view(), &mut self.output, mode, &mut ctx)?;
+        self.forward_done = true;
+        Ok(self.output.view())
+    }
+
+    /// The output of the last forward pass.
+    pub fn output(&self) -> ArrayView2<'_, F> {
+        self.output.view()
+    }
+
+    /// Runs the model in [`Mode::Eval`] and returns an owned copy of the output.
+    pub fn predict(&mut self, input: ArrayView2<'_, F>) -> Result<Array2<F>> {
+        Ok(self.forward(input, Mode::Eval)?.to_owned())
+    }
+
+    /// Backpropagates `grad_output` = dL/d(output) of the last forward pass, adding into every
+    /// parameter's gradient, and advances the step counter. The gradient with respect to the
+    /// network's input is not computed (see [`Network::backward_with_input_grad`]).
+    pub fn backward(&mut self, grad_output: ArrayView2<'_, F>) -> Result<()> {
+        self.backward_impl(grad_output, false)
+    }
+
+    /// Like [`Network::backward`], and also returns dL/d(input).
+    pub fn backward_with_input_grad(&mut self, grad_output: ArrayView2<'_, F>) -> Result<ArrayView2<'_, F>> {
+        self.backward_impl(grad_output, true)?;
+        Ok(self.grad_input.view())
+    }
+
+    fn backward_impl(&mut self, grad_output: ArrayView2<'_, F>, want_input_grad: bool) -> Result<()> {
+        if !self.forward_done {
+            return Err(Error::BackwardBeforeForward { layer: "Network".into() });
+        }
+        if grad_output.dim() != self.output.dim() {
+            return Err(Error::shape(
+                "Network",
+                "grad_output",
+                crate::error::format_shape(self.output.shape()),
+                grad_output.shape(),
+            ));
+        }
+        let mut ctx = Context::with_hooks(&mut self.hooks, self.step);
+        let grad_input = if want_input_grad { Some(&mut self.grad_input) } else { None };
+        self.model.backward(self.input.view(), self.output.view(), grad_output, grad_input, &mut ctx)?;
+        self.step += 1;
+        Ok(())
+    }
+
+    /// Number of backward passes run so far (the `step` that hooks see).
+    pub fn step_count(&self) -> u64 {
+        self.step
+    }
+
+    /// Resets every parameter gradient to zero.
+    pub fn zero_grad(&mut self) {
+        self.model.zero_grad();
+    }
+
+    /// Total number of scalar parameters.
+    pub fn num_parameters(&self) -> usize {
+        self.model.num_parameters()
+    }
+
+    /// Visits every parameter (see [`Layer::visit_parameters`]).
+    pub fn visit_parameters<'a>(&'a self, visitor: &mut dyn FnMut(ParamView<'a, F>)) {
+        self.model.visit_parameters(visitor);
+    }
+
+    /// Visits every parameter mutably.
+    pub fn visit_parameters_mut<'a>(&'a mut self, visitor: &mut dyn FnMut(ParamViewMut<'a, F>)) {
+        self.model.visit_parameters_mut(visitor);
+    }
+
+    /// Attaches a hook that sees every following pass until it is removed with
+    /// [`Network::detach_hook`].
+    pub fn attach_hook<H: Hook<F>>(&mut self, hook: H) -> HookHandle<H> {
+        self.hooks.attach(hook)
+    }
+
+    /// Removes a hook and returns it with whatever it collected.
+    pub fn detach_hook<H: Hook<F>>(&mut self, handle: HookHandle<H>) -> Option<H> {
+        self.hooks.detach(handle)
+    }
+
+    /// The attached hook, to read what it collected so far.
+    pub fn hook<H: Hook<F>>(&self, handle: HookHandle<H>) -> Option<&H> {
+        self.hooks.get(handle)
+    }
+
+    /// The attached hook, mutably.
+    pub fn hook_mut<H: Hook<F>>(&mut self, handle: HookHandle<H>) -> Option<&mut H> {
+        self.hooks.get_mut(handle)
+    }
+
+    /// Runs `f` with `hook` attached and returns the hook afterwards: for observing a single
+    /// pass (or a few).
+    pub fn with_hook<H: Hook<F>, R>(&mut self, hook: H, f: impl FnOnce(&mut Self) -> R) -> (R, H) {
+        let handle = self.attach_hook(hook);
+        let result = f(self);
+        let hook =
+            self.detach_hook(handle).expect("attached above and not removable by f without its handle");
+        (result, hook)
+    }
+
+    /// Parameters with their full PyTorch-style names (`"0.weight"`, `"3.branch.1.bias"`), in
+    /// visiting order.
+    pub fn named_parameters(&self) -> Vec<(String, ParamView<'_, F>)> {
+        named_parameters(&self.model)
+    }
+}
+
+/// Every parameter of `layer` and its descendants with its dotted name, in visiting order.
+pub fn named_parameters<F: Float>(layer: &dyn Layer<F>) -> Vec<(String, ParamView<'_, F>)> {
+    let mut out = Vec::new();
+    collect_named(layer, String::new(), &mut out);
+    out
+}
+
+fn collect_named<'a, F: Float>(
+    layer: &'a dyn Layer<F>,
+    prefix: String,
+    out: &mut Vec<(String, ParamView<'a, F>)>,
+) {
+    let mut has_children = false;
+    layer.visit_children(&mut |name, child| {
+        has_children = true;
+        let path = if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") };
+        collect_named(child, path, out);
+    });
+    if !has_children {
+        layer.visit_parameters(&mut |p| {
+            let name = if prefix.is_empty() { p.name.to_string() } else { format!("{prefix}.{}", p.name) };
+            out.push((name, p));
+        });
+    }
+}

@@ -1,0 +1,67 @@
+//! Trainable parameters: a value and the gradient accumulated for it.
+
+use ndarray::{Array, ArrayViewD, ArrayViewMutD, Dimension};
+
+use crate::Float;
+
+/// A trainable tensor together with its gradient buffer (same shape).
+///
+/// Layers own their parameters as `Param`s and hand them to visitors as [`ParamView`] /
+/// [`ParamViewMut`] under PyTorch's names (`"weight"`, `"bias"`, …).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Param<F: Float, D: Dimension> {
+    /// The current value.
+    pub value: Array<F, D>,
+    /// The gradient accumulated by `backward` since the last `zero_grad`.
+    pub grad: Array<F, D>,
+}
+
+impl<F: Float, D: Dimension> Param<F, D> {
+    /// Wraps a value, with a zero gradient of the same shape.
+    pub fn new(value: Array<F, D>) -> Self {
+        let grad = Array::zeros(value.raw_dim());
+        Param { value, grad }
+    }
+
+    /// A read-only view under `name`.
+    pub fn view<'a>(&'a self, name: &'static str) -> ParamView<'a, F> {
+        ParamView { name, value: self.value.view().into_dyn(), grad: self.grad.view().into_dyn() }
+    }
+
+    /// A mutable view under `name`.
+    pub fn view_mut<'a>(&'a mut self, name: &'static str) -> ParamViewMut<'a, F> {
+        ParamViewMut { name, value: self.value.view_mut().into_dyn(), grad: self.grad.view_mut().into_dyn() }
+    }
+
+    /// Number of scalar entries.
+    pub fn len(&self) -> usize {
+        self.value.len()
+    }
+
+    /// True when the parameter has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.value.is_empty()
+    }
+}
+
+/// A parameter as seen by a read-only visitor.
+#[derive(Debug)]
+pub struct ParamView<'a, F: Float> {
+    /// The parameter's local name within its layer, as in PyTorch (`"weight"`, `"bias"`).
+    pub name: &'static str,
+    /// The value.
+    pub value: ArrayViewD<'a, F>,
+    /// The accumulated gradient.
+    pub grad: ArrayViewD<'a, F>,
+}
+
+/// A parameter as seen by a mutating visitor (optimizers, clipping, loaders).
+#[derive(Debug)]
+pub struct ParamViewMut<'a, F: Float> {
+    /// The parameter's local name within its layer, as in PyTorch (`"weight"`, `"bias"`).
+    pub name: &'static str,
+    /// The value.
+    pub value: ArrayViewMutD<'a, F>,
+    /// The accumulated gradient.
+    pub grad: ArrayViewMutD<'a, F>,
+}
