@@ -37,6 +37,7 @@
 #![warn(missing_docs)]
 
 pub mod activation;
+pub mod data;
 mod error;
 mod float;
 pub mod gradcheck;
@@ -45,7 +46,9 @@ pub mod init;
 mod layer;
 pub mod layers;
 mod linalg;
+pub mod loss;
 mod network;
+pub mod optim;
 mod param;
 
 pub use activation::{Act, Activation, ActivationFamily};
