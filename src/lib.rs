@@ -56,6 +56,6 @@ pub use error::{Error, Result};
 pub use float::Float;
 pub use init::Initializer;
 pub use layer::{Layer, Mode, check_shape, ensure_shape};
-pub use layers::{Linear, LinearConfig, Sequential, SequentialBuilder};
+pub use layers::{Linear, LinearConfig, PRelu, Sequential, SequentialBuilder};
 pub use network::{Network, named_parameters};
 pub use param::{Param, ParamView, ParamViewMut};

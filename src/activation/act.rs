@@ -49,6 +49,11 @@ impl<F: Float> Layer<F> for Act<F> {
         self.activation.name()
     }
 
+    /// The activation's [`Activation::describe`], e.g. `"elu(alpha=0.5)"`.
+    fn describe(&self) -> String {
+        self.activation.describe()
+    }
+
     fn output_features(&self, input_features: usize) -> Result<usize> {
         Ok(input_features)
     }
@@ -104,5 +109,50 @@ impl<F: Float> Layer<F> for Act<F> {
 
     fn as_activation(&self) -> Option<&dyn Activation<F>> {
         Some(self.activation.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activation::{Elu, Sigmoid};
+    use ndarray::array;
+
+    #[test]
+    fn forward_and_backward_apply_value_and_derivative_elementwise() {
+        let mut layer = Act::<f64>::new(Sigmoid);
+        let x = array![[0.0, 3f64.ln()], [-(3f64.ln()), 0.0]];
+        let mut y = Array2::zeros((0, 0));
+        layer.forward(x.view(), &mut y, Mode::Train, &mut Context::new()).unwrap();
+        // σ(0) = ½, σ(ln 3) = ¾, σ(−ln 3) = ¼
+        let expected = array![[0.5, 0.75], [0.25, 0.5]];
+        assert!(y.iter().zip(&expected).all(|(a, b)| (a - b).abs() < 1e-15), "{y}");
+        let gy = array![[1.0, 2.0], [4.0, -1.0]];
+        let mut gx = Array2::zeros((0, 0));
+        layer.backward(x.view(), y.view(), gy.view(), Some(&mut gx), &mut Context::new()).unwrap();
+        // σ' = ¼, 3/16, 3/16, ¼
+        let expected = array![[0.25, 2.0 * 3.0 / 16.0], [4.0 * 3.0 / 16.0, -0.25]];
+        assert!(gx.iter().zip(&expected).all(|(a, b)| (a - b).abs() < 1e-15), "{gx}");
+    }
+
+    #[test]
+    fn describe_shows_the_configuration_and_errors_name_it() {
+        let mut layer = Act::<f32>::new(Elu::new(0.5).unwrap());
+        assert_eq!(layer.describe(), "elu(alpha=0.5)");
+        let x = Array2::zeros((2, 3));
+        let err = layer.backward(x.view(), x.view(), x.view(), None, &mut Context::new()).unwrap_err();
+        assert!(matches!(&err, Error::BackwardBeforeForward { layer } if layer == "elu(alpha=0.5)"), "{err}");
+    }
+
+    #[test]
+    fn backward_with_a_wrong_gradient_shape_is_an_error() {
+        let mut layer = Act::<f64>::new(Sigmoid);
+        let x = Array2::zeros((2, 3));
+        let mut y = Array2::zeros((0, 0));
+        layer.forward(x.view(), &mut y, Mode::Train, &mut Context::new()).unwrap();
+        let gy = Array2::zeros((2, 4));
+        let err = layer.backward(x.view(), y.view(), gy.view(), None, &mut Context::new()).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("sigmoid") && msg.contains("grad_output") && msg.contains("(2, 4)"), "{msg}");
     }
 }

@@ -29,3 +29,18 @@ impl<F: Float> Activation<F> for Relu {
         ActivationFamily::Rectifier
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_and_derivatives_at_hand_computed_points() {
+        assert_eq!(Relu.value(-2.0f64), 0.0);
+        assert_eq!(Relu.value(2.5f64), 2.5);
+        assert_eq!(Relu.derivative(2.5f64, 2.5), 1.0);
+        assert_eq!(Relu.derivative(-2.0f64, 0.0), 0.0);
+        // PyTorch's convention: the derivative at 0 is 0.
+        assert_eq!(Relu.derivative(0.0f64, 0.0), 0.0);
+    }
+}

@@ -29,3 +29,20 @@ impl<F: Float> Activation<F> for Tanh {
         ActivationFamily::Saturating
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_and_derivatives_at_hand_computed_points() {
+        assert_eq!(Tanh.value(0.0f64), 0.0);
+        assert_eq!(Tanh.derivative(0.0f64, 0.0), 1.0);
+        // tanh(ln 2) = (2 − ½)/(2 + ½) = 3/5, derivative 1 − 9/25 = 16/25.
+        let x = 2f64.ln();
+        let y = Tanh.value(x);
+        assert!((y - 0.6).abs() < 1e-15);
+        assert!((Tanh.derivative(x, y) - 0.64).abs() < 1e-15);
+        assert_eq!(Tanh.value(-1000.0f32), -1.0);
+    }
+}
