@@ -211,7 +211,7 @@ pub fn check_layer(
     }
     for (param_index, (name, len)) in shapes.into_iter().enumerate() {
         let mut acc = Accumulator::new(name, len, config.floor);
-        for entry in 0..len {
+        for (entry, &analytic) in analytic_grads[param_index].iter().enumerate().take(len) {
             let mut original = 0.0;
             nudge(layer, param_index, entry, |v| {
                 original = *v;
@@ -221,7 +221,7 @@ pub fn check_layer(
             nudge(layer, param_index, entry, |v| *v = original - eps);
             let minus = weighted_sum(layer, input.view(), &weights, config.mode)?;
             nudge(layer, param_index, entry, |v| *v = original);
-            acc.add(entry, analytic_grads[param_index][entry], (plus - minus) / (2.0 * eps));
+            acc.add(entry, analytic, (plus - minus) / (2.0 * eps));
         }
         tensors.push(acc.check);
     }
@@ -232,10 +232,10 @@ pub fn check_layer(
 fn nudge(layer: &mut dyn Layer<f64>, param_index: usize, entry: usize, mut f: impl FnMut(&mut f64)) {
     let mut i = 0;
     layer.visit_parameters_mut(&mut |mut p| {
-        if i == param_index {
-            if let Some(v) = p.value.iter_mut().nth(entry) {
-                f(v);
-            }
+        if i == param_index
+            && let Some(v) = p.value.iter_mut().nth(entry)
+        {
+            f(v);
         }
         i += 1;
     });

@@ -129,8 +129,9 @@ impl<F: Float> Linear<F> {
         if out == 0 || inp == 0 {
             return Err(Error::config("Linear", "weight", format!("has an empty shape ({out}, {inp})")));
         }
-        if let Some(b) = &bias {
-            if b.len() != out {
+        if let Some(b) = &bias
+            && b.len() != out
+        {
                 return Err(Error::shape(
                     format!("Linear({inp}→{out})"),
                     "bias",
