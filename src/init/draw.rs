@@ -1,0 +1,55 @@
+//! The two primitive draws every scheme reduces to: U(low, high) and N(mean, std), filled in
+//! row-major order from the caller's RNG.
+
+use ndarray::Array2;
+use rand::{Rng, RngCore};
+use rand_distr::StandardNormal;
+
+use crate::{Error, Result};
+
+/// `shape` i.i.d. draws from U[low, high) (half-open, like `torch.Tensor.uniform_`).
+/// Requires finite `low < high`; `component` names the caller in the error otherwise.
+pub(crate) fn uniform(
+    component: &str,
+    shape: (usize, usize),
+    low: f64,
+    high: f64,
+    rng: &mut dyn RngCore,
+) -> Result<Array2<f64>> {
+    let dist = rand_distr::Uniform::new(low, high)
+        .map_err(|e| Error::config(component, "bound", format!("U({low}, {high}) is invalid: {e}")))?;
+    Ok(Array2::from_shape_simple_fn(shape, || rng.sample(dist)))
+}
+
+/// `shape` i.i.d. draws from N(mean, std²), as `mean + std·z` with z standard normal (the
+/// same transform as `rand_distr::Normal`). The caller has validated `mean` and `std`.
+pub(crate) fn normal(shape: (usize, usize), mean: f64, std: f64, rng: &mut dyn RngCore) -> Array2<f64> {
+    Array2::from_shape_simple_fn(shape, || {
+        let z: f64 = rng.sample(StandardNormal);
+        mean + std * z
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::init::testing::rng;
+
+    #[test]
+    fn uniform_stays_in_its_half_open_interval() {
+        let a = uniform("T", (100, 100), -0.5, 0.25, &mut rng(3)).unwrap();
+        assert!(a.iter().all(|&v| (-0.5..0.25).contains(&v)));
+    }
+
+    #[test]
+    fn uniform_refuses_an_empty_interval() {
+        let msg = uniform("T", (2, 2), 1.0, 1.0, &mut rng(3)).unwrap_err().to_string();
+        assert!(msg.starts_with("T:"), "{msg}");
+    }
+
+    #[test]
+    fn normal_with_zero_std_is_the_mean() {
+        let a = normal((3, 4), 2.5, 0.0, &mut rng(3));
+        assert!(a.iter().all(|&v| v == 2.5));
+    }
+}
