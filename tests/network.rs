@@ -140,7 +140,8 @@ fn gradients(net: &Network<f64>) -> Vec<Vec<f64>> {
 fn observing_does_not_change_gradients_and_a_modifying_hook_reaches_the_layers_below() {
     let x = input(4, 5);
     let g = Array2::from_elem((4, 3), 0.5);
-    let run = |hook: Option<Box<dyn FnMut(&mut Event<'_, f64>) + Send>>| {
+    type BoxedHook = Box<dyn FnMut(&mut Event<'_, f64>) + Send>;
+    let run = |hook: Option<BoxedHook>| {
         let mut net = Network::new(small_model::<f64>(7));
         if let Some(hook) = hook {
             net.attach_hook(hook);
@@ -157,10 +158,10 @@ fn observing_does_not_change_gradients_and_a_modifying_hook_reaches_the_layers_b
 
     // Doubling the gradient leaving layer 2 doubles every gradient below it and nothing above.
     let doubled = run(Some(Box::new(|e: &mut Event<'_, f64>| {
-        if let Event::Backward(b) = e {
-            if b.path == "2" {
-                b.grad_input_mut().unwrap().mapv_inplace(|v| 2.0 * v);
-            }
+        if let Event::Backward(b) = e
+            && b.path == "2"
+        {
+            b.grad_input_mut().unwrap().mapv_inplace(|v| 2.0 * v);
         }
     })));
     // parameters: 0.weight 0.bias 2.weight 2.bias 4.weight 4.bias
@@ -176,10 +177,10 @@ fn observing_does_not_change_gradients_and_a_modifying_hook_reaches_the_layers_b
 fn a_replacement_gradient_of_the_wrong_shape_fails_the_pass_naming_the_layer() {
     let mut net = Network::new(small_model::<f64>(8));
     net.attach_hook(|e: &mut Event<'_, f64>| {
-        if let Event::Backward(b) = e {
-            if b.path == "2" {
-                let _ = b.set_grad_input(Array2::zeros((1, 1)).view());
-            }
+        if let Event::Backward(b) = e
+            && b.path == "2"
+        {
+            let _ = b.set_grad_input(Array2::zeros((1, 1)).view());
         }
     });
     net.forward(input(2, 5).view(), Mode::Train).unwrap();

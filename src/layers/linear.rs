@@ -132,13 +132,7 @@ impl<F: Float> Linear<F> {
         if let Some(b) = &bias
             && b.len() != out
         {
-                return Err(Error::shape(
-                    format!("Linear({inp}→{out})"),
-                    "bias",
-                    format!("({out})"),
-                    b.shape(),
-                ));
-            }
+            return Err(Error::shape(format!("Linear({inp}→{out})"), "bias", format!("({out})"), b.shape()));
         }
         Ok(Linear { weight: Param::new(weight), bias: bias.map(Param::new), seen_forward: false })
     }
