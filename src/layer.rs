@@ -5,7 +5,7 @@ use ndarray::{Array2, ArrayView2};
 use crate::activation::Activation;
 use crate::error::format_shape;
 use crate::hooks::Context;
-use crate::param::{ParamView, ParamViewMut};
+use crate::param::{BufferView, BufferViewMut, ParamView, ParamViewMut};
 use crate::{Error, Float, Result};
 
 /// Whether a pass is training or evaluating. Passed explicitly to every forward pass; there
@@ -83,6 +83,13 @@ pub trait Layer<F: Float>: Send {
     /// Calls `visitor` with each parameter, mutably, in the same order as
     /// [`Layer::visit_parameters`].
     fn visit_parameters_mut<'a>(&'a mut self, _visitor: &mut dyn FnMut(ParamViewMut<'a, F>)) {}
+
+    /// Calls `visitor` with each non-trainable buffer (e.g. BatchNorm's `running_mean`) of this
+    /// layer and of its children, in a fixed order. Containers forward to their children.
+    fn visit_buffers<'a>(&'a self, _visitor: &mut dyn FnMut(BufferView<'a, F>)) {}
+
+    /// Calls `visitor` with each buffer, mutably, in the same order as [`Layer::visit_buffers`].
+    fn visit_buffers_mut<'a>(&'a mut self, _visitor: &mut dyn FnMut(BufferViewMut<'a, F>)) {}
 
     /// Calls `visitor` with each direct child layer and its name (`"0"`, `"branch"`, …).
     /// Leaf layers have none.

@@ -5,7 +5,7 @@ use ndarray::{Array2, ArrayView2};
 use crate::hooks::{Context, Hook, HookHandle, HookSet};
 use crate::layer::{Layer, Mode, ensure_shape};
 use crate::layers::Sequential;
-use crate::param::{ParamView, ParamViewMut};
+use crate::param::{BufferView, ParamView, ParamViewMut};
 use crate::{Error, Float, Result};
 
 /// A [`Sequential`] model with the buffers for its input, output and input gradient, the hooks
@@ -183,6 +183,34 @@ impl<F: Float> Network<F> {
     /// visiting order.
     pub fn named_parameters(&self) -> Vec<(String, ParamView<'_, F>)> {
         named_parameters(&self.model)
+    }
+}
+
+/// Every buffer of `layer` and its descendants (e.g. `"1.running_mean"`) with its dotted name,
+/// in visiting order.
+pub fn named_buffers<F: Float>(layer: &dyn Layer<F>) -> Vec<(String, BufferView<'_, F>)> {
+    let mut out = Vec::new();
+    collect_named_buffers(layer, String::new(), &mut out);
+    out
+}
+
+fn collect_named_buffers<'a, F: Float>(
+    layer: &'a dyn Layer<F>,
+    prefix: String,
+    out: &mut Vec<(String, BufferView<'a, F>)>,
+) {
+    let mut has_children = false;
+    layer.visit_children(&mut |name, child| {
+        has_children = true;
+        let path = if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") };
+        collect_named_buffers(child, path, out);
+    });
+    if !has_children {
+        layer.visit_buffers(&mut |b| {
+            let name =
+                if prefix.is_empty() { b.name().to_string() } else { format!("{prefix}.{}", b.name()) };
+            out.push((name, b));
+        });
     }
 }
 

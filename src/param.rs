@@ -65,3 +65,60 @@ pub struct ParamViewMut<'a, F: Float> {
     /// The accumulated gradient.
     pub grad: ArrayViewMutD<'a, F>,
 }
+
+/// A non-trainable buffer saved with a model (PyTorch's `register_buffer`), e.g. BatchNorm's
+/// running statistics.
+#[derive(Debug)]
+pub enum BufferView<'a, F: Float> {
+    /// A floating-point tensor such as `running_mean`.
+    Tensor {
+        /// The buffer's local name, as in PyTorch.
+        name: &'static str,
+        /// Its value.
+        value: ArrayViewD<'a, F>,
+    },
+    /// A counter such as `num_batches_tracked` (an `int64` tensor of shape `()` in PyTorch).
+    Count {
+        /// The buffer's local name, as in PyTorch.
+        name: &'static str,
+        /// Its value.
+        value: u64,
+    },
+}
+
+/// A buffer as seen by a mutating visitor (loaders).
+#[derive(Debug)]
+pub enum BufferViewMut<'a, F: Float> {
+    /// A floating-point tensor such as `running_mean`.
+    Tensor {
+        /// The buffer's local name, as in PyTorch.
+        name: &'static str,
+        /// Its value.
+        value: ArrayViewMutD<'a, F>,
+    },
+    /// A counter such as `num_batches_tracked`.
+    Count {
+        /// The buffer's local name, as in PyTorch.
+        name: &'static str,
+        /// Its value.
+        value: &'a mut u64,
+    },
+}
+
+impl<F: Float> BufferView<'_, F> {
+    /// The buffer's local name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            BufferView::Tensor { name, .. } | BufferView::Count { name, .. } => name,
+        }
+    }
+}
+
+impl<F: Float> BufferViewMut<'_, F> {
+    /// The buffer's local name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            BufferViewMut::Tensor { name, .. } | BufferViewMut::Count { name, .. } => name,
+        }
+    }
+}

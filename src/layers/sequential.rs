@@ -4,7 +4,7 @@ use ndarray::{Array2, ArrayView2};
 
 use crate::hooks::Context;
 use crate::layer::{Layer, Mode, ensure_shape};
-use crate::param::{ParamView, ParamViewMut};
+use crate::param::{BufferView, BufferViewMut, ParamView, ParamViewMut};
 use crate::{Error, Float, Result};
 
 /// A chain of boxed layers; child `i` is called `"i"`, as in PyTorch's `nn.Sequential`, so its
@@ -227,6 +227,18 @@ impl<F: Float> Layer<F> for Sequential<F> {
     fn visit_parameters_mut<'a>(&'a mut self, visitor: &mut dyn FnMut(ParamViewMut<'a, F>)) {
         for layer in &mut self.layers {
             layer.visit_parameters_mut(visitor);
+        }
+    }
+
+    fn visit_buffers<'a>(&'a self, visitor: &mut dyn FnMut(BufferView<'a, F>)) {
+        for layer in &self.layers {
+            layer.visit_buffers(visitor);
+        }
+    }
+
+    fn visit_buffers_mut<'a>(&'a mut self, visitor: &mut dyn FnMut(BufferViewMut<'a, F>)) {
+        for layer in &mut self.layers {
+            layer.visit_buffers_mut(visitor);
         }
     }
 
