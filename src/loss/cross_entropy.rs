@@ -25,7 +25,7 @@ use crate::{Error, Float, Result};
 /// use gradflow::loss::{CrossEntropy, Loss, Targets};
 /// use ndarray::array;
 ///
-/// let logits = array![[1.0, 2.0, 3.0]];
+/// let logits = array![[1.0f64, 2.0, 3.0]];
 /// let (loss, grad) = CrossEntropy::default().value_and_grad(logits.view(), Targets::Classes(&[2]))?;
 /// // ln(e¹ + e² + e³) − 3
 /// assert!((loss - 0.40760596444438).abs() < 1e-12);
