@@ -233,15 +233,14 @@ pub(crate) fn adam_step<F: Float>(
             max_exp_avg_sq: amsgrad.then(|| ArrayD::zeros(shape)),
         },
         |ParamViewMut { mut value, grad, .. }, slot| {
-            // Both moment updates, returning the second-moment value the denominator uses.
-            let moments = |p: &mut F, g: F, m: &mut F, v: &mut F| -> F {
+            // The weight decay and both moment updates.
+            let moments = |p: &mut F, g: F, m: &mut F, v: &mut F| {
                 if let Some(s) = shrink {
                     *p *= s;
                 }
                 let g = l2.map_or(g, |wd| g + wd * *p);
                 *m = lerp(*m, g, one_minus_beta1);
                 *v = *v * beta2_f + one_minus_beta2 * g * g;
-                g
             };
             let apply = |p: &mut F, m: F, second: F| {
                 let denom = second.sqrt() / bias_correction2_sqrt + eps;
