@@ -57,5 +57,7 @@ pub use float::Float;
 pub use init::Initializer;
 pub use layer::{Layer, Mode, check_shape, ensure_shape};
 pub use layers::{Linear, LinearConfig, PRelu, Sequential, SequentialBuilder};
+pub use loss::{Loss, Reduction, Targets};
 pub use network::{Network, named_buffers, named_parameters};
+pub use optim::Optimizer;
 pub use param::{BufferView, BufferViewMut, Param, ParamView, ParamViewMut};

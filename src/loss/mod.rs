@@ -1,5 +1,30 @@
 //! Loss functions. Each returns the loss value and writes its gradient with respect to the
 //! prediction, which is where backpropagation starts.
+//!
+//! | loss | PyTorch | targets |
+//! |------|---------|---------|
+//! | [`Mse`] | `nn.MSELoss` | [`Targets::Values`], same shape as the prediction |
+//! | [`CrossEntropy`] | `nn.CrossEntropyLoss` (from logits) | [`Targets::Classes`], one per row |
+//! | [`BceWithLogits`] | `nn.BCEWithLogitsLoss` | [`Targets::Values`] in `[0, 1]` |
+//!
+//! Every loss checks its input before computing anything: an empty batch, a target of the wrong
+//! kind or shape, or a class index out of range is an error naming the loss, and so is a NaN or
+//! infinity in the prediction (reported at its first row and column) or in the resulting loss.
+//! [`check_loss`] compares a loss's gradient with central differences; [`accuracy`] scores
+//! logits against class indices.
+
+mod bce_with_logits;
+mod cross_entropy;
+mod gradcheck;
+mod metrics;
+mod mse;
+mod validate;
+
+pub use bce_with_logits::BceWithLogits;
+pub use cross_entropy::CrossEntropy;
+pub use gradcheck::check_loss;
+pub use metrics::accuracy;
+pub use mse::Mse;
 
 use ndarray::{Array2, ArrayView2};
 
@@ -22,6 +47,23 @@ pub enum Reduction {
     Mean,
     /// The sum.
     Sum,
+}
+
+impl Reduction {
+    /// The factor applied to the sum of `count` terms: `1/count` for [`Reduction::Mean`], `1`
+    /// for [`Reduction::Sum`].
+    ///
+    /// ```
+    /// use gradflow::loss::Reduction;
+    /// assert_eq!(Reduction::Mean.factor(4), 0.25);
+    /// assert_eq!(Reduction::Sum.factor(4), 1.0);
+    /// ```
+    pub fn factor(self, count: usize) -> f64 {
+        match self {
+            Reduction::Mean => 1.0 / count as f64,
+            Reduction::Sum => 1.0,
+        }
+    }
 }
 
 /// A differentiable loss.

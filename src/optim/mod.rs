@@ -1,4 +1,51 @@
 //! Optimizers (PyTorch's update rules), learning-rate schedules and gradient clipping.
+//!
+//! | here | PyTorch |
+//! |------|---------|
+//! | [`Sgd`] ([`SgdConfig`]) | `torch.optim.SGD` (momentum, dampening, Nesterov, weight decay) |
+//! | [`Adam`] ([`AdamConfig`]) | `torch.optim.Adam` (L2 weight decay, AMSGrad) |
+//! | [`AdamW`] ([`AdamWConfig`]) | `torch.optim.AdamW` (decoupled weight decay) |
+//! | [`RmsProp`] ([`RmsPropConfig`]) | `torch.optim.RMSprop` (momentum, centered) |
+//! | [`StepLr`], [`ExponentialLr`], [`CosineAnnealingLr`] | `torch.optim.lr_scheduler`'s closed forms |
+//! | [`clip_grad_norm`], [`clip_grad_value`] | `torch.nn.utils.clip_grad_norm_` / `clip_grad_value_` |
+//!
+//! Each optimizer is built from a configuration that is validated at construction (an invalid
+//! value is an [`crate::Error::InvalidConfig`] naming the field), keeps its per-parameter state
+//! in the order the model visits its parameters (built on the first step), and checks every
+//! gradient before changing anything: a NaN or infinite gradient is an error and leaves every
+//! parameter as it was.
+//!
+//! ```
+//! use gradflow::{Layer, Linear};
+//! use gradflow::optim::{Optimizer, SgdConfig};
+//! use ndarray::array;
+//!
+//! let mut model = Linear::from_weights(array![[1.0, -2.0]], Some(array![0.5]))?;
+//! let mut sgd = SgdConfig::new(0.1).momentum(0.9).build::<f64>()?;
+//! model.visit_parameters_mut(&mut |mut p| p.grad.fill(1.0));
+//! sgd.step(&mut model)?;
+//! assert_eq!(model.weight()[(0, 0)], 1.0 - 0.1);
+//! # Ok::<(), gradflow::Error>(())
+//! ```
+
+mod adam;
+mod adamw;
+mod clip;
+mod rmsprop;
+mod schedule;
+mod sgd;
+mod state;
+mod validate;
+
+#[cfg(test)]
+mod test_model;
+
+pub use adam::{Adam, AdamConfig};
+pub use adamw::{AdamW, AdamWConfig};
+pub use clip::{clip_grad_norm, clip_grad_value, global_grad_norm};
+pub use rmsprop::{RmsProp, RmsPropConfig};
+pub use schedule::{CosineAnnealingLr, ExponentialLr, LrSchedule, StepLr};
+pub use sgd::{Sgd, SgdConfig};
 
 use crate::layer::Layer;
 use crate::{Float, Result};
@@ -22,9 +69,32 @@ pub trait Optimizer<F: Float>: Send {
     /// The current learning rate.
     fn learning_rate(&self) -> f64;
 
-    /// Sets the learning rate (used by schedules).
+    /// Sets the learning rate (used by schedules). Zero is accepted — it is where
+    /// [`CosineAnnealingLr`] ends with `eta_min = 0`, as in PyTorch — although a zero learning
+    /// rate is refused at construction.
     ///
     /// # Errors
-    /// [`crate::Error::InvalidConfig`] when `lr` is not positive and finite.
+    /// [`crate::Error::InvalidConfig`] when `lr` is negative or not finite.
     fn set_learning_rate(&mut self, lr: f64) -> Result<()>;
+
+    /// Sets the learning rate that `schedule` gives for `epoch` (counted from 0) starting from
+    /// `base_lr`, and returns it — what PyTorch's `scheduler.step()` does at the end of an epoch.
+    ///
+    /// ```
+    /// use gradflow::optim::{Optimizer, SgdConfig, StepLr};
+    ///
+    /// let mut sgd = SgdConfig::new(0.1).build::<f32>()?;
+    /// let schedule = StepLr::new(2, 0.5)?;
+    /// assert_eq!(sgd.apply_schedule(&schedule, 0.1, 3)?, 0.05);
+    /// assert_eq!(sgd.learning_rate(), 0.05);
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidConfig`] when the scheduled rate is negative or not finite.
+    fn apply_schedule(&mut self, schedule: &dyn LrSchedule, base_lr: f64, epoch: usize) -> Result<f64> {
+        let lr = schedule.learning_rate(base_lr, epoch);
+        self.set_learning_rate(lr)?;
+        Ok(lr)
+    }
 }

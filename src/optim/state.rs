@@ -1,0 +1,180 @@
+//! [`ParamStates`]: an optimizer's per-parameter state, kept in the model's visiting order,
+//! together with the checks every step runs before it changes anything.
+
+use ndarray::{ArrayViewD, Dimension};
+
+use crate::error::format_shape;
+use crate::layer::Layer;
+use crate::param::ParamViewMut;
+use crate::{Error, Float, Result, named_parameters};
+
+/// One state slot `S` per parameter (e.g. a momentum buffer), in visiting order, built on the
+/// first successful step; plus the shapes seen on that step and the number of steps taken.
+#[derive(Debug, Clone)]
+pub(crate) struct ParamStates<S> {
+    shapes: Vec<Vec<usize>>,
+    slots: Vec<S>,
+    steps: u64,
+}
+
+impl<S> Default for ParamStates<S> {
+    fn default() -> Self {
+        ParamStates { shapes: Vec::new(), slots: Vec::new(), steps: 0 }
+    }
+}
+
+impl<S> ParamStates<S> {
+    /// The number of steps taken so far (0 before the first).
+    pub(crate) fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// One optimizer step: checks `model` against the recorded layout and every gradient for
+    /// NaN/∞ (returning an error, with nothing changed, on the first problem), creates the
+    /// slots with `init(shape)` on the first step, then calls `update` with each parameter and
+    /// its slot, in visiting order.
+    pub(crate) fn step<F: Float>(
+        &mut self,
+        optimizer: &str,
+        model: &mut dyn Layer<F>,
+        init: impl Fn(&[usize]) -> S,
+        mut update: impl FnMut(ParamViewMut<'_, F>, &mut S),
+    ) -> Result<()> {
+        self.check(optimizer, &*model)?;
+        if self.steps == 0 {
+            self.shapes.clear();
+            let shapes = &mut self.shapes;
+            model.visit_parameters(&mut |p| shapes.push(p.value.shape().to_vec()));
+            self.slots = self.shapes.iter().map(|s| init(s)).collect();
+        }
+        let slots = &mut self.slots;
+        let mut index = 0;
+        model.visit_parameters_mut(&mut |p| {
+            if let Some(slot) = slots.get_mut(index) {
+                update(p, slot);
+            }
+            index += 1;
+        });
+        self.steps += 1;
+        Ok(())
+    }
+
+    fn check<F: Float>(&self, optimizer: &str, model: &dyn Layer<F>) -> Result<()> {
+        let initialized = self.steps > 0;
+        let mut count = 0usize;
+        let mut wrong_shape: Option<(usize, Vec<usize>)> = None;
+        let mut non_finite: Option<(usize, String)> = None;
+        model.visit_parameters(&mut |p| {
+            if initialized
+                && wrong_shape.is_none()
+                && self.shapes.get(count).is_some_and(|s| s.as_slice() != p.value.shape())
+            {
+                wrong_shape = Some((count, p.value.shape().to_vec()));
+            }
+            if non_finite.is_none()
+                && let Some(description) = first_non_finite(&p.grad)
+            {
+                non_finite = Some((count, description));
+            }
+            count += 1;
+        });
+        let name_of = |index: usize| {
+            named_parameters(model).into_iter().nth(index).map_or_else(|| "?".to_string(), |(name, _)| name)
+        };
+        if initialized && count != self.shapes.len() {
+            return Err(Error::ShapeMismatch {
+                layer: optimizer.to_string(),
+                what: "parameter list",
+                expected: format!("{} parameters (as on the first step)", self.shapes.len()),
+                actual: format!("{count} parameters"),
+            });
+        }
+        if let Some((index, shape)) = wrong_shape {
+            return Err(Error::ShapeMismatch {
+                layer: format!("{optimizer}: parameter {index} ({})", name_of(index)),
+                what: "parameter",
+                expected: format!("{} (its shape on the first step)", format_shape(&self.shapes[index])),
+                actual: format_shape(&shape),
+            });
+        }
+        if let Some((index, description)) = non_finite {
+            return Err(Error::NonFinite {
+                location: format!("{optimizer} step {}", self.steps + 1),
+                detail: format!(
+                    "gradient of parameter {index} ({}) {description}; no parameter was changed",
+                    name_of(index)
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Describes the first NaN/∞ entry of a gradient, e.g. `"is NaN at [0, 1]"`.
+fn first_non_finite<F: Float>(grad: &ArrayViewD<'_, F>) -> Option<String> {
+    grad.indexed_iter()
+        .find(|(_, v)| !v.is_finite())
+        .map(|(index, v)| format!("is {v} at {:?}", index.slice()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Linear;
+    use ndarray::{Array2, array};
+
+    fn record(states: &mut ParamStates<usize>, model: &mut dyn Layer<f64>) -> Result<Vec<usize>> {
+        let mut seen = Vec::new();
+        states.step("Test", model, |shape| shape.iter().product(), |_, slot| seen.push(*slot))?;
+        Ok(seen)
+    }
+
+    #[test]
+    fn slots_are_built_once_in_visiting_order() {
+        let mut model = Linear::from_weights(Array2::<f64>::zeros((2, 3)), Some(array![0.0, 0.0])).unwrap();
+        let mut states = ParamStates::default();
+        assert_eq!(record(&mut states, &mut model).unwrap(), vec![6, 2]); // weight (2, 3), bias (2)
+        assert_eq!(record(&mut states, &mut model).unwrap(), vec![6, 2]);
+        assert_eq!(states.steps(), 2);
+    }
+
+    #[test]
+    fn a_different_model_is_refused_naming_the_parameter() {
+        let mut model = Linear::from_weights(Array2::<f64>::zeros((2, 3)), Some(array![0.0, 0.0])).unwrap();
+        let mut states = ParamStates::default();
+        record(&mut states, &mut model).unwrap();
+        let mut wider = Linear::from_weights(Array2::<f64>::zeros((2, 4)), Some(array![0.0, 0.0])).unwrap();
+        let msg = record(&mut states, &mut wider).unwrap_err().to_string();
+        assert!(
+            msg.contains("Test: parameter 0 (weight)") && msg.contains("(2, 3)") && msg.contains("(2, 4)"),
+            "{msg}"
+        );
+        let mut no_bias = Linear::from_weights(Array2::<f64>::zeros((2, 3)), None).unwrap();
+        let msg = record(&mut states, &mut no_bias).unwrap_err().to_string();
+        assert!(msg.contains("2 parameters") && msg.contains("1 parameters"), "{msg}");
+        assert_eq!(states.steps(), 1);
+    }
+
+    #[test]
+    fn a_non_finite_gradient_stops_the_step_before_any_update() {
+        let mut model = Linear::from_weights(Array2::<f64>::zeros((1, 2)), Some(array![0.0])).unwrap();
+        model.visit_parameters_mut(&mut |p| {
+            if p.name == "bias" {
+                let mut grad = p.grad;
+                grad[[0]] = f64::NEG_INFINITY;
+            }
+        });
+        let mut states = ParamStates::default();
+        let mut updates = 0;
+        let err = states.step("Test", &mut model, |_| (), |_, _| updates += 1).unwrap_err();
+        assert_eq!(updates, 0);
+        match err {
+            Error::NonFinite { location, detail } => {
+                assert_eq!(location, "Test step 1");
+                assert!(detail.contains("parameter 1 (bias) is -inf at [0]"), "{detail}");
+            }
+            other => panic!("expected NonFinite, got {other}"),
+        }
+        assert_eq!(states.steps(), 0);
+    }
+}
