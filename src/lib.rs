@@ -56,10 +56,10 @@ pub use error::{Error, Result};
 pub use float::Float;
 pub use init::Initializer;
 pub use layer::{Layer, Mode, check_shape, ensure_shape};
-pub use layers::{Linear, LinearConfig, Sequential, SequentialBuilder};
 pub use layers::{
     BatchNorm, BatchNorm1d, BatchNormConfig, BranchScale, BufferView, BufferViewMut, Highway, HighwayConfig,
     LayerNorm, LayerNormConfig, Residual, ResidualBlock, Scale,
 };
+pub use layers::{Linear, LinearConfig, Sequential, SequentialBuilder};
 pub use network::{Network, named_parameters};
 pub use param::{Param, ParamView, ParamViewMut};

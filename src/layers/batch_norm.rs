@@ -105,15 +105,14 @@ impl BatchNormConfig {
                 format!("must be positive and finite (it keeps 1/sqrt(var + eps) finite), got {}", self.eps),
             ));
         }
-        if let Some(m) = self.momentum {
-            if !(0.0..=1.0).contains(&m) {
-                return Err(Error::config("BatchNorm1d", "momentum", format!("must be in [0, 1], got {m}")));
-            }
+        if let Some(m) = self.momentum
+            && !(0.0..=1.0).contains(&m)
+        {
+            return Err(Error::config("BatchNorm1d", "momentum", format!("must be in [0, 1], got {m}")));
         }
-        let affine = self.affine.then(|| Affine {
-            weight: Param::new(Array1::ones(c)),
-            bias: Param::new(Array1::zeros(c)),
-        });
+        let affine = self
+            .affine
+            .then(|| Affine { weight: Param::new(Array1::ones(c)), bias: Param::new(Array1::zeros(c)) });
         Ok(BatchNorm1d {
             config: *self,
             affine,
@@ -362,7 +361,7 @@ impl<F: Float> Layer<F> for BatchNorm1d<F> {
             s += &format!(", eps={:e}", c.eps);
         }
         match c.momentum {
-            Some(m) if m == 0.1 => {}
+            Some(0.1) => {}
             Some(m) => s += &format!(", momentum={m}"),
             None => s += ", momentum=None",
         }
@@ -418,7 +417,8 @@ impl<F: Float> Layer<F> for BatchNorm1d<F> {
         let y = output.as_slice_mut().expect("buffers are standard layout");
         let rows = x.chunks_exact(c).zip(x_hat.chunks_exact_mut(c)).zip(y.chunks_exact_mut(c));
         for ((x_row, x_hat_row), y_row) in rows {
-            for (k, ((&v, h), out)) in x_row.iter().zip(x_hat_row.iter_mut()).zip(y_row.iter_mut()).enumerate()
+            for (k, ((&v, h), out)) in
+                x_row.iter().zip(x_hat_row.iter_mut()).zip(y_row.iter_mut()).enumerate()
             {
                 *h = (v - self.mean[k]) * self.inv_std[k];
                 *out = match &self.affine {
@@ -544,7 +544,8 @@ mod tests {
         let mut bn = BatchNorm1d::<f64>::new(2).unwrap();
         run(&mut bn, &hand_batch(), Mode::Train).unwrap();
         // running = 0.9·initial + 0.1·batch statistic; initial mean 0, initial var 1.
-        let close = |a: ArrayView1<f64>, b: [f64; 2]| (a[0] - b[0]).abs() < 1e-12 && (a[1] - b[1]).abs() < 1e-12;
+        let close =
+            |a: ArrayView1<f64>, b: [f64; 2]| (a[0] - b[0]).abs() < 1e-12 && (a[1] - b[1]).abs() < 1e-12;
         assert!(close(bn.running_mean(), [0.3, 0.4]), "{}", bn.running_mean());
         assert!(close(bn.running_var(), [0.9 + 0.4, 0.9 + 1.2]), "{}", bn.running_var());
         assert_eq!(bn.num_batches_tracked(), 1);
@@ -617,7 +618,8 @@ mod tests {
                 bn.weight_mut().unwrap().assign(&array![1.5, -0.7, 0.3]);
                 bn.bias_mut().unwrap().assign(&array![0.2, 0.0, -1.0]);
             }
-            let x = Array2::from_shape_fn((5, 3), |(i, j)| ((i * 7 + j * 3) % 11) as f64 / 5.0 - 1.0 + j as f64);
+            let x =
+                Array2::from_shape_fn((5, 3), |(i, j)| ((i * 7 + j * 3) % 11) as f64 / 5.0 - 1.0 + j as f64);
             let report = check_layer(&mut bn, &x, GradCheckConfig::default()).unwrap();
             assert_eq!(report.tensors.len(), if affine { 3 } else { 1 });
             report.within(1e-6).unwrap();
@@ -642,7 +644,10 @@ mod tests {
         let err = run(&mut bn, &Array2::ones((1, 4)), Mode::Train).unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, Error::ShapeMismatch { .. }), "{msg}");
-        assert!(msg.contains("BatchNorm1d(4)") && msg.contains("more than 1 value") && msg.contains("(1, 4)"), "{msg}");
+        assert!(
+            msg.contains("BatchNorm1d(4)") && msg.contains("more than 1 value") && msg.contains("(1, 4)"),
+            "{msg}"
+        );
         assert_eq!(bn.num_batches_tracked(), 0, "a refused batch must not update the statistics");
         // The same sample is fine in evaluation.
         assert!(run(&mut bn, &Array2::ones((1, 4)), Mode::Eval).is_ok());
@@ -665,7 +670,8 @@ mod tests {
         // In f32 as well.
         let mut bn = BatchNorm1d::<f32>::new(1).unwrap();
         let mut y = Array2::zeros((0, 0));
-        bn.forward(Array2::from_elem((8, 1), 3.3f32).view(), &mut y, Mode::Train, &mut Context::new()).unwrap();
+        bn.forward(Array2::from_elem((8, 1), 3.3f32).view(), &mut y, Mode::Train, &mut Context::new())
+            .unwrap();
         assert!(y.iter().all(|v| v.is_finite() && v.abs() < 1e-3), "{y}");
     }
 

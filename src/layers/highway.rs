@@ -80,7 +80,11 @@ impl<F: Float> HighwayConfig<F> {
             return Err(Error::config("Highway", "width", "must be at least 1, got 0"));
         }
         if !self.gate_bias.is_finite() {
-            return Err(Error::config("Highway", "gate_bias", format!("must be finite, got {}", self.gate_bias)));
+            return Err(Error::config(
+                "Highway",
+                "gate_bias",
+                format!("must be finite, got {}", self.gate_bias),
+            ));
         }
         let transform = LinearConfig {
             in_features: d,
@@ -282,7 +286,11 @@ impl<F: Float> Layer<F> for Highway<F> {
         Zip::from(&mut self.t).and(&self.t_pre).for_each(|t, &z| *t = sigmoid(z));
         // y = H·T + x·(1 − T) = x + T·(H − x)
         ensure_shape(output, dim);
-        Zip::from(output).and(&input).and(&self.h).and(&self.t).for_each(|y, &x, &h, &t| *y = x + t * (h - x));
+        Zip::from(output)
+            .and(&input)
+            .and(&self.h)
+            .and(&self.t)
+            .for_each(|y, &x, &h, &t| *y = x + t * (h - x));
         self.forward_batch = Some(dim.0);
         Ok(())
     }
@@ -317,10 +325,24 @@ impl<F: Float> Layer<F> for Highway<F> {
 
         // Gate: its input gradient goes straight into grad_input; the others are added to it.
         let gate_out = self.t_pre.view();
-        ctx.backward_child(&"gate", &mut self.gate, input, gate_out, self.grad_t_pre.view(), grad_input.as_deref_mut())?;
+        ctx.backward_child(
+            &"gate",
+            &mut self.gate,
+            input,
+            gate_out,
+            self.grad_t_pre.view(),
+            grad_input.as_deref_mut(),
+        )?;
         let h_pre = self.h_pre.view();
         let g_h_pre = Some(&mut self.grad_h_pre);
-        ctx.backward_child(&"activation", &mut self.activation, h_pre, self.h.view(), self.grad_h.view(), g_h_pre)?;
+        ctx.backward_child(
+            &"activation",
+            &mut self.activation,
+            h_pre,
+            self.h.view(),
+            self.grad_h.view(),
+            g_h_pre,
+        )?;
         let g_x = grad_input.is_some().then_some(&mut self.grad_x_transform);
         ctx.backward_child(&"transform", &mut self.transform, input, h_pre, self.grad_h_pre.view(), g_x)?;
 
@@ -377,7 +399,8 @@ mod tests {
     #[test]
     fn forward_matches_the_definition() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-        let mut layer = HighwayConfig::<f64>::new(3).activation(Tanh).gate_bias(-1.0).build(&mut rng).unwrap();
+        let mut layer =
+            HighwayConfig::<f64>::new(3).activation(Tanh).gate_bias(-1.0).build(&mut rng).unwrap();
         let x = input(2, 3);
         let mut y = Array2::zeros((0, 0));
         layer.forward(x.view(), &mut y, Mode::Train, &mut Context::new()).unwrap();

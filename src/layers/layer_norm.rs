@@ -228,7 +228,8 @@ impl<F: Float> Layer<F> for LayerNorm<F> {
             }
             match (&self.weight, &self.bias) {
                 (Some(w), Some(b)) => {
-                    for (((out, &h), &g), &b) in y_row.iter_mut().zip(&*x_hat_row).zip(&w.value).zip(&b.value) {
+                    for (((out, &h), &g), &b) in y_row.iter_mut().zip(&*x_hat_row).zip(&w.value).zip(&b.value)
+                    {
                         *out = h * g + b;
                     }
                 }
@@ -382,7 +383,8 @@ mod tests {
     fn bad_width_and_bad_config_are_errors() {
         let mut ln = LayerNorm::<f64>::new(3).unwrap();
         let mut y = Array2::zeros((0, 0));
-        let err = ln.forward(Array2::zeros((2, 4)).view(), &mut y, Mode::Train, &mut Context::new()).unwrap_err();
+        let err =
+            ln.forward(Array2::zeros((2, 4)).view(), &mut y, Mode::Train, &mut Context::new()).unwrap_err();
         assert!(err.to_string().contains("LayerNorm(3)") && err.to_string().contains("(2, 4)"), "{err}");
         let err = LayerNormConfig::new(0).build::<f64>().unwrap_err();
         assert!(err.to_string().contains("normalized_shape"), "{err}");

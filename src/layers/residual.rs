@@ -160,7 +160,11 @@ impl<F: Float> ResidualBlock<F> {
     fn new(branch: Box<dyn Layer<F>>, in_features: usize, shortcut: Option<Linear<F>>) -> Result<Self> {
         let kind = if shortcut.is_some() { "projection" } else { "identity" };
         if in_features == 0 {
-            return Err(Error::config(format!("Residual({kind})"), "in_features", "must be at least 1, got 0"));
+            return Err(Error::config(
+                format!("Residual({kind})"),
+                "in_features",
+                "must be at least 1, got 0",
+            ));
         }
         let out_features = branch.output_features(in_features).map_err(|e| e.at(&"branch"))?;
         match &shortcut {
@@ -476,14 +480,14 @@ mod tests {
 
     #[test]
     fn fixed_and_learnable_scales_pass_gradient_check() {
-        for (scale, params) in [
-            (BranchScale::Fixed(0.3), 5),
-            (BranchScale::Learnable(0.7), 6),
-            (BranchScale::rezero(), 6),
-        ] {
+        for (scale, params) in
+            [(BranchScale::Fixed(0.3), 5), (BranchScale::Learnable(0.7), 6), (BranchScale::rezero(), 6)]
+        {
             let mut rng = rand::rngs::StdRng::seed_from_u64(4);
-            let mut block =
-                ResidualBlock::identity(tanh_branch(&mut rng, 3, 4, 3), 3).unwrap().with_scale(scale).unwrap();
+            let mut block = ResidualBlock::identity(tanh_branch(&mut rng, 3, 4, 3), 3)
+                .unwrap()
+                .with_scale(scale)
+                .unwrap();
             let report = check_layer(&mut block, &input(4, 3), GradCheckConfig::default()).unwrap();
             assert_eq!(report.tensors.len(), params, "{scale:?}");
             if params == 6 {
@@ -498,8 +502,10 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(5);
         let branch = tanh_branch(&mut rng, 3, 4, 2);
         let projection = Linear::new(3, 2, &mut rng).unwrap();
-        let mut block =
-            ResidualBlock::projection(branch, projection).unwrap().with_scale(BranchScale::Learnable(0.5)).unwrap();
+        let mut block = ResidualBlock::projection(branch, projection)
+            .unwrap()
+            .with_scale(BranchScale::Learnable(0.5))
+            .unwrap();
         assert_eq!(block.branch_scale(), Some(0.5));
         let report = check_layer(&mut block, &input(4, 3), GradCheckConfig::default()).unwrap();
         let names: Vec<&str> = report.tensors.iter().map(|t| t.name.as_str()).collect();
@@ -510,8 +516,10 @@ mod tests {
     #[test]
     fn rezero_block_starts_as_the_identity() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(6);
-        let mut block =
-            ResidualBlock::identity(tanh_branch(&mut rng, 3, 4, 3), 3).unwrap().with_scale(BranchScale::rezero()).unwrap();
+        let mut block = ResidualBlock::identity(tanh_branch(&mut rng, 3, 4, 3), 3)
+            .unwrap()
+            .with_scale(BranchScale::rezero())
+            .unwrap();
         let x = input(2, 3);
         let mut y = Array2::zeros((0, 0));
         block.forward(x.view(), &mut y, Mode::Train, &mut Context::new()).unwrap();
@@ -537,12 +545,18 @@ mod tests {
         // Identity with a width-changing branch.
         let err = ResidualBlock::identity(tanh_branch(&mut rng, 4, 4, 5), 4).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("identity") && msg.contains("(batch, 5)") && msg.contains("projection"), "{msg}");
+        assert!(
+            msg.contains("identity") && msg.contains("(batch, 5)") && msg.contains("projection"),
+            "{msg}"
+        );
         // Projection of the wrong output size.
         let wrong = Linear::new(4, 3, &mut rng).unwrap();
         let err = ResidualBlock::projection(tanh_branch(&mut rng, 4, 4, 5), wrong).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("projection shortcut") && msg.contains("Linear(4→3)") && msg.contains("(batch, 5)"), "{msg}");
+        assert!(
+            msg.contains("projection shortcut") && msg.contains("Linear(4→3)") && msg.contains("(batch, 5)"),
+            "{msg}"
+        );
         // Projection of the wrong input size: the branch refuses its width.
         let wrong = Linear::new(3, 5, &mut rng).unwrap();
         let err = ResidualBlock::projection(tanh_branch(&mut rng, 4, 4, 5), wrong).unwrap_err();
@@ -551,7 +565,10 @@ mod tests {
         let mut block = ResidualBlock::identity(tanh_branch(&mut rng, 4, 4, 4), 4).unwrap();
         let mut y = Array2::zeros((0, 0));
         let err = block.forward(input(2, 3).view(), &mut y, Mode::Train, &mut Context::new()).unwrap_err();
-        assert!(err.to_string().contains("Residual(4→4, identity)") && err.to_string().contains("(2, 3)"), "{err}");
+        assert!(
+            err.to_string().contains("Residual(4→4, identity)") && err.to_string().contains("(2, 3)"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -606,7 +623,16 @@ mod tests {
         assert_eq!(*seen, expected);
         // Parameter names follow the same paths.
         let names: Vec<String> = net.named_parameters().into_iter().map(|(n, _)| n).collect();
-        assert_eq!(names[2..], ["1.branch.0.weight", "1.branch.0.bias", "1.branch.2.weight", "1.branch.2.bias", "1.scale.weight"]);
+        assert_eq!(
+            names[2..],
+            [
+                "1.branch.0.weight",
+                "1.branch.0.bias",
+                "1.branch.2.weight",
+                "1.branch.2.bias",
+                "1.scale.weight"
+            ]
+        );
         assert!(net.model().layer_at("1.branch.1").is_some_and(|l| l.kind() == "tanh"));
     }
 
@@ -614,7 +640,8 @@ mod tests {
     fn works_in_f32() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(10);
         let branch = Linear::<f32>::new(3, 3, &mut rng).unwrap();
-        let mut block = ResidualBlock::identity(branch, 3).unwrap().with_scale(BranchScale::Fixed(0.5)).unwrap();
+        let mut block =
+            ResidualBlock::identity(branch, 3).unwrap().with_scale(BranchScale::Fixed(0.5)).unwrap();
         let x = Array2::<f32>::ones((2, 3));
         let mut y = Array2::zeros((0, 0));
         block.forward(x.view(), &mut y, Mode::Eval, &mut Context::new()).unwrap();
