@@ -13,15 +13,10 @@ use crate::layers::{
 use crate::{Error, Float, Result};
 
 enum Spec<F: Float> {
-    Linear {
-        out: usize,
-        init: Arc<dyn Initializer>,
-        bias_init: Arc<dyn Initializer>,
-        bias: bool,
-    },
+    Linear { out: usize, init: Arc<dyn Initializer>, bias_init: Arc<dyn Initializer>, bias: bool },
     Activation(Arc<dyn Activation<F>>),
     Layer(Box<dyn Layer<F>>),
-    /// A layer made at build time, once the width before it is known.
+    // A layer made at build time, once the width before it is known.
     Deferred(DeferredLayer<F>),
 }
 
