@@ -56,7 +56,10 @@ pub use error::{Error, Result};
 pub use float::Float;
 pub use init::Initializer;
 pub use layer::{Layer, Mode, check_shape, ensure_shape};
-pub use layers::{Linear, LinearConfig, PRelu, Sequential, SequentialBuilder};
+pub use layers::{
+    BatchNorm, BatchNorm1d, BatchNormConfig, BranchScale, Highway, HighwayConfig, LayerNorm, LayerNormConfig,
+    Linear, LinearConfig, PRelu, Residual, ResidualBlock, Scale, Sequential, SequentialBuilder,
+};
 pub use loss::{Loss, Reduction, Targets};
 pub use network::{Network, named_buffers, named_parameters};
 pub use optim::Optimizer;

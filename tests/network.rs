@@ -223,3 +223,36 @@ fn layers_are_reachable_by_index_and_path_and_parameters_by_name() {
     assert_eq!(names, ["0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"]);
     assert_eq!(net.num_parameters(), 5 * 7 + 7 + 7 * 6 + 6 + 6 * 3 + 3);
 }
+
+#[test]
+fn buffers_are_named_by_path_through_containers() {
+    use gradflow::{BufferView, named_buffers};
+    let mut rng = StdRng::seed_from_u64(11);
+    let model = Sequential::<f32>::builder(4)
+        .batch_norm()
+        .residual(|b| b.linear(4).batch_norm().activation(Tanh))
+        .build(&mut rng)
+        .unwrap();
+    let names: Vec<String> = named_buffers(&model).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "0.running_mean",
+            "0.running_var",
+            "0.num_batches_tracked",
+            "1.branch.1.running_mean",
+            "1.branch.1.running_var",
+            "1.branch.1.num_batches_tracked"
+        ]
+    );
+    let mut net = Network::new(model);
+    net.forward(input(3, 4).mapv(|v| v as f32).view(), Mode::Train).unwrap();
+    let counts: Vec<u64> = named_buffers(net.model())
+        .into_iter()
+        .filter_map(|(_, b)| match b {
+            BufferView::Count { value, .. } => Some(value),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(counts, [1, 1]);
+}

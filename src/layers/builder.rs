@@ -7,14 +7,21 @@ use rand::RngCore;
 use crate::activation::{Act, Activation};
 use crate::init::{Initializer, LinearDefault};
 use crate::layer::Layer;
-use crate::layers::{LinearConfig, Sequential};
+use crate::layers::{
+    BatchNorm1d, BranchScale, HighwayConfig, LayerNorm, LinearConfig, ResidualBlock, Sequential,
+};
 use crate::{Error, Float, Result};
 
 enum Spec<F: Float> {
     Linear { out: usize, init: Arc<dyn Initializer>, bias_init: Arc<dyn Initializer>, bias: bool },
     Activation(Arc<dyn Activation<F>>),
     Layer(Box<dyn Layer<F>>),
+    // A layer made at build time, once the width before it is known.
+    Deferred(DeferredLayer<F>),
 }
+
+/// Makes a layer for the given input width, drawing its weights from the generator.
+type DeferredLayer<F> = Box<dyn FnOnce(usize, &mut dyn RngCore) -> Result<Box<dyn Layer<F>>> + Send>;
 
 /// Builds a [`Sequential`] from a description, tracking the width so that each `Linear` gets
 /// the right `in_features`, and passing each activation's gain to the initializer before it.
@@ -150,8 +157,313 @@ impl<F: Float> SequentialBuilder<F> {
                     width = layer.output_features(width).map_err(|e| e.at(&index))?;
                     model.push_boxed(layer);
                 }
+                Spec::Deferred(make) => {
+                    let layer = make(width, rng).map_err(|e| e.at(&index))?;
+                    width = layer.output_features(width).map_err(|e| e.at(&index))?;
+                    model.push_boxed(layer);
+                }
             }
         }
         Ok(model)
+    }
+}
+
+/// Normalization layers and skip connections. Each is made at build time for the width reached
+/// at that point, with the initializers and bias setting in force when it was added.
+///
+/// ```
+/// use gradflow::{BranchScale, Sequential};
+/// use gradflow::activation::{Relu, Tanh};
+/// use rand::SeedableRng;
+///
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// // 30 residual blocks x + W_b·tanh(W_a·x) at width 64 between an input and an output layer.
+/// let resnet = Sequential::<f32>::builder(32).linear(64).repeat_residual(30, 64, Tanh).linear(10).build(&mut rng)?;
+/// assert_eq!(resnet.len(), 32);
+/// assert_eq!(resnet.layer_at("1.branch.1").unwrap().kind(), "tanh");
+///
+/// // Any branch: x + Linear(ReLU(BatchNorm(Linear(x)))), ReZero-scaled; a projection to widen.
+/// let custom = Sequential::<f32>::builder(64)
+///     .residual_scaled(BranchScale::rezero(), |b| b.linear(64).batch_norm().activation(Relu).linear(64))
+///     .residual_projection(|b| b.dense(128, Relu).linear(128))
+///     .layer_norm()
+///     .build(&mut rng)?;
+/// assert_eq!(custom.check(64)?, 128);
+///
+/// // 50 highway layers: gate bias −4 keeps 0.98⁵⁰ ≈ 0.4 of the carried gradient at init.
+/// let highway = Sequential::<f32>::builder(64).repeat_highway(50, Relu, -4.0).build(&mut rng)?;
+/// assert_eq!(highway.len(), 50);
+/// # Ok::<(), gradflow::Error>(())
+/// ```
+impl<F: Float> SequentialBuilder<F> {
+    /// Adds a [`BatchNorm1d`] over the current width, with PyTorch's defaults.
+    pub fn batch_norm(self) -> Self {
+        self.deferred(|width, _| Ok(Box::new(BatchNorm1d::<F>::new(width)?)))
+    }
+
+    /// Adds a [`LayerNorm`] over the current width, with PyTorch's defaults.
+    pub fn layer_norm(self) -> Self {
+        self.deferred(|width, _| Ok(Box::new(LayerNorm::<F>::new(width)?)))
+    }
+
+    /// Adds a [`ResidualBlock`] `x + branch(x)` with the identity shortcut, whose branch is
+    /// described by `branch` on a builder starting at the current width (it inherits the
+    /// initializers and bias setting). The branch must end at the width it started from.
+    pub fn residual(self, branch: impl FnOnce(SequentialBuilder<F>) -> SequentialBuilder<F>) -> Self {
+        self.residual_with(false, None, branch)
+    }
+
+    /// Adds a [`ResidualBlock`] `P x + branch(x)` whose shortcut is a projection
+    /// `P = Linear(width → branch output width)`, drawn with the current initializers.
+    pub fn residual_projection(
+        self,
+        branch: impl FnOnce(SequentialBuilder<F>) -> SequentialBuilder<F>,
+    ) -> Self {
+        self.residual_with(true, None, branch)
+    }
+
+    /// Adds a [`ResidualBlock`] `x + α·branch(x)` with a fixed or learnable factor α
+    /// (e.g. [`BranchScale::rezero`]).
+    pub fn residual_scaled(
+        self,
+        scale: BranchScale,
+        branch: impl FnOnce(SequentialBuilder<F>) -> SequentialBuilder<F>,
+    ) -> Self {
+        self.residual_with(false, Some(scale), branch)
+    }
+
+    /// Adds the standard residual block `x + W_b·act(W_a·x)`: a branch `Linear(width → width)`,
+    /// `activation`, `Linear(width → width)` around the identity. The current width must be
+    /// `width` (add a `.linear(width)` before otherwise).
+    pub fn residual_block(self, width: usize, activation: impl Activation<F> + 'static) -> Self {
+        self.residual_block_shared(width, Arc::new(activation))
+    }
+
+    /// Adds `count` × [`SequentialBuilder::residual_block`]`(width, activation)`.
+    pub fn repeat_residual(
+        mut self,
+        count: usize,
+        width: usize,
+        activation: impl Activation<F> + 'static,
+    ) -> Self {
+        let shared: Arc<dyn Activation<F>> = Arc::new(activation);
+        for _ in 0..count {
+            self = self.residual_block_shared(width, shared.clone());
+        }
+        self
+    }
+
+    /// Adds a [`crate::Highway`] layer at the current width with `activation` for its transform
+    /// and initial gate bias `gate_bias` (see [`crate::Highway`] for the choice: about −4 or
+    /// lower for 50 layers).
+    pub fn highway(self, activation: impl Activation<F> + 'static, gate_bias: f64) -> Self {
+        self.highway_shared(Arc::new(activation), gate_bias)
+    }
+
+    /// Adds `count` highway layers (see [`SequentialBuilder::highway`]).
+    pub fn repeat_highway(
+        mut self,
+        count: usize,
+        activation: impl Activation<F> + 'static,
+        gate_bias: f64,
+    ) -> Self {
+        let shared: Arc<dyn Activation<F>> = Arc::new(activation);
+        for _ in 0..count {
+            self = self.highway_shared(shared.clone(), gate_bias);
+        }
+        self
+    }
+
+    fn deferred(
+        mut self,
+        make: impl FnOnce(usize, &mut dyn RngCore) -> Result<Box<dyn Layer<F>>> + Send + 'static,
+    ) -> Self {
+        self.specs.push(Spec::Deferred(Box::new(make)));
+        self
+    }
+
+    /// An empty builder with this one's initializers and bias setting; its input width is set
+    /// at build time.
+    fn sub_builder(&self) -> SequentialBuilder<F> {
+        SequentialBuilder {
+            in_features: 0,
+            init: self.init.clone(),
+            bias_init: self.bias_init.clone(),
+            bias: self.bias,
+            specs: Vec::new(),
+        }
+    }
+
+    fn residual_with(
+        self,
+        projection: bool,
+        scale: Option<BranchScale>,
+        branch: impl FnOnce(SequentialBuilder<F>) -> SequentialBuilder<F>,
+    ) -> Self {
+        let mut branch = branch(self.sub_builder());
+        let (init, bias_init, bias) = (self.init.clone(), self.bias_init.clone(), self.bias);
+        self.deferred(move |width, rng| {
+            branch.in_features = width;
+            let branch = branch.build(rng).map_err(|e| e.at(&"branch"))?;
+            let block = if projection {
+                let out_features = branch.check(width).map_err(|e| e.at(&"branch"))?;
+                let config = LinearConfig {
+                    in_features: width,
+                    out_features,
+                    bias,
+                    weight_init: init,
+                    bias_init,
+                    activation_gain: 1.0,
+                };
+                let shortcut = config.build(rng).map_err(|e| e.at(&"shortcut"))?;
+                ResidualBlock::projection(branch, shortcut)?
+            } else {
+                ResidualBlock::identity(branch, width)?
+            };
+            Ok(Box::new(match scale {
+                Some(scale) => block.with_scale(scale)?,
+                None => block,
+            }))
+        })
+    }
+
+    fn residual_block_shared(self, width: usize, activation: Arc<dyn Activation<F>>) -> Self {
+        self.residual(move |b| {
+            let mut b = b.linear(width);
+            b.specs.push(Spec::Activation(activation));
+            b.linear(width)
+        })
+    }
+
+    fn highway_shared(self, activation: Arc<dyn Activation<F>>, gate_bias: f64) -> Self {
+        let (weight_init, bias_init) = (self.init.clone(), self.bias_init.clone());
+        self.deferred(move |width, rng| {
+            let config = HighwayConfig { width, activation, gate_bias, weight_init, bias_init };
+            Ok(Box::new(config.build(rng)?))
+        })
+    }
+}
+
+#[cfg(test)]
+mod skip_connection_tests {
+    use super::*;
+    use crate::activation::{Relu, Tanh};
+    use crate::gradcheck::{GradCheckConfig, check_layer};
+    use crate::{Mode, Network};
+    use ndarray::Array2;
+    use rand::SeedableRng;
+
+    #[test]
+    fn built_blocks_have_the_documented_structure_and_names() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        let model = Sequential::<f64>::builder(3)
+            .linear(4)
+            .residual_block(4, Tanh)
+            .batch_norm()
+            .residual_projection(|b| b.dense(5, Relu).linear(6))
+            .layer_norm()
+            .highway(Tanh, -3.0)
+            .residual_scaled(BranchScale::rezero(), |b| b.linear(6))
+            .build(&mut rng)
+            .unwrap();
+        let kinds: Vec<&str> = model.layers().map(|l| l.kind()).collect();
+        assert_eq!(
+            kinds,
+            ["Linear", "Residual", "BatchNorm1d", "Residual", "LayerNorm", "Highway", "Residual"]
+        );
+        assert_eq!(model.check(3).unwrap(), 6);
+        let names: Vec<String> = crate::named_parameters(&model).into_iter().map(|(n, _)| n).collect();
+        let expected = [
+            "0.weight",
+            "0.bias",
+            "1.branch.0.weight",
+            "1.branch.0.bias",
+            "1.branch.2.weight",
+            "1.branch.2.bias",
+            "2.weight",
+            "2.bias",
+            "3.branch.0.weight",
+            "3.branch.0.bias",
+            "3.branch.2.weight",
+            "3.branch.2.bias",
+            "3.shortcut.weight",
+            "3.shortcut.bias",
+            "4.weight",
+            "4.bias",
+            "5.transform.weight",
+            "5.transform.bias",
+            "5.gate.weight",
+            "5.gate.bias",
+            "6.branch.0.weight",
+            "6.branch.0.bias",
+            "6.scale.weight",
+        ];
+        assert_eq!(names, expected);
+        let gate = model.layer_at("5.gate").unwrap();
+        let mut bias = Vec::new();
+        gate.visit_parameters(&mut |p| {
+            if p.name == "bias" {
+                bias.extend(p.value.iter().copied());
+            }
+        });
+        assert_eq!(bias, [-3.0; 6]);
+    }
+
+    #[test]
+    fn a_built_model_with_every_block_passes_gradient_check() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let mut model = Sequential::<f64>::builder(3)
+            .residual_projection(|b| b.dense(4, Tanh).linear(4))
+            .batch_norm()
+            .residual_scaled(BranchScale::Learnable(0.5), |b| b.dense(4, Tanh).linear(4))
+            .layer_norm()
+            .highway(Tanh, -1.0)
+            .build(&mut rng)
+            .unwrap();
+        let x = Array2::from_shape_fn((5, 3), |(i, j)| ((i * 5 + j * 3) % 7) as f64 / 3.0 - 1.0);
+        let report = check_layer(&mut model, &x, GradCheckConfig::default()).unwrap();
+        assert_eq!(report.tensors.len(), 1 + 6 + 2 + 5 + 2 + 4);
+        report.within(1e-6).unwrap();
+    }
+
+    #[test]
+    fn a_residual_block_of_the_wrong_width_names_its_index() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        let err = Sequential::<f32>::builder(8).residual_block(4, Tanh).build(&mut rng).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("0: Residual(8→4, identity)") && msg.contains("projection"), "{msg}");
+        // An error inside a branch names the full path.
+        let err =
+            Sequential::<f32>::builder(8).linear(8).residual(|b| b.linear(0)).build(&mut rng).unwrap_err();
+        assert!(err.to_string().contains("1.branch.0"), "{err}");
+    }
+
+    #[test]
+    fn batch_of_one_through_a_built_network_is_an_error_naming_the_layer() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let model = Sequential::<f32>::builder(4).linear(8).batch_norm().linear(2).build(&mut rng).unwrap();
+        let mut net = Network::new(model);
+        let err = net.forward(Array2::ones((1, 4)).view(), Mode::Train).unwrap_err();
+        assert!(err.to_string().contains("1: BatchNorm1d(8)"), "{err}");
+        assert!(net.forward(Array2::ones((1, 4)).view(), Mode::Eval).is_ok());
+        // Train normalizes with the batch's statistics, Eval with the running ones (moved 10% of
+        // the way from 0 and 1 by the one training batch): the outputs differ.
+        let x = Array2::from_shape_fn((3, 4), |(i, j)| (i * 2 + j) as f32);
+        let train = net.forward(x.view(), Mode::Train).unwrap().to_owned();
+        let eval = net.forward(x.view(), Mode::Eval).unwrap().to_owned();
+        assert!(train.iter().zip(&eval).any(|(a, b)| (a - b).abs() > 1e-3), "{train} {eval}");
+    }
+
+    #[test]
+    fn repeat_highway_and_repeat_residual_add_count_layers() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+        let model = Sequential::<f32>::builder(6)
+            .repeat_highway(3, Relu, -4.0)
+            .repeat_residual(2, 6, Relu)
+            .build(&mut rng)
+            .unwrap();
+        let kinds: Vec<&str> = model.layers().map(|l| l.kind()).collect();
+        assert_eq!(kinds, ["Highway", "Highway", "Highway", "Residual", "Residual"]);
+        assert_eq!(model.layer_at("4.branch.1").unwrap().kind(), "relu");
     }
 }

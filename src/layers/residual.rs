@@ -1,0 +1,661 @@
+//! [`Residual`] and [`ResidualBlock`]: `y = shortcut(x) + α·branch(x)`, the skip connection of
+//! residual networks (He et al. 2016).
+
+use ndarray::{Array2, ArrayView2, Zip};
+
+use super::{Linear, Scale};
+use crate::hooks::Context;
+use crate::layer::{Layer, Mode, check_shape, ensure_shape};
+use crate::param::{BufferView, BufferViewMut, ParamView, ParamViewMut};
+use crate::{Error, Float, Result};
+
+/// A skip connection: a layer computing `y = shortcut(x) + α · branch(x)`.
+///
+/// The gradient reaching the layers below cannot vanish through it: since
+/// `dL/dx = dL/dy · ∂shortcut/∂x + α · dL/dy · ∂branch/∂x`, and the identity shortcut's
+/// Jacobian is the identity, the first term hands `dL/dy` down unchanged however small the
+/// branch's Jacobian has become — a stack of residual blocks has a path on which the gradient is
+/// never multiplied by a weight matrix or an activation derivative.
+pub trait Residual<F: Float>: Layer<F> {
+    /// The residual branch (the child `"branch"`).
+    fn branch(&self) -> &dyn Layer<F>;
+
+    /// The residual branch, mutably.
+    fn branch_mut(&mut self) -> &mut dyn Layer<F>;
+
+    /// The projection on the shortcut (the child `"shortcut"`), or `None` for the identity.
+    fn shortcut(&self) -> Option<&dyn Layer<F>>;
+
+    /// The current factor α on the branch, or `None` when the branch is not scaled (α = 1).
+    fn branch_scale(&self) -> Option<f64>;
+}
+
+/// How the branch of a [`ResidualBlock`] is scaled before it is added to the shortcut.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BranchScale {
+    /// A constant factor, e.g. a small one so that the block starts close to the identity.
+    Fixed(f64),
+    /// A learnable factor (the parameter `"scale.weight"`) starting at the given value.
+    Learnable(f64),
+}
+
+impl BranchScale {
+    /// ReZero (Bachlechner et al. 2020): a learnable factor starting at 0, so that every block
+    /// is the identity at initialization and the network starts as shallow as it can be.
+    pub fn rezero() -> Self {
+        BranchScale::Learnable(0.0)
+    }
+
+    fn layer<F: Float>(self) -> Result<Scale<F>> {
+        match self {
+            BranchScale::Fixed(alpha) => Scale::fixed(alpha),
+            BranchScale::Learnable(init) => Scale::learnable(init),
+        }
+    }
+}
+
+/// A residual block: `y = x + α·branch(x)` with the identity shortcut, or
+/// `y = P x + α·branch(x)` with a projection shortcut `P`, a [`Linear`] (as in He et al. 2016,
+/// "Deep Residual Learning", eq. 2) that maps the input to the branch's width.
+///
+/// Any layer can be the branch — typically a [`crate::Sequential`] such as
+/// `Linear → tanh → Linear`. The block owns no parameters itself: its children are `"branch"`,
+/// `"scale"` (when the branch is scaled, see [`BranchScale`]) and `"shortcut"` (for a
+/// projection), so parameters are named `"branch.0.weight"`, `"scale.weight"`,
+/// `"shortcut.weight"`, and hooks see the children at paths such as `"3.branch.1"`.
+///
+/// Why the gradient reaching early layers cannot vanish through it: its backward adds the
+/// incoming gradient `dL/dy` to the gradient the branch sends down, so with the identity shortcut
+/// `dL/dx = dL/dy + α · dL/dy · ∂branch/∂x` carries `dL/dy` to the layers below unchanged, however
+/// small the branch's Jacobian.
+///
+/// # Shapes
+/// input `(batch, in)` → output `(batch, out)`; `out = in` for the identity shortcut.
+///
+/// ```
+/// use gradflow::{Layer, Linear, ResidualBlock, Residual, Sequential, Act};
+/// use gradflow::activation::Tanh;
+/// use rand::SeedableRng;
+///
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let mut branch = Sequential::<f64>::new();
+/// branch.push(Linear::new(16, 16, &mut rng)?).push(Act::new(Tanh)).push(Linear::new(16, 16, &mut rng)?);
+/// let block = ResidualBlock::identity(branch, 16)?;
+/// assert_eq!(block.output_features(16)?, 16);
+/// assert!(block.shortcut().is_none());
+///
+/// // Changing the width needs a projection shortcut.
+/// let widen = Linear::<f64>::new(16, 32, &mut rng)?;
+/// let err = ResidualBlock::identity(widen, 16).unwrap_err();
+/// assert!(err.to_string().contains("projection"));
+/// # Ok::<(), gradflow::Error>(())
+/// ```
+pub struct ResidualBlock<F: Float> {
+    branch: Box<dyn Layer<F>>,
+    scale: Option<Scale<F>>,
+    shortcut: Option<Linear<F>>,
+    in_features: usize,
+    out_features: usize,
+    /// branch(x), `(batch, out)`.
+    branch_out: Array2<F>,
+    /// α·branch(x), when scaled.
+    scaled_out: Array2<F>,
+    /// P x, with a projection shortcut.
+    shortcut_out: Array2<F>,
+    /// dL/d(branch(x)) = α·dL/dy, when scaled.
+    grad_branch_out: Array2<F>,
+    /// The input gradient sent through the projection.
+    grad_shortcut: Array2<F>,
+    forward_batch: Option<usize>,
+}
+
+impl<F: Float> std::fmt::Debug for ResidualBlock<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResidualBlock")
+            .field("branch", &self.branch.describe())
+            .field("scale", &self.scale.as_ref().map(|s| s.describe()))
+            .field("shortcut", &self.shortcut.as_ref().map(|s| s.describe()))
+            .finish()
+    }
+}
+
+impl<F: Float> ResidualBlock<F> {
+    /// `y = x + branch(x)` for inputs of width `in_features`.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when the branch does not take `in_features` or does not give
+    /// back `in_features` (the identity cannot change the width: use
+    /// [`ResidualBlock::projection`]); [`Error::InvalidConfig`] when `in_features` is 0.
+    pub fn identity(branch: impl Layer<F> + 'static, in_features: usize) -> Result<Self> {
+        Self::identity_boxed(Box::new(branch), in_features)
+    }
+
+    /// [`ResidualBlock::identity`] with an already boxed branch.
+    ///
+    /// # Errors
+    /// As [`ResidualBlock::identity`].
+    pub fn identity_boxed(branch: Box<dyn Layer<F>>, in_features: usize) -> Result<Self> {
+        Self::new(branch, in_features, None)
+    }
+
+    /// `y = P x + branch(x)` with the projection `P = projection` (`Linear(in → out)`), for
+    /// inputs of width `projection.in_features()`.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when the branch does not take `in` features or its output width
+    /// is not the projection's `out`.
+    pub fn projection(branch: impl Layer<F> + 'static, projection: Linear<F>) -> Result<Self> {
+        Self::projection_boxed(Box::new(branch), projection)
+    }
+
+    /// [`ResidualBlock::projection`] with an already boxed branch.
+    ///
+    /// # Errors
+    /// As [`ResidualBlock::projection`].
+    pub fn projection_boxed(branch: Box<dyn Layer<F>>, projection: Linear<F>) -> Result<Self> {
+        let in_features = projection.in_features();
+        Self::new(branch, in_features, Some(projection))
+    }
+
+    fn new(branch: Box<dyn Layer<F>>, in_features: usize, shortcut: Option<Linear<F>>) -> Result<Self> {
+        let kind = if shortcut.is_some() { "projection" } else { "identity" };
+        if in_features == 0 {
+            return Err(Error::config(
+                format!("Residual({kind})"),
+                "in_features",
+                "must be at least 1, got 0",
+            ));
+        }
+        let out_features = branch.output_features(in_features).map_err(|e| e.at(&"branch"))?;
+        match &shortcut {
+            None if out_features != in_features => {
+                return Err(Error::ShapeMismatch {
+                    layer: format!("Residual({in_features}→{out_features}, identity)"),
+                    what: "branch output",
+                    expected: format!(
+                        "(batch, {in_features}), the input width (an identity shortcut adds the input \
+                         to the branch output; use a projection shortcut to change the width)"
+                    ),
+                    actual: format!("(batch, {out_features})"),
+                });
+            }
+            Some(p) if p.out_features() != out_features => {
+                return Err(Error::ShapeMismatch {
+                    layer: format!("Residual({in_features}→{out_features}, projection)"),
+                    what: "projection shortcut output",
+                    expected: format!("(batch, {out_features}), the branch's output width"),
+                    actual: format!("(batch, {}) from {}", p.out_features(), p.describe()),
+                });
+            }
+            _ => {}
+        }
+        Ok(ResidualBlock {
+            branch,
+            scale: None,
+            shortcut,
+            in_features,
+            out_features,
+            branch_out: Array2::zeros((0, 0)),
+            scaled_out: Array2::zeros((0, 0)),
+            shortcut_out: Array2::zeros((0, 0)),
+            grad_branch_out: Array2::zeros((0, 0)),
+            grad_shortcut: Array2::zeros((0, 0)),
+            forward_batch: None,
+        })
+    }
+
+    /// Scales the branch: `y = shortcut(x) + α · branch(x)`, with α fixed or learnable.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when the factor is not finite.
+    pub fn with_scale(mut self, scale: BranchScale) -> Result<Self> {
+        self.scale = Some(scale.layer().map_err(|e| e.at(&"scale"))?);
+        Ok(self)
+    }
+
+    /// Input features.
+    pub fn in_features(&self) -> usize {
+        self.in_features
+    }
+
+    /// Output features.
+    pub fn out_features(&self) -> usize {
+        self.out_features
+    }
+
+    /// The scale child, if the branch is scaled (to read or set α).
+    pub fn scale_mut(&mut self) -> Option<&mut Scale<F>> {
+        self.scale.as_mut()
+    }
+
+    /// The projection, if the shortcut is one.
+    pub fn projection_mut(&mut self) -> Option<&mut Linear<F>> {
+        self.shortcut.as_mut()
+    }
+}
+
+impl<F: Float> Residual<F> for ResidualBlock<F> {
+    fn branch(&self) -> &dyn Layer<F> {
+        self.branch.as_ref()
+    }
+
+    fn branch_mut(&mut self) -> &mut dyn Layer<F> {
+        self.branch.as_mut()
+    }
+
+    fn shortcut(&self) -> Option<&dyn Layer<F>> {
+        self.shortcut.as_ref().map(|p| p as &dyn Layer<F>)
+    }
+
+    fn branch_scale(&self) -> Option<f64> {
+        self.scale.as_ref().map(|s| s.alpha().as_f64())
+    }
+}
+
+impl<F: Float> Layer<F> for ResidualBlock<F> {
+    fn kind(&self) -> &'static str {
+        "Residual"
+    }
+
+    fn describe(&self) -> String {
+        let shortcut = if self.shortcut.is_some() { "projection" } else { "identity" };
+        let scale = match &self.scale {
+            Some(s) if s.is_learnable() => format!(", learnable scale α={}", s.alpha()),
+            Some(s) => format!(", fixed scale α={}", s.alpha()),
+            None => String::new(),
+        };
+        format!("Residual({}→{}, {shortcut}{scale})", self.in_features, self.out_features)
+    }
+
+    fn output_features(&self, input_features: usize) -> Result<usize> {
+        if input_features != self.in_features {
+            return Err(Error::ShapeMismatch {
+                layer: self.describe(),
+                what: "input",
+                expected: format!("(batch, {})", self.in_features),
+                actual: format!("(batch, {input_features})"),
+            });
+        }
+        Ok(self.out_features)
+    }
+
+    fn forward(
+        &mut self,
+        input: ArrayView2<'_, F>,
+        output: &mut Array2<F>,
+        mode: Mode,
+        ctx: &mut Context<'_, F>,
+    ) -> Result<()> {
+        self.forward_batch = None;
+        check_shape(&|| self.describe(), "input", &input, None, Some(self.in_features))?;
+        let batch = input.nrows();
+        ctx.forward_child(&"branch", self.branch.as_mut(), input.view(), &mut self.branch_out, mode)?;
+        // The branch may have been changed since construction (through `branch_mut`).
+        if self.branch_out.dim() != (batch, self.out_features) {
+            return Err(Error::ShapeMismatch {
+                layer: self.describe(),
+                what: "branch output",
+                expected: format!("({batch}, {})", self.out_features),
+                actual: crate::error::format_shape(self.branch_out.shape()),
+            });
+        }
+        let added = match &mut self.scale {
+            Some(scale) => {
+                ctx.forward_child(&"scale", scale, self.branch_out.view(), &mut self.scaled_out, mode)?;
+                &self.scaled_out
+            }
+            None => &self.branch_out,
+        };
+        ensure_shape(output, (batch, self.out_features));
+        match &mut self.shortcut {
+            Some(projection) => {
+                ctx.forward_child(&"shortcut", projection, input, &mut self.shortcut_out, mode)?;
+                Zip::from(&mut *output).and(&self.shortcut_out).and(added).for_each(|y, &s, &b| *y = s + b);
+            }
+            None => Zip::from(&mut *output).and(&input).and(added).for_each(|y, &x, &b| *y = x + b),
+        }
+        self.forward_batch = Some(batch);
+        Ok(())
+    }
+
+    fn backward(
+        &mut self,
+        input: ArrayView2<'_, F>,
+        _output: ArrayView2<'_, F>,
+        grad_output: ArrayView2<'_, F>,
+        mut grad_input: Option<&mut Array2<F>>,
+        ctx: &mut Context<'_, F>,
+    ) -> Result<()> {
+        let Some(batch) = self.forward_batch else {
+            return Err(Error::BackwardBeforeForward { layer: self.describe() });
+        };
+        let name = || self.describe();
+        check_shape(&name, "input", &input, Some(batch), Some(self.in_features))?;
+        check_shape(&name, "grad_output", &grad_output, Some(batch), Some(self.out_features))?;
+        let ResidualBlock {
+            branch,
+            scale,
+            shortcut,
+            branch_out,
+            scaled_out,
+            shortcut_out,
+            grad_branch_out,
+            grad_shortcut,
+            ..
+        } = self;
+
+        // Branch: dL/d(branch(x)) is α·dy when scaled, dy itself otherwise.
+        let branch_grad = match scale {
+            Some(scale) => {
+                let g = Some(&mut *grad_branch_out);
+                ctx.backward_child(&"scale", scale, branch_out.view(), scaled_out.view(), grad_output, g)?;
+                grad_branch_out.view()
+            }
+            None => grad_output,
+        };
+        ctx.backward_child(
+            &"branch",
+            branch.as_mut(),
+            input,
+            branch_out.view(),
+            branch_grad,
+            grad_input.as_deref_mut(),
+        )?;
+
+        // Shortcut: add the incoming gradient (identity) or what the projection sends down.
+        match shortcut {
+            Some(projection) => {
+                let g = grad_input.is_some().then_some(&mut *grad_shortcut);
+                ctx.backward_child(&"shortcut", projection, input, shortcut_out.view(), grad_output, g)?;
+                if let Some(grad_input) = grad_input {
+                    *grad_input += &*grad_shortcut;
+                }
+            }
+            None => {
+                if let Some(grad_input) = grad_input {
+                    *grad_input += &grad_output;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_parameters<'a>(&'a self, visitor: &mut dyn FnMut(ParamView<'a, F>)) {
+        self.branch.visit_parameters(visitor);
+        if let Some(scale) = &self.scale {
+            scale.visit_parameters(visitor);
+        }
+        if let Some(projection) = &self.shortcut {
+            projection.visit_parameters(visitor);
+        }
+    }
+
+    fn visit_parameters_mut<'a>(&'a mut self, visitor: &mut dyn FnMut(ParamViewMut<'a, F>)) {
+        self.branch.visit_parameters_mut(visitor);
+        if let Some(scale) = &mut self.scale {
+            scale.visit_parameters_mut(visitor);
+        }
+        if let Some(projection) = &mut self.shortcut {
+            projection.visit_parameters_mut(visitor);
+        }
+    }
+
+    fn visit_buffers<'a>(&'a self, visitor: &mut dyn FnMut(BufferView<'a, F>)) {
+        self.branch.visit_buffers(visitor);
+    }
+
+    fn visit_buffers_mut<'a>(&'a mut self, visitor: &mut dyn FnMut(BufferViewMut<'a, F>)) {
+        self.branch.visit_buffers_mut(visitor);
+    }
+
+    fn visit_children<'a>(&'a self, visitor: &mut dyn FnMut(&str, &'a dyn Layer<F>)) {
+        visitor("branch", self.branch.as_ref());
+        if let Some(scale) = &self.scale {
+            visitor("scale", scale);
+        }
+        if let Some(projection) = &self.shortcut {
+            visitor("shortcut", projection);
+        }
+    }
+
+    fn child_mut(&mut self, name: &str) -> Option<&mut dyn Layer<F>> {
+        match name {
+            "branch" => Some(self.branch.as_mut()),
+            "scale" => self.scale.as_mut().map(|s| s as &mut dyn Layer<F>),
+            "shortcut" => self.shortcut.as_mut().map(|p| p as &mut dyn Layer<F>),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::activation::Tanh;
+    use crate::gradcheck::{GradCheckConfig, check_layer};
+    use crate::{Act, Network, Sequential};
+    use rand::SeedableRng;
+
+    fn tanh_branch(rng: &mut rand::rngs::StdRng, inp: usize, hidden: usize, out: usize) -> Sequential<f64> {
+        let mut branch = Sequential::new();
+        branch
+            .push(Linear::new(inp, hidden, rng).unwrap())
+            .push(Act::new(Tanh))
+            .push(Linear::new(hidden, out, rng).unwrap());
+        branch
+    }
+
+    fn input(rows: usize, cols: usize) -> Array2<f64> {
+        Array2::from_shape_fn((rows, cols), |(i, j)| ((i * 5 + j * 3) % 7) as f64 / 3.0 - 1.0)
+    }
+
+    #[test]
+    fn identity_forward_adds_the_input_to_the_branch() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let mut block = ResidualBlock::identity(tanh_branch(&mut rng, 4, 6, 4), 4).unwrap();
+        let x = input(3, 4);
+        let mut y = Array2::zeros((0, 0));
+        block.forward(x.view(), &mut y, Mode::Train, &mut Context::new()).unwrap();
+        let mut b = Array2::zeros((0, 0));
+        block.branch.forward(x.view(), &mut b, Mode::Train, &mut Context::new()).unwrap();
+        assert_eq!(y, &x + &b);
+    }
+
+    #[test]
+    fn identity_shortcut_passes_gradient_check() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        let mut block = ResidualBlock::identity(tanh_branch(&mut rng, 4, 5, 4), 4).unwrap();
+        let report = check_layer(&mut block, &input(3, 4), GradCheckConfig::default()).unwrap();
+        let names: Vec<&str> = report.tensors.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["input", "branch.0.weight", "branch.0.bias", "branch.2.weight", "branch.2.bias"]);
+        report.within(1e-6).unwrap();
+    }
+
+    #[test]
+    fn projection_shortcut_passes_gradient_check() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let branch = tanh_branch(&mut rng, 4, 5, 6);
+        let projection = Linear::new(4, 6, &mut rng).unwrap();
+        let mut block = ResidualBlock::projection(branch, projection).unwrap();
+        assert_eq!(block.output_features(4).unwrap(), 6);
+        let report = check_layer(&mut block, &input(3, 4), GradCheckConfig::default()).unwrap();
+        let names: Vec<&str> = report.tensors.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names[5..], ["shortcut.weight", "shortcut.bias"]);
+        report.within(1e-6).unwrap();
+    }
+
+    #[test]
+    fn fixed_and_learnable_scales_pass_gradient_check() {
+        for (scale, params) in
+            [(BranchScale::Fixed(0.3), 5), (BranchScale::Learnable(0.7), 6), (BranchScale::rezero(), 6)]
+        {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+            let mut block = ResidualBlock::identity(tanh_branch(&mut rng, 3, 4, 3), 3)
+                .unwrap()
+                .with_scale(scale)
+                .unwrap();
+            let report = check_layer(&mut block, &input(4, 3), GradCheckConfig::default()).unwrap();
+            assert_eq!(report.tensors.len(), params, "{scale:?}");
+            if params == 6 {
+                assert_eq!(report.tensors[5].name, "scale.weight");
+            }
+            report.within(1e-6).unwrap();
+        }
+    }
+
+    #[test]
+    fn scaled_projection_passes_gradient_check() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let branch = tanh_branch(&mut rng, 3, 4, 2);
+        let projection = Linear::new(3, 2, &mut rng).unwrap();
+        let mut block = ResidualBlock::projection(branch, projection)
+            .unwrap()
+            .with_scale(BranchScale::Learnable(0.5))
+            .unwrap();
+        assert_eq!(block.branch_scale(), Some(0.5));
+        let report = check_layer(&mut block, &input(4, 3), GradCheckConfig::default()).unwrap();
+        let names: Vec<&str> = report.tensors.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names[5..], ["scale.weight", "shortcut.weight", "shortcut.bias"]);
+        report.within(1e-6).unwrap();
+    }
+
+    #[test]
+    fn rezero_block_starts_as_the_identity() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(6);
+        let mut block = ResidualBlock::identity(tanh_branch(&mut rng, 3, 4, 3), 3)
+            .unwrap()
+            .with_scale(BranchScale::rezero())
+            .unwrap();
+        let x = input(2, 3);
+        let mut y = Array2::zeros((0, 0));
+        block.forward(x.view(), &mut y, Mode::Train, &mut Context::new()).unwrap();
+        assert_eq!(y, x);
+    }
+
+    #[test]
+    fn with_a_zero_branch_the_input_gradient_is_the_output_gradient_exactly() {
+        let branch = Linear::from_weights(Array2::<f64>::zeros((3, 3)), None).unwrap();
+        let mut block = ResidualBlock::identity(branch, 3).unwrap();
+        let x = input(2, 3);
+        let mut y = Array2::zeros((0, 0));
+        block.forward(x.view(), &mut y, Mode::Train, &mut Context::new()).unwrap();
+        let dy = Array2::from_shape_fn((2, 3), |(i, j)| 1e-7 * (i as f64 + 1.0) - 3.3 * j as f64);
+        let mut dx = Array2::zeros((0, 0));
+        block.backward(x.view(), y.view(), dy.view(), Some(&mut dx), &mut Context::new()).unwrap();
+        assert_eq!(dx, dy);
+    }
+
+    #[test]
+    fn width_mismatches_are_clear_errors() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        // Identity with a width-changing branch.
+        let err = ResidualBlock::identity(tanh_branch(&mut rng, 4, 4, 5), 4).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("identity") && msg.contains("(batch, 5)") && msg.contains("projection"),
+            "{msg}"
+        );
+        // Projection of the wrong output size.
+        let wrong = Linear::new(4, 3, &mut rng).unwrap();
+        let err = ResidualBlock::projection(tanh_branch(&mut rng, 4, 4, 5), wrong).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("projection shortcut") && msg.contains("Linear(4→3)") && msg.contains("(batch, 5)"),
+            "{msg}"
+        );
+        // Projection of the wrong input size: the branch refuses its width.
+        let wrong = Linear::new(3, 5, &mut rng).unwrap();
+        let err = ResidualBlock::projection(tanh_branch(&mut rng, 4, 4, 5), wrong).unwrap_err();
+        assert!(err.to_string().contains("branch") && err.to_string().contains("(batch, 3)"), "{err}");
+        // Input of the wrong width in forward.
+        let mut block = ResidualBlock::identity(tanh_branch(&mut rng, 4, 4, 4), 4).unwrap();
+        let mut y = Array2::zeros((0, 0));
+        let err = block.forward(input(2, 3).view(), &mut y, Mode::Train, &mut Context::new()).unwrap_err();
+        assert!(
+            err.to_string().contains("Residual(4→4, identity)") && err.to_string().contains("(2, 3)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_branch_changed_after_construction_is_caught_in_forward() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+        let mut block = ResidualBlock::identity(tanh_branch(&mut rng, 3, 3, 3), 3).unwrap();
+        // Swap in a branch that widens to 4 (possible from inside the crate only).
+        let mut wider = tanh_branch(&mut rng, 3, 3, 3);
+        wider.push(Linear::new(3, 4, &mut rng).unwrap());
+        block.branch = Box::new(wider);
+        let mut y = Array2::zeros((0, 0));
+        let err = block.forward(input(2, 3).view(), &mut y, Mode::Train, &mut Context::new()).unwrap_err();
+        assert!(err.to_string().contains("branch output") && err.to_string().contains("(2, 4)"), "{err}");
+    }
+
+    #[test]
+    fn hooks_see_the_children_with_dotted_paths() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        let mut model = Sequential::<f64>::new();
+        model.push(Linear::new(3, 4, &mut rng).unwrap());
+        let block = ResidualBlock::identity(tanh_branch(&mut rng, 4, 5, 4), 4).unwrap();
+        model.push(block.with_scale(BranchScale::rezero()).unwrap());
+        let mut net = Network::new(model);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        net.attach_hook(move |event: &mut crate::hooks::Event<'_, f64>| {
+            let phase = match event {
+                crate::hooks::Event::Forward(_) => "fwd",
+                _ => "bwd",
+            };
+            log.lock().unwrap().push(format!("{phase} {} {}", event.path(), event.kind()));
+        });
+        net.forward(input(2, 3).view(), Mode::Train).unwrap();
+        net.backward(Array2::ones((2, 4)).view()).unwrap();
+        let seen = seen.lock().unwrap();
+        let expected = [
+            "fwd 0 Linear",
+            "fwd 1.branch.0 Linear",
+            "fwd 1.branch.1 tanh",
+            "fwd 1.branch.2 Linear",
+            "fwd 1.branch Sequential",
+            "fwd 1.scale Scale",
+            "fwd 1 Residual",
+            "bwd 1.scale Scale",
+            "bwd 1.branch.2 Linear",
+            "bwd 1.branch.1 tanh",
+            "bwd 1.branch.0 Linear",
+            "bwd 1.branch Sequential",
+            "bwd 1 Residual",
+            "bwd 0 Linear",
+        ];
+        assert_eq!(*seen, expected);
+        // Parameter names follow the same paths.
+        let names: Vec<String> = net.named_parameters().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            names[2..],
+            [
+                "1.branch.0.weight",
+                "1.branch.0.bias",
+                "1.branch.2.weight",
+                "1.branch.2.bias",
+                "1.scale.weight"
+            ]
+        );
+        assert!(net.model().layer_at("1.branch.1").is_some_and(|l| l.kind() == "tanh"));
+    }
+
+    #[test]
+    fn works_in_f32() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(10);
+        let branch = Linear::<f32>::new(3, 3, &mut rng).unwrap();
+        let mut block =
+            ResidualBlock::identity(branch, 3).unwrap().with_scale(BranchScale::Fixed(0.5)).unwrap();
+        let x = Array2::<f32>::ones((2, 3));
+        let mut y = Array2::zeros((0, 0));
+        block.forward(x.view(), &mut y, Mode::Eval, &mut Context::new()).unwrap();
+        let mut dx = Array2::zeros((0, 0));
+        block.backward(x.view(), y.view(), x.view(), Some(&mut dx), &mut Context::new()).unwrap();
+        assert!(dx.iter().all(|v| v.is_finite()));
+        assert_eq!(block.branch_scale(), Some(0.5));
+    }
+}
