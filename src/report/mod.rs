@@ -1,0 +1,3 @@
+//! Reports: turning recorded numbers into something to read — SVG plots ([`plot`]).
+
+pub mod plot;
