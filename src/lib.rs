@@ -51,6 +51,7 @@ mod network;
 pub mod optim;
 mod param;
 pub mod report;
+pub mod train;
 
 pub use activation::{Act, Activation, ActivationFamily};
 pub use error::{Error, Result};

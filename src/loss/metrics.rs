@@ -40,7 +40,13 @@ pub fn accuracy<F: Float>(logits: ArrayView2<'_, F>, classes: &[usize]) -> Resul
             detail: format!("logit at row {r}, column {c} is NaN"),
         });
     }
-    let correct = logits
+    Ok(count_correct(logits, classes) as f64 / rows as f64)
+}
+
+/// The number of rows whose largest logit (the first one, on ties, as `torch.argmax`) is at
+/// the row's class index. Unchecked: the caller has validated lengths and ranges.
+pub(crate) fn count_correct<F: Float>(logits: ArrayView2<'_, F>, classes: &[usize]) -> usize {
+    logits
         .axis_iter(Axis(0))
         .zip(classes)
         .filter(|(row, class)| {
@@ -52,8 +58,7 @@ pub fn accuracy<F: Float>(logits: ArrayView2<'_, F>, classes: &[usize]) -> Resul
             }
             best == **class
         })
-        .count();
-    Ok(correct as f64 / rows as f64)
+        .count()
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub use bce_with_logits::BceWithLogits;
 pub use cross_entropy::CrossEntropy;
 pub use gradcheck::check_loss;
 pub use metrics::accuracy;
+pub(crate) use metrics::count_correct;
 pub use mse::Mse;
 
 use ndarray::{Array2, ArrayView2};

@@ -1,0 +1,237 @@
+//! [`Trainer`]: the minibatch training loop.
+
+use ndarray::Array2;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use super::batch::Batcher;
+use super::clip::clip_gradients;
+use super::evaluate::{check_data, evaluate_checked};
+use super::progress::Reporter;
+use super::{EpochStats, History, TrainConfig};
+use crate::data::Dataset;
+use crate::loss::count_correct;
+use crate::loss::{Loss, Targets};
+use crate::optim::{LrSchedule, Optimizer};
+use crate::{Error, Float, Mode, Network, Result};
+
+/// Trains a [`Network`] on an in-memory [`Dataset`] in shuffled minibatches.
+///
+/// Each step: zero the gradients, run the minibatch forward in [`Mode::Train`], compute the
+/// loss and its gradient, backpropagate, clip (if configured), and let the optimizer update the
+/// parameters. After each epoch the test set (if any) is evaluated in [`Mode::Eval`] and one
+/// line of progress is reported.
+///
+/// Reproducible: the sample order comes from `StdRng::seed_from_u64(config.seed)` only, so the
+/// same seed, model and optimizer give bit-identical weights.
+///
+/// ```
+/// use gradflow::{Network, Sequential};
+/// use gradflow::activation::Relu;
+/// use gradflow::data::digits_split;
+/// use gradflow::train::{Progress, TrainConfig, Trainer};
+/// use gradflow::loss::{CrossEntropy, Reduction};
+/// use gradflow::optim::SgdConfig;
+/// use rand::SeedableRng;
+///
+/// let (train, test) = digits_split::<f32>(0.2, 0)?;
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let model = Sequential::builder(64).dense(32, Relu).linear(10).build(&mut rng)?;
+/// let mut net = Network::new(model);
+/// let loss = CrossEntropy::new(Reduction::Mean);
+/// let mut optimizer = SgdConfig::new(0.1).momentum(0.9).build()?;
+///
+/// let trainer = Trainer::new(TrainConfig::new(1, 64).seed(1).progress(Progress::Silent))?;
+/// let history = trainer.fit(&mut net, &mut optimizer, &loss, &train, Some(&test))?;
+/// assert_eq!(history.epochs.len(), 1);
+/// assert_eq!(history.step_losses.len(), 1438_usize.div_ceil(64));
+/// assert!(history.last().unwrap().test_accuracy.is_some());
+/// # Ok::<(), gradflow::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Trainer {
+    config: TrainConfig,
+    schedule: Option<std::sync::Arc<dyn LrSchedule>>,
+}
+
+impl Trainer {
+    /// A trainer with a validated configuration.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the field, as [`TrainConfig::validate`].
+    pub fn new(config: TrainConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(Trainer { config, schedule: None })
+    }
+
+    /// Sets a learning-rate schedule: before epoch `e` (counted from 0) the optimizer's rate is
+    /// set to `schedule.learning_rate(base, e)`, where `base` is the optimizer's rate when `fit`
+    /// starts — the rate PyTorch's schedulers give epoch `e` after `e` calls of `scheduler.step()`.
+    ///
+    /// ```
+    /// use gradflow::optim::StepLr;
+    /// use gradflow::train::{TrainConfig, Trainer};
+    /// let trainer = Trainer::new(TrainConfig::new(30, 32))?.with_schedule(StepLr::new(10, 0.1)?);
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    pub fn with_schedule(mut self, schedule: impl LrSchedule + 'static) -> Self {
+        self.schedule = Some(std::sync::Arc::new(schedule));
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// Trains `net` on `train` for the configured number of epochs and returns what was
+    /// measured. When `test` is given it is evaluated after every epoch.
+    ///
+    /// The input and target minibatch buffers are allocated once; a step allocates nothing
+    /// beyond what the network, loss and optimizer themselves do (the network's buffers follow
+    /// the batch size, so a final partial batch resizes them; `drop_last` avoids that).
+    ///
+    /// # Errors
+    /// - an error naming the training or test set when it is empty or inconsistent
+    ///   ([`Dataset::check`]), when the model does not take its features, or when a class label
+    ///   or target width does not fit the model's outputs — all before any step is taken;
+    /// - [`Error::InvalidConfig`] naming `batch_size` when `drop_last` leaves no full batch;
+    /// - [`Error::NonFinite`] naming the epoch, batch and step when the loss or the gradient norm
+    ///   becomes NaN or infinite: training stops there (the weights keep the last finite update);
+    /// - any error of the network's passes, the loss or the optimizer.
+    pub fn fit<F: Float>(
+        &self,
+        net: &mut Network<F>,
+        optimizer: &mut dyn Optimizer<F>,
+        loss: &dyn Loss<F>,
+        train: &Dataset<F>,
+        test: Option<&Dataset<F>>,
+    ) -> Result<History> {
+        let config = &self.config;
+        check_data(net, train, "training set")?;
+        if let Some(test) = test {
+            check_data(net, test, "test set")?;
+        }
+        let mut batcher = Batcher::new(train, config.batch_size);
+        let batches = batcher.num_batches(config.drop_last);
+        if batches == 0 {
+            return Err(Error::config(
+                "TrainConfig",
+                "batch_size",
+                format!(
+                    "with drop_last, a batch size of {} leaves no full batch of the {} training samples",
+                    config.batch_size,
+                    train.len()
+                ),
+            ));
+        }
+
+        let total_steps = config.epochs * batches;
+        let mut history = History {
+            epochs: Vec::with_capacity(config.epochs),
+            step_losses: Vec::with_capacity(total_steps),
+            grad_norms: Vec::with_capacity(if config.clip.is_some() { total_steps } else { 0 }),
+        };
+        let mut rng = StdRng::seed_from_u64(config.seed);
+        let mut grad = Array2::zeros((0, 0));
+        let mut reporter = Reporter::new(config.progress, config.epochs, total_steps as u64);
+        let result = self.run(
+            &mut Run { net, optimizer, loss, train, test, batcher: &mut batcher, grad: &mut grad, batches },
+            &mut rng,
+            &mut history,
+            &mut reporter,
+        );
+        reporter.finish();
+        result.map(|()| history)
+    }
+
+    fn run<F: Float>(
+        &self,
+        run: &mut Run<'_, F>,
+        rng: &mut StdRng,
+        history: &mut History,
+        reporter: &mut Reporter<'_>,
+    ) -> Result<()> {
+        let config = &self.config;
+        let base_lr = run.optimizer.learning_rate();
+        for epoch in 1..=config.epochs {
+            if let Some(schedule) = &self.schedule {
+                run.optimizer.apply_schedule(schedule.as_ref(), base_lr, epoch - 1)?;
+            }
+            if config.shuffle {
+                run.batcher.shuffle(rng);
+            }
+            let mut loss_sum = 0.0;
+            let mut correct = 0;
+            let mut seen = 0;
+            for batch in 0..run.batches {
+                let step = history.step_losses.len() + 1;
+                let at = |e: Error| with_step(e, epoch, config.epochs, batch + 1, step);
+                let (inputs, targets) = run.batcher.batch(run.train, batch);
+                let rows = inputs.nrows();
+
+                run.net.zero_grad();
+                let output = run.net.forward(inputs, Mode::Train)?;
+                let value = run.loss.compute(output, targets, run.grad).map_err(at)?.as_f64();
+                if !value.is_finite() {
+                    return Err(at(Error::NonFinite {
+                        location: format!("loss {}", run.loss.name()),
+                        detail: format!("the loss is {value}; training stopped before this step's update"),
+                    }));
+                }
+                if let Targets::Classes(labels) = targets {
+                    correct += count_correct(output, labels);
+                }
+                run.net.backward(run.grad.view()).map_err(at)?;
+                if let Some(clip) = config.clip {
+                    let norm = clip_gradients(run.net.model_mut(), clip).map_err(at)?;
+                    history.grad_norms.push(norm);
+                }
+                run.optimizer.step(run.net.model_mut()).map_err(at)?;
+
+                loss_sum += value * rows as f64;
+                seen += rows;
+                history.step_losses.push(value);
+                reporter.step();
+            }
+            let evaluation = match run.test {
+                Some(test) => Some(evaluate_checked(run.net, run.loss, test, config.batch_size, run.grad)?),
+                None => None,
+            };
+            let stats = EpochStats {
+                epoch,
+                train_loss: loss_sum / seen as f64,
+                train_accuracy: run.train.targets.classes().map(|_| correct as f64 / seen as f64),
+                test_loss: evaluation.map(|e| e.loss),
+                test_accuracy: evaluation.and_then(|e| e.accuracy),
+                learning_rate: run.optimizer.learning_rate(),
+            };
+            reporter.epoch(&stats);
+            history.epochs.push(stats);
+        }
+        Ok(())
+    }
+}
+
+/// What one `fit` call works on.
+struct Run<'a, F: Float> {
+    net: &'a mut Network<F>,
+    optimizer: &'a mut dyn Optimizer<F>,
+    loss: &'a dyn Loss<F>,
+    train: &'a Dataset<F>,
+    test: Option<&'a Dataset<F>>,
+    batcher: &'a mut Batcher<F>,
+    grad: &'a mut Array2<F>,
+    batches: usize,
+}
+
+/// Adds the epoch, batch and step to a non-finite error's location.
+fn with_step(error: Error, epoch: usize, epochs: usize, batch: usize, step: usize) -> Error {
+    match error {
+        Error::NonFinite { location, detail } => Error::NonFinite {
+            location: format!("{location} at epoch {epoch}/{epochs}, batch {batch}, step {step}"),
+            detail,
+        },
+        other => other,
+    }
+}
