@@ -183,6 +183,10 @@ pub(crate) struct Engine<F: Float> {
     input: Vec<F>,
     /// `(T·B, H)`: a copy of the gradient arriving at the top layer's outputs.
     grad_top: Vec<F>,
+    /// Truncated BPTT through stacked layers: `(k·B, H)`, the gradient one window sends from a
+    /// layer to the one below it (read by that layer, written by this one).
+    window_in: Vec<F>,
+    window_out: Vec<F>,
     /// (T, B) of the last forward pass.
     shape: Option<(usize, usize)>,
     backward_done: bool,
@@ -280,6 +284,8 @@ impl<F: Float> Engine<F> {
             scratch: Scratch::default(),
             input: Vec::new(),
             grad_top: Vec::new(),
+            window_in: Vec::new(),
+            window_out: Vec::new(),
             shape: None,
             backward_done: false,
             final_state: RecurrentState::zeros(config.num_layers, 0, h, with_cell),
@@ -445,26 +451,84 @@ impl<F: Float> Engine<F> {
         for buffer in [&mut s.dh, &mut s.dh_prev, &mut s.dc] {
             resize(buffer, batch * h);
         }
+        for cache in &mut self.caches {
+            cache.reset_grads();
+        }
+        let finals = |l: usize| -> [Option<ArrayView2<'_, F>>; 2] {
+            [
+                grad_final.map(|s| s.hidden.index_axis(Axis(0), l)),
+                grad_final.and_then(|s| s.cell.as_ref()).map(|c| c.index_axis(Axis(0), l)),
+            ]
+        };
         let top = self.num_layers() - 1;
-        for l in (0..self.num_layers()).rev() {
-            let (lower, upper) = self.caches.split_at_mut(l + 1);
-            let (below, this) = lower.split_at_mut(l);
-            let cache = &mut this[0];
-            let grad_out: &[F] = if l == top { &self.grad_top } else { &upper[0].grad_input };
-            let (x, in_size): (&[F], usize) =
-                if l == 0 { (&self.input, self.input_size) } else { (&below[l - 1].hidden[batch * h..], h) };
-            let final_h = grad_final.map(|s| s.hidden.index_axis(Axis(0), l));
-            let final_c = grad_final.and_then(|s| s.cell.as_ref()).map(|c| c.index_axis(Axis(0), l));
-            backward_layer(
-                self.cell,
-                &mut self.params[l],
-                cache,
-                &mut self.scratch,
-                Step { x, in_size, t_len, batch, hidden: h },
-                grad_out,
-                [final_h, final_c],
-                window,
-            );
+        let input_size = self.input_size;
+        let sizes =
+            |l: usize| Sizes { t_len, batch, hidden: h, in_size: if l == 0 { input_size } else { h } };
+        match window {
+            // Full BPTT: layer by layer from the top, each in one pass from the last step to the
+            // first, injecting every step's gradient (from the caller, or from the layer above).
+            None => {
+                for l in (0..=top).rev() {
+                    let (lower, upper) = self.caches.split_at_mut(l + 1);
+                    let injected: &[F] = if l == top { &self.grad_top } else { &upper[0].grad_input };
+                    let injection = Injection { data: injected, first_step: 0, every_step: true };
+                    let window = Window { end: t_len - 1, start: 0 };
+                    let cache = &mut lower[l];
+                    backprop_window(
+                        self.cell,
+                        &self.params[l],
+                        cache,
+                        &mut self.scratch,
+                        sizes(l),
+                        injection,
+                        &finals(l),
+                        window,
+                        None,
+                    );
+                    self.finish_layer(l, batch);
+                }
+            }
+            // Truncated: the gradient of the top layer's output at step `end` (and of the final
+            // states, at T−1) flows back through every layer over steps start..=end only, as if
+            // the states of all layers were detached before `start`.
+            Some(k) => {
+                resize(&mut self.window_in, k * batch * h);
+                resize(&mut self.window_out, k * batch * h);
+                let any_final = grad_final
+                    .is_some_and(|g| g.hidden.iter().chain(g.cell.iter().flatten()).any(|v| !v.is_zero()));
+                for end in (0..t_len).rev() {
+                    let injected = &self.grad_top[end * batch * h..(end + 1) * batch * h];
+                    if !(end == t_len - 1 && any_final) && injected.iter().all(|v| v.is_zero()) {
+                        continue;
+                    }
+                    let window = Window { end, start: (end + 1).saturating_sub(k) };
+                    for l in (0..=top).rev() {
+                        let injection = if l == top {
+                            Injection { data: &self.grad_top, first_step: 0, every_step: false }
+                        } else {
+                            Injection { data: &self.window_in, first_step: window.start, every_step: true }
+                        };
+                        // The gradient this window sends to the layer below, step by step.
+                        let below = (l > 0).then_some(&mut self.window_out[..]);
+                        let cache = &mut self.caches[l];
+                        backprop_window(
+                            self.cell,
+                            &self.params[l],
+                            cache,
+                            &mut self.scratch,
+                            sizes(l),
+                            injection,
+                            &finals(l),
+                            window,
+                            below,
+                        );
+                        std::mem::swap(&mut self.window_in, &mut self.window_out);
+                    }
+                }
+                for l in 0..=top {
+                    self.finish_layer(l, batch);
+                }
+            }
         }
         let with_cell = self.cell.has_cell_state();
         self.grad_initial.ensure((self.num_layers(), batch, h), with_cell);
@@ -476,6 +540,19 @@ impl<F: Float> Engine<F> {
         }
         self.backward_done = true;
         Ok(())
+    }
+
+    /// After the recursion: the gradients of `W_ih`, `W_hh` and the biases over all steps (one
+    /// GEMM each), and dL/d(input) of layer `l`.
+    fn finish_layer(&mut self, l: usize, batch: usize) {
+        let (lower, _) = self.caches.split_at_mut(l + 1);
+        let (below, this) = lower.split_at_mut(l);
+        let h = self.hidden_size;
+        let (x, in_size): (&[F], usize) =
+            if l == 0 { (&self.input, self.input_size) } else { (&below[l - 1].hidden[batch * h..], h) };
+        let (t_len, _) = self.shape.expect("backward runs after forward");
+        let sizes = Sizes { t_len, batch, hidden: h, in_size };
+        finish_layer(self.cell, &mut self.params[l], &mut this[0], x, sizes);
     }
 
     fn forward_shape(&self) -> Option<(usize, usize)> {
@@ -705,95 +782,91 @@ fn forward_layer<F: Float>(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn backward_layer<F: Float>(
+/// The sizes of one layer's backward pass.
+#[derive(Clone, Copy)]
+struct Sizes {
+    t_len: usize,
+    batch: usize,
+    hidden: usize,
+    in_size: usize,
+}
+
+/// Where the gradient arriving at a layer's outputs comes from: `data` holds `(steps, B, H)`
+/// starting at step `first_step`; it is added at every step of the window (`every_step`) or
+/// only at its last step.
+#[derive(Clone, Copy)]
+struct Injection<'a, F> {
+    data: &'a [F],
+    first_step: usize,
+    every_step: bool,
+}
+
+/// The steps `start..=end` a backward recursion runs over, from `end` down.
+#[derive(Clone, Copy)]
+struct Window {
+    end: usize,
+    start: usize,
+}
+
+impl<F: Float> LayerCache<F> {
+    fn reset_grads(&mut self) {
+        for buffer in [
+            &mut self.grad_pre,
+            &mut self.grad_rec,
+            &mut self.grad_hidden,
+            &mut self.grad_cell,
+            &mut self.grad_h0,
+            &mut self.grad_c0,
+        ] {
+            buffer.fill(F::zero());
+        }
+    }
+}
+
+/// The parameter gradients over all steps, one GEMM each, and dL/dX = dPre W_ih.
+fn finish_layer<F: Float>(
     cell: CellKind,
     p: &mut LayerParams<F>,
     c: &mut LayerCache<F>,
-    s: &mut Scratch<F>,
-    step: Step<'_, F>,
-    grad_out: &[F],
-    grad_final: [Option<ArrayView2<'_, F>>; 2],
-    window: Option<usize>,
+    x: &[F],
+    sizes: Sizes,
 ) {
-    let Step { x, in_size, t_len, batch, hidden: h } = step;
-    let (gh, bh, rows) = (cell.gates() * h, batch * h, t_len * batch);
-    for buffer in [
-        &mut c.grad_pre,
-        &mut c.grad_rec,
-        &mut c.grad_hidden,
-        &mut c.grad_cell,
-        &mut c.grad_h0,
-        &mut c.grad_c0,
-    ] {
-        buffer.fill(F::zero());
-    }
-    let sizes = Step { x, in_size, t_len, batch, hidden: h };
-    match window {
-        // Full BPTT: one pass from the last step to the first, injecting every step's gradient.
-        None => backprop_window(cell, p, c, s, sizes, grad_out, &grad_final, t_len - 1, 0, true),
-        // Truncated: the gradient of each step's output travels back at most k steps.
-        Some(k) => {
-            for end in (0..t_len).rev() {
-                let injected = &grad_out[end * bh..(end + 1) * bh];
-                let has_final =
-                    end == t_len - 1 && grad_final.iter().flatten().any(|g| g.iter().any(|v| !v.is_zero()));
-                if has_final || injected.iter().any(|v| !v.is_zero()) {
-                    let start = (end + 1).saturating_sub(k);
-                    backprop_window(cell, p, c, s, sizes, grad_out, &grad_final, end, start, false);
-                }
-            }
-        }
-    }
-    // Parameter gradients over all steps: one GEMM each.
+    let Sizes { t_len, batch, hidden: h, in_size } = sizes;
+    let (gh, rows) = (cell.gates() * h, t_len * batch);
     let grad_pre = view(&c.grad_pre, rows, gh);
     gemm(F::one(), grad_pre, true, view(x, rows, in_size), false, F::one(), p.weight_ih.grad.view_mut());
     let grad_rec = if cell == CellKind::Gru { &c.grad_rec } else { &c.grad_pre };
-    gemm(
-        F::one(),
-        view(grad_rec, rows, gh),
-        true,
-        view(&c.hidden, rows, h),
-        false,
-        F::one(),
-        p.weight_hh.grad.view_mut(),
-    );
+    let h_prev = view(&c.hidden, rows, h); // h_{t−1} for every t: h₀ … h_{T−2}
+    gemm(F::one(), view(grad_rec, rows, gh), true, h_prev, false, F::one(), p.weight_hh.grad.view_mut());
     if let Some(b) = &mut p.bias_ih {
         add_column_sums(b, &c.grad_pre, gh);
     }
     if let Some(b) = &mut p.bias_hh {
         add_column_sums(b, grad_rec, gh);
     }
-    // dL/dX = dPre W_ih, for the layer below (or the caller).
-    gemm(
-        F::one(),
-        grad_pre,
-        false,
-        p.weight_ih.value.view(),
-        false,
-        F::zero(),
-        view_mut(&mut c.grad_input, rows, in_size),
-    );
+    let dx = view_mut(&mut c.grad_input, rows, in_size);
+    gemm(F::one(), grad_pre, false, p.weight_ih.value.view(), false, F::zero(), dx);
 }
 
-/// Backpropagates from step `end` down to step `start`, adding into the caches' gradients.
-/// With `inject_all`, the output gradient of every step in the window is added on the way
-/// (full BPTT); otherwise only that of `end`. The gradient of the final state enters at the
-/// last step. Below `start` (when `start > 0`) the gradient is dropped: that is truncation.
+/// Backpropagates through steps `window.end` down to `window.start` of one layer, adding into
+/// its caches' gradients (dL/d pre-activations, dL/dh_t, dL/dc_t, dL/dh₀, dL/dc₀). The gradient
+/// of the final state enters at step T−1. Below `start > 0` nothing flows: that is truncation.
+/// When `window_dx` is given, the gradient this window sends to the layer's input at each of
+/// its steps is written there, `(steps, B, in)` from `start`.
 #[allow(clippy::too_many_arguments)]
 fn backprop_window<F: Float>(
     cell: CellKind,
     p: &LayerParams<F>,
     c: &mut LayerCache<F>,
     s: &mut Scratch<F>,
-    step: Step<'_, F>,
-    grad_out: &[F],
+    sizes: Sizes,
+    injection: Injection<'_, F>,
     grad_final: &[Option<ArrayView2<'_, F>>; 2],
-    end: usize,
-    start: usize,
-    inject_all: bool,
+    window: Window,
+    mut window_dx: Option<&mut [F]>,
 ) {
-    let Step { t_len, batch, hidden: h, .. } = step;
+    let Sizes { t_len, batch, hidden: h, in_size } = sizes;
+    let Window { end, start } = window;
     let (gh, bh) = (cell.gates() * h, batch * h);
     s.dh.fill(F::zero());
     s.dc.fill(F::zero());
@@ -807,12 +880,12 @@ fn backprop_window<F: Float>(
     }
     let w_hh = p.weight_hh.value.view();
     for t in (start..=end).rev() {
-        if inject_all || t == end {
-            add_into(&mut s.dh, &grad_out[t * bh..(t + 1) * bh]);
+        if injection.every_step || t == end {
+            let k = t - injection.first_step;
+            add_into(&mut s.dh, &injection.data[k * bh..(k + 1) * bh]);
         }
         add_into(&mut c.grad_hidden[t * bh..(t + 1) * bh], &s.dh);
         let gates = &c.gates[t * batch * gh..(t + 1) * batch * gh];
-        let h_prev = &c.hidden[t * bh..(t + 1) * bh];
         let step_grad = t * batch * gh..(t + 1) * batch * gh;
         match cell {
             CellKind::Rnn(nonlinearity) => {
@@ -837,7 +910,7 @@ fn backprop_window<F: Float>(
                 gru::backward_step(
                     gates,
                     &c.recurrent_n[t * bh..(t + 1) * bh],
-                    h_prev,
+                    &c.hidden[t * bh..(t + 1) * bh],
                     &s.dh,
                     &mut s.step_pre,
                     &mut s.step_rec,
@@ -848,6 +921,19 @@ fn backprop_window<F: Float>(
             }
         }
         add_into(&mut c.grad_pre[step_grad], &s.step_pre);
+        if let Some(dx) = window_dx.as_deref_mut() {
+            let rows = (t - start) * batch * in_size..(t - start + 1) * batch * in_size;
+            let dx = view_mut(&mut dx[rows], batch, in_size);
+            gemm(
+                F::one(),
+                view(&s.step_pre, batch, gh),
+                false,
+                p.weight_ih.value.view(),
+                false,
+                F::zero(),
+                dx,
+            );
+        }
         if t == start && start > 0 {
             break; // truncated: nothing flows to the step before the window
         }

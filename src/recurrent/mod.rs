@@ -162,10 +162,11 @@ pub trait Recurrent<F: Float>: Send {
     ///
     /// `truncate = Some(k)` truncates backpropagation through time to `k` steps: the gradient
     /// of the output at step t (and of the final state, at step T−1) flows back to steps
-    /// t, t−1, …, t−k+1 and no further (Williams & Peng 1990's BPTT(k) applied to every output).
-    /// With `k ≥ T` nothing is cut and the result is exactly that of `None` (full BPTT). Each
-    /// stacked layer is truncated alike. Truncated backward costs O(T·k) steps when every step's
-    /// output carries a gradient and O(k) when only the last one does.
+    /// t, t−1, …, t−k+1 and no further (Williams & Peng 1990's BPTT(k) applied to every output),
+    /// in every stacked layer: as if the states of all layers were detached before step t−k+1.
+    /// With `k ≥ T` nothing is cut and the result is exactly that of `None` (full BPTT).
+    /// Truncated backward costs O(T·k) steps when every step's output carries a gradient and
+    /// O(k) when only the last one does.
     ///
     /// # Errors
     /// [`Error::BackwardBeforeForward`]; [`Error::ShapeMismatch`] when `grad_outputs` or
