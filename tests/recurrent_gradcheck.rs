@@ -67,6 +67,14 @@ fn numeric(values: &[f64], mut eval: impl FnMut(&[f64]) -> f64) -> Vec<f64> {
         .collect()
 }
 
+/// A parameter's name, shape, value and analytic gradient.
+struct Snapshot {
+    name: String,
+    shape: Vec<usize>,
+    value: Vec<f64>,
+    grad: Vec<f64>,
+}
+
 fn check(layer: &mut dyn Recurrent<f64>, seed: u64) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let layers = layer.num_layers();
@@ -89,11 +97,10 @@ fn check(layer: &mut dyn Recurrent<f64>, seed: u64) {
     layer.backward_sequence(w.outputs.view(), Some(&w.final_state), None).unwrap();
     let grad_x: Vec<f64> = layer.grad_input().unwrap().iter().copied().collect();
     let grad_s0 = layer.grad_initial_state().unwrap().clone();
-    // (name, shape, value, analytic gradient) of every parameter.
-    let mut params: Vec<(String, Vec<usize>, Vec<f64>, Vec<f64>)> = Vec::new();
+    let mut params: Vec<Snapshot> = Vec::new();
     layer.visit_parameters(&mut |p| {
         let (value, grad) = (p.value.iter().copied().collect(), p.grad.iter().copied().collect());
-        params.push((p.name.to_string(), p.value.shape().to_vec(), value, grad))
+        params.push(Snapshot { name: p.name.to_string(), shape: p.value.shape().to_vec(), value, grad })
     });
     assert_eq!(params.len(), 4 * layers);
 
@@ -123,7 +130,7 @@ fn check(layer: &mut dyn Recurrent<f64>, seed: u64) {
         worst.push(("c0".into(), compare("c0", grad_s0.cell.as_ref().unwrap().as_slice().unwrap(), &num)));
     }
 
-    for (name, shape, value, grad) in &params {
+    for Snapshot { name, shape, value, grad } in &params {
         let num = numeric(value, |v| {
             let arr = ArrayD::from_shape_vec(shape.clone(), v.to_vec()).unwrap();
             layer.set_parameter(name, arr.view()).unwrap();

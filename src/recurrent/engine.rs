@@ -157,6 +157,8 @@ struct LayerCache<F: Float> {
 /// Per-step scratch of one pass, shared by the layers.
 #[derive(Debug, Clone, Default)]
 struct Scratch<F: Float> {
+    /// `(G·H)`: the bias added to the input projection (`b_ih + b_hh`, or `b_ih` for the GRU).
+    bias: Vec<F>,
     /// `(B, G·H)`: GRU's recurrent projection in forward.
     recurrent: Vec<F>,
     /// `(B, G·H)`: one step's dL/d(pre-activations).
@@ -326,15 +328,20 @@ impl<F: Float> Engine<F> {
 
     fn check_state(&self, state: &RecurrentState<F>, batch: usize, what: [&'static str; 2]) -> Result<()> {
         let shape = (self.num_layers(), batch, self.hidden_size);
-        let expected = format!("({}, {batch}, {})", shape.0, shape.2);
+        let expected = || format!("({}, {batch}, {})", shape.0, shape.2);
         if state.hidden.dim() != shape {
-            return Err(Error::shape(self.describe(), what[0], expected, state.hidden.shape()));
+            return Err(Error::shape(self.describe(), what[0], expected(), state.hidden.shape()));
         }
         match (&state.cell, self.cell.has_cell_state()) {
             (Some(c), true) if c.dim() != shape => {
-                Err(Error::shape(self.describe(), what[1], expected, c.shape()))
+                Err(Error::shape(self.describe(), what[1], expected(), c.shape()))
             }
-            (None, true) => Err(Error::shape(self.describe(), what[1], expected, &[])),
+            (None, true) => Err(Error::ShapeMismatch {
+                layer: self.describe(),
+                what: what[1],
+                expected: expected(),
+                actual: "none (an LSTM needs a cell state)".into(),
+            }),
             (Some(c), false) => Err(Error::shape(
                 self.describe(),
                 what[1],
@@ -351,6 +358,9 @@ impl<F: Float> Engine<F> {
         input: ArrayView3<'_, F>,
         initial: Option<&RecurrentState<F>>,
     ) -> Result<()> {
+        // A failed pass leaves nothing behind for backward to use.
+        self.shape = None;
+        self.backward_done = false;
         let (t_len, batch, features) = input.dim();
         if t_len == 0 || batch == 0 {
             let what = if t_len == 0 { "input (empty sequence)" } else { "input (empty batch)" };
@@ -372,14 +382,13 @@ impl<F: Float> Engine<F> {
         if let Some(state) = initial {
             self.check_state(state, batch, ["initial_state.hidden", "initial_state.cell"])?;
         }
-        self.shape = None;
-        self.backward_done = false;
         let (h, gh) = (self.hidden_size, self.cell.gates() * self.hidden_size);
         resize(&mut self.input, t_len * batch * features);
         for (dst, &src) in self.input.iter_mut().zip(input.iter()) {
             *dst = src;
         }
         resize(&mut self.scratch.recurrent, batch * gh);
+        resize(&mut self.scratch.bias, gh);
         for l in 0..self.num_layers() {
             let (below, rest) = self.caches.split_at_mut(l);
             let cache = &mut rest[0];
@@ -690,21 +699,26 @@ fn forward_layer<F: Float>(
     // Input projection of all steps at once: X W_ihᵀ + b_ih (+ b_hh, except for the GRU, whose
     // reset gate multiplies the recurrent part including its bias).
     {
-        let bias_sum: Option<Vec<F>> = match (&p.bias_ih, &p.bias_hh, cell) {
-            (Some(bi), _, CellKind::Gru) => Some(bi.value.to_vec()),
-            (Some(bi), Some(bh), _) => {
-                Some(bi.value.iter().zip(bh.value.iter()).map(|(&a, &b)| a + b).collect())
+        let bias = &mut s.bias[..gh];
+        let has_bias = match (&p.bias_ih, &p.bias_hh, cell) {
+            (Some(b_ih), _, CellKind::Gru) => {
+                bias.iter_mut().zip(b_ih.value.iter()).for_each(|(d, &a)| *d = a);
+                true
             }
-            _ => None,
+            (Some(b_ih), Some(b_hh), _) => {
+                let sums = bias.iter_mut().zip(b_ih.value.iter().zip(b_hh.value.iter()));
+                sums.for_each(|(d, (&a, &b))| *d = a + b);
+                true
+            }
+            _ => false,
         };
-        let beta = match &bias_sum {
-            Some(b) => {
-                for row in c.gates.chunks_exact_mut(gh) {
-                    row.copy_from_slice(b);
-                }
-                F::one()
+        let beta = if has_bias {
+            for row in c.gates.chunks_exact_mut(gh) {
+                row.copy_from_slice(bias);
             }
-            None => F::zero(),
+            F::one()
+        } else {
+            F::zero()
         };
         gemm(
             F::one(),

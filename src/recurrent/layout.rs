@@ -29,18 +29,22 @@ pub fn sequence_to_rows<F: Float>(sequence: ArrayView3<'_, F>) -> Array2<F> {
 /// # Errors
 /// [`Error::ShapeMismatch`] when the row width is not a positive multiple of `features`.
 pub fn rows_to_sequence<F: Float>(rows: ArrayView2<'_, F>, features: usize) -> Result<Array3<F>> {
-    let t_len = steps_in("rows_to_sequence", &rows, features)?;
+    let t_len = steps_in(|| "rows_to_sequence".into(), &rows, features)?;
     let mut sequence = Array3::zeros((t_len, rows.nrows(), features));
     write_sequence(rows, &mut sequence);
     Ok(sequence)
 }
 
-/// The number of time steps in rows of width T·`features`, or an error naming `component`.
-pub(crate) fn steps_in<F>(component: &str, rows: &ArrayView2<'_, F>, features: usize) -> Result<usize> {
+/// The number of time steps in rows of width T·`features`, or an error naming `component()`.
+pub(crate) fn steps_in<F>(
+    component: impl FnOnce() -> String,
+    rows: &ArrayView2<'_, F>,
+    features: usize,
+) -> Result<usize> {
     let width = rows.ncols();
-    if features == 0 || width == 0 || width % features != 0 {
+    if features == 0 || width == 0 || !width.is_multiple_of(features) {
         return Err(Error::shape(
-            component,
+            component(),
             "input",
             format!("(batch, time · {features}) with time ≥ 1"),
             rows.shape(),

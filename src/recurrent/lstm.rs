@@ -221,7 +221,8 @@ mod tests {
         let f = sig(0.4 + 0.02 + 0.3);
         let g = (0.6f64 + 0.03 + 0.35).tanh();
         let o = sig(0.8 + 0.04 + 0.4);
-        let c = f * -1.0 + i * g;
+        let c0 = -1.0;
+        let c = f * c0 + i * g;
         let h = o * c.tanh();
         assert!((lstm.outputs().unwrap()[[0, 0, 0]] - h).abs() < 1e-15);
         let fin = lstm.final_state().unwrap();
@@ -242,7 +243,7 @@ mod tests {
         // dL/dh0 = Σ_gates W_hh[gate] · da_gate.
         let da = [
             dc * g * i * (1.0 - i),
-            dc * -1.0 * f * (1.0 - f),
+            dc * c0 * f * (1.0 - f),
             dc * i * (1.0 - g * g),
             c.tanh() * o * (1.0 - o),
         ];

@@ -180,7 +180,8 @@ mod tests {
             });
             v
         };
-        let expected = [d1 * 1.0 + d2 * -1.0, d2 * h1, d1 + d2, d1 + d2];
+        let (x1, x2) = (1.0, -1.0);
+        let expected = [d1 * x1 + d2 * x2, d2 * h1, d1 + d2, d1 + d2];
         for ((name, got), want) in grads.iter().zip(expected) {
             assert!((got - want).abs() < 1e-15, "{name}: {got} vs {want}");
         }

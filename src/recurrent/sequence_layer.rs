@@ -198,7 +198,7 @@ impl<F: Float> Layer<F> for SequenceLayer<F> {
 
     fn output_features(&self, input_features: usize) -> Result<usize> {
         let i = self.recurrent.input_size();
-        if input_features == 0 || input_features % i != 0 {
+        if input_features == 0 || !input_features.is_multiple_of(i) {
             return Err(Error::ShapeMismatch {
                 layer: self.describe(),
                 what: "input",
@@ -217,7 +217,7 @@ impl<F: Float> Layer<F> for SequenceLayer<F> {
         ctx: &mut Context<'_, F>,
     ) -> Result<()> {
         self.forward_shape = None;
-        let t_len = steps_in(&self.describe(), &input, self.recurrent.input_size())?;
+        let t_len = steps_in(|| self.describe(), &input, self.recurrent.input_size())?;
         let batch = input.nrows();
         let shape = (t_len, batch, self.recurrent.input_size());
         if self.sequence.dim() != shape {
