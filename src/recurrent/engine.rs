@@ -249,30 +249,43 @@ impl<F: Float> Engine<F> {
             }
         }
         let (h, gh) = (config.hidden_size, config.cell.gates() * config.hidden_size);
-        let mut params = Vec::with_capacity(config.num_layers);
+        // PyTorch draws every parameter from the same U(±1/√H), layer by layer, in this order.
+        let mut drawn = Vec::with_capacity(config.num_layers);
         for layer in 0..config.num_layers {
             let in_size = if layer == 0 { config.input_size } else { h };
-            // PyTorch draws every parameter from the same U(±1/√H), in this order.
             let w_ih = pytorch_default((gh, in_size), h, rng);
-            let mut w_hh = pytorch_default((gh, h), h, rng);
-            let (mut b_ih, mut b_hh) = if config.bias {
+            let w_hh = pytorch_default((gh, h), h, rng);
+            let biases = config.bias.then(|| {
                 let b_ih = pytorch_default((1, gh), h, rng).remove_axis(Axis(0));
                 let b_hh = pytorch_default((1, gh), h, rng).remove_axis(Axis(0));
-                (Some(b_ih), Some(b_hh))
-            } else {
-                (None, None)
+                (b_ih, b_hh)
+            });
+            drawn.push((w_ih, w_hh, biases));
+        }
+        // Then the options, so that the defaults do not depend on them (same seed, same W_ih).
+        let mut params = Vec::with_capacity(config.num_layers);
+        for (layer, (w_ih, mut w_hh, mut biases)) in drawn.into_iter().enumerate() {
+            let (b_ih, b_hh) = match &mut biases {
+                Some((b_ih, b_hh)) => (Some(b_ih), Some(b_hh)),
+                None => (None, None),
             };
-            config.recurrent_init.apply(&mut w_hh, [b_ih.as_mut(), b_hh.as_mut()], rng);
-            if let (Some(value), Some(b_ih), Some(b_hh)) = (config.forget_bias, &mut b_ih, &mut b_hh) {
+            config.recurrent_init.apply(&mut w_hh, [b_ih, b_hh], rng);
+            if let (Some(value), Some((b_ih, b_hh))) = (config.forget_bias, &mut biases) {
                 // The forget gate is the second block (i, f, g, o); the sum b_if + b_hf = value.
                 b_ih.slice_mut(ndarray::s![h..2 * h]).fill(value);
                 b_hh.slice_mut(ndarray::s![h..2 * h]).fill(0.0);
             }
+            let (bias_ih, bias_hh) = match biases {
+                Some((b_ih, b_hh)) => {
+                    (Some(Param::new(b_ih.mapv(F::lit))), Some(Param::new(b_hh.mapv(F::lit))))
+                }
+                None => (None, None),
+            };
             params.push(LayerParams {
                 weight_ih: Param::new(w_ih.mapv(F::lit)),
                 weight_hh: Param::new(w_hh.mapv(F::lit)),
-                bias_ih: b_ih.map(|b| Param::new(b.mapv(F::lit))),
-                bias_hh: b_hh.map(|b| Param::new(b.mapv(F::lit))),
+                bias_ih,
+                bias_hh,
                 names: parameter_names(layer),
             });
         }

@@ -10,9 +10,10 @@ use crate::{Error, Result};
 /// How `weight_hh` (the recurrent weights) is initialized. Every other parameter always gets
 /// PyTorch's default, U(−1/√hidden_size, 1/√hidden_size).
 ///
-/// The defaults are drawn first for *every* parameter, in PyTorch's order (`weight_ih_l0`,
-/// `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0`, then `…_l1`), and the chosen scheme then
-/// overwrites `weight_hh`: with the same seed, `weight_ih` is the same whatever the scheme.
+/// The defaults are drawn first for *every* parameter of every stacked layer, in PyTorch's
+/// order (`weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0`, then `…_l1`), and the
+/// chosen scheme then overwrites `weight_hh`: with the same seed, `weight_ih` (and the biases,
+/// except under [`RecurrentInit::Identity`]) are the same whatever the scheme.
 ///
 /// For gated cells the scheme is applied to each gate's `(hidden, hidden)` block of `weight_hh`
 /// separately (rows `k·hidden..(k+1)·hidden` for gate `k`), which is what matters for the
