@@ -50,6 +50,7 @@ pub mod loss;
 mod network;
 pub mod optim;
 mod param;
+pub mod recurrent;
 pub mod report;
 pub mod train;
 

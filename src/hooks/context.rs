@@ -134,6 +134,18 @@ impl<'h, F: Float> Context<'h, F> {
     }
 }
 
+impl<F: Float> Context<'_, F> {
+    /// Shows `event` to every hook. For layers that report events of their own from inside
+    /// their pass, such as the per-time-step events of recurrent layers; does nothing when
+    /// nothing is observed.
+    ///
+    /// # Errors
+    /// [`Error::Hook`] when a hook panics.
+    pub fn emit(&mut self, event: &mut Event<'_, F>) -> Result<()> {
+        emit(self.hooks.as_deref_mut(), event)
+    }
+}
+
 /// Shows `event` to every hook; a panicking hook aborts the pass with an error naming the layer.
 fn emit<F: Float>(hooks: Option<&mut HookSet<F>>, event: &mut Event<'_, F>) -> Result<()> {
     let Some(hooks) = hooks else { return Ok(()) };

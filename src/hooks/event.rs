@@ -14,6 +14,8 @@ pub enum Event<'a, F: Float> {
     Forward(ForwardEvent<'a, F>),
     /// A layer has computed its input gradient (and accumulated its parameter gradients).
     Backward(BackwardEvent<'a, F>),
+    /// One time step of a recurrent layer, in forward or in backward.
+    TimeStep(super::TimeStepEvent<'a, F>),
 }
 
 impl<'a, F: Float> Event<'a, F> {
@@ -22,6 +24,7 @@ impl<'a, F: Float> Event<'a, F> {
         match self {
             Event::Forward(e) => e.path,
             Event::Backward(e) => e.path,
+            Event::TimeStep(e) => e.path,
         }
     }
 
@@ -35,6 +38,7 @@ impl<'a, F: Float> Event<'a, F> {
         match self {
             Event::Forward(e) => e.layer,
             Event::Backward(e) => e.layer,
+            Event::TimeStep(e) => e.layer,
         }
     }
 
@@ -43,6 +47,7 @@ impl<'a, F: Float> Event<'a, F> {
         match self {
             Event::Forward(e) => e.step,
             Event::Backward(e) => e.step,
+            Event::TimeStep(e) => e.step,
         }
     }
 }

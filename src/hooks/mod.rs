@@ -12,7 +12,9 @@
 mod context;
 mod event;
 mod set;
+mod time_step;
 
 pub use context::Context;
 pub use event::{BackwardEvent, Event, ForwardEvent};
 pub use set::{Hook, HookHandle, HookSet};
+pub use time_step::{Gate, GateFunction, TimeStepEvent, TimeStepPass};

@@ -1,0 +1,154 @@
+//! How the weights of a recurrent layer are initialized: PyTorch's default, orthogonal or
+//! identity recurrent weights, and the LSTM forget-gate bias.
+
+use ndarray::{Array1, Array2, s};
+use rand::RngCore;
+use rand_distr::{Distribution, Uniform};
+
+use crate::{Error, Result};
+
+/// How `weight_hh` (the recurrent weights) is initialized. Every other parameter always gets
+/// PyTorch's default, U(−1/√hidden_size, 1/√hidden_size).
+///
+/// The defaults are drawn first for *every* parameter of every stacked layer, in PyTorch's
+/// order (`weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0`, then `…_l1`), and the
+/// chosen scheme then overwrites `weight_hh`: with the same seed, `weight_ih` (and the biases,
+/// except under [`RecurrentInit::Identity`]) are the same whatever the scheme.
+///
+/// For gated cells the scheme is applied to each gate's `(hidden, hidden)` block of `weight_hh`
+/// separately (rows `k·hidden..(k+1)·hidden` for gate `k`), which is what matters for the
+/// gradient through each gate.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum RecurrentInit {
+    /// PyTorch's default: U(−1/√hidden_size, 1/√hidden_size) (`RNNBase.reset_parameters`).
+    #[default]
+    PytorchDefault,
+    /// A random orthogonal matrix times `gain` per gate block, as
+    /// `torch.nn.init.orthogonal_(block, gain)` (Saxe et al. 2014): all singular values equal
+    /// `gain`, so a linear recurrence neither shrinks nor grows the gradient.
+    Orthogonal {
+        /// Multiplier of the orthogonal matrix (1 keeps norms).
+        gain: f64,
+    },
+    /// `scale` times the identity per gate block, with both biases set to zero: the IRNN of
+    /// Le, Jaitly & Hinton (2015, "A Simple Way to Initialize Recurrent Networks of Rectified
+    /// Linear Units"), meant for ReLU RNNs, where the state is copied unchanged at first.
+    Identity {
+        /// The diagonal value (the paper uses 1).
+        scale: f64,
+    },
+}
+
+impl RecurrentInit {
+    /// Checks the settings; `component` names the layer in the error.
+    pub(crate) fn validate(&self, component: &str) -> Result<()> {
+        let (name, value) = match *self {
+            RecurrentInit::PytorchDefault => return Ok(()),
+            RecurrentInit::Orthogonal { gain } => ("gain", gain),
+            RecurrentInit::Identity { scale } => ("scale", scale),
+        };
+        if value.is_finite() {
+            Ok(())
+        } else {
+            Err(Error::config(component, "recurrent_init", format!("{name} must be finite, got {value}")))
+        }
+    }
+
+    /// Overwrites the recurrent weights `(gates·hidden, hidden)` (and, for the identity scheme,
+    /// zeroes the biases) after the defaults have been drawn.
+    pub(crate) fn apply(
+        &self,
+        weight_hh: &mut Array2<f64>,
+        biases: [Option<&mut Array1<f64>>; 2],
+        rng: &mut dyn RngCore,
+    ) {
+        let hidden = weight_hh.ncols();
+        let gates = weight_hh.nrows() / hidden;
+        match *self {
+            RecurrentInit::PytorchDefault => {}
+            RecurrentInit::Orthogonal { gain } => {
+                for k in 0..gates {
+                    let block = orthogonal_block(hidden, gain, rng);
+                    weight_hh.slice_mut(s![k * hidden..(k + 1) * hidden, ..]).assign(&block);
+                }
+            }
+            RecurrentInit::Identity { scale } => {
+                for k in 0..gates {
+                    let mut block = weight_hh.slice_mut(s![k * hidden..(k + 1) * hidden, ..]);
+                    block.fill(0.0);
+                    block.diag_mut().fill(scale);
+                }
+                for b in biases.into_iter().flatten() {
+                    b.fill(0.0);
+                }
+            }
+        }
+    }
+}
+
+/// PyTorch's default for recurrent layers: U(−1/√hidden_size, 1/√hidden_size) for every
+/// weight and bias (`torch/nn/modules/rnn.py`, `RNNBase.reset_parameters`).
+pub(crate) fn pytorch_default(
+    shape: (usize, usize),
+    hidden_size: usize,
+    rng: &mut dyn RngCore,
+) -> Array2<f64> {
+    let bound = 1.0 / (hidden_size as f64).sqrt();
+    let dist = Uniform::new_inclusive(-bound, bound).expect("bound is finite and positive");
+    Array2::from_shape_simple_fn(shape, || dist.sample(rng))
+}
+
+/// A random `n × n` orthogonal matrix times `gain`, drawn as `torch.nn.init.orthogonal_` does
+/// (via [`crate::init::Orthogonal`]; a gain of any finite sign is applied afterwards).
+pub(crate) fn orthogonal_block(n: usize, gain: f64, rng: &mut dyn RngCore) -> Array2<f64> {
+    use crate::init::{Fans, Initializer, Orthogonal};
+    let q = Orthogonal::default()
+        .sample((n, n), Fans::new(n, n, 1.0), rng)
+        .expect("orthogonal init of a square block cannot fail");
+    q * gain
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn orthogonal_block_is_orthogonal_and_scaled() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        for n in [1, 2, 7, 16] {
+            let q = orthogonal_block(n, 1.5, &mut rng);
+            let qtq = q.t().dot(&q);
+            let expected = Array2::<f64>::eye(n) * 2.25;
+            let err = (&qtq - &expected).mapv(f64::abs).fold(0.0f64, |m, &x| m.max(x));
+            assert!(err < 1e-12, "n={n}: max |QᵀQ − g²I| = {err}");
+        }
+    }
+
+    #[test]
+    fn identity_sets_each_gate_block_and_zeroes_biases() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        let mut w = pytorch_default((6, 2), 2, &mut rng);
+        let mut b1 = Array1::from_elem(6, 0.3);
+        let mut b2 = Array1::from_elem(6, -0.3);
+        RecurrentInit::Identity { scale: 0.5 }.apply(&mut w, [Some(&mut b1), Some(&mut b2)], &mut rng);
+        for k in 0..3 {
+            assert_eq!(w.slice(s![2 * k..2 * k + 2, ..]), Array2::<f64>::eye(2) * 0.5);
+        }
+        assert!(b1.iter().chain(b2.iter()).all(|&x| x == 0.0));
+    }
+
+    #[test]
+    fn default_bound_is_one_over_sqrt_hidden() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let w = pytorch_default((400, 16), 16, &mut rng);
+        let max = w.iter().fold(0.0f64, |m, &x| m.max(x.abs()));
+        assert!(max <= 0.25 && max > 0.24, "{max}");
+    }
+
+    #[test]
+    fn non_finite_settings_are_refused() {
+        let err = RecurrentInit::Orthogonal { gain: f64::NAN }.validate("LSTM").unwrap_err();
+        assert!(err.to_string().contains("LSTM") && err.to_string().contains("recurrent_init"), "{err}");
+    }
+}

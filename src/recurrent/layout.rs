@@ -1,0 +1,70 @@
+//! Converting between sequences `(time, batch, features)` and rows `(batch, time · features)`,
+//! the layout in which [`super::SequenceLayer`] and [`super::SequenceModel`] take sequences.
+
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
+
+use crate::{Error, Float, Result};
+
+/// Flattens a sequence `(T, B, F)` into rows `(B, T·F)`: row b is `[x_0[b], x_1[b], …]`, the
+/// sample's steps one after another (so a data set of sequences is an ordinary
+/// `(samples, features)` matrix).
+///
+/// ```
+/// use gradflow::recurrent::{rows_to_sequence, sequence_to_rows};
+/// use ndarray::array;
+/// let seq = array![[[1.0, 2.0]], [[3.0, 4.0]], [[5.0, 6.0]]]; // T = 3, B = 1, F = 2
+/// let rows = sequence_to_rows(seq.view());
+/// assert_eq!(rows, array![[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]]);
+/// assert_eq!(rows_to_sequence(rows.view(), 2).unwrap(), seq);
+/// ```
+pub fn sequence_to_rows<F: Float>(sequence: ArrayView3<'_, F>) -> Array2<F> {
+    let (t_len, batch, features) = sequence.dim();
+    let mut rows = Array2::zeros((batch, t_len * features));
+    write_rows(sequence, &mut rows);
+    rows
+}
+
+/// The inverse of [`sequence_to_rows`]: rows `(B, T·F)` into a sequence `(T, B, F)`.
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] when the row width is not a positive multiple of `features`.
+pub fn rows_to_sequence<F: Float>(rows: ArrayView2<'_, F>, features: usize) -> Result<Array3<F>> {
+    let t_len = steps_in(|| "rows_to_sequence".into(), &rows, features)?;
+    let mut sequence = Array3::zeros((t_len, rows.nrows(), features));
+    write_sequence(rows, &mut sequence);
+    Ok(sequence)
+}
+
+/// The number of time steps in rows of width T·`features`, or an error naming `component()`.
+pub(crate) fn steps_in<F>(
+    component: impl FnOnce() -> String,
+    rows: &ArrayView2<'_, F>,
+    features: usize,
+) -> Result<usize> {
+    let width = rows.ncols();
+    if features == 0 || width == 0 || !width.is_multiple_of(features) {
+        return Err(Error::shape(
+            component(),
+            "input",
+            format!("(batch, time · {features}) with time ≥ 1"),
+            rows.shape(),
+        ));
+    }
+    Ok(width / features)
+}
+
+/// `rows[b, t·F + f] = sequence[t, b, f]`; `rows` must already be `(B, T·F)`.
+pub(crate) fn write_rows<F: Float>(sequence: ArrayView3<'_, F>, rows: &mut Array2<F>) {
+    let features = sequence.dim().2;
+    for (t, step) in sequence.outer_iter().enumerate() {
+        rows.slice_mut(ndarray::s![.., t * features..(t + 1) * features]).assign(&step);
+    }
+}
+
+/// `sequence[t, b, f] = rows[b, t·F + f]`; `sequence` must already be `(T, B, F)`.
+pub(crate) fn write_sequence<F: Float>(rows: ArrayView2<'_, F>, sequence: &mut Array3<F>) {
+    let features = sequence.dim().2;
+    for (t, mut step) in sequence.outer_iter_mut().enumerate() {
+        step.assign(&rows.slice(ndarray::s![.., t * features..(t + 1) * features]));
+    }
+}

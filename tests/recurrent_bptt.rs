@@ -1,0 +1,252 @@
+//! Backpropagation through time: truncation, stacking, and agreement between the ways of
+//! running the same layer.
+
+use gradflow::Mode;
+use gradflow::recurrent::{GruConfig, LstmConfig, Recurrent, RecurrentState, RnnConfig};
+use ndarray::{Array3, ArrayD, Axis, s};
+use rand::SeedableRng;
+use rand_distr::{Distribution, StandardNormal};
+
+fn normal3(shape: (usize, usize, usize), seed: u64) -> Array3<f64> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    Array3::from_shape_simple_fn(shape, || StandardNormal.sample(&mut rng))
+}
+
+/// All parameter gradients, in visiting order.
+fn grads(layer: &dyn Recurrent<f64>) -> Vec<ArrayD<f64>> {
+    let mut out = Vec::new();
+    layer.visit_parameters(&mut |p| out.push(p.grad.to_owned()));
+    out
+}
+
+fn max_diff(a: &[ArrayD<f64>], b: &[ArrayD<f64>]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x - y).mapv(f64::abs).fold(0.0f64, |m, &v| m.max(v))).fold(0.0, f64::max)
+}
+
+fn layers(seed: u64) -> Vec<Box<dyn Recurrent<f64>>> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    vec![
+        Box::new(RnnConfig::new(3, 5).build::<f64>(&mut rng).unwrap()),
+        Box::new(LstmConfig::new(3, 5).forget_bias(1.0).build::<f64>(&mut rng).unwrap()),
+        Box::new(GruConfig::new(3, 5).build::<f64>(&mut rng).unwrap()),
+        Box::new(LstmConfig::new(3, 5).num_layers(2).build::<f64>(&mut rng).unwrap()),
+    ]
+}
+
+/// Runs forward then backward with gradients on every output and on the final state.
+fn run(layer: &mut dyn Recurrent<f64>, x: &Array3<f64>, truncate: Option<usize>) {
+    let (t_len, batch, _) = x.dim();
+    let (l, h) = (layer.num_layers(), layer.hidden_size());
+    layer.zero_grad();
+    layer.forward_sequence(x.view(), None, Mode::Train).unwrap();
+    let grad_out = normal3((t_len, batch, h), 99);
+    let grad_final = RecurrentState {
+        hidden: normal3((l, batch, h), 98),
+        cell: layer.has_cell_state().then(|| normal3((l, batch, h), 97)),
+    };
+    layer.backward_sequence(grad_out.view(), Some(&grad_final), truncate).unwrap();
+}
+
+#[test]
+fn truncation_to_at_least_t_steps_equals_full_bptt_exactly() {
+    let x = normal3((6, 2, 3), 1);
+    for mut layer in layers(1) {
+        run(layer.as_mut(), &x, None);
+        let (full, full_dx) = (grads(layer.as_ref()), layer.grad_input().unwrap().to_owned());
+        let full_dh0 = layer.grad_initial_state().unwrap().clone();
+        for k in [6, 7, 100] {
+            run(layer.as_mut(), &x, Some(k));
+            assert_eq!(grads(layer.as_ref()), full, "{} k={k}", layer.describe());
+            assert_eq!(layer.grad_input().unwrap(), full_dx);
+            assert_eq!(layer.grad_initial_state().unwrap(), &full_dh0);
+        }
+        // One step short of T, something is cut.
+        run(layer.as_mut(), &x, Some(5));
+        assert!(max_diff(&grads(layer.as_ref()), &full) > 1e-6, "{}", layer.describe());
+    }
+}
+
+#[test]
+fn truncated_gradient_of_the_last_output_equals_full_bptt_over_the_last_k_steps() {
+    // With the loss on the last step only, BPTT truncated to k equals full BPTT of the same
+    // layer run on the last k steps, started from the (detached) state reached before them.
+    let (t_len, k, batch) = (9, 3, 2);
+    let x = normal3((t_len, batch, 3), 2);
+    for mut layer in layers(2) {
+        let h = layer.hidden_size();
+        let mut grad_out = Array3::zeros((t_len, batch, h));
+        grad_out.index_axis_mut(Axis(0), t_len - 1).assign(&normal3((1, batch, h), 3).index_axis(Axis(0), 0));
+
+        layer.zero_grad();
+        layer.forward_sequence(x.view(), None, Mode::Train).unwrap();
+        let state = state_after(layer.as_ref(), t_len - k - 1);
+        layer.backward_sequence(grad_out.view(), None, Some(k)).unwrap();
+        let truncated = grads(layer.as_ref());
+        let dx = layer.grad_input().unwrap().to_owned();
+        // Nothing reaches the steps before the window, nor the initial state.
+        assert!(dx.slice(s![..t_len - k, .., ..]).iter().all(|&v| v == 0.0), "{}", layer.describe());
+        assert!(layer.grad_initial_state().unwrap().hidden.iter().all(|&v| v == 0.0));
+
+        layer.zero_grad();
+        let tail = x.slice(s![t_len - k.., .., ..]).to_owned();
+        layer.forward_sequence(tail.view(), Some(&state), Mode::Train).unwrap();
+        layer.backward_sequence(grad_out.slice(s![t_len - k.., .., ..]), None, None).unwrap();
+        let reference = grads(layer.as_ref());
+        assert!(
+            max_diff(&truncated, &reference) < 1e-12,
+            "{}: {:e}",
+            layer.describe(),
+            max_diff(&truncated, &reference)
+        );
+        let dx_ref = layer.grad_input().unwrap();
+        assert!((&dx.slice(s![t_len - k.., .., ..]) - &dx_ref).iter().all(|v| v.abs() < 1e-12));
+    }
+}
+
+/// The state of every stacked layer after step `t` of the last forward pass.
+fn state_after(layer: &dyn Recurrent<f64>, t: usize) -> RecurrentState<f64> {
+    let (l, h) = (layer.num_layers(), layer.hidden_size());
+    let batch = layer.hidden_states(0).unwrap().dim().1;
+    RecurrentState {
+        hidden: Array3::from_shape_fn((l, batch, h), |(i, b, j)| layer.hidden_states(i).unwrap()[[t, b, j]]),
+        cell: layer.has_cell_state().then(|| {
+            Array3::from_shape_fn((l, batch, h), |(i, b, j)| layer.cell_states(i).unwrap()[[t, b, j]])
+        }),
+    }
+}
+
+#[test]
+fn truncated_gradient_of_every_output_is_the_sum_of_k_step_windows() {
+    // BPTT(k) with a gradient on every output: the gradient of output e flows back over steps
+    // e−k+1..=e only, in every stacked layer. Reference: for each e, full BPTT over that window
+    // from the states before it, with only output e's gradient; the gradients add up.
+    let (t_len, k, batch) = (7, 3, 2);
+    let x = normal3((t_len, batch, 3), 4);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+    let cells: Vec<Box<dyn Recurrent<f64>>> = vec![
+        Box::new(RnnConfig::new(3, 4).build::<f64>(&mut rng).unwrap()),
+        Box::new(LstmConfig::new(3, 4).build::<f64>(&mut rng).unwrap()),
+        Box::new(GruConfig::new(3, 4).build::<f64>(&mut rng).unwrap()),
+        Box::new(GruConfig::new(3, 4).num_layers(2).build::<f64>(&mut rng).unwrap()),
+        Box::new(LstmConfig::new(3, 4).num_layers(3).build::<f64>(&mut rng).unwrap()),
+    ];
+    for mut layer in cells {
+        let h = layer.hidden_size();
+        let grad_out = normal3((t_len, batch, h), 5);
+        layer.zero_grad();
+        layer.forward_sequence(x.view(), None, Mode::Train).unwrap();
+        let states: Vec<RecurrentState<f64>> = (0..t_len).map(|t| state_after(layer.as_ref(), t)).collect();
+        layer.backward_sequence(grad_out.view(), None, Some(k)).unwrap();
+        let truncated = grads(layer.as_ref());
+        let truncated_dx = layer.grad_input().unwrap().to_owned();
+
+        layer.zero_grad();
+        let mut reference_dx = Array3::<f64>::zeros(x.dim());
+        for end in 0..t_len {
+            let start = (end + 1).saturating_sub(k);
+            let state = (start > 0).then(|| &states[start - 1]);
+            let window = x.slice(s![start..=end, .., ..]).to_owned();
+            layer.forward_sequence(window.view(), state, Mode::Train).unwrap();
+            let mut g = Array3::zeros((end + 1 - start, batch, h));
+            g.index_axis_mut(Axis(0), end - start).assign(&grad_out.index_axis(Axis(0), end));
+            layer.backward_sequence(g.view(), None, None).unwrap(); // adds into the parameter grads
+            let mut dx = reference_dx.slice_mut(s![start..=end, .., ..]);
+            dx += &layer.grad_input().unwrap();
+        }
+        let reference = grads(layer.as_ref());
+        let diff = max_diff(&truncated, &reference);
+        assert!(diff < 1e-12, "{}: {diff:e}", layer.describe());
+        assert!((&truncated_dx - &reference_dx).iter().all(|v| v.abs() < 1e-12), "{}", layer.describe());
+    }
+}
+
+#[test]
+fn stacked_layers_equal_single_layers_chained() {
+    // A 2-layer LSTM is layer l0 followed by layer l1 with its own parameters.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(6);
+    let mut stacked = LstmConfig::new(3, 4).num_layers(2).build::<f64>(&mut rng).unwrap();
+    let mut first = LstmConfig::new(3, 4).build::<f64>(&mut rng).unwrap();
+    let mut second = LstmConfig::new(4, 4).build::<f64>(&mut rng).unwrap();
+    let mut values = Vec::new();
+    stacked.visit_parameters(&mut |p| values.push((p.name.to_string(), p.value.to_owned())));
+    for (name, value) in &values {
+        let (target, local) = match name.strip_suffix("_l1") {
+            Some(base) => (&mut second, format!("{base}_l0")),
+            None => (&mut first, name.clone()),
+        };
+        target.set_parameter(&local, value.view()).unwrap();
+    }
+    let x = normal3((5, 2, 3), 7);
+    let grad_out = normal3((5, 2, 4), 8);
+
+    stacked.forward_sequence(x.view(), None, Mode::Train).unwrap();
+    stacked.backward_sequence(grad_out.view(), None, None).unwrap();
+    first.forward_sequence(x.view(), None, Mode::Train).unwrap();
+    let mid = first.outputs().unwrap().to_owned();
+    second.forward_sequence(mid.view(), None, Mode::Train).unwrap();
+    second.backward_sequence(grad_out.view(), None, None).unwrap();
+    let grad_mid = second.grad_input().unwrap().to_owned();
+    first.backward_sequence(grad_mid.view(), None, None).unwrap();
+
+    assert!((&stacked.outputs().unwrap() - &second.outputs().unwrap()).iter().all(|v| v.abs() < 1e-14));
+    let fin = stacked.final_state().unwrap();
+    assert_eq!(fin.hidden.index_axis(Axis(0), 0), first.final_state().unwrap().hidden.index_axis(Axis(0), 0));
+    let chained: Vec<ArrayD<f64>> = grads(&first).into_iter().chain(grads(&second)).collect();
+    assert!(max_diff(&grads(&stacked), &chained) < 1e-13);
+    assert!((&stacked.grad_input().unwrap() - &first.grad_input().unwrap()).iter().all(|v| v.abs() < 1e-13));
+    assert_eq!(stacked.hidden_states(0).unwrap(), mid);
+}
+
+#[test]
+fn backward_adds_into_parameter_gradients_until_zero_grad() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+    let mut gru = GruConfig::new(3, 4).build::<f64>(&mut rng).unwrap();
+    let x = normal3((4, 2, 3), 9);
+    let g = normal3((4, 2, 4), 10);
+    gru.forward_sequence(x.view(), None, Mode::Train).unwrap();
+    gru.backward_sequence(g.view(), None, None).unwrap();
+    let once = grads(&gru);
+    gru.backward_sequence(g.view(), None, None).unwrap();
+    let twice = grads(&gru);
+    for (a, b) in once.iter().zip(&twice) {
+        assert!((b - &(a * 2.0)).iter().all(|v| v.abs() < 1e-14));
+    }
+    gru.zero_grad();
+    assert!(grads(&gru).iter().all(|g| g.iter().all(|&v| v == 0.0)));
+}
+
+#[test]
+fn f32_and_f64_agree() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let mut l64 = LstmConfig::new(3, 6).build::<f64>(&mut rng).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let mut l32 = LstmConfig::new(3, 6).build::<f32>(&mut rng).unwrap();
+    let x = normal3((8, 4, 3), 12);
+    l64.forward_sequence(x.view(), None, Mode::Eval).unwrap();
+    l32.forward_sequence(x.mapv(|v| v as f32).view(), None, Mode::Eval).unwrap();
+    let diff = (&l64.outputs().unwrap() - &l32.outputs().unwrap().mapv(f64::from)).mapv(f64::abs);
+    assert!(diff.iter().all(|&d| d < 1e-5), "{}", diff.fold(0.0f64, |m, &v| m.max(v)));
+}
+
+#[test]
+fn repeated_passes_with_the_same_shapes_reuse_their_buffers() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(13);
+    let mut lstm = LstmConfig::new(3, 4).build::<f64>(&mut rng).unwrap();
+    let x = normal3((5, 2, 3), 14);
+    let g = normal3((5, 2, 4), 15);
+    lstm.forward_sequence(x.view(), None, Mode::Train).unwrap();
+    lstm.backward_sequence(g.view(), None, None).unwrap();
+    let pointers = |l: &dyn Recurrent<f64>| {
+        [
+            l.outputs().unwrap().as_ptr(),
+            l.gate_activations(0).unwrap().as_ptr(),
+            l.grad_input().unwrap().as_ptr(),
+        ]
+    };
+    let before = pointers(&lstm);
+    let out_before = lstm.outputs().unwrap().to_owned();
+    lstm.forward_sequence(x.view(), None, Mode::Train).unwrap();
+    lstm.backward_sequence(g.view(), None, None).unwrap();
+    assert_eq!(pointers(&lstm), before);
+    assert_eq!(lstm.outputs().unwrap(), out_before); // and the pass is deterministic
+}
