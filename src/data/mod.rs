@@ -5,6 +5,12 @@ use ndarray::Array2;
 use crate::Float;
 use crate::loss::Targets;
 
+mod mnist;
+
+pub use mnist::{
+    IdxImages, MNIST_DIR_ENV, mnist, mnist_dir_from_env, mnist_split, read_idx_images, read_idx_labels,
+};
+
 /// Targets owned by a [`Dataset`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum TargetData<F: Float> {
