@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use gradflow::activation::Tanh;
 use gradflow::hooks::Context;
 use gradflow::io::{
-    LoadOptions, Mismatch, check_safetensors, load_safetensors, load_safetensors_bytes, load_safetensors_with,
-    read_tensors, safetensors_bytes, save_safetensors,
+    LoadOptions, Mismatch, check_safetensors, load_safetensors, load_safetensors_bytes,
+    load_safetensors_with, read_tensors, safetensors_bytes, save_safetensors,
 };
 use gradflow::{
     BufferView, BufferViewMut, Error, Float, Layer, Linear, Mode, Param, ParamView, ParamViewMut, Sequential,
@@ -96,7 +96,10 @@ impl<F: Float> Layer<F> for TestScaleWithStats<F> {
     }
 
     fn visit_buffers_mut<'a>(&'a mut self, visitor: &mut dyn FnMut(BufferViewMut<'a, F>)) {
-        visitor(BufferViewMut::Tensor { name: "running_mean", value: self.running_mean.view_mut().into_dyn() });
+        visitor(BufferViewMut::Tensor {
+            name: "running_mean",
+            value: self.running_mean.view_mut().into_dyn(),
+        });
         visitor(BufferViewMut::Count { name: "num_batches_tracked", value: &mut self.num_batches_tracked });
     }
 }
@@ -150,10 +153,8 @@ impl Drop for TempFile {
 
 /// A safetensors file made with the reference crate, from (name, dtype, shape, bytes).
 fn file_bytes(tensors: &[(&str, Dtype, Vec<usize>, Vec<u8>)]) -> Vec<u8> {
-    let views: Vec<(&str, TensorView<'_>)> = tensors
-        .iter()
-        .map(|(n, d, s, b)| (*n, TensorView::new(*d, s.clone(), b).unwrap()))
-        .collect();
+    let views: Vec<(&str, TensorView<'_>)> =
+        tensors.iter().map(|(n, d, s, b)| (*n, TensorView::new(*d, s.clone(), b).unwrap())).collect();
     safetensors::serialize(views, None).unwrap()
 }
 
@@ -194,7 +195,15 @@ fn a_round_trip_through_a_file_is_bit_exact_in_f32_and_f64() {
         assert_eq!(state_bits(&loaded), state_bits(&trained));
         assert_eq!(
             report.loaded,
-            ["0.weight", "0.bias", "1.weight", "2.weight", "2.bias", "1.running_mean", "1.num_batches_tracked"]
+            [
+                "0.weight",
+                "0.bias",
+                "1.weight",
+                "2.weight",
+                "2.bias",
+                "1.running_mean",
+                "1.num_batches_tracked"
+            ]
         );
         assert!(report.converted.is_empty() && report.missing.is_empty() && report.unexpected.is_empty());
         assert_eq!(report.metadata.get("format").map(String::as_str), Some("pt"));
@@ -242,7 +251,8 @@ fn the_file_uses_pytorch_names_shapes_and_dtypes() {
             first_row = p.value.iter().take(3).copied().collect();
         }
     });
-    let stored: Vec<f32> = w.data()[..12].chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    let stored: Vec<f32> =
+        w.data()[..12].chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
     assert_eq!(stored, first_row);
     let count = file.tensor("1.num_batches_tracked").unwrap();
     assert_eq!((count.dtype(), count.shape()), (Dtype::I64, &[][..]));
@@ -414,7 +424,9 @@ fn other_dtypes_non_finite_values_and_negative_counts_are_refused() {
         load_safetensors_bytes(&mut model, &bytes, "count", &LoadOptions::default()).unwrap_err(),
         "count",
     );
-    assert!(reason.contains("wrong shape for `1.num_batches_tracked`: the model expects (), the file has (1)"));
+    assert!(
+        reason.contains("wrong shape for `1.num_batches_tracked`: the model expects (), the file has (1)")
+    );
     assert!(reason.contains("the model expects I64, the file has F64"), "{reason}");
     assert_eq!(state_bits(&model), before);
 }
@@ -461,7 +473,9 @@ fn corrupted_and_truncated_files_are_refused_naming_the_file() {
     }
 
     let missing = TempFile::new("does-not-exist");
-    assert!(matches!(load_safetensors(&mut model, &missing.0), Err(Error::Io { path, .. }) if path == missing.0));
+    assert!(
+        matches!(load_safetensors(&mut model, &missing.0), Err(Error::Io { path, .. }) if path == missing.0)
+    );
 }
 
 #[test]

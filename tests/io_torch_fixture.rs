@@ -49,7 +49,8 @@ fn a_pytorch_model_gives_pytorchs_outputs_and_gradients_in_f64() {
     let x = expected["input"].clone().into_dimensionality::<Ix2>().unwrap();
     let r = expected["grad_output"].clone().into_dimensionality::<Ix2>().unwrap();
     let output = net.forward(x.view(), Mode::Train).unwrap().to_owned();
-    let mut diffs = vec![("output".to_string(), max_abs_diff(&output.clone().into_dyn(), &expected["output"]))];
+    let mut diffs =
+        vec![("output".to_string(), max_abs_diff(&output.clone().into_dyn(), &expected["output"]))];
     let loss: f64 = (&output * &r).sum();
     diffs.push(("loss".to_string(), (loss - expected["loss"].first().unwrap()).abs()));
 
@@ -96,7 +97,8 @@ fn gradflow_writes_back_the_same_tensors_pytorch_wrote() {
     load_safetensors(&mut model, &path).unwrap();
     let ours = safetensors_bytes(&model).unwrap();
     let theirs = std::fs::read(&path).unwrap();
-    let (ours_st, theirs_st) = (SafeTensors::deserialize(&ours).unwrap(), SafeTensors::deserialize(&theirs).unwrap());
+    let (ours_st, theirs_st) =
+        (SafeTensors::deserialize(&ours).unwrap(), SafeTensors::deserialize(&theirs).unwrap());
     let (mut a, mut b) = (ours_st.names(), theirs_st.names());
     a.sort();
     b.sort();

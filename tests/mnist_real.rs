@@ -26,7 +26,8 @@ fn mnist_has_the_published_sizes_and_label_counts() {
     assert_eq!(train.inputs.dim(), (60_000, 784));
     assert_eq!(test.inputs.dim(), (10_000, 784));
     // Label counts as listed in the data directory's README (digits 0..9).
-    let (TargetData::Classes(train_labels), TargetData::Classes(test_labels)) = (&train.targets, &test.targets)
+    let (TargetData::Classes(train_labels), TargetData::Classes(test_labels)) =
+        (&train.targets, &test.targets)
     else {
         panic!("MNIST targets are classes");
     };
@@ -53,5 +54,7 @@ fn the_first_test_image_is_a_seven() {
     assert_eq!(labels[0], 7);
     let first = images.image(0).unwrap();
     assert!(first[..28].iter().all(|&p| p == 0));
-    assert!(first.iter().any(|&p| p == 255) || first.iter().any(|&p| p > 200));
+    // A handwritten stroke covers tens of pixels of the 784, never most of them.
+    let ink = first.iter().filter(|&&p| p > 128).count();
+    assert!((30..400).contains(&ink), "{ink} inked pixels");
 }

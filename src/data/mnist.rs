@@ -145,10 +145,8 @@ pub fn mnist_split<F: Float>(images: impl AsRef<Path>, labels: impl AsRef<Path>)
 /// # Errors
 /// [`Error::Io`] naming the missing file, or the errors of [`mnist_split`].
 pub fn mnist<F: Float>(dir: &Path) -> Result<(Dataset<F>, Dataset<F>)> {
-    let train = mnist_split(
-        find_file(dir, "train-images-idx3-ubyte")?,
-        find_file(dir, "train-labels-idx1-ubyte")?,
-    )?;
+    let train =
+        mnist_split(find_file(dir, "train-images-idx3-ubyte")?, find_file(dir, "train-labels-idx1-ubyte")?)?;
     let test =
         mnist_split(find_file(dir, "t10k-images-idx3-ubyte")?, find_file(dir, "t10k-labels-idx1-ubyte")?)?;
     Ok((train, test))
@@ -237,10 +235,7 @@ fn read_header(reader: &mut dyn Read, path: &Path, magic: u32, dims: usize) -> R
             "truncated header: an IDX {what} header is {header_len} bytes, the file has {got}"
         )));
     }
-    Ok(header[4..]
-        .chunks_exact(4)
-        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
-        .collect())
+    Ok(header[4..].chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize).collect())
 }
 
 /// Reads exactly `len` body bytes and checks that nothing follows them.

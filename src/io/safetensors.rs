@@ -431,15 +431,17 @@ fn decode_floats<F: Float>(
     };
     let bytes = view.data();
     let values: Vec<F> = match (model, found) {
-        (Dtype::F32, Dtype::F32) => {
-            bytes.chunks_exact(4).map(|c| F::lit(f64::from(f32::from_le_bytes(c.try_into().unwrap())))).collect()
-        }
+        (Dtype::F32, Dtype::F32) => bytes
+            .chunks_exact(4)
+            .map(|c| F::lit(f64::from(f32::from_le_bytes(c.try_into().unwrap()))))
+            .collect(),
         (Dtype::F64, Dtype::F64) => {
             bytes.chunks_exact(8).map(|c| F::lit(f64::from_le_bytes(c.try_into().unwrap()))).collect()
         }
-        (Dtype::F64, Dtype::F32) if options.widen_f32_to_f64 => {
-            bytes.chunks_exact(4).map(|c| F::lit(f64::from(f32::from_le_bytes(c.try_into().unwrap())))).collect()
-        }
+        (Dtype::F64, Dtype::F32) if options.widen_f32_to_f64 => bytes
+            .chunks_exact(4)
+            .map(|c| F::lit(f64::from(f32::from_le_bytes(c.try_into().unwrap()))))
+            .collect(),
         (Dtype::F32, Dtype::F64) if options.narrow_f64_to_f32 => {
             bytes.chunks_exact(8).map(|c| F::lit(f64::from_le_bytes(c.try_into().unwrap()))).collect()
         }
@@ -515,9 +517,18 @@ fn encode_state<F: Float>(layer: &dyn Layer<F>) -> Result<Vec<Encoded>> {
             }
             BufferView::Count { value, .. } => {
                 let value = i64::try_from(value).map_err(|_| {
-                    Error::config(layer.describe(), "state", format!("counter `{name}` = {value} exceeds i64"))
+                    Error::config(
+                        layer.describe(),
+                        "state",
+                        format!("counter `{name}` = {value} exceeds i64"),
+                    )
                 })?;
-                out.push(Encoded { name, dtype: Dtype::I64, shape: vec![], bytes: value.to_le_bytes().to_vec() });
+                out.push(Encoded {
+                    name,
+                    dtype: Dtype::I64,
+                    shape: vec![],
+                    bytes: value.to_le_bytes().to_vec(),
+                });
             }
         }
     }
