@@ -1,4 +1,5 @@
-//! Moving a model's state in and out of gradflow: safetensors files with PyTorch's names.
+//! Moving a model in and out of gradflow: its state as safetensors files with PyTorch's names,
+//! and its architecture as a [`ModelSpec`] (JSON or any serde format).
 //!
 //! # Names, layouts and dtypes
 //! A model's *state* is its parameters and buffers under the dotted names PyTorch's
@@ -35,9 +36,11 @@
 
 mod mismatch;
 mod safetensors;
+mod spec;
 
 pub use mismatch::Mismatch;
 pub use safetensors::{
     LoadOptions, LoadReport, check_safetensors, load_safetensors, load_safetensors_bytes,
     load_safetensors_with, read_tensors, safetensors_bytes, save_safetensors,
 };
+pub use spec::{LayerSpec, ModelSpec};
