@@ -34,15 +34,19 @@
 //! - [`init`]: the [`Initializer`] trait and `torch.nn.init`'s schemes.
 //! - [`hooks`]: observing and modifying what flows through every layer.
 //! - [`Network`]: a model with its buffers, hooks and step counter.
+//! - [`io`]: saving and loading a model's state as safetensors, with PyTorch's names.
+//! - [`export`]: metrics as JSON lines and TensorBoard event files.
 #![warn(missing_docs)]
 
 pub mod activation;
 pub mod data;
 mod error;
+pub mod export;
 mod float;
 pub mod gradcheck;
 pub mod hooks;
 pub mod init;
+pub mod io;
 mod layer;
 pub mod layers;
 mod linalg;

@@ -23,6 +23,12 @@ use ndarray::{Array2, Axis};
 use crate::loss::Targets;
 use crate::{Error, Float, Result};
 
+mod mnist;
+
+pub use mnist::{
+    IdxImages, MNIST_DIR_ENV, mnist, mnist_dir_from_env, mnist_split, read_idx_images, read_idx_labels,
+};
+
 /// Targets owned by a [`Dataset`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum TargetData<F: Float> {

@@ -1,0 +1,21 @@
+//! Exporting metrics for other tools: JSON lines for pandas and plotting, and TensorBoard
+//! event files (scalars and histograms).
+//!
+//! Both writers take plain numbers (a step, a tag, a value or a set of values), so they work
+//! with any recorder: feed them the per-layer gradient norms of a hook, the loss of a training
+//! loop, or a layer's gradient as a histogram.
+//!
+//! - [`MetricsWriter`]: one JSON object per line, `pd.read_json(path, lines=True)`.
+//! - [`TensorBoardWriter`]: `events.out.tfevents.*` files for `tensorboard --logdir`.
+//! - [`read_tfrecords`]: reads the records of an event file back, checking their CRCs.
+
+mod event;
+mod histogram;
+mod jsonl;
+mod tensorboard;
+mod tfrecord;
+
+pub use histogram::Histogram;
+pub use jsonl::MetricsWriter;
+pub use tensorboard::TensorBoardWriter;
+pub use tfrecord::{masked_crc32c, parse_tfrecords, read_tfrecords};
