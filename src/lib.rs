@@ -34,10 +34,13 @@
 //! - [`init`]: the [`Initializer`] trait and `torch.nn.init`'s schemes.
 //! - [`hooks`]: observing and modifying what flows through every layer.
 //! - [`Network`]: a model with its buffers, hooks and step counter.
+//! - [`diagnose`]: verdicts (vanishing, exploding, saturated, dead, non-finite) and remedies
+//!   from a [`hooks::Recording`]; [`report`]: text tables, JSON and CSV.
 #![warn(missing_docs)]
 
 pub mod activation;
 pub mod data;
+pub mod diagnose;
 mod error;
 mod float;
 pub mod gradcheck;
@@ -50,6 +53,7 @@ pub mod loss;
 mod network;
 pub mod optim;
 mod param;
+pub mod report;
 
 pub use activation::{Act, Activation, ActivationFamily};
 pub use error::{Error, Result};

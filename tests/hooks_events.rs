@@ -96,11 +96,11 @@ fn the_recording_lists_layers_in_first_forward_order_with_depth_and_containers()
 /// Multiplies the gradient that layer `path` sends below by `factor`.
 fn scale_below(path: &'static str, factor: f32) -> impl FnMut(&mut Event<'_, f32>) + Send + 'static {
     move |event: &mut Event<'_, f32>| {
-        if let Event::Backward(e) = event {
-            if e.path == path {
-                let mut g: ArrayViewMut2<'_, f32> = e.grad_input_mut().unwrap();
-                g *= factor;
-            }
+        if let Event::Backward(e) = event
+            && e.path == path
+        {
+            let mut g: ArrayViewMut2<'_, f32> = e.grad_input_mut().unwrap();
+            g *= factor;
         }
     }
 }
@@ -209,11 +209,11 @@ fn a_panicking_hook_stops_the_pass_with_an_error_naming_the_layer() {
 fn a_replacement_gradient_of_the_wrong_shape_is_an_error_naming_the_layer() {
     let mut net = Network::new(mlp(1));
     net.attach_hook(|event: &mut Event<'_, f32>| {
-        if let Event::Backward(e) = event {
-            if e.path == "2" {
-                let wrong = Array2::<f32>::zeros((5, 3));
-                assert!(e.set_grad_input(wrong.view()).is_err());
-            }
+        if let Event::Backward(e) = event
+            && e.path == "2"
+        {
+            let wrong = Array2::<f32>::zeros((5, 3));
+            assert!(e.set_grad_input(wrong.view()).is_err());
         }
     });
     let err = step(&mut net, 2).unwrap_err();

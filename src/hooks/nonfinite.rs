@@ -97,7 +97,7 @@ impl NonFiniteReport {
 /// let mut net = Network::new(model);
 /// // Break one weight of layer "2" (the second Linear).
 /// let layer = net.model_mut().get_mut(2).unwrap();
-/// layer.visit_parameters_mut(&mut |p| if p.name == "weight" { p.value[[1, 3].as_slice()] = f32::NAN; });
+/// layer.visit_parameters_mut(&mut |mut p| if p.name == "weight" { p.value[[1, 3].as_slice()] = f32::NAN; });
 ///
 /// let detector = net.attach_hook(NonFiniteDetector::fail_fast());
 /// let err = net.forward(Array2::ones((2, 4)).view(), Mode::Train).unwrap_err();

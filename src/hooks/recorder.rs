@@ -179,7 +179,7 @@ impl Recorder {
     }
 
     fn is_recorded(&self, step: u64) -> bool {
-        step % self.config.every_n_steps == 0
+        step.is_multiple_of(self.config.every_n_steps)
     }
 
     /// The index of the layer at `path`, registering it on first sight.

@@ -169,8 +169,13 @@ pub fn sigmoid_glorot(depth: usize, width: usize, seed: u64) -> Sequential<f32> 
 
 /// `depth` × (Linear(→width) + ReLU) with He normal, then Linear(→OUTPUTS).
 pub fn relu_he(depth: usize, width: usize, seed: u64) -> Sequential<f32> {
+    relu_with(depth, width, seed, HeNormal)
+}
+
+/// `depth` × (Linear(→width) + ReLU) with `init`, then Linear(→OUTPUTS).
+pub fn relu_with(depth: usize, width: usize, seed: u64, init: impl Initializer + 'static) -> Sequential<f32> {
     Sequential::builder(INPUTS)
-        .init(HeNormal)
+        .init(init)
         .repeat(depth, width, gradflow::activation::Relu)
         .linear(OUTPUTS)
         .build(&mut rng(seed))
@@ -179,8 +184,14 @@ pub fn relu_he(depth: usize, width: usize, seed: u64) -> Sequential<f32> {
 
 /// `depth` × (Linear(→width) + tanh) with PyTorch's default U(±1/√fan_in), then Linear(→OUTPUTS).
 pub fn tanh_default(depth: usize, width: usize, seed: u64) -> Sequential<f32> {
+    tanh_default_with_bias(depth, width, seed, true)
+}
+
+/// [`tanh_default`], with or without biases.
+pub fn tanh_default_with_bias(depth: usize, width: usize, seed: u64, bias: bool) -> Sequential<f32> {
     Sequential::builder(INPUTS)
         .init(LinearDefault)
+        .bias(bias)
         .repeat(depth, width, gradflow::activation::Tanh)
         .linear(OUTPUTS)
         .build(&mut rng(seed))
