@@ -151,6 +151,36 @@ fn every_n_steps_skips_steps_but_still_measures_updates() {
 }
 
 #[test]
+fn weight_norms_are_the_same_with_and_without_update_tracking() {
+    // With updates on, ‖W‖ comes from the snapshot pass; it must equal the direct computation.
+    let mut recordings = Vec::new();
+    for updates in [true, false] {
+        let mut net = Network::new(residual_sigmoid(2, 12, 4));
+        let config = RecorderConfig { updates, ..RecorderConfig::all() };
+        let handle = net.attach_hook(Recorder::new(config).unwrap());
+        for s in 0..3 {
+            let mut rng = rng(s);
+            let x = normal(&mut rng, 5, INPUTS);
+            let y = net.forward(x.view(), Mode::Train).unwrap().to_owned();
+            net.backward(mse_grad(y.view(), normal(&mut rng, 5, OUTPUTS).view()).view()).unwrap();
+            sgd(&mut net, 0.3);
+        }
+        recordings.push(net.detach_hook(handle).unwrap().into_recording());
+    }
+    let norms = |r: &gradflow::hooks::Recording| -> Vec<f64> {
+        r.layers
+            .iter()
+            .flat_map(|l| l.steps.iter().flat_map(|s| s.params.iter().map(|p| p.value_norm)))
+            .collect()
+    };
+    assert_eq!(norms(&recordings[0]).len(), 3 * 2 * 3 * 2, "3 steps × (2 blocks × 2 + 2) Linear × 2 params");
+    assert_eq!(norms(&recordings[0]), norms(&recordings[1]));
+    let ratios: Vec<Option<f64>> =
+        recordings[0].layers[0].steps.iter().map(|s| s.params[0].update_to_value_ratio).collect();
+    assert!(ratios[0].unwrap() > 0.0 && ratios[1].unwrap() > 0.0 && ratios[2].is_none(), "{ratios:?}");
+}
+
+#[test]
 fn the_gradients_preset_records_gradients_only() {
     let mut net = Network::new(residual_sigmoid(2, 8, 1));
     let handle = net.attach_hook(Recorder::new(RecorderConfig::gradients()).unwrap());

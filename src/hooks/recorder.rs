@@ -1,6 +1,7 @@
 //! [`Recorder`]: a hook that keeps gradient, activation and parameter statistics of every layer
 //! at every (n-th) step, and [`RecorderConfig`], what it records.
 
+use std::any::Any;
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
@@ -26,7 +27,8 @@ pub struct RecorderConfig {
     pub parameters: bool,
     /// Record the update-to-weight ratio ‖W_after − W_before‖/‖W_before‖ of each optimizer step
     /// (default `true`; needs `parameters`). The recorder copies the parameters at each recorded
-    /// backward pass into buffers it reuses, and compares at the layer's next forward pass.
+    /// step's forward pass into buffers it reuses, and compares them with the parameters at the
+    /// layer's next forward pass (after the optimizer step), in the same pass as the next copy.
     pub updates: bool,
     /// A unit of a saturating activation counts as saturated when its derivative is below this
     /// share of the activation's largest derivative (default 0.05, as in the issue that asked for
@@ -137,11 +139,27 @@ pub struct Recorder {
     scratch: Vec<bool>,
 }
 
-/// A layer's parameter values at a recorded backward pass, to measure the update that follows.
+/// A layer's parameter values at a recorded step, to measure the update that follows.
 #[derive(Debug, Default)]
 struct Snapshot {
+    /// The recorded step whose values the buffers hold (taken at its forward pass, which sees
+    /// the same values as its backward pass), until the next step's forward pass measures the
+    /// update.
     step: Option<u64>,
-    values: Vec<Vec<f64>>,
+    /// One buffer per parameter, in the network's float type: a `Vec<Vec<F>>`.
+    buffers: Option<Box<dyn Any + Send>>,
+    /// ‖W‖ of each parameter at that step (computed in the same pass as the copy), when finite.
+    norms: Vec<Option<f64>>,
+}
+
+impl Snapshot {
+    fn buffers<F: Float>(&mut self) -> (&mut Vec<Vec<F>>, &mut Vec<Option<f64>>) {
+        if !self.buffers.as_ref().is_some_and(|b| b.is::<Vec<Vec<F>>>()) {
+            self.buffers = Some(Box::new(Vec::<Vec<F>>::new()));
+        }
+        let buffers = self.buffers.as_mut().and_then(|b| b.downcast_mut()).expect("just made of this type");
+        (buffers, &mut self.norms)
+    }
 }
 
 impl Recorder {
@@ -215,11 +233,19 @@ impl Recorder {
     /// The record of layer `i` at `step`, created if needed.
     fn step_record(&mut self, i: usize, step: u64) -> &mut LayerStepRecord {
         let steps = &mut self.recording.layers[i].steps;
-        let at = match steps.binary_search_by_key(&step, |s| s.step) {
-            Ok(at) => at,
-            Err(at) => {
-                steps.insert(at, LayerStepRecord { step, ..LayerStepRecord::default() });
-                at
+        // Usually the step is the last one or a new one: no search.
+        let at = match steps.last().map(|last| last.step) {
+            Some(last) if last == step => steps.len() - 1,
+            Some(last) if last > step => match steps.binary_search_by_key(&step, |s| s.step) {
+                Ok(at) => at,
+                Err(at) => {
+                    steps.insert(at, LayerStepRecord { step, ..LayerStepRecord::default() });
+                    at
+                }
+            },
+            _ => {
+                steps.push(LayerStepRecord { step, ..LayerStepRecord::default() });
+                steps.len() - 1
             }
         };
         &mut steps[at]
@@ -227,45 +253,52 @@ impl Recorder {
 
     fn on_forward<F: Float>(&mut self, e: &ForwardEvent<'_, F>) {
         let i = self.layer_index(e.path, e.layer);
-        if self.config.updates {
-            self.measure_update(i, e.layer, e.step);
+        if self.config.updates && !self.recording.layers[i].is_container {
+            self.track_updates(i, e.layer, e.step);
         }
         if self.config.activations && self.is_recorded(e.step) {
-            let mut scratch = std::mem::take(&mut self.scratch);
             let stats = ActivationStats::of_with_scratch(
                 e.input,
                 e.output,
                 e.layer.as_activation(),
                 self.config.saturation_level,
-                &mut scratch,
+                &mut self.scratch,
             );
-            self.scratch = scratch;
             self.step_record(i, e.step).activation = Some(stats);
         }
     }
 
-    /// At the first forward pass after a recorded backward pass, compares the parameters with
-    /// their snapshot and stores the update ratio under the snapshot's step.
-    fn measure_update<F: Float>(&mut self, i: usize, layer: &dyn Layer<F>, step: u64) {
+    /// At a layer's forward pass: measures the update since the snapshot of an earlier recorded
+    /// step (filing the ratio under that step), and takes a snapshot if this step is recorded,
+    /// in one pass over the parameters.
+    fn track_updates<F: Float>(&mut self, i: usize, layer: &dyn Layer<F>, step: u64) {
+        let take = self.is_recorded(step);
         let snapshot = &mut self.snapshots[i];
-        let Some(snap_step) = snapshot.step.filter(|&s| s < step) else { return };
-        snapshot.step = None;
-        let values = &snapshot.values;
-        let Some(record) = self.recording.layers[i].steps.iter_mut().rev().find(|s| s.step == snap_step)
-        else {
+        let pending = snapshot.step.filter(|&s| s < step);
+        if pending.is_none() && (!take || snapshot.step == Some(step)) {
             return;
-        };
+        }
+        snapshot.step = take.then_some(step);
+        let (buffers, norms) = snapshot.buffers::<F>();
+        let steps = &mut self.recording.layers[i].steps;
+        let mut record = pending.and_then(|s| steps.iter_mut().rev().find(|r| r.step == s));
         let mut k = 0;
         layer.visit_parameters(&mut |p| {
-            if let (Some(old), Some(stats)) = (values.get(k), record.params.get_mut(k)) {
-                let (mut diff_sq, mut old_sq) = (0.0, 0.0);
-                for (&new, &old) in p.value.iter().zip(old) {
-                    let d = new.as_f64() - old;
-                    diff_sq += d * d;
-                    old_sq += old * old;
-                }
-                stats.update_to_value_ratio = (old_sq > 0.0).then(|| (diff_sq / old_sq).sqrt());
+            if buffers.len() <= k {
+                buffers.push(Vec::new());
             }
+            let old = &mut buffers[k];
+            // ‖W_old‖ is the value norm recorded at the snapshot's backward pass.
+            let stats = record.as_deref_mut().and_then(|r| r.params.get_mut(k));
+            let old_norm = stats.as_ref().map_or(0.0, |s| s.value_norm);
+            let (distance, square) = compare_and_copy(&p.value, old, stats.is_some(), take);
+            if let (Some(stats), Some(distance)) = (stats, distance) {
+                stats.update_to_value_ratio = (old_norm > 0.0).then(|| distance.sqrt() / old_norm);
+            }
+            if norms.len() <= k {
+                norms.push(None);
+            }
+            norms[k] = square.filter(|s| s.is_finite()).map(f64::sqrt);
             k += 1;
         });
     }
@@ -275,27 +308,18 @@ impl Recorder {
         if !self.is_recorded(e.step) {
             return;
         }
-        let grad_output = TensorStats::of(e.grad_output.iter().copied());
-        let grad_input = e.grad_input().map(|g| TensorStats::of(g.iter().copied()));
+        let grad_output = TensorStats::of_array(&e.grad_output);
+        let grad_input = e.grad_input().map(|g| TensorStats::of_array(&g));
         let leaf = !self.recording.layers[i].is_container;
         let mut params = Vec::new();
         if self.config.parameters && leaf {
-            let snapshot = self.config.updates.then(|| &mut self.snapshots[i]);
-            let mut buffers = snapshot.map(|s| {
-                s.step = Some(e.step);
-                &mut s.values
-            });
+            // With updates on, ‖W‖ was computed with this step's snapshot.
+            let snapshot = &self.snapshots[i];
+            let norms = (self.config.updates && snapshot.step == Some(e.step)).then_some(&snapshot.norms);
             e.visit_parameters(&mut |p| {
-                let grad = TensorStats::of(p.grad.iter().copied());
-                let value_norm = TensorStats::of(p.value.iter().copied()).l2_norm;
-                if let Some(buffers) = buffers.as_deref_mut() {
-                    if buffers.len() <= params.len() {
-                        buffers.push(Vec::new());
-                    }
-                    let buffer = &mut buffers[params.len()];
-                    buffer.clear();
-                    buffer.extend(p.value.iter().map(|v| v.as_f64()));
-                }
+                let grad = TensorStats::of_array(&p.grad);
+                let known = norms.and_then(|n| n.get(params.len()).copied().flatten());
+                let value_norm = known.unwrap_or_else(|| TensorStats::of_array(&p.value).l2_norm);
                 params.push(ParamStats {
                     name: p.name.to_string(),
                     grad,
@@ -310,6 +334,58 @@ impl Recorder {
         record.grad_input = grad_input;
         record.params = params;
     }
+}
+
+/// One pass over a parameter's value `new` and its snapshot `old`. When `measure` is set and
+/// `old` has the same size, returns Σ(new − old)² in `f64`; when `copy` is set, makes `old` a
+/// copy of `new` and also returns Σ new² — accumulated exactly as [`TensorStats::of_array`]
+/// does, so the norm is the same bit for bit. Independent accumulators let the loop vectorize.
+fn compare_and_copy<F: Float>(
+    new: &ndarray::ArrayViewD<'_, F>,
+    old: &mut Vec<F>,
+    measure: bool,
+    copy: bool,
+) -> (Option<f64>, Option<f64>) {
+    let measure = measure && old.len() == new.len();
+    let Some(new) = new.as_slice() else {
+        // Parameters are owned, contiguous arrays; anything else is compared entry by entry.
+        let distance = measure
+            .then(|| new.iter().zip(old.iter()).map(|(&n, &o)| (n.as_f64() - o.as_f64()).powi(2)).sum());
+        if copy {
+            old.clear();
+            old.extend(new.iter().copied());
+        }
+        return (distance, None);
+    };
+    if copy && old.len() != new.len() {
+        old.clear();
+        old.resize(new.len(), F::zero());
+    }
+    const LANES: usize = 8;
+    let (mut distance, mut square) = ([0.0; LANES], [0.0; LANES]);
+    let mut add = |lane: usize, n: F, o: &mut F| {
+        let x = n.as_f64();
+        if measure {
+            let d = x - o.as_f64();
+            distance[lane] += d * d;
+        }
+        if copy {
+            square[lane] += x * x;
+            *o = n;
+        }
+    };
+    let (new_chunks, old_chunks) = (new.chunks_exact(LANES), old.chunks_exact_mut(LANES));
+    let new_rest = new_chunks.remainder();
+    for (n, o) in new_chunks.zip(old_chunks) {
+        for (lane, (&n, o)) in n.iter().zip(o).enumerate() {
+            add(lane, n, o);
+        }
+    }
+    let done = new.len() - new_rest.len();
+    for (lane, (&n, o)) in new_rest.iter().zip(&mut old[done..]).enumerate() {
+        add(lane, n, o);
+    }
+    (measure.then(|| distance.iter().sum()), copy.then(|| square.iter().sum()))
 }
 
 impl<F: Float> Hook<F> for Recorder {
