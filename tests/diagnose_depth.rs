@@ -147,6 +147,7 @@ fn a_completely_dead_layer_stops_the_gradient_and_names_the_cause() {
     assert_eq!(d.verdict, Verdict::Vanishing, "{:#?}", d.evidence);
     assert_eq!(d.gradient_ratio, Some(0.0));
     assert_eq!(d.layers[1].layer.grad_norm, Some(0.0));
+    assert!(d.evidence[0].contains("falls to 0 from layer 6 to layer 1"), "{}", d.evidence[0]);
     assert_eq!(d.remedies[0], Remedy::LeakyRelu);
 }
 

@@ -133,6 +133,33 @@ fn the_update_ratio_is_measured_at_the_next_forward_and_filed_under_the_previous
 }
 
 #[test]
+fn with_plain_sgd_the_update_ratio_is_the_learning_rate_times_the_gradient_ratio() {
+    // W_new − W_old = −lr·g, so ‖ΔW‖/‖W‖ = lr·‖g‖/‖W‖.
+    let mut net = Network::new(residual_sigmoid(2, 12, 8));
+    let handle = net.attach_hook(Recorder::default());
+    for s in 0..3 {
+        let mut rng = rng(s);
+        let x = normal(&mut rng, 5, INPUTS);
+        let y = net.forward(x.view(), Mode::Train).unwrap().to_owned();
+        net.backward(mse_grad(y.view(), normal(&mut rng, 5, OUTPUTS).view()).view()).unwrap();
+        sgd(&mut net, 0.25);
+    }
+    net.forward(normal(&mut rng(9), 5, INPUTS).view(), Mode::Train).unwrap();
+    let recording = net.detach_hook(handle).unwrap().into_recording();
+    let mut checked = 0;
+    for layer in &recording.layers {
+        for step in &layer.steps {
+            for p in &step.params {
+                let expected = 0.25 * p.grad_to_value_ratio.unwrap();
+                assert_relative_eq!(p.update_to_value_ratio.unwrap(), expected, max_relative = 1e-5);
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 3 * 6 * 2);
+}
+
+#[test]
 fn every_n_steps_skips_steps_but_still_measures_updates() {
     let mut net = one_linear();
     let config = RecorderConfig::all().every_n_steps(2);

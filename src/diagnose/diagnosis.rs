@@ -257,7 +257,12 @@ impl Analysis {
                 first + 1
             ));
         }
-        if let (Some(r), Some(f)) = (ratio, factor) {
+        if ratio == Some(0.0) {
+            self.evidence.push(format!(
+                "gradient norm ‖dL/dh‖ falls to 0 from layer {hidden} to layer 1: no gradient reaches the \
+                 first hidden layer"
+            ));
+        } else if let (Some(r), Some(f)) = (ratio, factor) {
             let moves = if r < 1.0 { "falls" } else { "grows" };
             self.evidence.push(format!(
                 "gradient norm ‖dL/dh‖ {moves} ×{} (10^{:.1}) from layer {hidden} to layer 1, about ×{f:.2} per layer",
@@ -276,10 +281,10 @@ impl Analysis {
             self.derivative_evidence(&steep_activation);
             self.weight_ratio_evidence();
         }
-        for (label, found) in [("saturated", &saturated), ("dead", &dead)] {
+        let shares =
+            [("saturated", &saturated, self.t.saturated_fraction), ("dead", &dead, self.t.dead_fraction)];
+        for (label, found, threshold) in shares {
             if let Some((count, text)) = found {
-                let threshold =
-                    if label == "saturated" { self.t.saturated_fraction } else { self.t.dead_fraction };
                 self.evidence.push(format!(
                     "{count} of {hidden} hidden layers have more than {} of their units {label}; the most: {text}",
                     percent(threshold)
@@ -316,13 +321,13 @@ impl Analysis {
         if dead.is_some() {
             remedies.extend([LeakyRelu, LowerLearningRate]);
         }
-        let mut seen = Vec::new();
-        remedies.retain(|r| {
-            let new = !seen.contains(r);
-            seen.push(*r);
-            new
-        });
-        remedies
+        let mut unique = Vec::with_capacity(remedies.len());
+        for r in remedies {
+            if !unique.contains(&r) {
+                unique.push(r);
+            }
+        }
+        unique
     }
 
     /// How many hidden layers have more than `threshold` of their units in state `what`, and the

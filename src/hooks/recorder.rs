@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::recording::{ActivationInfo, LayerRecord, LayerStepRecord, ParamStats, Recording};
-use super::stats::{ActivationStats, TensorStats};
+// The same accumulators as `TensorStats::of_array`, whose sum of squares `compare_and_copy`
+// reproduces bit for bit.
+use super::stats::{ActivationStats, LANES, TensorStats};
 use super::{BackwardEvent, Event, ForwardEvent, Hook};
 use crate::layer::Layer;
 use crate::{Error, Float, Result};
@@ -103,7 +105,9 @@ impl RecorderConfig {
 /// before the training pass), the last one before the backward pass is kept.
 ///
 /// In steady state it allocates only the small record it pushes per layer and step: its
-/// snapshot and scratch buffers are reused.
+/// snapshot and scratch buffers are reused. Cost per training step, measured on a 32-layer
+/// tanh MLP (width 128, batch 64, f32, release build, thread CPU time on a shared machine):
+/// about +7% with [`RecorderConfig::gradients`] and about +22% with [`RecorderConfig::all`].
 ///
 /// ```
 /// use gradflow::{Network, Sequential, Mode};
@@ -361,15 +365,29 @@ fn compare_and_copy<F: Float>(
         old.clear();
         old.resize(new.len(), F::zero());
     }
-    const LANES: usize = 8;
+    let (distance, square) = match (measure, copy) {
+        (true, true) => lanes::<F, true, true>(new, old),
+        (true, false) => lanes::<F, true, false>(new, old),
+        (false, true) => lanes::<F, false, true>(new, old),
+        (false, false) => return (None, None),
+    };
+    (measure.then(|| distance.iter().sum()), copy.then(|| square.iter().sum()))
+}
+
+/// The loop of [`compare_and_copy`], compiled once per choice so that it has no branches and
+/// vectorizes: per lane, Σ(new − old)² when `MEASURE`, Σ new² and `old` := `new` when `COPY`.
+fn lanes<F: Float, const MEASURE: bool, const COPY: bool>(
+    new: &[F],
+    old: &mut [F],
+) -> ([f64; LANES], [f64; LANES]) {
     let (mut distance, mut square) = ([0.0; LANES], [0.0; LANES]);
     let mut add = |lane: usize, n: F, o: &mut F| {
         let x = n.as_f64();
-        if measure {
+        if MEASURE {
             let d = x - o.as_f64();
             distance[lane] += d * d;
         }
-        if copy {
+        if COPY {
             square[lane] += x * x;
             *o = n;
         }
@@ -385,7 +403,7 @@ fn compare_and_copy<F: Float>(
     for (lane, (&n, o)) in new_rest.iter().zip(&mut old[done..]).enumerate() {
         add(lane, n, o);
     }
-    (measure.then(|| distance.iter().sum()), copy.then(|| square.iter().sum()))
+    (distance, square)
 }
 
 impl<F: Float> Hook<F> for Recorder {

@@ -69,7 +69,7 @@ impl Sums {
 /// Independent accumulators of the fast pass: entry `i` goes to lane `i % LANES`, which breaks
 /// the add-latency chain and lets the compiler vectorize; lanes are combined in a fixed order,
 /// so slices and iterators give bit-identical results.
-const LANES: usize = 8;
+pub(crate) const LANES: usize = 8;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Lanes {

@@ -23,7 +23,8 @@
 //!           "grad_input": null,
 //!           "activation": { "output": { "count": 64, "l2_norm": 4.1, "mean": 0.02, "std": 0.51,
 //!                                       "max_abs": 1.2, "non_finite_count": 0 },
-//!                           "saturated_fraction": null, "dead_fraction": null },
+//!                           "saturated_fraction": null, "dead_fraction": null,
+//!                           "mean_derivative": null },
 //!           "params": [
 //!             { "name": "weight",
 //!               "grad": { "count": 128, "l2_norm": 0.3, "mean": 0.0, "std": 0.026,
