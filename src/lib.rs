@@ -36,10 +36,13 @@
 //! - [`Network`]: a model with its buffers, hooks and step counter.
 //! - [`io`]: saving and loading a model's state as safetensors, with PyTorch's names.
 //! - [`export`]: metrics as JSON lines and TensorBoard event files.
+//! - [`diagnose`]: verdicts (vanishing, exploding, saturated, dead, non-finite) and remedies
+//!   from a [`hooks::Recording`]; [`report`]: text tables, JSON and CSV.
 #![warn(missing_docs)]
 
 pub mod activation;
 pub mod data;
+pub mod diagnose;
 mod error;
 pub mod export;
 mod float;

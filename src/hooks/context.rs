@@ -86,6 +86,7 @@ impl<'h, F: Float> Context<'h, F> {
                 mode,
                 input,
                 output: output.view(),
+                error: None,
             });
             emit(self.hooks.as_deref_mut(), &mut event)
         });
@@ -123,11 +124,7 @@ impl<'h, F: Float> Context<'h, F> {
                 grad_input,
                 error: None,
             });
-            emit(self.hooks.as_deref_mut(), &mut event)?;
-            match event {
-                Event::Backward(BackwardEvent { error: Some(e), .. }) => Err(e),
-                _ => Ok(()),
-            }
+            emit(self.hooks.as_deref_mut(), &mut event)
         });
         self.path.truncate(len);
         result
@@ -146,7 +143,8 @@ impl<F: Float> Context<'_, F> {
     }
 }
 
-/// Shows `event` to every hook; a panicking hook aborts the pass with an error naming the layer.
+/// Shows `event` to every hook; a panicking hook aborts the pass with an error naming the layer,
+/// and so does a hook that called [`Event::abort`] (after the remaining hooks have run).
 fn emit<F: Float>(hooks: Option<&mut HookSet<F>>, event: &mut Event<'_, F>) -> Result<()> {
     let Some(hooks) = hooks else { return Ok(()) };
     for hook in hooks.hooks_mut() {
@@ -166,5 +164,5 @@ fn emit<F: Float>(hooks: Option<&mut HookSet<F>>, event: &mut Event<'_, F>) -> R
             });
         }
     }
-    Ok(())
+    event.take_error().map_or(Ok(()), Err)
 }

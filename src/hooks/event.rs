@@ -50,6 +50,31 @@ impl<'a, F: Float> Event<'a, F> {
             Event::TimeStep(e) => e.step,
         }
     }
+
+    /// Stops the pass with `error`: the remaining hooks still see this event, then the pass
+    /// returns `error` from `Network::forward` / `Network::backward` (for a backward pass, the
+    /// layers below this one have not accumulated their gradients: call `zero_grad` before the
+    /// next step). When several hooks abort, the first error is kept.
+    ///
+    /// This is how a hook that cannot return an error refuses to go on, e.g.
+    /// [`crate::hooks::NonFiniteDetector`] in fail-fast mode.
+    pub fn abort(&mut self, error: Error) {
+        let slot = match self {
+            Event::Forward(e) => &mut e.error,
+            Event::Backward(e) => &mut e.error,
+            Event::TimeStep(e) => &mut e.error,
+        };
+        slot.get_or_insert(error);
+    }
+
+    /// Takes the error a hook asked to stop with, if any.
+    pub(crate) fn take_error(&mut self) -> Option<Error> {
+        match self {
+            Event::Forward(e) => e.error.take(),
+            Event::Backward(e) => e.error.take(),
+            Event::TimeStep(e) => e.error.take(),
+        }
+    }
 }
 
 /// A layer has run forward.
@@ -66,6 +91,7 @@ pub struct ForwardEvent<'a, F: Float> {
     pub input: ArrayView2<'a, F>,
     /// The layer's output, `(batch, out)`.
     pub output: ArrayView2<'a, F>,
+    pub(crate) error: Option<Error>,
 }
 
 /// A layer has run backward. The hook may change the gradient sent to the layers below with

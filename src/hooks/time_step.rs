@@ -75,6 +75,8 @@ pub struct TimeStepEvent<'a, F: Float> {
     pub grad_hidden: Option<ArrayView2<'a, F>>,
     /// dL/dc_t for an LSTM, `(batch, hidden)`, in backward only.
     pub grad_cell: Option<ArrayView2<'a, F>>,
+    /// The error a hook asked to stop with ([`super::Event::abort`]).
+    pub(crate) error: Option<crate::Error>,
 }
 
 impl<'a, F: Float> TimeStepEvent<'a, F> {

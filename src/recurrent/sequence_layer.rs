@@ -174,6 +174,7 @@ impl<F: Float> SequenceLayer<F> {
                     gates: r.gates(),
                     grad_hidden: grad_h.map(|g| g.index_axis_move(Axis(0), t)),
                     grad_cell: grad_c.map(|g| g.index_axis_move(Axis(0), t)),
+                    error: None,
                 });
                 ctx.emit(&mut event)?;
             }

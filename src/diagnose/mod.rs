@@ -1,0 +1,39 @@
+//! Diagnosis: from a [`Recording`](crate::hooks::Recording), a verdict per layer and for the
+//! model — healthy, vanishing, exploding, saturated, dead, non-finite — with the numbers behind
+//! it and the remedies gradflow offers, ordered by what the evidence points at.
+//!
+//! # What is judged
+//! The network is seen as hidden layers ([`HiddenLayer`]: "Linear+tanh" is one). The diagnosis
+//! looks at three things, at one step (by default the first recorded one — the network at
+//! initialization):
+//! - **‖dL/dh‖**, the gradient with respect to each hidden layer's output. Its ratio between the
+//!   first and the last hidden layer decides *vanishing* (below [`Thresholds::vanishing_ratio`],
+//!   default 1e-2) and *exploding* (above [`Thresholds::exploding_ratio`], default 1e2).
+//!   Per-layer *weight*-gradient norms alone mislead: in a plain tanh stack with PyTorch's
+//!   default U(±1/√fan_in) init they are nearly equal across layers while ‖dL/dh‖ falls ×0.58
+//!   per layer, because the shrinking forward signal and the growing backward one cancel in
+//!   dL/dW = (dL/dz)ᵀ h.
+//! - **The forward activation scale** (std of each hidden layer's output): a signal that
+//!   shrinks or grows from layer to layer points at the initialization.
+//! - **‖dL/dW‖/‖W‖**, and the share of **saturated** (sigmoid/tanh) and **dead** (ReLU) units.
+//!
+//! # Remedies, by evidence
+//! Saturated units → non-saturating activations first; vanishing with a shrinking forward
+//! signal → initialization first, then residual connections; vanishing through sigmoid-like
+//! activations (derivative ≤ 1/4) → ReLU-family activations; vanishing otherwise → residual
+//! connections; exploding → gradient clipping, then initialization; dead units → LeakyReLU and a
+//! lower learning rate; recurrent layers → LSTM/GRU.
+//!
+//! Reports: [`crate::report::table`] prints a [`Diagnosis`]; [`crate::report::json`] saves it.
+
+mod diagnosis;
+mod hidden_layers;
+mod remedy;
+mod thresholds;
+mod verdict;
+
+pub use diagnosis::{Diagnosis, LayerDiagnosis, diagnose, diagnose_step};
+pub use hidden_layers::HiddenLayer;
+pub use remedy::Remedy;
+pub use thresholds::Thresholds;
+pub use verdict::Verdict;

@@ -1,0 +1,439 @@
+//! [`Recorder`]: a hook that keeps gradient, activation and parameter statistics of every layer
+//! at every (n-th) step, and [`RecorderConfig`], what it records.
+
+use std::any::Any;
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::recording::{ActivationInfo, LayerRecord, LayerStepRecord, ParamStats, Recording};
+// The same accumulators as `TensorStats::of_array`, whose sum of squares `compare_and_copy`
+// reproduces bit for bit.
+use super::stats::{ActivationStats, LANES, TensorStats};
+use super::{BackwardEvent, Event, ForwardEvent, Hook};
+use crate::layer::Layer;
+use crate::{Error, Float, Result};
+
+/// What a [`Recorder`] computes. Gradient statistics (of each layer's `grad_output` and
+/// `grad_input`) are always recorded; the rest can be switched off to save time.
+///
+/// Presets: [`RecorderConfig::gradients`] (cheapest) and [`RecorderConfig::all`] (the default).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RecorderConfig {
+    /// Record steps 0, n, 2n, … only (default 1: every step). Must be at least 1.
+    pub every_n_steps: u64,
+    /// Record each layer's output scale (mean, std, RMS), and for activation layers the share of
+    /// saturated or dead units (default `true`).
+    pub activations: bool,
+    /// Record each parameter's gradient statistics, ‖W‖ and ‖dL/dW‖/‖W‖ (default `true`).
+    pub parameters: bool,
+    /// Record the update-to-weight ratio ‖W_after − W_before‖/‖W_before‖ of each optimizer step
+    /// (default `true`; needs `parameters`). The recorder copies the parameters at each recorded
+    /// step's forward pass into buffers it reuses, and compares them with the parameters at the
+    /// layer's next forward pass (after the optimizer step), in the same pass as the next copy.
+    pub updates: bool,
+    /// A unit of a saturating activation counts as saturated when its derivative is below this
+    /// share of the activation's largest derivative (default 0.05, as in the issue that asked for
+    /// it: for tanh, |tanh(x)| > 0.975). Must be in (0, 1).
+    pub saturation_level: f64,
+}
+
+impl Default for RecorderConfig {
+    fn default() -> Self {
+        Self::all()
+    }
+}
+
+impl RecorderConfig {
+    /// Gradient statistics only: the L2 norm, mean, std and max-abs of every layer's output and
+    /// input gradients. The cheapest preset.
+    pub fn gradients() -> Self {
+        RecorderConfig { activations: false, parameters: false, updates: false, ..Self::all() }
+    }
+
+    /// Everything: gradients, activations (with saturation and dead units), parameter gradients
+    /// with ‖dL/dW‖/‖W‖, and update-to-weight ratios. What [`crate::diagnose`] uses.
+    pub fn all() -> Self {
+        RecorderConfig {
+            every_n_steps: 1,
+            activations: true,
+            parameters: true,
+            updates: true,
+            saturation_level: 0.05,
+        }
+    }
+
+    /// Records only every `n`-th step.
+    pub fn every_n_steps(mut self, n: u64) -> Self {
+        self.every_n_steps = n;
+        self
+    }
+
+    /// Checks the settings.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the field: `every_n_steps` of 0, a `saturation_level`
+    /// outside (0, 1), or `updates` without `parameters`.
+    pub fn validate(&self) -> Result<()> {
+        if self.every_n_steps == 0 {
+            return Err(Error::config("RecorderConfig", "every_n_steps", "must be at least 1, got 0"));
+        }
+        if !(self.saturation_level > 0.0 && self.saturation_level < 1.0) {
+            return Err(Error::config(
+                "RecorderConfig",
+                "saturation_level",
+                format!("must be in (0, 1), got {}", self.saturation_level),
+            ));
+        }
+        if self.updates && !self.parameters {
+            return Err(Error::config(
+                "RecorderConfig",
+                "updates",
+                "update ratios are stored with the parameter statistics: set `parameters` too",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A hook that records, per layer and per step, the statistics listed in [`RecorderConfig`]
+/// into a [`Recording`].
+///
+/// It only reads: the gradients, outputs and parameter updates of the network are bit for bit
+/// those it would compute without the recorder. It sees `grad_input` as left by the hooks
+/// attached before it. When a step's forward pass runs more than once (say, an evaluation pass
+/// before the training pass), the last one before the backward pass is kept.
+///
+/// In steady state it allocates only the small record it pushes per layer and step: its
+/// snapshot and scratch buffers are reused. Cost per training step, measured on a 32-layer
+/// tanh MLP (width 128, batch 64, f32, release build, thread CPU time on a shared machine):
+/// about +7% with [`RecorderConfig::gradients`] and about +22% with [`RecorderConfig::all`].
+///
+/// ```
+/// use gradflow::{Network, Sequential, Mode};
+/// use gradflow::activation::Tanh;
+/// use gradflow::hooks::{Recorder, RecorderConfig};
+/// use ndarray::Array2;
+/// use rand::SeedableRng;
+///
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let model = Sequential::<f32>::builder(8).repeat(3, 16, Tanh).linear(2).build(&mut rng)?;
+/// let mut net = Network::new(model);
+/// let recorder = net.attach_hook(Recorder::new(RecorderConfig::all())?);
+///
+/// let x = Array2::<f32>::ones((4, 8));
+/// net.forward(x.view(), Mode::Train)?;
+/// net.backward(Array2::ones((4, 2)).view())?;
+///
+/// let recording = net.detach_hook(recorder).unwrap().into_recording();
+/// assert_eq!(recording.layers.len(), 7); // 4 Linear + 3 tanh
+/// let first = recording.layer("0").unwrap().at_step(0).unwrap();
+/// assert!(first.grad_output.unwrap().l2_norm > 0.0);
+/// assert_eq!(first.params[0].name, "weight");
+/// # Ok::<(), gradflow::Error>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct Recorder {
+    config: RecorderConfig,
+    recording: Recording,
+    index: HashMap<String, usize>,
+    /// Parallel to `recording.layers`.
+    snapshots: Vec<Snapshot>,
+    /// Per-unit flags for the dead-unit count.
+    scratch: Vec<bool>,
+}
+
+/// A layer's parameter values at a recorded step, to measure the update that follows.
+#[derive(Debug, Default)]
+struct Snapshot {
+    /// The recorded step whose values the buffers hold (taken at its forward pass, which sees
+    /// the same values as its backward pass), until the next step's forward pass measures the
+    /// update.
+    step: Option<u64>,
+    /// One buffer per parameter, in the network's float type: a `Vec<Vec<F>>`.
+    buffers: Option<Box<dyn Any + Send>>,
+    /// ‖W‖ of each parameter at that step (computed in the same pass as the copy), when finite.
+    norms: Vec<Option<f64>>,
+}
+
+impl Snapshot {
+    fn buffers<F: Float>(&mut self) -> (&mut Vec<Vec<F>>, &mut Vec<Option<f64>>) {
+        if !self.buffers.as_ref().is_some_and(|b| b.is::<Vec<Vec<F>>>()) {
+            self.buffers = Some(Box::new(Vec::<Vec<F>>::new()));
+        }
+        let buffers = self.buffers.as_mut().and_then(|b| b.downcast_mut()).expect("just made of this type");
+        (buffers, &mut self.norms)
+    }
+}
+
+impl Recorder {
+    /// A recorder with `config`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when `config` is invalid (see [`RecorderConfig::validate`]).
+    pub fn new(config: RecorderConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(Self::fresh(config))
+    }
+
+    fn fresh(config: RecorderConfig) -> Self {
+        Recorder { config, recording: Recording { config, ..Recording::default() }, ..Self::default() }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &RecorderConfig {
+        &self.config
+    }
+
+    /// What has been recorded so far.
+    pub fn recording(&self) -> &Recording {
+        &self.recording
+    }
+
+    /// The recording, consuming the recorder.
+    pub fn into_recording(self) -> Recording {
+        self.recording
+    }
+
+    /// Takes what has been recorded so far and starts afresh with the same settings.
+    pub fn take_recording(&mut self) -> Recording {
+        std::mem::replace(self, Self::fresh(self.config)).recording
+    }
+
+    fn is_recorded(&self, step: u64) -> bool {
+        step.is_multiple_of(self.config.every_n_steps)
+    }
+
+    /// The index of the layer at `path`, registering it on first sight.
+    fn layer_index<F: Float>(&mut self, path: &str, layer: &dyn Layer<F>) -> usize {
+        if let Some(&i) = self.index.get(path) {
+            return i;
+        }
+        if self.recording.float.is_empty() {
+            self.recording.float = F::NAME.to_string();
+        }
+        let mut is_container = false;
+        layer.visit_children(&mut |_, _| is_container = true);
+        let activation = layer.as_activation().map(|a| ActivationInfo {
+            name: a.name().to_string(),
+            family: a.family(),
+            max_derivative: a.max_derivative(),
+        });
+        let i = self.recording.layers.len();
+        self.recording.layers.push(LayerRecord {
+            path: path.to_string(),
+            kind: layer.kind().to_string(),
+            description: layer.describe(),
+            depth: path.matches('.').count(),
+            is_container,
+            activation,
+            steps: Vec::new(),
+        });
+        self.snapshots.push(Snapshot::default());
+        self.index.insert(path.to_string(), i);
+        i
+    }
+
+    /// The record of layer `i` at `step`, created if needed.
+    fn step_record(&mut self, i: usize, step: u64) -> &mut LayerStepRecord {
+        let steps = &mut self.recording.layers[i].steps;
+        // Usually the step is the last one or a new one: no search.
+        let at = match steps.last().map(|last| last.step) {
+            Some(last) if last == step => steps.len() - 1,
+            Some(last) if last > step => match steps.binary_search_by_key(&step, |s| s.step) {
+                Ok(at) => at,
+                Err(at) => {
+                    steps.insert(at, LayerStepRecord { step, ..LayerStepRecord::default() });
+                    at
+                }
+            },
+            _ => {
+                steps.push(LayerStepRecord { step, ..LayerStepRecord::default() });
+                steps.len() - 1
+            }
+        };
+        &mut steps[at]
+    }
+
+    fn on_forward<F: Float>(&mut self, e: &ForwardEvent<'_, F>) {
+        let i = self.layer_index(e.path, e.layer);
+        if self.config.updates && !self.recording.layers[i].is_container {
+            self.track_updates(i, e.layer, e.step);
+        }
+        if self.config.activations && self.is_recorded(e.step) {
+            let stats = ActivationStats::of_with_scratch(
+                e.input,
+                e.output,
+                e.layer.as_activation(),
+                self.config.saturation_level,
+                &mut self.scratch,
+            );
+            self.step_record(i, e.step).activation = Some(stats);
+        }
+    }
+
+    /// At a layer's forward pass: measures the update since the snapshot of an earlier recorded
+    /// step (filing the ratio under that step), and takes a snapshot if this step is recorded,
+    /// in one pass over the parameters.
+    fn track_updates<F: Float>(&mut self, i: usize, layer: &dyn Layer<F>, step: u64) {
+        let take = self.is_recorded(step);
+        let snapshot = &mut self.snapshots[i];
+        let pending = snapshot.step.filter(|&s| s < step);
+        if pending.is_none() && (!take || snapshot.step == Some(step)) {
+            return;
+        }
+        snapshot.step = take.then_some(step);
+        let (buffers, norms) = snapshot.buffers::<F>();
+        let steps = &mut self.recording.layers[i].steps;
+        let mut record = pending.and_then(|s| steps.iter_mut().rev().find(|r| r.step == s));
+        let mut k = 0;
+        layer.visit_parameters(&mut |p| {
+            if buffers.len() <= k {
+                buffers.push(Vec::new());
+            }
+            let old = &mut buffers[k];
+            // ‖W_old‖ is the value norm recorded at the snapshot's backward pass.
+            let stats = record.as_deref_mut().and_then(|r| r.params.get_mut(k));
+            let old_norm = stats.as_ref().map_or(0.0, |s| s.value_norm);
+            let (distance, square) = compare_and_copy(&p.value, old, stats.is_some(), take);
+            if let (Some(stats), Some(distance)) = (stats, distance) {
+                stats.update_to_value_ratio = (old_norm > 0.0).then(|| distance.sqrt() / old_norm);
+            }
+            if norms.len() <= k {
+                norms.push(None);
+            }
+            norms[k] = square.filter(|s| s.is_finite()).map(f64::sqrt);
+            k += 1;
+        });
+    }
+
+    fn on_backward<F: Float>(&mut self, e: &BackwardEvent<'_, F>) {
+        let i = self.layer_index(e.path, e.layer);
+        if !self.is_recorded(e.step) {
+            return;
+        }
+        let grad_output = TensorStats::of_array(&e.grad_output);
+        let grad_input = e.grad_input().map(|g| TensorStats::of_array(&g));
+        let leaf = !self.recording.layers[i].is_container;
+        let mut params = Vec::new();
+        if self.config.parameters && leaf {
+            // With updates on, ‖W‖ was computed with this step's snapshot.
+            let snapshot = &self.snapshots[i];
+            let norms = (self.config.updates && snapshot.step == Some(e.step)).then_some(&snapshot.norms);
+            e.visit_parameters(&mut |p| {
+                let grad = TensorStats::of_array(&p.grad);
+                let known = norms.and_then(|n| n.get(params.len()).copied().flatten());
+                let value_norm = known.unwrap_or_else(|| TensorStats::of_array(&p.value).l2_norm);
+                params.push(ParamStats {
+                    name: p.name.to_string(),
+                    grad,
+                    value_norm,
+                    grad_to_value_ratio: (value_norm > 0.0).then(|| grad.l2_norm / value_norm),
+                    update_to_value_ratio: None,
+                });
+            });
+        }
+        let record = self.step_record(i, e.step);
+        record.grad_output = Some(grad_output);
+        record.grad_input = grad_input;
+        record.params = params;
+    }
+}
+
+/// One pass over a parameter's value `new` and its snapshot `old`. When `measure` is set and
+/// `old` has the same size, returns Σ(new − old)² in `f64`; when `copy` is set, makes `old` a
+/// copy of `new` and also returns Σ new² — accumulated exactly as [`TensorStats::of_array`]
+/// does, so the norm is the same bit for bit. Independent accumulators let the loop vectorize.
+fn compare_and_copy<F: Float>(
+    new: &ndarray::ArrayViewD<'_, F>,
+    old: &mut Vec<F>,
+    measure: bool,
+    copy: bool,
+) -> (Option<f64>, Option<f64>) {
+    let measure = measure && old.len() == new.len();
+    let Some(new) = new.as_slice() else {
+        // Parameters are owned, contiguous arrays; anything else is compared entry by entry.
+        let distance = measure
+            .then(|| new.iter().zip(old.iter()).map(|(&n, &o)| (n.as_f64() - o.as_f64()).powi(2)).sum());
+        if copy {
+            old.clear();
+            old.extend(new.iter().copied());
+        }
+        return (distance, None);
+    };
+    if copy && old.len() != new.len() {
+        old.clear();
+        old.resize(new.len(), F::zero());
+    }
+    let (distance, square) = match (measure, copy) {
+        (true, true) => lanes::<F, true, true>(new, old),
+        (true, false) => lanes::<F, true, false>(new, old),
+        (false, true) => lanes::<F, false, true>(new, old),
+        (false, false) => return (None, None),
+    };
+    (measure.then(|| distance.iter().sum()), copy.then(|| square.iter().sum()))
+}
+
+/// The loop of [`compare_and_copy`], compiled once per choice so that it has no branches and
+/// vectorizes: per lane, Σ(new − old)² when `MEASURE`, Σ new² and `old` := `new` when `COPY`.
+fn lanes<F: Float, const MEASURE: bool, const COPY: bool>(
+    new: &[F],
+    old: &mut [F],
+) -> ([f64; LANES], [f64; LANES]) {
+    let (mut distance, mut square) = ([0.0; LANES], [0.0; LANES]);
+    let mut add = |lane: usize, n: F, o: &mut F| {
+        let x = n.as_f64();
+        if MEASURE {
+            let d = x - o.as_f64();
+            distance[lane] += d * d;
+        }
+        if COPY {
+            square[lane] += x * x;
+            *o = n;
+        }
+    };
+    let (new_chunks, old_chunks) = (new.chunks_exact(LANES), old.chunks_exact_mut(LANES));
+    let new_rest = new_chunks.remainder();
+    for (n, o) in new_chunks.zip(old_chunks) {
+        for (lane, (&n, o)) in n.iter().zip(o).enumerate() {
+            add(lane, n, o);
+        }
+    }
+    let done = new.len() - new_rest.len();
+    for (lane, (&n, o)) in new_rest.iter().zip(&mut old[done..]).enumerate() {
+        add(lane, n, o);
+    }
+    (distance, square)
+}
+
+impl<F: Float> Hook<F> for Recorder {
+    fn on_event(&mut self, event: &mut Event<'_, F>) {
+        match event {
+            Event::Forward(e) => self.on_forward(e),
+            Event::Backward(e) => self.on_backward(e),
+            // Time steps are recorded by `recurrent::TimeStepRecorder`.
+            Event::TimeStep(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_are_valid_and_bad_settings_name_the_field() {
+        RecorderConfig::all().validate().unwrap();
+        RecorderConfig::gradients().validate().unwrap();
+        let cases = [
+            (RecorderConfig::all().every_n_steps(0), "every_n_steps"),
+            (RecorderConfig { saturation_level: 1.5, ..RecorderConfig::all() }, "saturation_level"),
+            (RecorderConfig { saturation_level: f64::NAN, ..RecorderConfig::all() }, "saturation_level"),
+            (RecorderConfig { parameters: false, ..RecorderConfig::all() }, "updates"),
+        ];
+        for (config, field) in cases {
+            let err = Recorder::new(config).unwrap_err();
+            assert!(matches!(&err, Error::InvalidConfig { field: f, .. } if *f == field), "{err}");
+        }
+    }
+}
