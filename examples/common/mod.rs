@@ -1,0 +1,76 @@
+//! Shared by the examples: where reports go, how the network is looked at before training, and
+//! how figures are written. Each example keeps its own command line (clap) and its story.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use gradflow::diagnose::{Diagnosis, Thresholds, diagnose_step};
+use gradflow::hooks::{Recorder, RecorderConfig, Recording};
+use gradflow::loss::{CrossEntropy, Loss, Reduction, Targets};
+use gradflow::{Error, Float, Mode, Network, Result};
+use ndarray::{Array2, s};
+
+/// The directory reports go to: `--out DIR`, or `target/gradflow/<example>/` in the crate.
+pub struct Output {
+    dir: PathBuf,
+}
+
+impl Output {
+    /// Creates the directory (and its parents).
+    pub fn new(example: &str, out: Option<PathBuf>) -> Result<Self> {
+        let dir = out.unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join("gradflow").join(example)
+        });
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
+        Ok(Output { dir })
+    }
+
+    /// The path of `name` inside the directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes `value` as pretty JSON to `name` and returns the path.
+    pub fn write_json(&self, name: &str, value: &serde_json::Value) -> Result<PathBuf> {
+        let path = self.path(name);
+        let text = serde_json::to_string_pretty(value).expect("a JSON value always serializes");
+        std::fs::write(&path, text + "\n").map_err(|source| Error::Io { path: path.clone(), source })?;
+        Ok(path)
+    }
+}
+
+/// One forward and backward pass of softmax cross-entropy on the first `batch` rows, observed by
+/// a [`Recorder`] with every statistic on; the gradients are zeroed afterwards, so the network is
+/// left as it was. Returns the recording and its diagnosis.
+pub fn inspect<F: Float>(
+    net: &mut Network<F>,
+    inputs: &Array2<F>,
+    classes: &[usize],
+    batch: usize,
+) -> Result<(Recording, Diagnosis)> {
+    let rows = batch.min(inputs.nrows());
+    let x = inputs.slice(s![..rows, ..]);
+    let handle = net.attach_hook(Recorder::new(RecorderConfig::all())?);
+    let pass = (|| {
+        let output = net.forward(x, Mode::Train)?;
+        let (_, grad) =
+            CrossEntropy::new(Reduction::Mean).value_and_grad(output, Targets::Classes(&classes[..rows]))?;
+        net.backward(grad.view())
+    })();
+    let recording = net.detach_hook(handle).expect("attached above").into_recording();
+    net.zero_grad();
+    pass?;
+    let step = recording.steps().first().copied().unwrap_or(0);
+    let diagnosis = diagnose_step(&recording, step, &Thresholds::default())?;
+    Ok((recording, diagnosis))
+}
+
+/// Formats a duration in seconds with one decimal.
+pub fn seconds(d: std::time::Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
