@@ -74,3 +74,8 @@ pub use loss::{Loss, Reduction, Targets};
 pub use network::{Network, named_buffers, named_parameters};
 pub use optim::Optimizer;
 pub use param::{BufferView, BufferViewMut, Param, ParamView, ParamViewMut};
+
+/// The README's code blocks, compiled and run as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
