@@ -149,3 +149,17 @@ pub fn check_shape<F>(
         actual: format_shape(array.shape()),
     })
 }
+
+/// Checks that a layer taking `expected` input features was given `given` (as
+/// [`Layer::output_features`] must), with an error naming the layer and both widths.
+pub fn check_input_features(layer: &dyn Fn() -> String, expected: usize, given: usize) -> Result<()> {
+    if expected == given {
+        return Ok(());
+    }
+    Err(Error::ShapeMismatch {
+        layer: layer(),
+        what: "input",
+        expected: format!("(batch, {expected})"),
+        actual: format!("(batch, {given})"),
+    })
+}

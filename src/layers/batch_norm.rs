@@ -4,7 +4,7 @@
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Ix1};
 
 use crate::hooks::Context;
-use crate::layer::{Layer, Mode, check_shape, ensure_shape};
+use crate::layer::{Layer, Mode, check_input_features, check_shape, ensure_shape};
 use crate::param::{BufferView, BufferViewMut, Param, ParamView, ParamViewMut};
 use crate::{Error, Float, Result};
 
@@ -365,14 +365,7 @@ impl<F: Float> Layer<F> for BatchNorm1d<F> {
     }
 
     fn output_features(&self, input_features: usize) -> Result<usize> {
-        if input_features != self.config.num_features {
-            return Err(Error::ShapeMismatch {
-                layer: self.describe(),
-                what: "input",
-                expected: format!("(batch, {})", self.config.num_features),
-                actual: format!("(batch, {input_features})"),
-            });
-        }
+        check_input_features(&|| self.describe(), self.config.num_features, input_features)?;
         Ok(input_features)
     }
 

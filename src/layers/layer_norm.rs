@@ -3,7 +3,7 @@
 use ndarray::{Array1, Array2, ArrayView2, Ix1};
 
 use crate::hooks::Context;
-use crate::layer::{Layer, Mode, check_shape, ensure_shape};
+use crate::layer::{Layer, Mode, check_input_features, check_shape, ensure_shape};
 use crate::param::{Param, ParamView, ParamViewMut};
 use crate::{Error, Float, Result};
 
@@ -185,14 +185,7 @@ impl<F: Float> Layer<F> for LayerNorm<F> {
     }
 
     fn output_features(&self, input_features: usize) -> Result<usize> {
-        if input_features != self.config.normalized_shape {
-            return Err(Error::ShapeMismatch {
-                layer: self.describe(),
-                what: "input",
-                expected: format!("(batch, {})", self.config.normalized_shape),
-                actual: format!("(batch, {input_features})"),
-            });
-        }
+        check_input_features(&|| self.describe(), self.config.normalized_shape, input_features)?;
         Ok(input_features)
     }
 

@@ -7,7 +7,7 @@ use rand::RngCore;
 
 use crate::hooks::Context;
 use crate::init::{Fans, Initializer, LinearDefault, sample_as};
-use crate::layer::{Layer, Mode, check_shape, ensure_shape};
+use crate::layer::{Layer, Mode, check_input_features, check_shape, ensure_shape};
 use crate::linalg::gemm;
 use crate::param::{Param, ParamView, ParamViewMut};
 use crate::{Error, Float, Result};
@@ -189,14 +189,7 @@ impl<F: Float> Layer<F> for Linear<F> {
     }
 
     fn output_features(&self, input_features: usize) -> Result<usize> {
-        if input_features != self.in_features() {
-            return Err(Error::ShapeMismatch {
-                layer: self.describe(),
-                what: "input",
-                expected: format!("(batch, {})", self.in_features()),
-                actual: format!("(batch, {input_features})"),
-            });
-        }
+        check_input_features(&|| self.describe(), self.in_features(), input_features)?;
         Ok(self.out_features())
     }
 
