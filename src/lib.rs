@@ -29,15 +29,23 @@
 //! ```
 //!
 //! ## Module map
-//! - [`Layer`], [`Mode`]: the layer trait; [`layers`]: `Linear`, `Sequential`, the builder.
+//! - [`Layer`], [`Mode`]: the layer trait; [`layers`]: `Linear`, `Sequential` and its builder,
+//!   `BatchNorm1d` (the [`BatchNorm`] trait), `LayerNorm`, `ResidualBlock` (the [`Residual`]
+//!   trait), `Highway`, `PRelu`, `Scale`.
 //! - [`activation`]: the [`Activation`] trait and the activation zoo; [`Act`] makes one a layer.
 //! - [`init`]: the [`Initializer`] trait and `torch.nn.init`'s schemes.
-//! - [`hooks`]: observing and modifying what flows through every layer.
+//! - [`recurrent`]: RNN, LSTM and GRU over `(time, batch, features)` with backpropagation
+//!   through time.
+//! - [`loss`], [`optim`]: losses with their gradients; optimizers, schedules, clipping.
+//! - [`train`]: the training loop; [`data`]: the embedded digits, MNIST, datasets.
 //! - [`Network`]: a model with its buffers, hooks and step counter.
-//! - [`io`]: saving and loading a model's state as safetensors, with PyTorch's names.
-//! - [`export`]: metrics as JSON lines and TensorBoard event files.
+//! - [`hooks`]: observing and modifying what flows through every layer; recorders and the
+//!   non-finite detector.
 //! - [`diagnose`]: verdicts (vanishing, exploding, saturated, dead, non-finite) and remedies
-//!   from a [`hooks::Recording`]; [`report`]: text tables, JSON and CSV.
+//!   from a [`hooks::Recording`]; [`report`]: text tables, JSON, CSV and SVG plots.
+//! - [`io`]: saving and loading a model's state as safetensors, with PyTorch's names; model specs.
+//! - [`export`]: metrics as JSON lines and TensorBoard event files.
+//! - [`gradcheck`]: the finite-difference checker every backward pass is tested with.
 #![warn(missing_docs)]
 
 pub mod activation;
