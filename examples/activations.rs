@@ -17,7 +17,10 @@
 //! scheme and the same seed for every activation, each at its recommended scale. The hidden
 //! layers are square, so this is Var(W) = gain²/fan_in, He et al.'s (2015) variance for ReLU.
 //! What is left is the activation's own doing: sigmoid multiplies the gradient by σ' ≤ 1/4 at
-//! every layer, and no gain of the weights can undo that without saturating it.
+//! every layer, and no gain of the weights can undo that without saturating it. GELU vanishes
+//! more slowly for another reason: near 0 it is x·Φ(x) ≈ x/2, so a signal that shrinks ends up
+//! where the layer's factor is √2·½ ≈ 0.71 (its gain √2 suits unit-variance inputs, not small
+//! ones).
 //!
 //! Other schemes with `--init`: `glorot_uniform` (gain 1, PyTorch's `xavier_uniform_` default)
 //! keeps tanh, ELU and SELU but halves the second moment of ReLU, LeakyReLU and GELU networks at
@@ -64,7 +67,7 @@ const DIGITS_CLASSES: usize = 10;
 /// The same deep network with sigmoid, tanh, ReLU, LeakyReLU, ELU, SELU and GELU: gradient norm
 /// by layer at initialization, saturated and dead units, and the verdict for each.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about = None)]
+#[command(version)]
 struct Args {
     /// Hidden layers, each Linear(width→width) + activation (at least 2).
     #[arg(long, default_value_t = 20)]
@@ -74,7 +77,12 @@ struct Args {
     width: usize,
     /// Activations to compare, comma-separated; any of identity, sigmoid, tanh, relu,
     /// leaky_relu, elu, selu, gelu, gelu_tanh, silu, softsign, softplus.
-    #[arg(long, alias = "activation", value_delimiter = ',', default_value = "sigmoid,tanh,relu,leaky_relu,elu,selu,gelu")]
+    #[arg(
+        long,
+        alias = "activation",
+        value_delimiter = ',',
+        default_value = "sigmoid,tanh,relu,leaky_relu,elu,selu,gelu"
+    )]
     activations: Vec<String>,
     /// Weight initializer of every Linear layer, the same for all activations: a name of
     /// `gradflow::init::by_name` (default = PyTorch's U(±1/√fan_in), glorot_uniform,
@@ -170,9 +178,11 @@ fn build(args: &Args, activation: &Arc<dyn Activation<f32>>) -> Result<(Sequenti
     let init = weight_init(&args.init, activation.gain())?;
     let init_name = init.name();
     let builder = Sequential::<f32>::builder(DIGITS_FEATURES).init(Chosen(init));
-    let builder = if args.init == "default" { builder.bias_init(LinearDefault) } else { builder.bias_init(Zeros) };
+    let builder =
+        if args.init == "default" { builder.bias_init(LinearDefault) } else { builder.bias_init(Zeros) };
     let mut rng = StdRng::seed_from_u64(args.seed);
-    let model = builder.repeat(args.depth, args.width, activation.clone()).linear(DIGITS_CLASSES).build(&mut rng)?;
+    let model =
+        builder.repeat(args.depth, args.width, activation.clone()).linear(DIGITS_CLASSES).build(&mut rng)?;
     Ok((model, init_name))
 }
 
@@ -210,9 +220,12 @@ fn weight_gain(net: &Network<f32>) -> f64 {
 fn init_description(name: &str) -> Result<String> {
     Ok(match name {
         "glorot_uniform_gain" => {
-            "glorot_uniform_gain = U(±gain·√(6/(fan_in+fan_out))), gain = the activation's (calculate_gain)".into()
+            "glorot_uniform_gain = U(±gain·√(6/(fan_in+fan_out))), gain = the activation's (calculate_gain)"
+                .into()
         }
-        "orthogonal_gain" => "orthogonal_gain = gain × a random orthogonal matrix, gain = the activation's".into(),
+        "orthogonal_gain" => {
+            "orthogonal_gain = gain × a random orthogonal matrix, gain = the activation's".into()
+        }
         _ => format!("{name} = {}", weight_init(name, 1.0)?.name()),
     })
 }
@@ -220,7 +233,11 @@ fn init_description(name: &str) -> Result<String> {
 fn validate(args: &Args) -> Result<()> {
     let component = "activations example";
     if args.depth < 2 {
-        return Err(Error::config(component, "--depth", format!("needs at least 2 hidden layers, got {}", args.depth)));
+        return Err(Error::config(
+            component,
+            "--depth",
+            format!("needs at least 2 hidden layers, got {}", args.depth),
+        ));
     }
     if args.width == 0 || args.batch == 0 {
         return Err(Error::config(component, "--width/--batch", "must be at least 1"));
@@ -229,10 +246,18 @@ fn validate(args: &Args) -> Result<()> {
         return Err(Error::config(component, "--activations", "name at least one activation"));
     }
     if !(args.clip > 0.0 && args.clip.is_finite()) {
-        return Err(Error::config(component, "--clip", format!("must be positive and finite, got {}", args.clip)));
+        return Err(Error::config(
+            component,
+            "--clip",
+            format!("must be positive and finite, got {}", args.clip),
+        ));
     }
     if !(args.lr > 0.0 && args.lr.is_finite()) {
-        return Err(Error::config(component, "--lr", format!("must be positive and finite, got {}", args.lr)));
+        return Err(Error::config(
+            component,
+            "--lr",
+            format!("must be positive and finite, got {}", args.lr),
+        ));
     }
     Ok(())
 }
@@ -292,7 +317,10 @@ fn run(args: Args) -> Result<()> {
     let batch = args.batch.min(train_set.len());
     let bias = if args.init == "default" { "U(±1/√fan_in), PyTorch's default" } else { "0" };
 
-    println!("activations: one deep network, {} activations — where does the gradient go?", activations.len());
+    println!(
+        "activations: one deep network, {} activations — where does the gradient go?",
+        activations.len()
+    );
     println!(
         "seed {} · {} × [Linear({w}→{w}) + activation] + Linear({w}→10) · same seed for all",
         args.seed,
@@ -315,7 +343,13 @@ fn run(args: Args) -> Result<()> {
         let (_, diagnosis) = common::inspect(&mut net, &train_set.inputs, &classes, batch)?;
         let training =
             if args.epochs > 0 { Some(train(&args, &mut net, &train_set, &test_set)?) } else { None };
-        outcomes.push(Outcome { activation: activation.clone(), init_name, weight_gain, diagnosis, training });
+        outcomes.push(Outcome {
+            activation: activation.clone(),
+            init_name,
+            weight_gain,
+            diagnosis,
+            training,
+        });
     }
 
     print_summary(&args, &outcomes);
@@ -332,13 +366,27 @@ fn run(args: Args) -> Result<()> {
     let units_chart = out.path("saturation_dead_by_layer.svg");
     plot(&args, &outcomes, &grad_chart, &units_chart)?;
     let report = out.write_json("report.json", &report(&args, &outcomes, batch))?;
-    println!("\nwrote {}, {}, {} ({})", report.display(), grad_chart.display(), units_chart.display(), common::seconds(started.elapsed()));
+    println!(
+        "\nwrote {}, {}, {} ({})",
+        report.display(),
+        grad_chart.display(),
+        units_chart.display(),
+        common::seconds(started.elapsed())
+    );
     Ok(())
 }
 
 fn print_summary(args: &Args, outcomes: &[Outcome]) {
-    let mut header =
-        vec!["activation", "σ_w·√n", "‖dL/dh‖ 1 / last", "× per layer", "mean |f'|", "max sat%", "max dead%", "verdict"];
+    let mut header = vec![
+        "activation",
+        "σ_w·√n",
+        "‖dL/dh‖ 1 / last",
+        "× per layer",
+        "mean |f'|",
+        "max sat%",
+        "max dead%",
+        "verdict",
+    ];
     let training = args.epochs > 0;
     let loss_header = format!("loss after {}", args.epochs);
     if training {
@@ -426,7 +474,10 @@ fn print_evidence(outcomes: &[Outcome]) {
 
 fn plot(args: &Args, outcomes: &[Outcome], grad_chart: &Path, units_chart: &Path) -> Result<()> {
     let layer_series = |name: String, values: Vec<Option<f64>>, scale: f64| {
-        Series::new(name, values.iter().enumerate().map(|(i, v)| ((i + 1) as f64, v.map_or(f64::NAN, |v| v * scale))))
+        Series::new(
+            name,
+            values.iter().enumerate().map(|(i, v)| ((i + 1) as f64, v.map_or(f64::NAN, |v| v * scale))),
+        )
     };
     let grads: Vec<Series> = outcomes
         .iter()
@@ -444,12 +495,16 @@ fn plot(args: &Args, outcomes: &[Outcome], grad_chart: &Path, units_chart: &Path
     let units: Vec<Series> = outcomes
         .iter()
         .filter_map(|o| match o.family() {
-            ActivationFamily::Saturating => {
-                Some(layer_series(format!("{} saturated", o.activation.name()), o.series(|l| l.saturated_fraction), 100.0))
-            }
-            ActivationFamily::Rectifier => {
-                Some(layer_series(format!("{} dead", o.activation.name()), o.series(|l| l.dead_fraction), 100.0))
-            }
+            ActivationFamily::Saturating => Some(layer_series(
+                format!("{} saturated", o.activation.name()),
+                o.series(|l| l.saturated_fraction),
+                100.0,
+            )),
+            ActivationFamily::Rectifier => Some(layer_series(
+                format!("{} dead", o.activation.name()),
+                o.series(|l| l.dead_fraction),
+                100.0,
+            )),
             ActivationFamily::Linear => None,
         })
         .collect();

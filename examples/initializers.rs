@@ -51,7 +51,9 @@ use std::time::Instant;
 use clap::Parser;
 use gradflow::activation::{self, Activation, ActivationFamily};
 use gradflow::diagnose::{Diagnosis, HiddenLayer};
-use gradflow::init::{Fans, GlorotUniform, Initializer, KaimingNormal, LinearDefault, Normal, Orthogonal, Zeros};
+use gradflow::init::{
+    Fans, GlorotUniform, Initializer, KaimingNormal, LinearDefault, Normal, Orthogonal, Zeros,
+};
 use gradflow::report::plot::{ChartSpec, Scale, Series, line_chart};
 use gradflow::{Error, Network, Result, Sequential};
 use ndarray::Array2;
@@ -67,7 +69,7 @@ const CLASSES: usize = 10;
 /// and gradient norm by layer (backward), the pictures of Glorot & Bengio (2010) and He et al.
 /// (2015).
 #[derive(Parser, Debug)]
-#[command(version, about, long_about = None)]
+#[command(version)]
 struct Args {
     /// Hidden layers, each Linear(width→width) + activation (at least 2).
     #[arg(long, default_value_t = 30)]
@@ -180,7 +182,11 @@ fn main() -> ExitCode {
 fn validate(args: &Args) -> Result<()> {
     let component = "initializers example";
     if args.depth < 2 {
-        return Err(Error::config(component, "--depth", format!("needs at least 2 hidden layers, got {}", args.depth)));
+        return Err(Error::config(
+            component,
+            "--depth",
+            format!("needs at least 2 hidden layers, got {}", args.depth),
+        ));
     }
     if args.width == 0 || args.batch == 0 {
         return Err(Error::config(component, "--width/--batch", "must be at least 1"));
@@ -205,11 +211,15 @@ fn run(args: Args) -> Result<()> {
 
     // Inputs and labels from their own stream, so that every network gets the same batch.
     let mut data_rng = StdRng::seed_from_u64(args.seed.wrapping_add(1));
-    let inputs = Array2::from_shape_simple_fn((args.batch, args.width), || data_rng.sample::<f64, _>(StandardNormal));
+    let inputs =
+        Array2::from_shape_simple_fn((args.batch, args.width), || data_rng.sample::<f64, _>(StandardNormal));
     let labels: Vec<usize> = (0..args.batch).map(|_| data_rng.random_range(0..CLASSES)).collect();
 
     let n = args.width;
-    println!("initializers: does the signal (forward) and the gradient (backward) survive {} layers?", args.depth);
+    println!(
+        "initializers: does the signal (forward) and the gradient (backward) survive {} layers?",
+        args.depth
+    );
     println!(
         "seed {} · {} × [Linear({n}→{n}) + activation] + Linear({n}→{CLASSES}) · biases 0 · f64 · same seed for every initializer",
         args.seed, args.depth
@@ -250,8 +260,10 @@ fn run(args: Args) -> Result<()> {
         written.extend(plot(&args, &out, run)?);
     }
     written.push(out.write_json("report.json", &report(&args, &runs))?);
-    let names: Vec<String> =
-        written.iter().map(|p| p.file_name().map_or_else(String::new, |f| f.to_string_lossy().into_owned())).collect();
+    let names: Vec<String> = written
+        .iter()
+        .map(|p| p.file_name().map_or_else(String::new, |f| f.to_string_lossy().into_owned()))
+        .collect();
     println!(
         "\nwrote {} into {} ({})",
         names.join(", "),
@@ -339,7 +351,9 @@ fn print_table(args: &Args, run: &ActivationRun) {
     let keep: Vec<&str> = run
         .outcomes
         .iter()
-        .filter(|o| o.forward_verdict() == "kept" && o.diagnosis.verdict == gradflow::diagnose::Verdict::Healthy)
+        .filter(|o| {
+            o.forward_verdict() == "kept" && o.diagnosis.verdict == gradflow::diagnose::Verdict::Healthy
+        })
         .map(|o| o.label.as_str())
         .collect();
     println!(
@@ -363,15 +377,21 @@ fn plot(args: &Args, out: &common::Output, run: &ActivationRun) -> Result<Vec<Pa
     let backward: Vec<Series> = run.outcomes.iter().map(|o| layer_series(o, &|l| l.grad_norm)).collect();
     let forward_path = out.path(&format!("{act}_forward.svg"));
     let backward_path = out.path(&format!("{act}_backward.svg"));
-    let spec = ChartSpec::new(format!("{act}: activation std by layer ({} layers, width {})", args.depth, args.width))
-        .x_label(x_label)
-        .y_label("std of the layer's output")
-        .y_scale(Scale::Log10);
+    let spec = ChartSpec::new(format!(
+        "{act}: activation std by layer ({} layers, width {})",
+        args.depth, args.width
+    ))
+    .x_label(x_label)
+    .y_label("std of the layer's output")
+    .y_scale(Scale::Log10);
     line_chart(&forward_path, &spec, &forward)?;
-    let spec = ChartSpec::new(format!("{act}: gradient norm by layer ({} layers, width {})", args.depth, args.width))
-        .x_label(x_label)
-        .y_label("‖dL/dh‖")
-        .y_scale(Scale::Log10);
+    let spec = ChartSpec::new(format!(
+        "{act}: gradient norm by layer ({} layers, width {})",
+        args.depth, args.width
+    ))
+    .x_label(x_label)
+    .y_label("‖dL/dh‖")
+    .y_scale(Scale::Log10);
     line_chart(&backward_path, &spec, &backward)?;
     Ok(vec![forward_path, backward_path])
 }
