@@ -536,7 +536,7 @@ fn report(args: &Args, outcomes: &[Outcome], batch: usize) -> serde_json::Value 
                 "mean_dead": mean_of(&o.series(|l| l.dead_fraction)),
                 "gradient_ratio": o.diagnosis.gradient_ratio,
                 "per_layer_factor": o.diagnosis.per_layer_factor,
-                "verdict": o.diagnosis.verdict,
+                "verdict": o.diagnosis.verdict.name(),
                 "evidence": o.diagnosis.evidence,
                 "remedies": o.diagnosis.remedies.iter().map(|r| r.text()).collect::<Vec<_>>(),
                 "training": match &o.training {

@@ -416,7 +416,7 @@ fn report(args: &Args, runs: &[ActivationRun]) -> serde_json::Value {
                         "forward": o.forward_verdict(),
                         "gradient_ratio": o.diagnosis.gradient_ratio,
                         "per_layer_factor": o.diagnosis.per_layer_factor,
-                        "verdict": o.diagnosis.verdict,
+                        "verdict": o.diagnosis.verdict.name(),
                         "evidence": o.diagnosis.evidence,
                     })
                 })
