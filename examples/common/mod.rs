@@ -74,3 +74,32 @@ pub fn inspect<F: Float>(
 pub fn seconds(d: std::time::Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
 }
+
+/// An aligned text table: `align` has one letter per column, `l` (left) or `r` (right); widths
+/// are counted in characters, so `‖` and `×` line up. Columns are separated by two spaces.
+pub fn table(align: &str, header: &[&str], rows: &[Vec<String>]) -> String {
+    let cols = header.len();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let right: Vec<bool> = (0..cols).map(|c| align.as_bytes().get(c) == Some(&b'r')).collect();
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let padded: Vec<String> = cells
+            .zip(&widths)
+            .zip(&right)
+            .map(|((cell, &w), &r)| {
+                let pad = " ".repeat(w.saturating_sub(cell.chars().count()));
+                if r { format!("{pad}{cell}") } else { format!("{cell}{pad}") }
+            })
+            .collect();
+        padded.join("  ").trim_end().to_string() + "\n"
+    };
+    let mut out = line(&mut header.iter().copied());
+    for row in rows {
+        out += &line(&mut row.iter().map(String::as_str));
+    }
+    out
+}
