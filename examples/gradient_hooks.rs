@@ -319,7 +319,7 @@ fn run(args: Args) -> Result<()> {
     let thresholds = Thresholds::default();
     let diagnosis = diagnose(&recording, &thresholds)?;
     for line in table::render(&diagnosis).lines() {
-        println!("   {line}");
+        println!("{}", if line.is_empty() { String::new() } else { format!("   {line}") });
     }
     let steps = recording.steps();
     let last_step = steps.last().copied().unwrap_or(0);
@@ -381,7 +381,7 @@ fn run(args: Args) -> Result<()> {
     // ── 6. The detector catches a NaN ────────────────────────────────────────────────────────
     // A copy of the trained network (same architecture, weights copied through safetensors
     // bytes) with one weight of the Linear at path "4" (hidden layer 3) set to NaN.
-    println!("\n6. A NaN planted in one weight of layer \"4\" in a copy of the network:");
+    println!("\n6. A NaN planted in one weight of the Linear at path \"4\" (hidden layer 3) of a copy:");
     let weights = safetensors_bytes(net.model())?;
     let copy_of_net = || -> Result<Network<f32>> {
         let mut copy = Network::new(build_model(&args)?);
