@@ -13,6 +13,41 @@
 //! [`ActivationStats`]) in a [`Recording`] for [`crate::diagnose`] and [`crate::report`];
 //! [`NonFiniteDetector`] names the layer, direction and step where a NaN or infinity first
 //! appeared. A hook that must stop the pass calls [`Event::abort`].
+//!
+//! # A hook from user code
+//!
+//! A closure that prints, during backward, the norm of the gradient reaching each layer's
+//! output, attached for one pass and removed with its handle:
+//!
+//! ```
+//! use gradflow::{Mode, Network, Sequential, activation::Tanh, hooks::Event};
+//! use ndarray::Array2;
+//! use rand::SeedableRng;
+//! # use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
+//! # let (seen, counter) = { let c = Arc::new(AtomicUsize::new(0)); (c.clone(), c) };
+//!
+//! let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+//! let mut net = Network::new(Sequential::<f32>::builder(8).repeat(4, 16, Tanh).linear(1).build(&mut rng)?);
+//! let handle = net.attach_hook(move |event: &mut Event<'_, f32>| {
+//!     if let Event::Backward(b) = event {
+//! #       counter.fetch_add(1, Ordering::Relaxed);
+//!         let norm = b.grad_output.iter().map(|g| g * g).sum::<f32>().sqrt();
+//!         println!("layer {:>2} {:<6} ‖dL/d(output)‖ = {norm:.2e}", b.path, b.layer.kind());
+//!     }
+//! });
+//! net.forward(Array2::ones((4, 8)).view(), Mode::Train)?;
+//! net.backward(Array2::ones((4, 1)).view())?;
+//! net.detach_hook(handle); // later passes run without it
+//! # assert_eq!(seen.load(Ordering::Relaxed), 9); // 5 Linear + 4 tanh, each seen once
+//! # net.forward(Array2::ones((4, 8)).view(), Mode::Train)?;
+//! # net.backward(Array2::ones((4, 1)).view())?;
+//! # assert_eq!(seen.load(Ordering::Relaxed), 9);
+//! # Ok::<(), gradflow::Error>(())
+//! ```
+//!
+//! The example `gradient_hooks` goes further: a [`Recorder`] and a [`NonFiniteDetector`] kept
+//! over training steps, a hook that scales the gradient sent below one layer
+//! ([`BackwardEvent::grad_input_mut`]), and the diagnosis.
 
 mod context;
 mod event;
