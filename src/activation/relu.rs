@@ -14,7 +14,9 @@ impl<F: Float> Activation<F> for Relu {
         "relu"
     }
     fn value(&self, x: F) -> F {
-        if x > F::zero() { x } else { F::zero() }
+        // Written so that NaN passes through (NaN <= 0 is false), as `torch.relu` does: a NaN
+        // must not be turned into a harmless-looking 0.
+        if x <= F::zero() { F::zero() } else { x }
     }
     fn derivative(&self, x: F, _y: F) -> F {
         if x > F::zero() { F::one() } else { F::zero() }
@@ -33,6 +35,12 @@ impl<F: Float> Activation<F> for Relu {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nan_passes_through_instead_of_becoming_zero() {
+        assert!(Activation::<f64>::value(&Relu, f64::NAN).is_nan());
+        assert!(Activation::<f32>::value(&Relu, f32::NAN).is_nan());
+    }
 
     #[test]
     fn values_and_derivatives_at_hand_computed_points() {
