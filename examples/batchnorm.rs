@@ -63,7 +63,7 @@ const ALL_ROWS_UP_TO: usize = 30;
 /// A deep sigmoid network with and without BatchNorm on the 8×8 digits: gradient by layer at
 /// initialization, verdicts, and training curves.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Hidden layers, each Linear(→width) [→ BatchNorm1d] → activation.
     #[arg(long, default_value_t = 20)]
@@ -113,6 +113,7 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<()> {
+    let started = Instant::now();
     for (field, value) in [("--depth", args.depth), ("--width", args.width), ("--epochs", args.epochs)] {
         if value == 0 {
             return Err(Error::config(EXAMPLE, field, "must be at least 1, got 0"));
@@ -126,7 +127,22 @@ fn run(args: Args) -> Result<()> {
         ));
     }
     let activation = by_name::<f32>(&args.activation)?;
-    let started = Instant::now();
+    // Everything is built and validated before anything is printed or trained: a bad flag fails
+    // at once.
+    let sgd = SgdConfig::new(args.lr);
+    sgd.validate()?;
+    let trainer = Trainer::new(
+        TrainConfig::new(args.epochs, args.batch_size)
+            .seed(args.seed)
+            .drop_last(true)
+            .progress(Progress::Auto),
+    )?;
+    let mut networks = Vec::new();
+    for name in ["plain", "batchnorm"] {
+        // Two copies drawn from the same seed: the measuring pass runs in training mode and would
+        // move BatchNorm's running statistics, so the trained copy is a fresh one.
+        networks.push((name, build(name, &args, &activation)?, build(name, &args, &activation)?));
+    }
     let output = common::Output::new(EXAMPLE, args.out.clone())?;
     let (train, test) = digits_split::<f32>(0.25, args.seed)?;
     println!("gradflow · batchnorm — a deep {} network with and without BatchNorm", args.activation);
@@ -149,8 +165,8 @@ fn run(args: Args) -> Result<()> {
     );
 
     let mut models = Vec::new();
-    for name in ["plain", "batchnorm"] {
-        models.push(measure_and_train(name, &args, &activation, &train, &test)?);
+    for (name, probe, net) in networks {
+        models.push(measure_and_train(name, probe, net, sgd, &trainer, &train, &test)?);
     }
     print_gradient_table(&models);
     print_verdicts(&models);
@@ -178,27 +194,20 @@ fn build(name: &str, args: &Args, activation: &Arc<dyn Activation<f32>>) -> Resu
     Ok(Network::new(builder.linear(DIGITS_CLASSES).build(&mut rng)?))
 }
 
-/// Measures the gradient of a freshly built network, then trains another copy drawn from the
-/// same seed (the measuring pass runs in training mode and would move BatchNorm's running
-/// statistics).
+/// Measures the gradient of `probe` with one observed pass, then trains `net` (the same network).
 fn measure_and_train(
     name: &'static str,
-    args: &Args,
-    activation: &Arc<dyn Activation<f32>>,
+    mut probe: Network<f32>,
+    mut net: Network<f32>,
+    sgd: SgdConfig,
+    trainer: &Trainer,
     train: &Dataset<f32>,
     test: &Dataset<f32>,
 ) -> Result<Model> {
     let classes = train.targets.classes().expect("the digits have class targets");
-    let mut probe = build(name, args, activation)?;
     let (_, diagnosis) = common::inspect(&mut probe, &train.inputs, classes, INSPECT_BATCH)?;
 
-    let mut net = build(name, args, activation)?;
-    let mut optimizer = SgdConfig::new(args.lr).build::<f32>()?;
-    let config = TrainConfig::new(args.epochs, args.batch_size)
-        .seed(args.seed)
-        .drop_last(true)
-        .progress(Progress::Auto);
-    let trainer = Trainer::new(config)?;
+    let mut optimizer = sgd.build::<f32>()?;
     eprintln!("training the {name} network");
     let started = Instant::now();
     let fitted =
@@ -280,17 +289,18 @@ fn last_epoch(model: &Model) -> Option<&EpochStats> {
 
 fn print_summary(models: &[Model]) {
     println!("\nAfter training");
-    println!("  model       verdict at init   train loss   train acc   test acc   time");
+    println!("  model       verdict at init   train loss   train acc   test acc   parameters   time");
     let pct = |v: Option<f64>| v.map_or("-".into(), |a| format!("{:.1}%", 100.0 * a));
     for model in models {
         let last = last_epoch(model);
         println!(
-            "  {:<10}  {:<16}  {:>10}   {:>9}   {:>8}   {:.1} s",
+            "  {:<10}  {:<16}  {:>10}   {:>9}   {:>8}   {:>10}   {:.1} s",
             model.name,
             model.diagnosis.verdict.name(),
             last.map_or("-".into(), |e| format!("{:.4}", e.train_loss)),
             pct(last.and_then(|e| e.train_accuracy)),
             pct(last.and_then(|e| e.test_accuracy)),
+            model.parameters,
             model.seconds
         );
         if let Some(why) = &model.stopped {

@@ -60,7 +60,7 @@ const ALL_ROWS_UP_TO: usize = 30;
 /// Plain versus highway network at the same depth on the 8×8 digits: gradient by layer at
 /// initialization, verdicts, and training curves.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Hidden layers: Linear → activation (plain) or highway layers (highway).
     #[arg(long, default_value_t = 30)]
@@ -119,14 +119,30 @@ fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
+/// `0.58`, or `1.8e-3` below 0.01.
+fn short(x: f64) -> String {
+    if x >= 0.01 { format!("{x:.2}") } else { format!("{x:.1e}") }
+}
+
 fn run(args: Args) -> Result<()> {
+    let started = Instant::now();
     for (field, value) in [("--depth", args.depth), ("--width", args.width), ("--epochs", args.epochs)] {
         if value == 0 {
             return Err(Error::config(EXAMPLE, field, "must be at least 1, got 0"));
         }
     }
     let activation = by_name::<f32>(&args.activation)?;
-    let started = Instant::now();
+    // Everything is built and validated before anything is printed or trained: a bad flag fails
+    // at once.
+    let sgd = SgdConfig::new(args.lr);
+    sgd.validate()?;
+    let trainer = Trainer::new(
+        TrainConfig::new(args.epochs, args.batch_size).seed(args.seed).progress(Progress::Auto),
+    )?;
+    let mut networks = Vec::new();
+    for name in ["plain", "highway"] {
+        networks.push((name, build(name, &args, &activation)?));
+    }
     let output = common::Output::new(EXAMPLE, args.out.clone())?;
     let (train, test) = digits_split::<f32>(0.25, args.seed)?;
     let carry = 1.0 - sigmoid(args.gate_bias);
@@ -153,19 +169,26 @@ fn run(args: Args) -> Result<()> {
         "highway: {stem}{} × (H·T + x·(1 − T), H = {}(W_H x + b_H), T = σ(W_T x + b_T)) → Linear(10)",
         args.depth, args.activation
     );
+    let stack = short(carry.powf(args.depth as f64));
     println!(
-        "carry path at initialization: 1 − σ({}) = {carry:.3} per layer, {carry:.3}^{} = {:.2e} over the stack\n",
-        args.gate_bias,
-        args.depth,
-        carry.powi(args.depth as i32)
+        "carry path at initialization: 1 − σ({}) = {carry:.3} per layer, {carry:.3}^{} = {stack} over the stack\n",
+        args.gate_bias, args.depth
     );
 
     let mut models = Vec::new();
-    for name in ["plain", "highway"] {
-        models.push(measure_and_train(name, &args, &activation, &train, &test)?);
+    for (name, net) in networks {
+        models.push(measure_and_train(name, net, sgd, &trainer, &train, &test)?);
     }
     print_gradient_table(&models);
     print_verdicts(&models);
+    if let Some(ratio) = models[1].diagnosis.gradient_ratio {
+        println!(
+            "  highway's first/last ratio {} against the carry path's {carry:.3}^{} = {stack}: at \
+             initialization the gradient travels down the carry gates",
+            short(ratio),
+            args.depth
+        );
+    }
     print_summary(&models);
     write_report(&models, &args, &output)?;
     println!(
@@ -192,21 +215,20 @@ fn build(name: &str, args: &Args, activation: &Arc<dyn Activation<f32>>) -> Resu
     Ok(Network::new(builder.linear(DIGITS_CLASSES).build(&mut rng)?))
 }
 
-/// Measures the gradient of a freshly built network with one observed pass, then trains it.
+/// Measures the gradient of `net` with one observed pass (which leaves it as it was), then
+/// trains it.
 fn measure_and_train(
     name: &'static str,
-    args: &Args,
-    activation: &Arc<dyn Activation<f32>>,
+    mut net: Network<f32>,
+    sgd: SgdConfig,
+    trainer: &Trainer,
     train: &Dataset<f32>,
     test: &Dataset<f32>,
 ) -> Result<Model> {
     let classes = train.targets.classes().expect("the digits have class targets");
-    let mut net = build(name, args, activation)?;
     let (_, diagnosis) = common::inspect(&mut net, &train.inputs, classes, INSPECT_BATCH)?;
 
-    let mut optimizer = SgdConfig::new(args.lr).build::<f32>()?;
-    let config = TrainConfig::new(args.epochs, args.batch_size).seed(args.seed).progress(Progress::Auto);
-    let trainer = Trainer::new(config)?;
+    let mut optimizer = sgd.build::<f32>()?;
     eprintln!("training the {name} network");
     let started = Instant::now();
     let fitted =
