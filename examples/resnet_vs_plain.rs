@@ -36,7 +36,7 @@ use serde_json::json;
 
 /// Plain deep network versus residual network on the 8×8 digits: where does the gradient go?
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Hidden layers (plain) or residual blocks (residual).
     #[arg(long, default_value_t = 20)]
