@@ -45,7 +45,7 @@ fn lstm_training_step(c: &mut Criterion) {
     };
 
     let mut group = c.benchmark_group("lstm");
-    group.sample_size(20).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
+    group.sample_size(20).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(8));
     group.bench_function("W4_train_step_in32_h128_t64_b32", |b| b.iter(&mut step));
     group.finish();
 }
