@@ -151,13 +151,12 @@ fn main() -> Result<()> {
     let batches_per_epoch = args.steps.div_ceil(epochs);
     let steps = batches_per_epoch * epochs;
     let train_sequences = batches_per_epoch * BATCH;
+    AdamConfig::new(args.lr).validate()?;
     let output = common::Output::new("rnn_vs_lstm", args.out.clone())?;
 
     println!("The adding problem (Hochreiter & Schmidhuber 1997; Le et al. 2015 variant)");
-    println!(
-        "  {t_len} steps of (value ~ U[0, 1], marker); one marker in each half; target = the sum of the \
-         two marked values, read at the last step."
-    );
+    println!("  {t_len} steps of (value ~ U[0, 1], marker), one marker in each half of the sequence;");
+    println!("  the target, read at the last step, is the sum of the two marked values.");
     println!(
         "  Always predicting 1 gives MSE 1/6 ≈ {ADDING_PROBLEM_BASELINE_MSE:.3}; solved = test MSE < \
          {SOLVED_MSE} on {TEST_SEQUENCES} fresh sequences."
@@ -173,7 +172,8 @@ fn main() -> Result<()> {
     let test = adding_problem::<f32>(TEST_SEQUENCES, t_len, args.seed.wrapping_add(TEST_SEED_OFFSET))?;
 
     // The three models are independent: train them on parallel threads.
-    println!("Training rnn, lstm and gru on parallel threads …");
+    let names: Vec<&str> = args.models.iter().map(|c| c.name()).collect();
+    println!("Training {} on parallel threads …", names.join(", "));
     let started = Instant::now();
     let outcomes = std::thread::scope(|scope| {
         let (train, test) = (&train, &test);
@@ -359,7 +359,9 @@ fn print_verdicts(outcomes: &[Outcome], t_len: usize) -> String {
     }
     let mse = |name: &str| outcomes.iter().find(|o| o.cell.name() == name).map_or(f64::NAN, |o| o.test_mse);
     let separated = mse("lstm") < SOLVED_MSE && mse("gru") < SOLVED_MSE && mse("rnn") > UNSOLVED_MSE;
-    let verdict = if separated {
+    let verdict = if outcomes.len() < 3 {
+        "Only some of the models were trained (--models); the comparison needs all three.".to_string()
+    } else if separated {
         format!(
             "As expected at T = {t_len}: the gated cells solve the task, the tanh RNN does not. At initialization \
              the gradient from the readout fades over the sequence in every cell, but a gate near 1 makes the \
