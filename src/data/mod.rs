@@ -11,10 +11,12 @@
 //! # Ok::<(), gradflow::Error>(())
 //! ```
 
+mod adding;
 mod digits;
 mod split;
 mod synthetic;
 
+pub use adding::{ADDING_PROBLEM_BASELINE_MSE, adding_problem};
 pub use digits::{DIGITS_SOURCE_NAME, digits, digits_split, parse_digits_csv};
 pub use synthetic::spirals;
 
