@@ -52,6 +52,7 @@ pub mod optim;
 mod param;
 pub mod report;
 pub mod train;
+mod vectorize;
 
 pub use activation::{Act, Activation, ActivationFamily};
 pub use error::{Error, Result};
