@@ -107,10 +107,13 @@ impl Float for f64 {
 /// returns `false`.
 #[inline]
 pub(crate) fn all_finite<F: Float>(values: &[F]) -> bool {
-    crate::vectorize::vectorized(
-        #[inline(always)]
-        || values.iter().fold(true, |ok, v| ok & v.is_finite()),
-    )
+    use crate::vectorize::{all_chunks, vectorized};
+    all_chunks(values, |chunk| {
+        vectorized(
+            #[inline(always)]
+            || chunk.iter().fold(true, |ok, v| ok & v.is_finite()),
+        )
+    })
 }
 
 /// [`all_finite`] for an array of any shape and layout (a fast path for contiguous ones).

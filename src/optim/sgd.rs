@@ -7,7 +7,7 @@ use super::state::{ParamStates, same_layout_slices};
 use super::{Optimizer, validate};
 use crate::layer::Layer;
 use crate::param::ParamViewMut;
-use crate::vectorize::vectorized;
+use crate::vectorize::{vectorized, zip_chunks};
 use crate::{Error, Float, Result};
 
 /// The hyperparameters of [`Sgd`], with PyTorch's names and defaults (everything but `lr` off).
@@ -156,15 +156,18 @@ impl<F: Float> Optimizer<F> for Sgd<F> {
                 match buffer {
                     None => match same_layout_slices(&mut value, &grad) {
                         // The common case (plain SGD on contiguous parameters): one vectorized loop.
-                        Some((value, grad)) => vectorized(
-                            #[inline(always)]
-                            || match weight_decay {
-                                None => value.iter_mut().zip(grad).for_each(|(p, &g)| *p -= lr * g),
-                                Some(wd) => {
-                                    value.iter_mut().zip(grad).for_each(|(p, &g)| *p -= lr * (g + wd * *p))
-                                }
-                            },
-                        ),
+                        Some((value, grad)) => zip_chunks(value, grad, |value, grad| {
+                            vectorized(
+                                #[inline(always)]
+                                || match weight_decay {
+                                    None => value.iter_mut().zip(grad).for_each(|(p, &g)| *p -= lr * g),
+                                    Some(wd) => value
+                                        .iter_mut()
+                                        .zip(grad)
+                                        .for_each(|(p, &g)| *p -= lr * (g + wd * *p)),
+                                },
+                            )
+                        }),
                         None => Zip::from(&mut value).and(&grad).for_each(|p, &g| *p -= lr * decayed(g, *p)),
                     },
                     Some(buffer) => Zip::from(&mut value).and(&grad).and(buffer).for_each(|p, &g, b| {
