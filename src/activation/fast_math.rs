@@ -50,12 +50,15 @@ pub(crate) fn tanh(x: f32) -> f32 {
 
 /// Below this `exp` is not a normal `f32` (ln of the smallest normal, 2⁻¹²⁶); returns 0 there.
 const EXP_MIN: f32 = -87.336_55;
-/// Above this `2ⁿ` would overflow the exponent field; returns +∞ there.
+/// Above this `2ⁿ` would overflow the exponent field; returns +∞ there (eˣ overflows `f32`
+/// only above 88.72, so results in (1.65·10³⁸, 3.4·10³⁸) are lost; the sigmoid, the only user,
+/// takes `exp` of non-positive numbers only).
 const EXP_MAX: f32 = 88.0;
 /// 1.5·2²³: adding it rounds a float of magnitude below 2²² to the nearest integer.
 const ROUND_MAGIC: f32 = 12_582_912.0;
 
-/// `eˣ` to within 3·10⁻⁷ relative error where the result is a normal `f32`, vectorizable.
+/// `eˣ` to within 3·10⁻⁷ relative error where the result is a normal `f32` and x ≤ 88,
+/// vectorizable.
 ///
 /// Cephes `expf` (Stephen L. Moshier, Cephes Math Library): `x = n·ln 2 + r` with
 /// `|r| ≤ ln 2 / 2` (ln 2 split in two parts so that `r` is exact), a degree-7 polynomial for
@@ -76,7 +79,8 @@ pub(crate) fn exp(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 0.5; // Cephes: 5.0000001201e-1, which rounds to 0.5 in f32
     let er = p * r * r + r + 1.0;
-    // The low bits of `shifted` hold n + 2²² + 2²³ (as an integer offset by the magic number's bits).
+    // `shifted` is exactly 1.5·2²³ + n, whose last bit is worth 1: its bit pattern minus the
+    // magic number's is n.
     let n_int = shifted.to_bits().wrapping_sub(ROUND_MAGIC.to_bits()) as i32;
     let two_n = f32::from_bits((n_int.wrapping_add(127) << 23) as u32);
     let y = er * two_n;
