@@ -45,6 +45,26 @@ pub trait Float:
 
     /// Widens (or copies) the value to `f64`.
     fn as_f64(self) -> f64;
+
+    /// `values` seen as `f32`s when `Self` is `f32`, `None` otherwise: lets a kernel take a
+    /// vectorized `f32`-only path (such as the fast `tanh` of [`crate::activation::Tanh`])
+    /// while other types keep the generic one.
+    ///
+    /// ```
+    /// use gradflow::Float;
+    /// assert_eq!(f32::as_f32_slice(&[1.0f32, 2.0]), Some(&[1.0f32, 2.0][..]));
+    /// assert_eq!(f64::as_f32_slice(&[1.0f64]), None);
+    /// ```
+    fn as_f32_slice(values: &[Self]) -> Option<&[f32]> {
+        let _ = values;
+        None
+    }
+
+    /// The mutable counterpart of [`Float::as_f32_slice`].
+    fn as_f32_slice_mut(values: &mut [Self]) -> Option<&mut [f32]> {
+        let _ = values;
+        None
+    }
 }
 
 impl Float for f32 {
@@ -57,6 +77,14 @@ impl Float for f32 {
     fn as_f64(self) -> f64 {
         self as f64
     }
+    #[inline(always)]
+    fn as_f32_slice(values: &[Self]) -> Option<&[f32]> {
+        Some(values)
+    }
+    #[inline(always)]
+    fn as_f32_slice_mut(values: &mut [Self]) -> Option<&mut [f32]> {
+        Some(values)
+    }
 }
 
 impl Float for f64 {
@@ -68,5 +96,32 @@ impl Float for f64 {
     #[inline(always)]
     fn as_f64(self) -> f64 {
         self
+    }
+}
+
+/// True when every entry of `values` is finite (no NaN, no ±∞).
+///
+/// The whole slice is scanned without an early exit, which lets the compiler vectorize the loop:
+/// this check runs over every gradient on every optimizer step, so it must cost no more than a
+/// memory pass. Callers that need the position of the first bad entry look for it only when this
+/// returns `false`.
+#[inline]
+pub(crate) fn all_finite<F: Float>(values: &[F]) -> bool {
+    use crate::vectorize::{all_chunks, vectorized};
+    all_chunks(values, |chunk| {
+        vectorized(
+            #[inline(always)]
+            || chunk.iter().fold(true, |ok, v| ok & v.is_finite()),
+        )
+    })
+}
+
+/// [`all_finite`] for an array of any shape and layout (a fast path for contiguous ones).
+pub(crate) fn all_finite_array<F: Float, D: ndarray::Dimension>(
+    values: &ndarray::ArrayView<'_, F, D>,
+) -> bool {
+    match values.as_slice_memory_order() {
+        Some(slice) => all_finite(slice),
+        None => values.iter().all(|v| v.is_finite()),
     }
 }

@@ -68,6 +68,7 @@ mod param;
 pub mod recurrent;
 pub mod report;
 pub mod train;
+mod vectorize;
 
 pub use activation::{Act, Activation, ActivationFamily};
 pub use error::{Error, Result};

@@ -1,7 +1,8 @@
 //! Logistic sigmoid.
 
-use super::{Activation, ActivationFamily};
+use super::{Activation, ActivationFamily, fast_math};
 use crate::Float;
+use crate::vectorize::vectorized;
 
 /// σ(x) = 1/(1 + e⁻ˣ), derivative σ(x)(1 − σ(x)) ≤ 1/4 (at x = 0).
 ///
@@ -11,6 +12,11 @@ use crate::Float;
 ///
 /// Computed in the two-branch form that never takes the exponential of a positive number, so
 /// that σ(±1000) is exactly 1 and 0 with no overflow; see [`stable_sigmoid`].
+///
+/// In `f32`, a layer's forward pass ([`Activation::forward_slice`]) uses a vectorized
+/// exponential: within 3·10⁻⁷ relative error wherever σ(x) is a normal `f32` (x > −87.3; below,
+/// it returns 0, off by less than 1.2·10⁻³⁸). [`Activation::value`] and every `f64`
+/// computation use the exact form.
 ///
 /// ```
 /// use gradflow::Activation;
@@ -44,6 +50,27 @@ impl<F: Float> Activation<F> for Sigmoid {
     /// `y(1 − y)` from the output, as PyTorch's `sigmoid_backward` computes it.
     fn derivative(&self, _x: F, y: F) -> F {
         y * (F::one() - y)
+    }
+    fn forward_slice(&self, x: &[F], y: &mut [F]) {
+        if let Some(x) = F::as_f32_slice(x)
+            && let Some(y) = F::as_f32_slice_mut(y)
+        {
+            return fast_math::sigmoid_slice(x, y);
+        }
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y = stable_sigmoid(x);
+        }
+    }
+    /// `grad_x = grad_y · y(1 − y)`, vectorized.
+    fn backward_slice(&self, _x: &[F], y: &[F], grad_y: &[F], grad_x: &mut [F]) {
+        vectorized(
+            #[inline(always)]
+            || {
+                for ((gx, &gy), &y) in grad_x.iter_mut().zip(grad_y).zip(y) {
+                    *gx = gy * (y * (F::one() - y));
+                }
+            },
+        )
     }
     fn gain(&self) -> f64 {
         1.0

@@ -1,11 +1,17 @@
 //! Hyperbolic tangent.
 
-use super::{Activation, ActivationFamily};
+use super::{Activation, ActivationFamily, fast_math};
 use crate::Float;
+use crate::vectorize::vectorized;
 
 /// tanh(x) = (eˣ − e⁻ˣ)/(eˣ + e⁻ˣ), derivative 1 − tanh²(x) ≤ 1. Saturates for |x| ≳ 3, where
 /// the derivative is below 0.01: the classic cause of vanishing gradients in deep tanh stacks.
 /// Gain 5/3 (PyTorch's `calculate_gain("tanh")`).
+///
+/// In `f32`, a layer's forward pass ([`Activation::forward_slice`]) uses a vectorized rational
+/// approximation within 5·10⁻⁷ relative error of the exact value (exactly ±1 beyond ±7.9,
+/// NaN stays NaN), about ten times faster than `f32::tanh`; [`Activation::value`] and every
+/// `f64` computation use the exact `tanh`.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Tanh;
 
@@ -18,6 +24,27 @@ impl<F: Float> Activation<F> for Tanh {
     }
     fn derivative(&self, _x: F, y: F) -> F {
         F::one() - y * y
+    }
+    fn forward_slice(&self, x: &[F], y: &mut [F]) {
+        if let Some(x) = F::as_f32_slice(x)
+            && let Some(y) = F::as_f32_slice_mut(y)
+        {
+            return fast_math::tanh_slice(x, y);
+        }
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y = x.tanh();
+        }
+    }
+    /// `grad_x = grad_y · (1 − y²)`, vectorized.
+    fn backward_slice(&self, _x: &[F], y: &[F], grad_y: &[F], grad_x: &mut [F]) {
+        vectorized(
+            #[inline(always)]
+            || {
+                for ((gx, &gy), &y) in grad_x.iter_mut().zip(grad_y).zip(y) {
+                    *gx = gy * (F::one() - y * y);
+                }
+            },
+        )
     }
     fn gain(&self) -> f64 {
         5.0 / 3.0

@@ -6,6 +6,7 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Ix1};
 use crate::hooks::Context;
 use crate::layer::{Layer, Mode, check_input_features, check_shape, ensure_shape};
 use crate::param::{BufferView, BufferViewMut, Param, ParamView, ParamViewMut};
+use crate::vectorize::vectorized;
 use crate::{Error, Float, Result};
 
 /// A batch-normalization layer: its running statistics, its settings, and its buffers.
@@ -242,23 +243,34 @@ impl<F: Float> BatchNorm1d<F> {
     fn batch_statistics(&mut self, x: &[F], batch: usize) {
         let c = self.config.num_features;
         let inv_n = F::one() / F::lit(batch as f64);
-        self.mean.fill(F::zero());
-        for row in x.chunks_exact(c) {
-            for (m, &v) in self.mean.iter_mut().zip(row) {
-                *m += v;
-            }
-        }
-        self.mean.mapv_inplace(|s| s * inv_n);
-        // Two-pass variance: Σ(x − μ)², stable when |μ| ≫ σ.
+        let mean = self.mean.as_slice_mut().expect("buffers are standard layout");
+        let var = self.inv_std.as_slice_mut().expect("buffers are standard layout");
+        vectorized(
+            #[inline(always)]
+            || {
+                mean.fill(F::zero());
+                for row in x.chunks_exact(c) {
+                    for (m, &v) in mean.iter_mut().zip(row) {
+                        *m += v;
+                    }
+                }
+                for m in mean.iter_mut() {
+                    *m *= inv_n;
+                }
+                // Two-pass variance: Σ(x − μ)², stable when |μ| ≫ σ.
+                var.fill(F::zero());
+                for row in x.chunks_exact(c) {
+                    for ((s, &v), &m) in var.iter_mut().zip(row).zip(&*mean) {
+                        let d = v - m;
+                        *s += d * d;
+                    }
+                }
+                for s in var.iter_mut() {
+                    *s *= inv_n;
+                }
+            },
+        );
         let var = &mut self.inv_std;
-        var.fill(F::zero());
-        for row in x.chunks_exact(c) {
-            for ((s, &v), &m) in var.iter_mut().zip(row).zip(&self.mean) {
-                let d = v - m;
-                *s += d * d;
-            }
-        }
-        var.mapv_inplace(|s| s * inv_n);
 
         self.num_batches_tracked += 1;
         let factor = F::lit(self.config.momentum.unwrap_or(1.0 / self.num_batches_tracked as f64));
@@ -401,18 +413,30 @@ impl<F: Float> Layer<F> for BatchNorm1d<F> {
         ensure_shape(&mut self.x_hat, (batch, c));
         let x_hat = self.x_hat.as_slice_mut().expect("buffers are standard layout");
         let y = output.as_slice_mut().expect("buffers are standard layout");
+        let mean = self.mean.as_slice().expect("buffers are standard layout");
+        let inv_std = self.inv_std.as_slice().expect("buffers are standard layout");
+        let affine = self.affine.as_ref().map(|a| (contiguous(&a.weight.value), contiguous(&a.bias.value)));
         let rows = x.chunks_exact(c).zip(x_hat.chunks_exact_mut(c)).zip(y.chunks_exact_mut(c));
-        for ((x_row, x_hat_row), y_row) in rows {
-            for (k, ((&v, h), out)) in
-                x_row.iter().zip(x_hat_row.iter_mut()).zip(y_row.iter_mut()).enumerate()
-            {
-                *h = (v - self.mean[k]) * self.inv_std[k];
-                *out = match &self.affine {
-                    Some(a) => *h * a.weight.value[k] + a.bias.value[k],
-                    None => *h,
-                };
-            }
-        }
+        vectorized(
+            #[inline(always)]
+            || {
+                for ((x_row, x_hat_row), y_row) in rows {
+                    for (((h, &v), &m), &s) in x_hat_row.iter_mut().zip(x_row).zip(mean).zip(inv_std) {
+                        *h = (v - m) * s;
+                    }
+                    match &affine {
+                        Some((weight, bias)) => {
+                            for (((out, &h), &w), &b) in
+                                y_row.iter_mut().zip(&*x_hat_row).zip(&**weight).zip(&**bias)
+                            {
+                                *out = h * w + b;
+                            }
+                        }
+                        None => y_row.copy_from_slice(x_hat_row),
+                    }
+                }
+            },
+        );
         self.last_mode = Some(mode);
         Ok(())
     }
@@ -436,15 +460,22 @@ impl<F: Float> Layer<F> for BatchNorm1d<F> {
         let dy = dy.as_slice().expect("standard layout");
         let x_hat = self.x_hat.as_slice().expect("buffers are standard layout");
 
-        self.sum_dy.fill(F::zero());
-        self.sum_dy_x_hat.fill(F::zero());
-        for (dy_row, x_hat_row) in dy.chunks_exact(c).zip(x_hat.chunks_exact(c)) {
-            let sums = self.sum_dy.iter_mut().zip(self.sum_dy_x_hat.iter_mut());
-            for ((s, sx), (&g, &h)) in sums.zip(dy_row.iter().zip(x_hat_row)) {
-                *s += g;
-                *sx += g * h;
-            }
-        }
+        let sum_dy = self.sum_dy.as_slice_mut().expect("buffers are standard layout");
+        let sum_dy_x_hat = self.sum_dy_x_hat.as_slice_mut().expect("buffers are standard layout");
+        sum_dy.fill(F::zero());
+        sum_dy_x_hat.fill(F::zero());
+        vectorized(
+            #[inline(always)]
+            || {
+                for (dy_row, x_hat_row) in dy.chunks_exact(c).zip(x_hat.chunks_exact(c)) {
+                    let sums = sum_dy.iter_mut().zip(sum_dy_x_hat.iter_mut());
+                    for ((s, sx), (&g, &h)) in sums.zip(dy_row.iter().zip(x_hat_row)) {
+                        *s += g;
+                        *sx += g * h;
+                    }
+                }
+            },
+        );
         if let Some(a) = &mut self.affine {
             a.weight.grad += &self.sum_dy_x_hat;
             a.bias.grad += &self.sum_dy;
@@ -454,23 +485,26 @@ impl<F: Float> Layer<F> for BatchNorm1d<F> {
         ensure_shape(grad_input, (batch, c));
         let dx = grad_input.as_slice_mut().expect("buffers are standard layout");
         // Per feature: scale = γ·istd; in training also the batch means of dy and dy·x̂.
-        let gamma = |k: usize| self.affine.as_ref().map_or(F::one(), |a| a.weight.value[k]);
-        let inv_n = F::one() / F::lit(batch as f64);
+        let gamma = self.affine.as_ref().map(|a| contiguous(&a.weight.value));
+        let stats = FeatureStats {
+            inv_std: self.inv_std.as_slice().expect("buffers are standard layout"),
+            sum_dy: self.sum_dy.as_slice().expect("buffers are standard layout"),
+            sum_dy_x_hat: self.sum_dy_x_hat.as_slice().expect("buffers are standard layout"),
+            inv_n: F::one() / F::lit(batch as f64),
+            train: mode == Mode::Train,
+        };
         let rows = dy.chunks_exact(c).zip(x_hat.chunks_exact(c)).zip(dx.chunks_exact_mut(c));
-        for ((dy_row, x_hat_row), dx_row) in rows {
-            for k in 0..c {
-                let scale = gamma(k) * self.inv_std[k];
-                dx_row[k] = match mode {
-                    Mode::Train => {
-                        scale
-                            * (dy_row[k]
-                                - self.sum_dy[k] * inv_n
-                                - x_hat_row[k] * self.sum_dy_x_hat[k] * inv_n)
+        vectorized(
+            #[inline(always)]
+            || {
+                for ((dy_row, x_hat_row), dx_row) in rows {
+                    match &gamma {
+                        Some(w) => stats.input_grad_row(dx_row, dy_row, x_hat_row, w.iter().copied()),
+                        None => stats.input_grad_row(dx_row, dy_row, x_hat_row, std::iter::repeat(F::one())),
                     }
-                    Mode::Eval => scale * dy_row[k],
-                };
-            }
-        }
+                }
+            },
+        );
         Ok(())
     }
 
@@ -486,6 +520,38 @@ impl<F: Float> Layer<F> for BatchNorm1d<F> {
             visitor(a.weight.view_mut("weight"));
             visitor(a.bias.view_mut("bias"));
         }
+    }
+}
+
+/// Per-feature quantities of a backward pass.
+struct FeatureStats<'a, F: Float> {
+    inv_std: &'a [F],
+    sum_dy: &'a [F],
+    sum_dy_x_hat: &'a [F],
+    inv_n: F,
+    train: bool,
+}
+
+impl<F: Float> FeatureStats<'_, F> {
+    /// One row of dL/dx: `γ·istd·(dy − mean(dy) − x̂·mean(dy·x̂))` in training, `γ·istd·dy` in
+    /// evaluation.
+    #[inline(always)]
+    fn input_grad_row(&self, dx: &mut [F], dy: &[F], x_hat: &[F], gamma: impl Iterator<Item = F>) {
+        let per_feature = gamma.zip(self.inv_std).zip(self.sum_dy).zip(self.sum_dy_x_hat);
+        let inv_n = self.inv_n;
+        for (((d, &g), &h), (((w, &s), &sd), &sdx)) in dx.iter_mut().zip(dy).zip(x_hat).zip(per_feature) {
+            let scale = w * s;
+            *d = if self.train { scale * (g - sd * inv_n - h * sdx * inv_n) } else { scale * g };
+        }
+    }
+}
+
+/// The entries of `values` as a slice: borrowed when it is contiguous (always, unless a caller
+/// replaced a parameter by a strided array), copied otherwise.
+fn contiguous<F: Float>(values: &Array1<F>) -> std::borrow::Cow<'_, [F]> {
+    match values.as_slice() {
+        Some(slice) => std::borrow::Cow::Borrowed(slice),
+        None => std::borrow::Cow::Owned(values.to_vec()),
     }
 }
 

@@ -10,6 +10,7 @@ use crate::init::{Fans, Initializer, LinearDefault, sample_as};
 use crate::layer::{Layer, Mode, check_input_features, check_shape, ensure_shape};
 use crate::linalg::gemm;
 use crate::param::{Param, ParamView, ParamViewMut};
+use crate::vectorize::vectorized;
 use crate::{Error, Float, Result};
 
 /// A fully connected layer: `y = x Wᵀ + b` with `weight` of shape `(out, in)` and `bias` of
@@ -204,8 +205,7 @@ impl<F: Float> Layer<F> for Linear<F> {
         ensure_shape(output, (input.nrows(), self.out_features()));
         match &self.bias {
             Some(b) => {
-                let shape = output.dim();
-                output.assign(&b.value.broadcast(shape).expect("bias broadcasts over batch"));
+                copy_into_rows(&b.value, output);
                 gemm(F::one(), input, false, self.weight.value.view(), true, F::one(), output.view_mut());
             }
             None => {
@@ -233,9 +233,7 @@ impl<F: Float> Layer<F> for Linear<F> {
         // dW += dyᵀ x
         gemm(F::one(), grad_output, true, input, false, F::one(), self.weight.grad.view_mut());
         if let Some(b) = &mut self.bias {
-            for row in grad_output.axis_iter(Axis(0)) {
-                b.grad += &row;
-            }
+            add_column_sums(grad_output, &mut b.grad);
         }
         if let Some(grad_input) = grad_input {
             ensure_shape(grad_input, input.dim());
@@ -263,6 +261,40 @@ impl<F: Float> Layer<F> for Linear<F> {
         visitor(self.weight.view_mut("weight"));
         if let Some(b) = &mut self.bias {
             visitor(b.view_mut("bias"));
+        }
+    }
+}
+
+/// Sets every row of `m` to `row`.
+fn copy_into_rows<F: Float>(row: &Array1<F>, m: &mut Array2<F>) {
+    let width = row.len();
+    match (row.as_slice(), m.as_slice_mut()) {
+        (Some(row), Some(m)) if width > 0 => m.chunks_exact_mut(width).for_each(|r| r.copy_from_slice(row)),
+        _ => {
+            let shape = m.dim();
+            m.assign(&row.broadcast(shape).expect("a row broadcasts over the batch"));
+        }
+    }
+}
+
+/// `sums[j] += Σᵢ m[i, j]`, row by row (a vectorized loop when both are contiguous).
+fn add_column_sums<F: Float>(m: ArrayView2<'_, F>, sums: &mut Array1<F>) {
+    let width = sums.len();
+    match (m.as_slice(), sums.as_slice_mut()) {
+        (Some(m), Some(sums)) if width > 0 => vectorized(
+            #[inline(always)]
+            || {
+                for row in m.chunks_exact(width) {
+                    for (s, &v) in sums.iter_mut().zip(row) {
+                        *s += v;
+                    }
+                }
+            },
+        ),
+        _ => {
+            for row in m.axis_iter(Axis(0)) {
+                *sums += &row;
+            }
         }
     }
 }

@@ -22,6 +22,9 @@ pub(crate) fn non_empty<F>(loss: &str, prediction: &ArrayView2<'_, F>, columns: 
 
 /// The first non-finite entry of `array`, as `(row, column, value)`.
 pub(crate) fn first_non_finite<F: Float>(array: &ArrayView2<'_, F>) -> Option<(usize, usize, F)> {
+    if crate::float::all_finite_array(array) {
+        return None;
+    }
     array.indexed_iter().find(|(_, v)| !v.is_finite()).map(|((r, c), &v)| (r, c, v))
 }
 

@@ -3,10 +3,11 @@
 
 use ndarray::{ArrayD, Zip};
 
-use super::state::ParamStates;
+use super::state::{ParamStates, same_layout_slices};
 use super::{Optimizer, validate};
 use crate::layer::Layer;
 use crate::param::ParamViewMut;
+use crate::vectorize::{vectorized, zip_chunks};
 use crate::{Error, Float, Result};
 
 /// The hyperparameters of [`Sgd`], with PyTorch's names and defaults (everything but `lr` off).
@@ -153,7 +154,22 @@ impl<F: Float> Optimizer<F> for Sgd<F> {
             |ParamViewMut { mut value, grad, .. }, buffer| {
                 let decayed = |g: F, p: F| weight_decay.map_or(g, |wd| g + wd * p);
                 match buffer {
-                    None => Zip::from(&mut value).and(&grad).for_each(|p, &g| *p -= lr * decayed(g, *p)),
+                    None => match same_layout_slices(&mut value, &grad) {
+                        // The common case (plain SGD on contiguous parameters): one vectorized loop.
+                        Some((value, grad)) => zip_chunks(value, grad, |value, grad| {
+                            vectorized(
+                                #[inline(always)]
+                                || match weight_decay {
+                                    None => value.iter_mut().zip(grad).for_each(|(p, &g)| *p -= lr * g),
+                                    Some(wd) => value
+                                        .iter_mut()
+                                        .zip(grad)
+                                        .for_each(|(p, &g)| *p -= lr * (g + wd * *p)),
+                                },
+                            )
+                        }),
+                        None => Zip::from(&mut value).and(&grad).for_each(|p, &g| *p -= lr * decayed(g, *p)),
+                    },
                     Some(buffer) => Zip::from(&mut value).and(&grad).and(buffer).for_each(|p, &g, b| {
                         let g = decayed(g, *p);
                         *b = if first { g } else { momentum * *b + keep * g };

@@ -1,7 +1,7 @@
 //! [`ParamStates`]: an optimizer's per-parameter state, kept in the model's visiting order,
 //! together with the checks every step runs before it changes anything.
 
-use ndarray::{ArrayViewD, Dimension};
+use ndarray::{ArrayViewD, ArrayViewMutD, Dimension};
 
 use crate::error::format_shape;
 use crate::layer::Layer;
@@ -110,8 +110,26 @@ impl<S> ParamStates<S> {
     }
 }
 
+/// A parameter's value and gradient as two slices whose entries correspond one to one, when
+/// both are contiguous with the same strides (always, unless a caller replaced a parameter by an
+/// array of another layout); lets an update run as one vectorizable loop.
+pub(crate) fn same_layout_slices<'a, F: Float>(
+    value: &'a mut ArrayViewMutD<'_, F>,
+    grad: &'a ArrayViewMutD<'_, F>,
+) -> Option<(&'a mut [F], &'a [F])> {
+    if value.shape() != grad.shape() || value.strides() != grad.strides() {
+        return None;
+    }
+    let grad = grad.as_slice_memory_order()?;
+    let value = value.as_slice_memory_order_mut()?;
+    Some((value, grad))
+}
+
 /// Describes the first NaN/∞ entry of a gradient, e.g. `"is NaN at [0, 1]"`.
 fn first_non_finite<F: Float>(grad: &ArrayViewD<'_, F>) -> Option<String> {
+    if crate::float::all_finite_array(grad) {
+        return None;
+    }
     grad.indexed_iter()
         .find(|(_, v)| !v.is_finite())
         .map(|(index, v)| format!("is {v} at {:?}", index.slice()))

@@ -1,0 +1,43 @@
+//! Matrix products: gradflow's backend (the `gemm` crate, through a bias-free `Linear` forward,
+//! which is exactly one product) against ndarray's `general_mat_mul` (matrixmultiply), in
+//! FLOP/s (criterion reports "elements/s": one element is one floating-point operation).
+//!
+//! `cargo bench --bench gemm`; `RAYON_NUM_THREADS=1` for one thread.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use gradflow::hooks::Context;
+use gradflow::{Layer, Linear, Mode};
+use ndarray::Array2;
+use ndarray::linalg::general_mat_mul;
+
+fn filled(rows: usize, cols: usize) -> Array2<f32> {
+    Array2::from_shape_fn((rows, cols), |(i, j)| ((i * 31 + j * 17) % 23) as f32 / 11.0 - 1.0)
+}
+
+fn products(c: &mut Criterion) {
+    let mut group = c.benchmark_group("gemm_f32");
+    group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    // (batch, in, out): W1's layer, W3's layer, W2's hidden layer, G1024.
+    for (batch, inp, out) in [(64, 128, 128), (128, 256, 256), (256, 1024, 1024), (1024, 1024, 1024)] {
+        let label = format!("{batch}x{inp}x{out}");
+        group.throughput(Throughput::Elements(2 * (batch * inp * out) as u64));
+        let x = filled(batch, inp);
+        let weight = filled(out, inp);
+        let mut layer = Linear::from_weights(weight.clone(), None).unwrap();
+        let mut y = Array2::zeros((batch, out));
+        group.bench_function(BenchmarkId::new("gradflow", &label), |b| {
+            b.iter(|| layer.forward(black_box(x.view()), &mut y, Mode::Eval, &mut Context::new()).unwrap())
+        });
+        let mut y2 = Array2::zeros((batch, out));
+        group.bench_function(BenchmarkId::new("matrixmultiply", &label), |b| {
+            b.iter(|| general_mat_mul(1.0, black_box(&x), &weight.t(), 0.0, &mut y2))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, products);
+criterion_main!(benches);
