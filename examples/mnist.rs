@@ -7,8 +7,10 @@
 //! - `plain`: `depth × (Linear → tanh) → Linear(10)`. U(±1/√n) weights have a third of the
 //!   variance that would keep the signal's scale, so going down through a layer ‖dL/dh‖ — the
 //!   gradient with respect to the layer's output — is multiplied by about √(1/3) ≈ 0.58: ten
-//!   layers lose two orders of magnitude. The diagnosis says *vanishing*, and SGD barely moves
-//!   the first layers in the first epoch.
+//!   layers lose two orders of magnitude. The diagnosis says *vanishing*, and with SGD the
+//!   loss sits on a plateau at ln 10 ≈ 2.3 (chance) for the first third of an epoch
+//!   (`loss_by_step.svg`) before training grows the weights enough for the gradient to get
+//!   through — after training the diagnosis is healthy, but the first epoch is largely lost.
 //! - `residual`: the first layer as in `plain`, then `depth − 1` blocks `x + tanh(Linear(x))`:
 //!   the identity path carries the gradient past every block.
 //! - `batchnorm`: `depth × (Linear → BatchNorm1d → tanh) → Linear(10)`: each pre-activation is
@@ -18,8 +20,10 @@
 //! The three have the same weight matrices (BatchNorm adds 2 × width parameters per layer).
 //! Training is SGD with momentum and a cosine learning-rate schedule; the loss and accuracy of
 //! each epoch, the diagnosis at initialization and after training, and the wall time are
-//! printed and saved. In a release build the repaired networks pass 97% test accuracy within
-//! the default 3 epochs.
+//! printed and saved. The repaired networks pass 97% test accuracy within the default 3 epochs
+//! (seeds 0 and 1: 97.5–97.8%; the plain one reaches about 95.7%). That takes about 45 s per
+//! network with `--release` (about 70 s in the default dev profile, with the same numbers);
+//! `--models plain,batchnorm` or `--train-samples 10000 --epochs 1` give a quicker look.
 //!
 //! The MNIST files (CC BY-SA 3.0) are not part of gradflow: name the directory holding
 //! `train-images-idx3-ubyte(.gz)` and the three other files with `--data-dir DIR` or the
@@ -61,8 +65,8 @@ const EXAMPLE: &str = "mnist";
 /// Mean and standard deviation of the MNIST training pixels scaled to [0, 1]: the constants of
 /// `transforms.Normalize((0.1307,), (0.3081,))` in PyTorch's MNIST example
 /// (github.com/pytorch/examples, mnist/main.py).
-const PIXEL_MEAN: f32 = 0.1307;
-const PIXEL_STD: f32 = 0.3081;
+const PIXEL_MEAN: f64 = 0.1307;
+const PIXEL_STD: f64 = 0.3081;
 const PIXELS: usize = 28 * 28;
 const CLASSES: usize = 10;
 /// Samples of the gradient measurement before and after training (the first training digits).
@@ -356,8 +360,9 @@ fn load(dir: &Path, train_samples: Option<u64>) -> Result<(Dataset<f32>, Dataset
         let indices: Vec<usize> = (0..(n as usize).min(train.len())).collect();
         train = train.subset(&indices)?;
     }
+    let (mean, std) = (PIXEL_MEAN as f32, PIXEL_STD as f32);
     for data in [&mut train, &mut test] {
-        data.inputs.mapv_inplace(|x| (x - PIXEL_MEAN) / PIXEL_STD);
+        data.inputs.mapv_inplace(|x| (x - mean) / std);
     }
     Ok((train, test))
 }
@@ -513,12 +518,14 @@ fn print_summary(models: &[Model], depth: usize) {
 }
 
 /// The minibatch losses averaged over windows of `SMOOTHING` steps, at the window's end, with
-/// *x* in epochs.
+/// *x* in epochs (a last, shorter window is left out when there are full ones).
 fn smoothed_steps(losses: &[f64], epochs: usize) -> Vec<(f64, f64)> {
     let steps_per_epoch = losses.len() as f64 / epochs.max(1) as f64;
+    let full = losses.len() >= SMOOTHING;
     losses
         .chunks(SMOOTHING)
         .enumerate()
+        .filter(|(_, chunk)| !full || chunk.len() == SMOOTHING)
         .map(|(i, chunk)| {
             let end = i * SMOOTHING + chunk.len();
             (end as f64 / steps_per_epoch, chunk.iter().sum::<f64>() / chunk.len() as f64)
