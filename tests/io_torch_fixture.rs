@@ -1,19 +1,32 @@
 //! A model saved by PyTorch loads into gradflow and gives PyTorch's outputs and gradients.
 //!
 //! The fixture files in `tests/fixtures/` were written by `scripts/make_torch_fixture.py`
-//! (torch, float64): `torch_mlp.safetensors` is the `state_dict()` of
-//! `nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3))` saved with
-//! `safetensors.torch.save_file`, and `torch_mlp_expected.safetensors` holds a 4-row input, the
-//! output, and the gradients of `loss = (out * R).sum()` (so `grad_output` = R) with respect to
-//! the input and every parameter, as PyTorch's autograd computed them.
+//! (torch, float64), each state with `safetensors.torch.save_file(model.state_dict(), …)` and
+//! each `*_expected.safetensors` holding an input, the output, and the gradients of
+//! `loss = (out * R).sum()` (so `grad_output` = R) with respect to the input and every
+//! parameter, as PyTorch's autograd computed them:
+//! - `torch_mlp`: `nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3))`;
+//! - `torch_bn_mlp`: `nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.Tanh(),
+//!   nn.Linear(6, 3))` after two training-mode passes (running statistics and
+//!   `num_batches_tracked` = 2 in the state), checked in eval mode and then in train mode;
+//! - `torch_lstm_head`: a module with `self.rnn = nn.LSTM(3, 4)` and `self.head =
+//!   nn.Linear(4, 2)` returning `head(rnn(x)[0][-1])` — gradflow's `SequenceModel` with
+//!   `Readout::LastStep`, whose names (`rnn.weight_ih_l0`, …, `head.weight`) are the module's;
+//!   `torch_lstm` is the bare `nn.LSTM`'s own state (`weight_ih_l0`, …), which loads into a
+//!   `SequenceLayer`.
+//!
+//! With `GRADFLOW_TORCH_RESAVE=DIR`, the tests also write the states as gradflow saves them
+//! into DIR, for the reverse check in PyTorch (`make_torch_fixture.py --check`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use gradflow::activation::Tanh;
+use gradflow::hooks::Context;
 use gradflow::io::{LoadOptions, load_safetensors, load_safetensors_with, read_tensors, safetensors_bytes};
-use gradflow::{Mode, Network, Sequential, named_parameters};
-use ndarray::{ArrayD, Ix2};
+use gradflow::recurrent::{LstmConfig, Readout, SequenceLayer, SequenceModel, sequence_to_rows};
+use gradflow::{BufferView, Layer, Linear, Mode, Network, Sequential, named_buffers, named_parameters};
+use ndarray::{Array2, ArrayD, Ix2, Ix3};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use safetensors::SafeTensors;
@@ -24,6 +37,30 @@ fn fixture(name: &str) -> PathBuf {
 
 fn expected() -> BTreeMap<String, ArrayD<f64>> {
     read_tensors::<f64>(fixture("torch_mlp_expected.safetensors")).unwrap()
+}
+
+/// With `GRADFLOW_TORCH_RESAVE=DIR`, writes `bytes` (a state as gradflow saves it) to `DIR/name`
+/// for the reverse check in PyTorch (`scripts/make_torch_fixture.py --check`).
+fn resave(name: &str, bytes: &[u8]) {
+    if let Some(dir) = std::env::var_os("GRADFLOW_TORCH_RESAVE") {
+        let dir = PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
+
+fn matrix(a: &ArrayD<f64>) -> Array2<f64> {
+    a.clone().into_dimensionality::<Ix2>().unwrap()
+}
+
+/// Checks every difference against PyTorch's 1e-10, after printing them all.
+fn assert_all_close(diffs: &[(String, f64)]) {
+    for (what, diff) in diffs {
+        eprintln!("{what}: max |gradflow - torch| = {diff:e}");
+    }
+    for (what, diff) in diffs {
+        assert!(*diff <= 1e-10, "{what}: max |gradflow - torch| = {diff:e}");
+    }
 }
 
 /// The same architecture as the PyTorch model, with other (random) weights.
@@ -107,8 +144,226 @@ fn gradflow_writes_back_the_same_tensors_pytorch_wrote() {
         let (x, y) = (ours_st.tensor(name).unwrap(), theirs_st.tensor(name).unwrap());
         assert_eq!((x.dtype(), x.shape(), x.data()), (y.dtype(), y.shape(), y.data()), "{name}");
     }
-    // For the reverse check in PyTorch (scripts/make_torch_fixture.py --check FILE).
-    if let Some(out) = std::env::var_os("GRADFLOW_TORCH_RESAVE") {
-        std::fs::write(out, &ours).unwrap();
+    resave("torch_mlp.safetensors", &ours);
+}
+
+/// `Linear(4, 6) → BatchNorm1d(6) → Tanh → Linear(6, 3)`, as in the PyTorch fixture, with other
+/// (random) weights and fresh running statistics.
+fn bn_model() -> Sequential<f64> {
+    let mut rng = StdRng::seed_from_u64(7);
+    Sequential::builder(4).linear(6).batch_norm().activation(Tanh).linear(3).build(&mut rng).unwrap()
+}
+
+/// The buffers of `model` as float arrays (`num_batches_tracked` as a scalar).
+fn buffers(model: &dyn Layer<f64>) -> BTreeMap<String, ArrayD<f64>> {
+    named_buffers(model)
+        .into_iter()
+        .map(|(name, b)| {
+            let value = match b {
+                BufferView::Tensor { value, .. } => value.to_owned(),
+                BufferView::Count { value, .. } => ndarray::arr0(value as f64).into_dyn(),
+            };
+            (name, value)
+        })
+        .collect()
+}
+
+#[test]
+fn a_pytorch_batchnorm_model_loads_its_running_statistics() {
+    let path = fixture("torch_bn_mlp.safetensors");
+    let mut model = bn_model();
+    let report = load_safetensors(&mut model, &path).unwrap();
+    assert_eq!(
+        report.loaded,
+        [
+            "0.weight",
+            "0.bias",
+            "1.weight",
+            "1.bias",
+            "3.weight",
+            "3.bias",
+            "1.running_mean",
+            "1.running_var",
+            "1.num_batches_tracked"
+        ]
+    );
+    // PyTorch stores the counter as an I64 scalar; the script ran two training passes.
+    let bytes = std::fs::read(&path).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let counter = file.tensor("1.num_batches_tracked").unwrap();
+    assert_eq!((counter.dtype(), counter.shape()), (safetensors::Dtype::I64, &[][..]));
+    assert_eq!(counter.data(), 2i64.to_le_bytes());
+    let loaded = buffers(&model);
+    assert_eq!(loaded["1.num_batches_tracked"], ndarray::arr0(2.0).into_dyn());
+    // The parameters and running statistics hold the file's numbers (the running statistics
+    // are no longer the initial 0 and 1).
+    let file_values = |name: &str| -> Vec<f64> {
+        let view = file.tensor(name).unwrap();
+        assert_eq!(view.dtype(), safetensors::Dtype::F64, "{name}");
+        view.data().chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect()
+    };
+    for name in ["1.running_mean", "1.running_var"] {
+        assert_eq!(loaded[name].iter().copied().collect::<Vec<_>>(), file_values(name), "{name}");
     }
+    assert!(loaded["1.running_mean"].iter().all(|&m| m != 0.0));
+    assert!(loaded["1.running_var"].iter().all(|&v| v != 1.0));
+    for (name, p) in named_parameters(&model) {
+        assert_eq!(p.value.iter().copied().collect::<Vec<_>>(), file_values(&name), "{name}");
+    }
+}
+
+#[test]
+fn a_pytorch_batchnorm_model_gives_pytorchs_outputs_and_gradients_in_eval_and_train_mode() {
+    let expected = read_tensors::<f64>(fixture("torch_bn_mlp_expected.safetensors")).unwrap();
+    let mut model = bn_model();
+    load_safetensors(&mut model, fixture("torch_bn_mlp.safetensors")).unwrap();
+    let mut net = Network::new(model);
+    let x = matrix(&expected["input"]);
+    let r = matrix(&expected["grad_output"]);
+    let mut diffs = Vec::new();
+    // Eval first (running statistics as loaded, and left alone), then train (batch statistics,
+    // and the running statistics move once more), as the script ran them.
+    for (mode, prefix) in [(Mode::Eval, "eval"), (Mode::Train, "train")] {
+        net.zero_grad();
+        let output = net.forward(x.view(), mode).unwrap().to_owned();
+        diffs.push((
+            format!("{prefix}.output"),
+            max_abs_diff(&output.clone().into_dyn(), &expected[&format!("{prefix}.output")]),
+        ));
+        let loss: f64 = (&output * &r).sum();
+        diffs.push((
+            format!("{prefix}.loss"),
+            (loss - expected[&format!("{prefix}.loss")].first().unwrap()).abs(),
+        ));
+        let grad_input = net.backward_with_input_grad(r.view()).unwrap().to_owned().into_dyn();
+        diffs.push((
+            format!("{prefix}.grad.input"),
+            max_abs_diff(&grad_input, &expected[&format!("{prefix}.grad.input")]),
+        ));
+        let mut seen = 0;
+        for (name, p) in named_parameters(net.model()) {
+            let key = format!("{prefix}.grad.{name}");
+            if mode == Mode::Train && name == "0.bias" {
+                // In train mode the BatchNorm subtracts the batch mean, which cancels the bias
+                // before it: its gradient is zero up to rounding, in PyTorch too.
+                assert!(expected[&key].iter().chain(p.grad.iter()).all(|g| g.abs() < 1e-12), "{key}");
+            } else {
+                assert!(p.grad.iter().any(|&g| g.abs() > 1e-3), "{key} is trivially zero");
+            }
+            diffs.push((key.clone(), max_abs_diff(&p.grad.to_owned(), &expected[&key])));
+            seen += 1;
+        }
+        assert_eq!(seen, 6);
+        for (name, value) in buffers(net.model()) {
+            let key = format!("{prefix}.buffer.{name}");
+            diffs.push((key.clone(), max_abs_diff(&value, &expected[&key])));
+        }
+    }
+    // Hand-known: eval passes do not count, the train pass does.
+    assert_eq!(expected["eval.buffer.1.num_batches_tracked"].first(), Some(&2.0));
+    assert_eq!(expected["train.buffer.1.num_batches_tracked"].first(), Some(&3.0));
+    // Train mode normalizes with the batch statistics: its output differs from eval's.
+    assert!(max_abs_diff(&expected["eval.output"], &expected["train.output"]) > 1e-2);
+    assert_all_close(&diffs);
+}
+
+#[test]
+fn gradflow_writes_back_the_batchnorm_state_pytorch_wrote() {
+    let path = fixture("torch_bn_mlp.safetensors");
+    let mut model = bn_model();
+    load_safetensors(&mut model, &path).unwrap();
+    let ours = safetensors_bytes(&model).unwrap();
+    let theirs = std::fs::read(&path).unwrap();
+    let (ours_st, theirs_st) =
+        (SafeTensors::deserialize(&ours).unwrap(), SafeTensors::deserialize(&theirs).unwrap());
+    let (mut a, mut b) = (ours_st.names(), theirs_st.names());
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
+    for name in a {
+        let (x, y) = (ours_st.tensor(name).unwrap(), theirs_st.tensor(name).unwrap());
+        assert_eq!((x.dtype(), x.shape(), x.data()), (y.dtype(), y.shape(), y.data()), "{name}");
+    }
+    resave("torch_bn_mlp.safetensors", &ours);
+}
+
+/// gradflow's counterpart of the fixture's `LstmHead`: `nn.LSTM(3, 4)` read out at the last
+/// step by `nn.Linear(4, 2)`, with other (random) weights.
+fn lstm_model() -> SequenceModel<f64> {
+    let mut rng = StdRng::seed_from_u64(11);
+    let lstm = LstmConfig::new(3, 4).build::<f64>(&mut rng).unwrap();
+    let head = Linear::new(4, 2, &mut rng).unwrap();
+    SequenceModel::new(lstm, Readout::LastStep, head).unwrap()
+}
+
+#[test]
+fn a_pytorch_lstm_gives_pytorchs_outputs_and_gradients_through_a_sequence_model() {
+    let expected = read_tensors::<f64>(fixture("torch_lstm_head_expected.safetensors")).unwrap();
+    let mut model = lstm_model();
+    let report = load_safetensors(&mut model, fixture("torch_lstm_head.safetensors")).unwrap();
+    // PyTorch's names for `self.rnn = nn.LSTM(…)`, `self.head = nn.Linear(…)`, unchanged.
+    assert_eq!(
+        report.loaded,
+        [
+            "rnn.weight_ih_l0",
+            "rnn.weight_hh_l0",
+            "rnn.bias_ih_l0",
+            "rnn.bias_hh_l0",
+            "head.weight",
+            "head.bias"
+        ]
+    );
+    // The sequence (time 5, batch 2, 3 features) as rows (batch, time · features).
+    let sequence = expected["input"].clone().into_dimensionality::<Ix3>().unwrap();
+    let x = sequence_to_rows(sequence.view());
+    let r = matrix(&expected["grad_output"]);
+    let mut output = Array2::zeros((0, 0));
+    model.forward(x.view(), &mut output, Mode::Train, &mut Context::new()).unwrap();
+    let mut diffs =
+        vec![("output".to_string(), max_abs_diff(&output.clone().into_dyn(), &expected["output"]))];
+    let loss: f64 = (&output * &r).sum();
+    diffs.push(("loss".to_string(), (loss - expected["loss"].first().unwrap()).abs()));
+
+    model.zero_grad();
+    let mut grad_input = Array2::zeros((0, 0));
+    model.backward(x.view(), output.view(), r.view(), Some(&mut grad_input), &mut Context::new()).unwrap();
+    let expected_grad_input =
+        sequence_to_rows(expected["grad.input"].clone().into_dimensionality::<Ix3>().unwrap().view());
+    diffs.push((
+        "grad.input".to_string(),
+        max_abs_diff(&grad_input.into_dyn(), &expected_grad_input.into_dyn()),
+    ));
+    let mut seen = 0;
+    for (name, p) in named_parameters(&model) {
+        let key = format!("grad.{name}");
+        assert!(p.grad.iter().any(|&g| g.abs() > 1e-3), "{key} is trivially zero");
+        diffs.push((key.clone(), max_abs_diff(&p.grad.to_owned(), &expected[&key])));
+        seen += 1;
+    }
+    assert_eq!(seen, 6);
+    assert_all_close(&diffs);
+    resave("torch_lstm_head.safetensors", &safetensors_bytes(&model).unwrap());
+}
+
+#[test]
+fn a_bare_pytorch_lstm_state_loads_into_a_sequence_layer_not_a_sequence_model() {
+    // `nn.LSTM(3, 4).state_dict()` has no prefix: the names of a SequenceLayer.
+    let mut rng = StdRng::seed_from_u64(5);
+    let mut layer =
+        SequenceLayer::new(LstmConfig::new(3, 4).build::<f64>(&mut rng).unwrap(), Readout::EveryStep);
+    let report = load_safetensors(&mut layer, fixture("torch_lstm.safetensors")).unwrap();
+    assert_eq!(report.loaded, ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]);
+    // The same numbers as the module's `rnn.*` tensors.
+    let mut model = lstm_model();
+    load_safetensors(&mut model, fixture("torch_lstm_head.safetensors")).unwrap();
+    let bare: BTreeMap<String, ArrayD<f64>> =
+        named_parameters(&layer).into_iter().map(|(n, p)| (n, p.value.to_owned())).collect();
+    for (name, p) in named_parameters(&model) {
+        if let Some(local) = name.strip_prefix("rnn.") {
+            assert_eq!(p.value.to_owned(), bare[local], "{name}");
+        }
+    }
+    // Into a SequenceModel the bare names are refused (strict, as PyTorch), naming what differs.
+    let err = load_safetensors(&mut lstm_model(), fixture("torch_lstm.safetensors")).unwrap_err().to_string();
+    assert!(err.contains("rnn.weight_ih_l0") && err.contains("head.weight"), "{err}");
 }
