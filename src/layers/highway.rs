@@ -7,6 +7,7 @@ use ndarray::{Array2, ArrayView2, Zip};
 use rand::RngCore;
 
 use super::{Linear, LinearConfig};
+use crate::activation::stable_sigmoid as sigmoid;
 use crate::activation::{Act, Activation, Relu};
 use crate::hooks::Context;
 use crate::init::{Initializer, LinearDefault};
@@ -236,16 +237,6 @@ impl<F: Float> Highway<F> {
     /// The transform gate `T(x)` of the last forward pass, `(batch, d)` (empty before one).
     pub fn last_gate(&self) -> ArrayView2<'_, F> {
         self.t.view()
-    }
-}
-
-/// σ(x) = 1/(1 + e⁻ˣ), computed without overflow for large |x|.
-fn sigmoid<F: Float>(x: F) -> F {
-    if x >= F::zero() {
-        F::one() / (F::one() + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (F::one() + e)
     }
 }
 

@@ -5,7 +5,7 @@ use ndarray::{Array2, ArrayView2, Zip};
 
 use super::{Linear, Scale};
 use crate::hooks::Context;
-use crate::layer::{Layer, Mode, check_shape, ensure_shape};
+use crate::layer::{Layer, Mode, check_input_features, check_shape, ensure_shape};
 use crate::param::{BufferView, BufferViewMut, ParamView, ParamViewMut};
 use crate::{Error, Float, Result};
 
@@ -268,14 +268,7 @@ impl<F: Float> Layer<F> for ResidualBlock<F> {
     }
 
     fn output_features(&self, input_features: usize) -> Result<usize> {
-        if input_features != self.in_features {
-            return Err(Error::ShapeMismatch {
-                layer: self.describe(),
-                what: "input",
-                expected: format!("(batch, {})", self.in_features),
-                actual: format!("(batch, {input_features})"),
-            });
-        }
+        check_input_features(&|| self.describe(), self.in_features, input_features)?;
         Ok(self.out_features)
     }
 

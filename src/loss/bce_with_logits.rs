@@ -4,6 +4,7 @@ use ndarray::{Array2, ArrayView2, Axis};
 
 use super::validate;
 use super::{Loss, Reduction, Targets};
+use crate::activation::stable_sigmoid as sigmoid;
 use crate::layer::ensure_shape;
 use crate::{Error, Float, Result};
 
@@ -73,16 +74,6 @@ impl BceWithLogits {
     /// The per-column positive weights, if set.
     pub fn pos_weight(&self) -> Option<&[f64]> {
         self.pos_weight.as_deref()
-    }
-}
-
-/// σ(x) without overflow for either sign.
-fn sigmoid<F: Float>(x: F) -> F {
-    if x >= F::zero() {
-        F::one() / (F::one() + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (F::one() + e)
     }
 }
 

@@ -40,13 +40,5 @@ impl Nonlinearity {
     }
 }
 
-/// σ(x) = 1/(1 + e^{−x}), evaluated without overflow for large |x|.
-#[inline]
-pub(crate) fn sigmoid<F: crate::Float>(x: F) -> F {
-    if x >= F::zero() {
-        F::one() / (F::one() + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (F::one() + e)
-    }
-}
+/// σ(x) without overflow for large |x| (the activation module's stable form).
+pub(crate) use crate::activation::stable_sigmoid as sigmoid;
