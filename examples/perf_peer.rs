@@ -16,8 +16,8 @@
 //! - W2: 784→1024→1024→1024→10 ReLU, batch 256, cross-entropy.
 //! - W3: Linear 64→256, 16 × [x + Linear(ReLU(BatchNorm(Linear(x))))] at 256, Linear 256→10,
 //!   batch 128, cross-entropy.
-//! - W4: LSTM, not in gradflow yet: `prep W4` prints `ERR W4 not implemented` on stderr and
-//!   exits, which is how the harness learns that a peer cannot build a workload.
+//! - W4: LSTM input 32, hidden 128, 64 steps, batch 32 (PyTorch's default initialization),
+//!   a `Linear(128→1)` on the last step, MSE, full backpropagation through time.
 //! - W5: 64→256→256→10 ReLU, batch 32, cross-entropy.
 //!
 //! Build and run by hand:
@@ -34,6 +34,7 @@ use std::time::Instant;
 use gradflow::activation::{Relu, Tanh};
 use gradflow::loss::{CrossEntropy, Loss, Mse, Targets};
 use gradflow::optim::{Optimizer, Sgd, SgdConfig};
+use gradflow::recurrent::{Lstm, Readout, SequenceModel};
 use gradflow::{Layer, Linear, Mode, Network, Sequential};
 use ndarray::Array2;
 use rand::rngs::StdRng;
@@ -149,6 +150,17 @@ fn build(workload: &str) -> gradflow::Result<Option<Box<dyn Step>>> {
             let input = normal(&mut rng, (128, 64));
             Box::new(Training::new(model, input, classes(128, 10), Box::new(CrossEntropy::default()))?)
         }
+        "W4" => {
+            // Sequences as rows: (batch, T · input_size), step-major within a row.
+            let (batch, steps, inputs, hidden) = (32, 64, 32, 128);
+            let lstm = Lstm::new(inputs, hidden, &mut rng)?;
+            let head = Linear::new(hidden, 1, &mut rng)?;
+            let mut model = Sequential::new();
+            model.push(SequenceModel::new(lstm, Readout::LastStep, head)?);
+            let input = normal(&mut rng, (batch, steps * inputs));
+            let target = Target::Values(normal(&mut rng, (batch, 1)));
+            Box::new(Training::new(model, input, target, Box::new(Mse::default()))?)
+        }
         "W5" => {
             let model =
                 Sequential::builder(64).dense(256, Relu).dense(256, Relu).linear(10).build(&mut rng)?;
@@ -222,13 +234,6 @@ fn main() {
         let Ok(line) = line else { break };
         if line.trim() == "quit" {
             break;
-        }
-        if line.split_whitespace().eq(["prep", "W4"]) {
-            // The harness (harness/orchestrate.py) takes any answer to `prep` as success and
-            // would then ask for `run W4`; it records a workload a peer cannot build only when
-            // the peer exits. So: say why on stderr, and exit.
-            eprintln!("ERR W4 not implemented (gradflow has no LSTM yet)");
-            std::process::exit(3);
         }
         let reply = answer(&line, &mut workloads);
         if writeln!(out, "{reply}").and_then(|()| out.flush()).is_err() {

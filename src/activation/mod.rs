@@ -8,7 +8,7 @@
 
 mod act;
 mod elu;
-mod fast_math;
+pub(crate) mod fast_math;
 mod gelu;
 mod identity;
 mod leaky_relu;

@@ -33,7 +33,7 @@ pub struct Sigmoid;
 /// With `e = exp(−|x|)` (always in (0, 1]): σ(x) = 1/(1 + e) for x ≥ 0 and e/(1 + e) for x < 0.
 /// Both branches divide by a number in [1, 2], so the result is finite and accurate in its
 /// tails too (σ(−50) ≈ 1.9e−22 keeps its relative precision instead of rounding to 0).
-#[inline]
+#[inline(always)]
 pub fn stable_sigmoid<F: Float>(x: F) -> F {
     let e = (-x.abs()).exp();
     let r = F::one() / (F::one() + e);

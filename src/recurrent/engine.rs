@@ -22,6 +22,7 @@ use super::{Nonlinearity, gru, lstm, rnn};
 use crate::hooks::{Gate, GateFunction};
 use crate::linalg::gemm;
 use crate::param::{Param, ParamView, ParamViewMut};
+use crate::vectorize::vectorized;
 use crate::{Error, Float, Result};
 
 /// Which cell a recurrent layer runs.
@@ -161,6 +162,10 @@ struct Scratch<F: Float> {
     bias: Vec<F>,
     /// `(B, G·H)`: GRU's recurrent projection in forward.
     recurrent: Vec<F>,
+    /// `(H, G·H)`: `W_hhᵀ` of the layer being run forward, copied once per pass. The matrix
+    /// product of every step then reads the weights in the layout the GEMM kernels consume
+    /// directly, instead of repacking `W_hh` T times.
+    weight_hh_t: Vec<F>,
     /// `(B, G·H)`: one step's dL/d(pre-activations).
     step_pre: Vec<F>,
     /// `(B, G·H)`: GRU: one step's dL/d(recurrent projection).
@@ -192,6 +197,8 @@ pub(crate) struct Engine<F: Float> {
     /// (T, B) of the last forward pass.
     shape: Option<(usize, usize)>,
     backward_done: bool,
+    /// Whether the last backward pass computed dL/d(input).
+    input_grad_done: bool,
     final_state: RecurrentState<F>,
     grad_initial: RecurrentState<F>,
 }
@@ -209,18 +216,30 @@ fn view_mut<F>(data: &mut [F], rows: usize, cols: usize) -> ArrayViewMut2<'_, F>
         .expect("buffers are sized by the engine")
 }
 
+#[inline(always)]
 fn add_into<F: Float>(dst: &mut [F], src: &[F]) {
-    for (d, &s) in dst.iter_mut().zip(src) {
-        *d += s;
-    }
+    vectorized(
+        #[inline(always)]
+        || dst.iter_mut().zip(src).for_each(|(d, &s)| *d += s),
+    )
 }
 
-/// `bias += Σ_rows grad`, for a `(rows, cols)` gradient.
-fn add_column_sums<F: Float>(bias_grad: &mut Param<F, Ix1>, grad: &[F], cols: usize) {
-    let sums = bias_grad.grad.as_slice_mut().expect("parameters are standard layout");
-    for row in grad.chunks_exact(cols) {
-        add_into(sums, row);
-    }
+/// `sums = Σ_rows grad`, for a `(rows, cols)` gradient.
+fn column_sums<F: Float>(sums: &mut [F], grad: &[F], cols: usize) {
+    sums.fill(F::zero());
+    vectorized(
+        #[inline(always)]
+        || {
+            for row in grad.chunks_exact(cols) {
+                sums.iter_mut().zip(row).for_each(|(d, &s)| *d += s);
+            }
+        },
+    )
+}
+
+/// `bias.grad += sums`.
+fn add_to_grad<F: Float>(bias: &mut Param<F, Ix1>, sums: &[F]) {
+    add_into(bias.grad.as_slice_mut().expect("parameters are standard layout"), sums);
 }
 
 impl<F: Float> Engine<F> {
@@ -303,6 +322,7 @@ impl<F: Float> Engine<F> {
             window_out: Vec::new(),
             shape: None,
             backward_done: false,
+            input_grad_done: false,
             final_state: RecurrentState::zeros(config.num_layers, 0, h, with_cell),
             grad_initial: RecurrentState::zeros(config.num_layers, 0, h, with_cell),
         })
@@ -434,12 +454,14 @@ impl<F: Float> Engine<F> {
         Ok(())
     }
 
-    /// Backpropagates through time; see [`super::Recurrent::backward_sequence`].
+    /// Backpropagates through time; see [`super::Recurrent::backward_sequence`]. Without
+    /// `input_grad`, dL/d(input) is not computed (one GEMM less) and `grad_input` is `None`.
     pub(crate) fn backward(
         &mut self,
         grad_outputs: ArrayView3<'_, F>,
         grad_final: Option<&RecurrentState<F>>,
         truncate: Option<usize>,
+        input_grad: bool,
     ) -> Result<()> {
         let Some((t_len, batch)) = self.shape else {
             return Err(Error::BackwardBeforeForward { layer: self.describe() });
@@ -459,6 +481,8 @@ impl<F: Float> Engine<F> {
         if truncate == Some(0) {
             return Err(Error::config(self.describe(), "truncate", "must be at least 1 time step, got 0"));
         }
+        self.backward_done = false;
+        self.input_grad_done = false;
         // k ≥ T cuts nothing: run the full recursion (bit-identical to truncate = None).
         let window = truncate.filter(|&k| k < t_len);
         resize(&mut self.grad_top, t_len * batch * h);
@@ -473,8 +497,9 @@ impl<F: Float> Engine<F> {
         for buffer in [&mut s.dh, &mut s.dh_prev, &mut s.dc] {
             resize(buffer, batch * h);
         }
+        let accumulate = window.is_some();
         for cache in &mut self.caches {
-            cache.reset_grads();
+            cache.reset_grads(accumulate);
         }
         let finals = |l: usize| -> [Option<ArrayView2<'_, F>>; 2] {
             [
@@ -506,8 +531,9 @@ impl<F: Float> Engine<F> {
                         &finals(l),
                         window,
                         None,
+                        false,
                     );
-                    self.finish_layer(l, batch);
+                    self.finish_layer(l, batch, l > 0 || input_grad);
                 }
             }
             // Truncated: the gradient of the top layer's output at step `end` (and of the final
@@ -543,12 +569,13 @@ impl<F: Float> Engine<F> {
                             &finals(l),
                             window,
                             below,
+                            true,
                         );
                         std::mem::swap(&mut self.window_in, &mut self.window_out);
                     }
                 }
                 for l in 0..=top {
-                    self.finish_layer(l, batch);
+                    self.finish_layer(l, batch, l == 0 && input_grad);
                 }
             }
         }
@@ -561,12 +588,13 @@ impl<F: Float> Engine<F> {
             }
         }
         self.backward_done = true;
+        self.input_grad_done = input_grad;
         Ok(())
     }
 
     /// After the recursion: the gradients of `W_ih`, `W_hh` and the biases over all steps (one
-    /// GEMM each), and dL/d(input) of layer `l`.
-    fn finish_layer(&mut self, l: usize, batch: usize) {
+    /// GEMM each), and, when `input_grad` is set, dL/d(input) of layer `l`.
+    fn finish_layer(&mut self, l: usize, batch: usize, input_grad: bool) {
         let (lower, _) = self.caches.split_at_mut(l + 1);
         let (below, this) = lower.split_at_mut(l);
         let h = self.hidden_size;
@@ -574,7 +602,8 @@ impl<F: Float> Engine<F> {
             if l == 0 { (&self.input, self.input_size) } else { (&below[l - 1].hidden[batch * h..], h) };
         let (t_len, _) = self.shape.expect("backward runs after forward");
         let sizes = Sizes { t_len, batch, hidden: h, in_size };
-        finish_layer(self.cell, &mut self.params[l], &mut this[0], x, sizes);
+        let sums = &mut self.scratch.bias;
+        finish_layer(self.cell, &mut self.params[l], &mut this[0], x, sizes, sums, input_grad);
     }
 
     fn forward_shape(&self) -> Option<(usize, usize)> {
@@ -600,7 +629,7 @@ impl<F: Float> Engine<F> {
     }
 
     pub(crate) fn grad_input(&self) -> Option<ArrayView3<'_, F>> {
-        let shape = self.backward_shape()?;
+        let shape = self.backward_shape().filter(|_| self.input_grad_done)?;
         Some(self.sequence(&self.caches[0].grad_input, shape, self.input_size))
     }
 
@@ -753,7 +782,9 @@ fn forward_layer<F: Float>(
             None => c.cell[..bh].fill(F::zero()),
         }
     }
-    let w_hh = p.weight_hh.value.view();
+    resize(&mut s.weight_hh_t, h * gh);
+    view_mut(&mut s.weight_hh_t, h, gh).assign(&p.weight_hh.value.t());
+    let w_hh_t = view(&s.weight_hh_t, h, gh);
     for t in 0..t_len {
         let (before, after) = c.hidden.split_at_mut((t + 1) * bh);
         let h_prev = &before[t * bh..];
@@ -765,8 +796,8 @@ fn forward_layer<F: Float>(
                     F::one(),
                     view(h_prev, batch, h),
                     false,
-                    w_hh,
-                    true,
+                    w_hh_t,
+                    false,
                     F::one(),
                     view_mut(gates, batch, gh),
                 );
@@ -777,8 +808,8 @@ fn forward_layer<F: Float>(
                     F::one(),
                     view(h_prev, batch, h),
                     false,
-                    w_hh,
-                    true,
+                    w_hh_t,
+                    false,
                     F::one(),
                     view_mut(gates, batch, gh),
                 );
@@ -802,7 +833,7 @@ fn forward_layer<F: Float>(
                     }
                     None => F::zero(),
                 };
-                gemm(F::one(), view(h_prev, batch, h), false, w_hh, true, beta, view_mut(rec, batch, gh));
+                gemm(F::one(), view(h_prev, batch, h), false, w_hh_t, false, beta, view_mut(rec, batch, gh));
                 gru::forward_step(gates, rec, &mut c.recurrent_n[t * bh..(t + 1) * bh], h_prev, h_t, h);
             }
         }
@@ -836,27 +867,29 @@ struct Window {
 }
 
 impl<F: Float> LayerCache<F> {
-    fn reset_grads(&mut self) {
-        for buffer in [
-            &mut self.grad_pre,
-            &mut self.grad_rec,
-            &mut self.grad_hidden,
-            &mut self.grad_cell,
-            &mut self.grad_h0,
-            &mut self.grad_c0,
-        ] {
+    /// Zeroes the gradients the recursion adds into. `grad_pre` and `grad_rec` are written
+    /// once per step unless windows overlap (`accumulate`, truncated BPTT).
+    fn reset_grads(&mut self, accumulate: bool) {
+        if accumulate {
+            self.grad_pre.fill(F::zero());
+            self.grad_rec.fill(F::zero());
+        }
+        for buffer in [&mut self.grad_hidden, &mut self.grad_cell, &mut self.grad_h0, &mut self.grad_c0] {
             buffer.fill(F::zero());
         }
     }
 }
 
-/// The parameter gradients over all steps, one GEMM each, and dL/dX = dPre W_ih.
+/// The parameter gradients over all steps, one GEMM each, and, when `input_grad` is set,
+/// dL/dX = dPre W_ih. `sums` is scratch of `G·H` values.
 fn finish_layer<F: Float>(
     cell: CellKind,
     p: &mut LayerParams<F>,
     c: &mut LayerCache<F>,
     x: &[F],
     sizes: Sizes,
+    sums: &mut [F],
+    input_grad: bool,
 ) {
     let Sizes { t_len, batch, hidden: h, in_size } = sizes;
     let (gh, rows) = (cell.gates() * h, t_len * batch);
@@ -865,21 +898,32 @@ fn finish_layer<F: Float>(
     let grad_rec = if cell == CellKind::Gru { &c.grad_rec } else { &c.grad_pre };
     let h_prev = view(&c.hidden, rows, h); // h_{t−1} for every t: h₀ … h_{T−2}
     gemm(F::one(), view(grad_rec, rows, gh), true, h_prev, false, F::one(), p.weight_hh.grad.view_mut());
+    let sums = &mut sums[..gh];
     if let Some(b) = &mut p.bias_ih {
-        add_column_sums(b, &c.grad_pre, gh);
+        column_sums(sums, &c.grad_pre, gh);
+        add_to_grad(b, sums);
     }
     if let Some(b) = &mut p.bias_hh {
-        add_column_sums(b, grad_rec, gh);
+        // Both biases enter the same pre-activations except in the GRU, whose b_hn sits inside
+        // the reset gate's product.
+        if cell == CellKind::Gru || p.bias_ih.is_none() {
+            column_sums(sums, grad_rec, gh);
+        }
+        add_to_grad(b, sums);
     }
-    let dx = view_mut(&mut c.grad_input, rows, in_size);
-    gemm(F::one(), grad_pre, false, p.weight_ih.value.view(), false, F::zero(), dx);
+    if input_grad {
+        let dx = view_mut(&mut c.grad_input, rows, in_size);
+        gemm(F::one(), grad_pre, false, p.weight_ih.value.view(), false, F::zero(), dx);
+    }
 }
 
 /// Backpropagates through steps `window.end` down to `window.start` of one layer, adding into
 /// its caches' gradients (dL/d pre-activations, dL/dh_t, dL/dc_t, dL/dh₀, dL/dc₀). The gradient
 /// of the final state enters at step T−1. Below `start > 0` nothing flows: that is truncation.
 /// When `window_dx` is given, the gradient this window sends to the layer's input at each of
-/// its steps is written there, `(steps, B, in)` from `start`.
+/// its steps is written there, `(steps, B, in)` from `start`. With `accumulate` each step's
+/// dL/d(pre-activations) is added into `grad_pre` (windows overlap); without, it is written
+/// there directly (every step is visited once).
 #[allow(clippy::too_many_arguments)]
 fn backprop_window<F: Float>(
     cell: CellKind,
@@ -891,6 +935,7 @@ fn backprop_window<F: Float>(
     grad_final: &[Option<ArrayView2<'_, F>>; 2],
     window: Window,
     mut window_dx: Option<&mut [F]>,
+    accumulate: bool,
 ) {
     let Sizes { t_len, batch, hidden: h, in_size } = sizes;
     let Window { end, start } = window;
@@ -914,14 +959,17 @@ fn backprop_window<F: Float>(
         add_into(&mut c.grad_hidden[t * bh..(t + 1) * bh], &s.dh);
         let gates = &c.gates[t * batch * gh..(t + 1) * batch * gh];
         let step_grad = t * batch * gh..(t + 1) * batch * gh;
+        // Where this step's dL/d(pre-activations) (and the GRU's dL/d(recurrent projection)) go.
+        let (d_pre, d_rec): (&mut [F], &mut [F]) = match (accumulate, cell) {
+            (true, _) => (&mut s.step_pre, &mut s.step_rec),
+            (false, CellKind::Gru) => {
+                (&mut c.grad_pre[step_grad.clone()], &mut c.grad_rec[step_grad.clone()])
+            }
+            (false, _) => (&mut c.grad_pre[step_grad.clone()], &mut s.step_rec),
+        };
         match cell {
             CellKind::Rnn(nonlinearity) => {
-                rnn::backward_step(
-                    nonlinearity,
-                    &c.hidden[(t + 1) * bh..(t + 2) * bh],
-                    &s.dh,
-                    &mut s.step_pre,
-                );
+                rnn::backward_step(nonlinearity, &c.hidden[(t + 1) * bh..(t + 2) * bh], &s.dh, d_pre);
             }
             CellKind::Lstm => lstm::backward_step(
                 gates,
@@ -930,44 +978,43 @@ fn backprop_window<F: Float>(
                 &s.dh,
                 &mut s.dc,
                 &mut c.grad_cell[t * bh..(t + 1) * bh],
-                &mut s.step_pre,
+                d_pre,
                 h,
             ),
-            CellKind::Gru => {
-                gru::backward_step(
-                    gates,
-                    &c.recurrent_n[t * bh..(t + 1) * bh],
-                    &c.hidden[t * bh..(t + 1) * bh],
-                    &s.dh,
-                    &mut s.step_pre,
-                    &mut s.step_rec,
-                    &mut s.dh_prev,
-                    h,
-                );
+            CellKind::Gru => gru::backward_step(
+                gates,
+                &c.recurrent_n[t * bh..(t + 1) * bh],
+                &c.hidden[t * bh..(t + 1) * bh],
+                &s.dh,
+                d_pre,
+                d_rec,
+                &mut s.dh_prev,
+                h,
+            ),
+        }
+        if accumulate {
+            add_into(&mut c.grad_pre[step_grad.clone()], &s.step_pre);
+            if cell == CellKind::Gru {
                 add_into(&mut c.grad_rec[step_grad.clone()], &s.step_rec);
             }
         }
-        add_into(&mut c.grad_pre[step_grad], &s.step_pre);
+        let (d_pre, d_rec): (&[F], &[F]) = match (accumulate, cell) {
+            (true, _) => (&s.step_pre, &s.step_rec),
+            (false, CellKind::Gru) => (&c.grad_pre[step_grad.clone()], &c.grad_rec[step_grad]),
+            (false, _) => (&c.grad_pre[step_grad], &s.step_rec),
+        };
         if let Some(dx) = window_dx.as_deref_mut() {
             let rows = (t - start) * batch * in_size..(t - start + 1) * batch * in_size;
             let dx = view_mut(&mut dx[rows], batch, in_size);
-            gemm(
-                F::one(),
-                view(&s.step_pre, batch, gh),
-                false,
-                p.weight_ih.value.view(),
-                false,
-                F::zero(),
-                dx,
-            );
+            gemm(F::one(), view(d_pre, batch, gh), false, p.weight_ih.value.view(), false, F::zero(), dx);
         }
         if t == start && start > 0 {
             break; // truncated: nothing flows to the step before the window
         }
         // dL/dh_{t−1} = dRec W_hh (+ the GRU's direct path z ⊙ dh, already in dh_prev).
         let (d_rec, beta) = match cell {
-            CellKind::Gru => (&s.step_rec, F::one()),
-            _ => (&s.step_pre, F::zero()),
+            CellKind::Gru => (d_rec, F::one()),
+            _ => (d_pre, F::zero()),
         };
         gemm(F::one(), view(d_rec, batch, gh), false, w_hh, false, beta, view_mut(&mut s.dh_prev, batch, h));
         if t == 0 {

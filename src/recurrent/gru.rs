@@ -3,8 +3,8 @@
 use rand::RngCore;
 
 use super::engine::{CellKind, Engine, EngineConfig};
-use super::nonlinearity::sigmoid;
 use super::{RecurrentInit, recurrent_via_engine};
+use crate::vectorize::vectorized;
 use crate::{Float, Result};
 
 /// A GRU layer, PyTorch's `nn.GRU`: at every step
@@ -126,18 +126,32 @@ pub(super) fn forward_step<F: Float>(
     h: &mut [F],
     hidden: usize,
 ) {
-    let rows = gates.chunks_exact_mut(3 * hidden).zip(recurrent.chunks_exact(3 * hidden));
-    for (r, (g, rec)) in rows.enumerate() {
-        for j in 0..hidden {
-            let k = r * hidden + j;
-            let reset = sigmoid(g[j] + rec[j]);
-            let update = sigmoid(g[hidden + j] + rec[hidden + j]);
-            let new = (g[2 * hidden + j] + reset * rec[2 * hidden + j]).tanh();
-            (g[j], g[hidden + j], g[2 * hidden + j]) = (reset, update, new);
-            recurrent_n[k] = rec[2 * hidden + j];
-            h[k] = (F::one() - update) * new + update * h_prev[k];
-        }
-    }
+    vectorized(
+        #[inline(always)]
+        || {
+            let rows = gates.chunks_exact_mut(3 * hidden).zip(recurrent.chunks_exact(3 * hidden));
+            for (r, (g, rec)) in rows.enumerate() {
+                let row = r * hidden;
+                let (gr, rest) = g.split_at_mut(hidden);
+                let (gz, gn) = rest.split_at_mut(hidden);
+                let gn = &mut gn[..hidden];
+                let (rr, rest) = rec.split_at(hidden);
+                let (rz, rn) = rest.split_at(hidden);
+                let rn = &rn[..hidden];
+                let recurrent_n = &mut recurrent_n[row..][..hidden];
+                let h_prev = &h_prev[row..][..hidden];
+                let h = &mut h[row..][..hidden];
+                for j in 0..hidden {
+                    let reset = (gr[j] + rr[j]).fast_sigmoid();
+                    let update = (gz[j] + rz[j]).fast_sigmoid();
+                    let new = (gn[j] + reset * rn[j]).fast_tanh();
+                    (gr[j], gz[j], gn[j]) = (reset, update, new);
+                    recurrent_n[j] = rn[j];
+                    h[j] = (F::one() - update) * new + update * h_prev[j];
+                }
+            }
+        },
+    )
 }
 
 /// One step backward from dL/dh_t: `d_pre` `(B, 3H)` receives dL/d(input projections),
@@ -155,24 +169,42 @@ pub(super) fn backward_step<F: Float>(
     hidden: usize,
 ) {
     let one = F::one();
-    let rows = gates
-        .chunks_exact(3 * hidden)
-        .zip(d_pre.chunks_exact_mut(3 * hidden))
-        .zip(d_rec.chunks_exact_mut(3 * hidden));
-    for (r, ((g, dp), dr)) in rows.enumerate() {
-        for j in 0..hidden {
-            let k = r * hidden + j;
-            let (reset, update, new) = (g[j], g[hidden + j], g[2 * hidden + j]);
-            let d_new = dh[k] * (one - update);
-            let d_update = dh[k] * (h_prev[k] - new);
-            let da_n = d_new * (one - new * new);
-            let da_r = da_n * recurrent_n[k] * reset * (one - reset);
-            let da_z = d_update * update * (one - update);
-            (dp[j], dp[hidden + j], dp[2 * hidden + j]) = (da_r, da_z, da_n);
-            (dr[j], dr[hidden + j], dr[2 * hidden + j]) = (da_r, da_z, da_n * reset);
-            dh_prev_direct[k] = dh[k] * update;
-        }
-    }
+    vectorized(
+        #[inline(always)]
+        || {
+            let rows = gates
+                .chunks_exact(3 * hidden)
+                .zip(d_pre.chunks_exact_mut(3 * hidden))
+                .zip(d_rec.chunks_exact_mut(3 * hidden));
+            for (r, ((g, dp), dr)) in rows.enumerate() {
+                let row = r * hidden;
+                let (gr, rest) = g.split_at(hidden);
+                let (gz, gn) = rest.split_at(hidden);
+                let gn = &gn[..hidden];
+                let (dpr, rest) = dp.split_at_mut(hidden);
+                let (dpz, dpn) = rest.split_at_mut(hidden);
+                let dpn = &mut dpn[..hidden];
+                let (drr, rest) = dr.split_at_mut(hidden);
+                let (drz, drn) = rest.split_at_mut(hidden);
+                let drn = &mut drn[..hidden];
+                let recurrent_n = &recurrent_n[row..][..hidden];
+                let h_prev = &h_prev[row..][..hidden];
+                let dh = &dh[row..][..hidden];
+                let dh_prev_direct = &mut dh_prev_direct[row..][..hidden];
+                for j in 0..hidden {
+                    let (reset, update, new) = (gr[j], gz[j], gn[j]);
+                    let d_new = dh[j] * (one - update);
+                    let d_update = dh[j] * (h_prev[j] - new);
+                    let da_n = d_new * (one - new * new);
+                    let da_r = da_n * recurrent_n[j] * reset * (one - reset);
+                    let da_z = d_update * update * (one - update);
+                    (dpr[j], dpz[j], dpn[j]) = (da_r, da_z, da_n);
+                    (drr[j], drz[j], drn[j]) = (da_r, da_z, da_n * reset);
+                    dh_prev_direct[j] = dh[j] * update;
+                }
+            }
+        },
+    )
 }
 
 #[cfg(test)]

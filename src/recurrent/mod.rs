@@ -179,7 +179,24 @@ pub trait Recurrent<F: Float>: Send {
         truncate: Option<usize>,
     ) -> Result<()>;
 
-    /// dL/d(input) `(T, B, input_size)`, after a backward pass.
+    /// [`Recurrent::backward_sequence`] for a layer whose input needs no gradient (it is the
+    /// data): the parameter and state gradients are the same, dL/d(input) is not computed —
+    /// one `(T·B) × (G·H) × input_size` matrix product less — and [`Recurrent::grad_input`]
+    /// is `None` afterwards. [`crate::recurrent::SequenceLayer`] calls it when its caller
+    /// asks for no input gradient. The provided implementation calls `backward_sequence`.
+    ///
+    /// # Errors
+    /// As [`Recurrent::backward_sequence`].
+    fn backward_sequence_without_input_grad(
+        &mut self,
+        grad_outputs: ArrayView3<'_, F>,
+        grad_final_state: Option<&RecurrentState<F>>,
+        truncate: Option<usize>,
+    ) -> Result<()> {
+        self.backward_sequence(grad_outputs, grad_final_state, truncate)
+    }
+
+    /// dL/d(input) `(T, B, input_size)`, after a backward pass that computed it.
     fn grad_input(&self) -> Option<ArrayView3<'_, F>>;
 
     /// dL/d(initial state) (`(num_layers, B, hidden_size)`), after a backward pass.
@@ -301,7 +318,15 @@ macro_rules! recurrent_via_engine {
                 grad_final_state: Option<&$crate::recurrent::RecurrentState<F>>,
                 truncate: Option<usize>,
             ) -> $crate::Result<()> {
-                self.engine.backward(grad_outputs, grad_final_state, truncate)
+                self.engine.backward(grad_outputs, grad_final_state, truncate, true)
+            }
+            fn backward_sequence_without_input_grad(
+                &mut self,
+                grad_outputs: ndarray::ArrayView3<'_, F>,
+                grad_final_state: Option<&$crate::recurrent::RecurrentState<F>>,
+                truncate: Option<usize>,
+            ) -> $crate::Result<()> {
+                self.engine.backward(grad_outputs, grad_final_state, truncate, false)
             }
             fn grad_input(&self) -> Option<ndarray::ArrayView3<'_, F>> {
                 self.engine.grad_input()

@@ -39,6 +39,3 @@ impl Nonlinearity {
         }
     }
 }
-
-/// σ(x) without overflow for large |x| (the activation module's stable form).
-pub(crate) use crate::activation::stable_sigmoid as sigmoid;

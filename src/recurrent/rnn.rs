@@ -4,6 +4,7 @@ use rand::RngCore;
 
 use super::engine::{CellKind, Engine, EngineConfig};
 use super::{Nonlinearity, RecurrentInit, recurrent_via_engine};
+use crate::vectorize::vectorized;
 use crate::{Float, Result};
 
 /// An Elman RNN, PyTorch's `nn.RNN`: at every step
@@ -119,7 +120,10 @@ impl<F: Float> Rnn<F> {
 /// One step forward: `h = φ(pre)` for `pre = W_ih x + b_ih + W_hh h_{t−1} + b_hh` `(B, H)`.
 pub(super) fn forward_step<F: Float>(nonlinearity: Nonlinearity, pre: &[F], h: &mut [F]) {
     match nonlinearity {
-        Nonlinearity::Tanh => h.iter_mut().zip(pre).for_each(|(h, &a)| *h = a.tanh()),
+        Nonlinearity::Tanh => vectorized(
+            #[inline(always)]
+            || h.iter_mut().zip(pre).for_each(|(h, &a)| *h = a.fast_tanh()),
+        ),
         // `a <= 0` is false for NaN, which therefore propagates instead of becoming 0.
         Nonlinearity::Relu => {
             h.iter_mut().zip(pre).for_each(|(h, &a)| *h = if a <= F::zero() { F::zero() } else { a })
@@ -130,12 +134,16 @@ pub(super) fn forward_step<F: Float>(nonlinearity: Nonlinearity, pre: &[F], h: &
 /// One step backward: `d_pre = dh ⊙ φ'`, with φ' from the output h: `1 − h²` for tanh,
 /// `[h > 0]` for ReLU (0 at 0, as PyTorch).
 pub(super) fn backward_step<F: Float>(nonlinearity: Nonlinearity, h: &[F], dh: &[F], d_pre: &mut [F]) {
-    for ((d, &h), &g) in d_pre.iter_mut().zip(h).zip(dh) {
-        *d = match nonlinearity {
-            Nonlinearity::Tanh => g * (F::one() - h * h),
-            Nonlinearity::Relu if h > F::zero() => g,
-            Nonlinearity::Relu => F::zero(),
-        };
+    let rows = d_pre.iter_mut().zip(h).zip(dh);
+    match nonlinearity {
+        Nonlinearity::Tanh => vectorized(
+            #[inline(always)]
+            || rows.for_each(|((d, &h), &g)| *d = g * (F::one() - h * h)),
+        ),
+        Nonlinearity::Relu => vectorized(
+            #[inline(always)]
+            || rows.for_each(|((d, &h), &g)| *d = if h > F::zero() { g } else { F::zero() }),
+        ),
     }
 }
 

@@ -276,10 +276,17 @@ impl<F: Float> Layer<F> for SequenceLayer<F> {
             }
             Readout::EveryStep => write_sequence(grad_output, &mut self.grad_outputs),
         }
-        self.recurrent.backward_sequence(self.grad_outputs.view(), None, self.truncate)?;
-        if let Some(grad_input) = grad_input {
-            ensure_shape(grad_input, (batch, t_len * i));
-            write_rows(self.recurrent.grad_input().expect("backward succeeded"), grad_input);
+        match grad_input {
+            Some(grad_input) => {
+                self.recurrent.backward_sequence(self.grad_outputs.view(), None, self.truncate)?;
+                ensure_shape(grad_input, (batch, t_len * i));
+                write_rows(self.recurrent.grad_input().expect("backward succeeded"), grad_input);
+            }
+            None => self.recurrent.backward_sequence_without_input_grad(
+                self.grad_outputs.view(),
+                None,
+                self.truncate,
+            )?,
         }
         self.emit_time_steps(ctx, TimeStepPass::Backward)
     }
