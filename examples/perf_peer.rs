@@ -25,7 +25,8 @@
 //! cargo build --release --example perf_peer
 //! printf 'prep W1\nrun W1 1 20\nquit\n' | target/release/examples/perf_peer
 //! ```
-//! See `perf/README.md` for the harness.
+//! See `perf/README.md` for the harness. Threads follow `RAYON_NUM_THREADS`, as for the other
+//! Rust peers.
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -228,6 +229,11 @@ fn answer(line: &str, workloads: &mut HashMap<String, Box<dyn Step>>) -> String 
 }
 
 fn main() {
+    // The training thread joins rayon's pool (see gradflow::threads): N threads in all, as the
+    // OpenMP-based peers have, instead of N pool threads plus a waiting caller.
+    if let Err(e) = gradflow::threads::init_thread_pool(None) {
+        eprintln!("{e}");
+    }
     let mut workloads: HashMap<String, Box<dyn Step>> = HashMap::new();
     let mut out = std::io::stdout();
     for line in std::io::stdin().lock().lines() {

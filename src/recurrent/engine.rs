@@ -16,9 +16,10 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use ndarray::{ArrayView2, ArrayView3, ArrayViewMut2, Axis, Ix1, Ix2};
 use rand::RngCore;
 
+use super::Nonlinearity;
 use super::init::{RecurrentInit, pytorch_default};
 use super::state::RecurrentState;
-use super::{Nonlinearity, gru, lstm, rnn};
+use super::step_rows::{self, BackwardRows, ForwardRows};
 use crate::hooks::{Gate, GateFunction};
 use crate::linalg::gemm;
 use crate::param::{Param, ParamView, ParamViewMut};
@@ -422,24 +423,32 @@ impl<F: Float> Engine<F> {
         }
         resize(&mut self.scratch.recurrent, batch * gh);
         resize(&mut self.scratch.bias, gh);
-        for l in 0..self.num_layers() {
-            let (below, rest) = self.caches.split_at_mut(l);
-            let cache = &mut rest[0];
-            let (x, in_size): (&[F], usize) =
-                if l == 0 { (&self.input, self.input_size) } else { (&below[l - 1].hidden[batch * h..], h) };
-            cache.prepare(self.cell, t_len, batch, h, in_size);
-            let h0 = initial.map(|s| s.hidden.index_axis(Axis(0), l));
-            let c0 = initial.and_then(|s| s.cell.as_ref()).map(|c| c.index_axis(Axis(0), l));
-            forward_layer(
-                self.cell,
-                &self.params[l],
-                cache,
-                &mut self.scratch,
-                Step { x, in_size, t_len, batch, hidden: h },
-                h0,
-                c0,
-            );
-        }
+        // With several threads, the recursion runs on one of rayon's (so that each step's
+        // split across threads is a cheap join, not a hand-over from outside the pool).
+        let parts = step_rows::parts_for(batch, batch * h * gh);
+        step_rows::run_in_pool(parts, || {
+            for l in 0..self.num_layers() {
+                let (below, rest) = self.caches.split_at_mut(l);
+                let cache = &mut rest[0];
+                let (x, in_size): (&[F], usize) = if l == 0 {
+                    (&self.input, self.input_size)
+                } else {
+                    (&below[l - 1].hidden[batch * h..], h)
+                };
+                cache.prepare(self.cell, t_len, batch, h, in_size);
+                let h0 = initial.map(|s| s.hidden.index_axis(Axis(0), l));
+                let c0 = initial.and_then(|s| s.cell.as_ref()).map(|c| c.index_axis(Axis(0), l));
+                forward_layer(
+                    self.cell,
+                    &self.params[l],
+                    cache,
+                    &mut self.scratch,
+                    Step { x, in_size, t_len, batch, hidden: h },
+                    h0,
+                    c0,
+                );
+            }
+        });
         let with_cell = self.cell.has_cell_state();
         self.final_state.ensure((self.num_layers(), batch, h), with_cell);
         let last = t_len * batch * h..(t_len + 1) * batch * h;
@@ -511,54 +520,18 @@ impl<F: Float> Engine<F> {
         let input_size = self.input_size;
         let sizes =
             |l: usize| Sizes { t_len, batch, hidden: h, in_size: if l == 0 { input_size } else { h } };
-        match window {
-            // Full BPTT: layer by layer from the top, each in one pass from the last step to the
-            // first, injecting every step's gradient (from the caller, or from the layer above).
-            None => {
-                for l in (0..=top).rev() {
-                    let (lower, upper) = self.caches.split_at_mut(l + 1);
-                    let injected: &[F] = if l == top { &self.grad_top } else { &upper[0].grad_input };
-                    let injection = Injection { data: injected, first_step: 0, every_step: true };
-                    let window = Window { end: t_len - 1, start: 0 };
-                    let cache = &mut lower[l];
-                    backprop_window(
-                        self.cell,
-                        &self.params[l],
-                        cache,
-                        &mut self.scratch,
-                        sizes(l),
-                        injection,
-                        &finals(l),
-                        window,
-                        None,
-                        false,
-                    );
-                    self.finish_layer(l, batch, l > 0 || input_grad);
-                }
-            }
-            // Truncated: the gradient of the top layer's output at step `end` (and of the final
-            // states, at T−1) flows back through every layer over steps start..=end only, as if
-            // the states of all layers were detached before `start`.
-            Some(k) => {
-                resize(&mut self.window_in, k * batch * h);
-                resize(&mut self.window_out, k * batch * h);
-                let any_final = grad_final
-                    .is_some_and(|g| g.hidden.iter().chain(g.cell.iter().flatten()).any(|v| !v.is_zero()));
-                for end in (0..t_len).rev() {
-                    let injected = &self.grad_top[end * batch * h..(end + 1) * batch * h];
-                    if !(end == t_len - 1 && any_final) && injected.iter().all(|v| v.is_zero()) {
-                        continue;
-                    }
-                    let window = Window { end, start: (end + 1).saturating_sub(k) };
+        let parts = step_rows::parts_for(batch, batch * gh * h);
+        step_rows::run_in_pool(parts, || {
+            match window {
+                // Full BPTT: layer by layer from the top, each in one pass from the last step to the
+                // first, injecting every step's gradient (from the caller, or from the layer above).
+                None => {
                     for l in (0..=top).rev() {
-                        let injection = if l == top {
-                            Injection { data: &self.grad_top, first_step: 0, every_step: false }
-                        } else {
-                            Injection { data: &self.window_in, first_step: window.start, every_step: true }
-                        };
-                        // The gradient this window sends to the layer below, step by step.
-                        let below = (l > 0).then_some(&mut self.window_out[..]);
-                        let cache = &mut self.caches[l];
+                        let (lower, upper) = self.caches.split_at_mut(l + 1);
+                        let injected: &[F] = if l == top { &self.grad_top } else { &upper[0].grad_input };
+                        let injection = Injection { data: injected, first_step: 0, every_step: true };
+                        let window = Window { end: t_len - 1, start: 0 };
+                        let cache = &mut lower[l];
                         backprop_window(
                             self.cell,
                             &self.params[l],
@@ -568,17 +541,61 @@ impl<F: Float> Engine<F> {
                             injection,
                             &finals(l),
                             window,
-                            below,
-                            true,
+                            None,
+                            false,
                         );
-                        std::mem::swap(&mut self.window_in, &mut self.window_out);
+                        self.finish_layer(l, batch, l > 0 || input_grad);
                     }
                 }
-                for l in 0..=top {
-                    self.finish_layer(l, batch, l == 0 && input_grad);
+                // Truncated: the gradient of the top layer's output at step `end` (and of the final
+                // states, at T−1) flows back through every layer over steps start..=end only, as if
+                // the states of all layers were detached before `start`.
+                Some(k) => {
+                    resize(&mut self.window_in, k * batch * h);
+                    resize(&mut self.window_out, k * batch * h);
+                    let any_final = grad_final.is_some_and(|g| {
+                        g.hidden.iter().chain(g.cell.iter().flatten()).any(|v| !v.is_zero())
+                    });
+                    for end in (0..t_len).rev() {
+                        let injected = &self.grad_top[end * batch * h..(end + 1) * batch * h];
+                        if !(end == t_len - 1 && any_final) && injected.iter().all(|v| v.is_zero()) {
+                            continue;
+                        }
+                        let window = Window { end, start: (end + 1).saturating_sub(k) };
+                        for l in (0..=top).rev() {
+                            let injection = if l == top {
+                                Injection { data: &self.grad_top, first_step: 0, every_step: false }
+                            } else {
+                                Injection {
+                                    data: &self.window_in,
+                                    first_step: window.start,
+                                    every_step: true,
+                                }
+                            };
+                            // The gradient this window sends to the layer below, step by step.
+                            let below = (l > 0).then_some(&mut self.window_out[..]);
+                            let cache = &mut self.caches[l];
+                            backprop_window(
+                                self.cell,
+                                &self.params[l],
+                                cache,
+                                &mut self.scratch,
+                                sizes(l),
+                                injection,
+                                &finals(l),
+                                window,
+                                below,
+                                true,
+                            );
+                            std::mem::swap(&mut self.window_in, &mut self.window_out);
+                        }
+                    }
+                    for l in 0..=top {
+                        self.finish_layer(l, batch, l == 0 && input_grad);
+                    }
                 }
             }
-        }
+        });
         let with_cell = self.cell.has_cell_state();
         self.grad_initial.ensure((self.num_layers(), batch, h), with_cell);
         for (l, cache) in self.caches.iter().enumerate() {
@@ -785,58 +802,29 @@ fn forward_layer<F: Float>(
     resize(&mut s.weight_hh_t, h * gh);
     view_mut(&mut s.weight_hh_t, h, gh).assign(&p.weight_hh.value.t());
     let w_hh_t = view(&s.weight_hh_t, h, gh);
+    let b_hh = match (&p.bias_hh, cell) {
+        (Some(b), CellKind::Gru) => Some(b.value.as_slice().expect("parameters are standard layout")),
+        _ => None,
+    };
+    let (lstm, gru) = (cell == CellKind::Lstm, cell == CellKind::Gru);
+    let parts = step_rows::parts_for(batch, batch * h * gh);
     for t in 0..t_len {
         let (before, after) = c.hidden.split_at_mut((t + 1) * bh);
-        let h_prev = &before[t * bh..];
-        let h_t = &mut after[..bh];
-        let gates = &mut c.gates[t * batch * gh..(t + 1) * batch * gh];
-        match cell {
-            CellKind::Rnn(nonlinearity) => {
-                gemm(
-                    F::one(),
-                    view(h_prev, batch, h),
-                    false,
-                    w_hh_t,
-                    false,
-                    F::one(),
-                    view_mut(gates, batch, gh),
-                );
-                rnn::forward_step(nonlinearity, gates, h_t);
-            }
-            CellKind::Lstm => {
-                gemm(
-                    F::one(),
-                    view(h_prev, batch, h),
-                    false,
-                    w_hh_t,
-                    false,
-                    F::one(),
-                    view_mut(gates, batch, gh),
-                );
-                let (c_before, c_after) = c.cell.split_at_mut((t + 1) * bh);
-                lstm::forward_step(
-                    gates,
-                    &c_before[t * bh..],
-                    &mut c_after[..bh],
-                    &mut c.tanh_cell[t * bh..(t + 1) * bh],
-                    h_t,
-                    h,
-                );
-            }
-            CellKind::Gru => {
-                let rec = &mut s.recurrent[..batch * gh];
-                let beta = match &p.bias_hh {
-                    Some(b) => {
-                        let b = b.value.as_slice().expect("parameters are standard layout");
-                        rec.chunks_exact_mut(gh).for_each(|row| row.copy_from_slice(b));
-                        F::one()
-                    }
-                    None => F::zero(),
-                };
-                gemm(F::one(), view(h_prev, batch, h), false, w_hh_t, false, beta, view_mut(rec, batch, gh));
-                gru::forward_step(gates, rec, &mut c.recurrent_n[t * bh..(t + 1) * bh], h_prev, h_t, h);
-            }
-        }
+        let (c_before, c_after) = c.cell.split_at_mut(if lstm { (t + 1) * bh } else { 0 });
+        let rows = ForwardRows {
+            rows: batch,
+            h_prev: &before[t * bh..],
+            h: &mut after[..bh],
+            gates: &mut c.gates[t * batch * gh..(t + 1) * batch * gh],
+            c_prev: if lstm { &c_before[t * bh..] } else { &[] },
+            c: if lstm { &mut c_after[..bh] } else { &mut [] },
+            tanh_c: if lstm { &mut c.tanh_cell[t * bh..(t + 1) * bh] } else { &mut [] },
+            rec: if gru { &mut s.recurrent[..batch * gh] } else { &mut [] },
+            recurrent_n: if gru { &mut c.recurrent_n[t * bh..(t + 1) * bh] } else { &mut [] },
+            hidden: h,
+            gate_width: gh,
+        };
+        step_rows::in_parts(rows, parts, &|r| step_rows::forward(cell, w_hh_t, b_hh, r));
     }
 }
 
@@ -951,46 +939,49 @@ fn backprop_window<F: Float>(
         }
     }
     let w_hh = p.weight_hh.value.view();
+    let parts = step_rows::parts_for(batch, batch * h * gh);
     for t in (start..=end).rev() {
         if injection.every_step || t == end {
             let k = t - injection.first_step;
             add_into(&mut s.dh, &injection.data[k * bh..(k + 1) * bh]);
         }
         add_into(&mut c.grad_hidden[t * bh..(t + 1) * bh], &s.dh);
-        let gates = &c.gates[t * batch * gh..(t + 1) * batch * gh];
         let step_grad = t * batch * gh..(t + 1) * batch * gh;
-        // Where this step's dL/d(pre-activations) (and the GRU's dL/d(recurrent projection)) go.
-        let (d_pre, d_rec): (&mut [F], &mut [F]) = match (accumulate, cell) {
-            (true, _) => (&mut s.step_pre, &mut s.step_rec),
-            (false, CellKind::Gru) => {
-                (&mut c.grad_pre[step_grad.clone()], &mut c.grad_rec[step_grad.clone()])
-            }
-            (false, _) => (&mut c.grad_pre[step_grad.clone()], &mut s.step_rec),
-        };
-        match cell {
-            CellKind::Rnn(nonlinearity) => {
-                rnn::backward_step(nonlinearity, &c.hidden[(t + 1) * bh..(t + 2) * bh], &s.dh, d_pre);
-            }
-            CellKind::Lstm => lstm::backward_step(
-                gates,
-                &c.cell[t * bh..(t + 1) * bh],
-                &c.tanh_cell[t * bh..(t + 1) * bh],
-                &s.dh,
-                &mut s.dc,
-                &mut c.grad_cell[t * bh..(t + 1) * bh],
-                d_pre,
-                h,
-            ),
-            CellKind::Gru => gru::backward_step(
-                gates,
-                &c.recurrent_n[t * bh..(t + 1) * bh],
-                &c.hidden[t * bh..(t + 1) * bh],
-                &s.dh,
+        let step = t * bh..(t + 1) * bh;
+        // Truncated: nothing flows to the step before the window.
+        let propagate = !(t == start && start > 0);
+        {
+            // Where this step's dL/d(pre-activations) (and the GRU's dL/d(recurrent
+            // projection)) go: straight into the layer's gradients unless windows overlap.
+            let (d_pre, d_rec): (&mut [F], &mut [F]) = match (accumulate, cell) {
+                (true, _) => (&mut s.step_pre, &mut s.step_rec),
+                (false, CellKind::Gru) => {
+                    (&mut c.grad_pre[step_grad.clone()], &mut c.grad_rec[step_grad.clone()])
+                }
+                (false, _) => (&mut c.grad_pre[step_grad.clone()], &mut s.step_rec),
+            };
+            let (lstm, gru) = (cell == CellKind::Lstm, cell == CellKind::Gru);
+            let rows = BackwardRows {
+                rows: batch,
+                dh: &s.dh,
+                gates: &c.gates[step_grad.clone()],
+                h: match cell {
+                    CellKind::Rnn(_) => &c.hidden[(t + 1) * bh..(t + 2) * bh],
+                    CellKind::Gru => &c.hidden[step.clone()],
+                    CellKind::Lstm => &[],
+                },
+                c_prev: if lstm { &c.cell[step.clone()] } else { &[] },
+                tanh_c: if lstm { &c.tanh_cell[step.clone()] } else { &[] },
+                dc: if lstm { &mut s.dc } else { &mut [] },
+                grad_cell: if lstm { &mut c.grad_cell[step.clone()] } else { &mut [] },
+                recurrent_n: if gru { &c.recurrent_n[step] } else { &[] },
                 d_pre,
                 d_rec,
-                &mut s.dh_prev,
-                h,
-            ),
+                dh_prev: &mut s.dh_prev,
+                hidden: h,
+                gate_width: gh,
+            };
+            step_rows::in_parts(rows, parts, &|r| step_rows::backward(cell, w_hh, propagate, r));
         }
         if accumulate {
             add_into(&mut c.grad_pre[step_grad.clone()], &s.step_pre);
@@ -998,25 +989,15 @@ fn backprop_window<F: Float>(
                 add_into(&mut c.grad_rec[step_grad.clone()], &s.step_rec);
             }
         }
-        let (d_pre, d_rec): (&[F], &[F]) = match (accumulate, cell) {
-            (true, _) => (&s.step_pre, &s.step_rec),
-            (false, CellKind::Gru) => (&c.grad_pre[step_grad.clone()], &c.grad_rec[step_grad]),
-            (false, _) => (&c.grad_pre[step_grad], &s.step_rec),
-        };
         if let Some(dx) = window_dx.as_deref_mut() {
+            let d_pre = if accumulate { &s.step_pre[..] } else { &c.grad_pre[step_grad] };
             let rows = (t - start) * batch * in_size..(t - start + 1) * batch * in_size;
             let dx = view_mut(&mut dx[rows], batch, in_size);
             gemm(F::one(), view(d_pre, batch, gh), false, p.weight_ih.value.view(), false, F::zero(), dx);
         }
-        if t == start && start > 0 {
-            break; // truncated: nothing flows to the step before the window
+        if !propagate {
+            break;
         }
-        // dL/dh_{t−1} = dRec W_hh (+ the GRU's direct path z ⊙ dh, already in dh_prev).
-        let (d_rec, beta) = match cell {
-            CellKind::Gru => (d_rec, F::one()),
-            _ => (d_pre, F::zero()),
-        };
-        gemm(F::one(), view(d_rec, batch, gh), false, w_hh, false, beta, view_mut(&mut s.dh_prev, batch, h));
         if t == 0 {
             add_into(&mut c.grad_h0, &s.dh_prev);
             if cell == CellKind::Lstm {

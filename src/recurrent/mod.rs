@@ -63,6 +63,7 @@ mod rnn;
 mod sequence_layer;
 mod sequence_model;
 mod state;
+mod step_rows;
 mod time_step_recorder;
 
 pub use gru::{Gru, GruConfig};
