@@ -18,11 +18,12 @@ use std::any::TypeId;
 use ndarray::{ArrayView2, ArrayViewMut2, Axis, linalg::general_mat_mul};
 
 use crate::Float;
+use crate::threads::busy;
 
 /// The smallest product `m·n·k` that is split across threads. Measured on a 2-core AVX-512
 /// machine: at 128×256×256 (8.4·10⁶) a second thread was slower than one; at 256×1024×1024
 /// (2.7·10⁸) it was 1.5–2× faster. The crossover lies between, near 32·10⁶.
-pub(crate) const PARALLEL_MIN_WORK: usize = 1 << 25;
+pub(crate) const PARALLEL_MIN_WORK: usize = 1 << 23;
 
 /// `c = alpha · op(a) · op(b) + beta · c`, where `op(x)` is `xᵀ` when the matching flag is set.
 /// Shapes must already have been checked by the caller (layers check and return errors naming
@@ -85,15 +86,17 @@ fn in_blocks<F: Float>(
     let at = (long * left / parts).next_multiple_of(BLOCK_ALIGN).min(long);
     if m >= n {
         let ((c1, c2), (a1, a2)) = (c.split_at(Axis(0), at), a.split_at(Axis(0), at));
+        crate::threads::note_split();
         rayon::join(
-            || in_blocks(alpha, a1, b, beta, c1, left),
-            || in_blocks(alpha, a2, b, beta, c2, parts - left),
+            || busy(|| in_blocks(alpha, a1, b, beta, c1, left)),
+            || busy(|| in_blocks(alpha, a2, b, beta, c2, parts - left)),
         );
     } else {
         let ((c1, c2), (b1, b2)) = (c.split_at(Axis(1), at), b.split_at(Axis(1), at));
+        crate::threads::note_split();
         rayon::join(
-            || in_blocks(alpha, a, b1, beta, c1, left),
-            || in_blocks(alpha, a, b2, beta, c2, parts - left),
+            || busy(|| in_blocks(alpha, a, b1, beta, c1, left)),
+            || busy(|| in_blocks(alpha, a, b2, beta, c2, parts - left)),
         );
     }
 }

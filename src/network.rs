@@ -35,6 +35,17 @@ pub struct Network<F: Float> {
     hooks: HookSet<F>,
     step: u64,
     forward_done: bool,
+    /// Whether the last pass split work across threads: the next one then runs as a
+    /// parallel region (see [`crate::threads`]).
+    parallel: bool,
+}
+
+/// Runs one pass, as a parallel region when the previous one split work across threads, and
+/// returns the pass's result with whether this one did.
+fn run_pass(parallel: bool, pass: impl FnOnce() -> Result<()> + Send) -> Result<bool> {
+    let splits = crate::threads::split_count();
+    if parallel { crate::threads::parallel_region(pass) } else { pass() }?;
+    Ok(crate::threads::split_count() != splits)
 }
 
 impl<F: Float> Network<F> {
@@ -48,6 +59,7 @@ impl<F: Float> Network<F> {
             hooks: HookSet::new(),
             step: 0,
             forward_done: false,
+            parallel: false,
         }
     }
 
@@ -75,8 +87,12 @@ impl<F: Float> Network<F> {
         self.forward_done = false;
         ensure_shape(&mut self.input, input.dim());
         self.input.assign(&input);
-        let mut ctx = Context::with_hooks(&mut self.hooks, self.step);
-        self.model.forward(self.input.view(), &mut self.output, mode, &mut ctx)?;
+        let (model, hooks, output, step) = (&mut self.model, &mut self.hooks, &mut self.output, self.step);
+        let input = self.input.view();
+        self.parallel = run_pass(self.parallel, || {
+            let mut ctx = Context::with_hooks(hooks, step);
+            model.forward(input, output, mode, &mut ctx)
+        })?;
         self.forward_done = true;
         Ok(self.output.view())
     }
@@ -116,9 +132,13 @@ impl<F: Float> Network<F> {
                 grad_output.shape(),
             ));
         }
-        let mut ctx = Context::with_hooks(&mut self.hooks, self.step);
+        let (model, hooks, step) = (&mut self.model, &mut self.hooks, self.step);
+        let (input, output) = (self.input.view(), self.output.view());
         let grad_input = if want_input_grad { Some(&mut self.grad_input) } else { None };
-        self.model.backward(self.input.view(), self.output.view(), grad_output, grad_input, &mut ctx)?;
+        self.parallel = run_pass(self.parallel, || {
+            let mut ctx = Context::with_hooks(hooks, step);
+            model.backward(input, output, grad_output, grad_input, &mut ctx)
+        })?;
         self.step += 1;
         Ok(())
     }

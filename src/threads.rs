@@ -22,7 +22,96 @@
 //! machine (see `perf/README.md`): 3–5% faster steps on a wide MLP at 2 threads; no change at
 //! 1 thread.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
 use crate::{Error, Result};
+
+/// How many times work has been split across threads, by [`note_split`].
+static SPLITS: AtomicU64 = AtomicU64::new(0);
+
+/// Records that a piece of work is being split across threads (a matrix product cut into
+/// blocks, a recurrent step cut into row groups).
+#[inline]
+pub(crate) fn note_split() {
+    SPLITS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The number of splits so far; a pass that changes it did parallel work.
+pub(crate) fn split_count() -> u64 {
+    SPLITS.load(Ordering::Relaxed)
+}
+
+thread_local! {
+    /// How deep this thread is inside work that a parallel region waits for: the region's
+    /// body, a piece split off inside it, or a helper's polling job.
+    static BUSY: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Runs `f` counted as work a parallel region may wait for (see [`parallel_region`]). The
+/// pieces of split work run through this.
+#[inline]
+pub(crate) fn busy<R>(f: impl FnOnce() -> R) -> R {
+    struct Guard;
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            BUSY.with(|b| b.set(b.get() - 1));
+        }
+    }
+    BUSY.with(|b| b.set(b.get() + 1));
+    let _guard = Guard;
+    f()
+}
+
+/// Runs `f` as a parallel region: while it runs, the pool's other threads poll for work
+/// instead of going to sleep between the pieces `f` splits off, as OpenMP's threads do.
+///
+/// rayon puts an idle thread to sleep after a few dozen polls (tens of microseconds); a pass
+/// that splits one matrix product after another, with serial work in between, then pays a
+/// wake-up (a system call on each side, several microseconds) for every split — more than a
+/// 50-microsecond product gains from a second thread. Here the other threads run a job that
+/// keeps taking work with [`rayon::yield_now`] (handing the core to the OS between polls) until
+/// `f` returns. Results do not depend on it: only which thread runs a piece changes.
+///
+/// A thread that comes upon a polling job while it is itself inside work the region waits for
+/// (the region's own thread, or one running a piece) skips it: it could not come back to its
+/// own work before the region ends, which would never happen.
+///
+/// With one thread, `f` simply runs. Called from outside rayon's pool, `f` is handed to a pool
+/// thread (see [`init_thread_pool`] to avoid that).
+pub(crate) fn parallel_region<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    let helpers = rayon::current_num_threads().saturating_sub(1);
+    if helpers == 0 {
+        return f();
+    }
+    let done = AtomicBool::new(false);
+    let (result, ()) = rayon::join(
+        || {
+            let result = busy(f);
+            done.store(true, Ordering::Release);
+            result
+        },
+        || poll_until(&done, helpers),
+    );
+    result
+}
+
+/// The job of `count` helper threads of a parallel region: take work until `done`.
+fn poll_until(done: &AtomicBool, count: usize) {
+    if BUSY.with(|b| b.get()) > 0 {
+        return;
+    }
+    if count > 1 {
+        rayon::join(|| poll_until(done, 1), || poll_until(done, count - 1));
+        return;
+    }
+    busy(|| {
+        while !done.load(Ordering::Acquire) {
+            if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                std::thread::yield_now();
+            }
+        }
+    })
+}
 
 /// Builds rayon's global thread pool with `threads` threads (`None`: `RAYON_NUM_THREADS`, or
 /// one per core when that is unset), the calling thread being one of them, and returns the

@@ -12,6 +12,7 @@ use super::engine::CellKind;
 use super::{gru, lstm, rnn};
 use crate::Float;
 use crate::linalg::gemm;
+use crate::threads::busy;
 
 /// The smallest per-step matrix product `B · H · G·H` that is split across threads. Below,
 /// handing half a step to another thread costs more than it saves. Measured on a 2-core
@@ -35,10 +36,10 @@ pub(super) fn parts_for(batch: usize, work: usize) -> usize {
     threads.min(batch / MIN_ROWS_PER_PART).max(1)
 }
 
-/// Runs `f` on a thread of rayon's pool when `parts > 1` and the caller is not one already
-/// (once per recursion, so that the per-step splits inside are cheap), otherwise here.
+/// Runs `f` (a whole recursion) as a [`crate::threads::parallel_region`] when its steps are
+/// split (`parts > 1`), so that the other threads stay ready for the halves of every step.
 pub(super) fn run_in_pool<R: Send>(parts: usize, f: impl FnOnce() -> R + Send) -> R {
-    if parts > 1 && rayon::current_thread_index().is_none() { rayon::scope(|_| f()) } else { f() }
+    if parts > 1 { crate::threads::parallel_region(f) } else { f() }
 }
 
 /// Something made of row-major blocks of the same rows that can be cut between two rows.
@@ -57,7 +58,8 @@ pub(super) fn in_parts<R: SplitRows>(rows: R, parts: usize, work: &(impl Fn(R) +
     let left = parts / 2;
     let at = rows.rows() * left / parts;
     let (a, b) = rows.split(at);
-    rayon::join(|| in_parts(a, left, work), || in_parts(b, parts - left, work));
+    crate::threads::note_split();
+    rayon::join(|| busy(|| in_parts(a, left, work)), || busy(|| in_parts(b, parts - left, work)));
 }
 
 /// Rows `..at·width` and the rest of a block, or two empty blocks for an unused one.
