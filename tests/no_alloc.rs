@@ -1,8 +1,12 @@
 //! A steady-state training step allocates nothing of its own.
 //!
 //! A counting global allocator (this file is its own test binary, so it counts nothing else)
-//! counts the allocations made on the test's thread during ten steps of workload W1 of the
-//! peer benchmarks (32 × (Linear 128→128 + tanh), batch 64, MSE, plain SGD), after warm-up.
+//! counts the allocations made on the test's thread during ten steps of workloads W1 (32 ×
+//! (Linear 128→128 + tanh), batch 64, MSE, plain SGD) and W4 (LSTM 32→128 over 64 steps,
+//! batch 32, a linear readout of the last step, MSE, plain SGD) of the peer benchmarks, after
+//! warm-up. W4 runs in a one-thread rayon pool so that every product runs on the test's
+//! thread (split across threads, the pieces are joined on the stack, which allocates nothing,
+//! but their products would be counted on other threads).
 //!
 //! gradflow's buffers are all reused, but the matrix-product backend (the `gemm` crate) makes
 //! a fixed number of small scratch allocations inside each product (its packing buffers). The
@@ -16,7 +20,8 @@ use std::cell::Cell;
 use gradflow::activation::Tanh;
 use gradflow::loss::{Loss, Mse, Targets};
 use gradflow::optim::{Optimizer, SgdConfig};
-use gradflow::{Mode, Network, Sequential};
+use gradflow::recurrent::{Lstm, Readout, SequenceModel};
+use gradflow::{Linear, Mode, Network, Sequential};
 use ndarray::Array2;
 use rand::SeedableRng;
 
@@ -151,5 +156,82 @@ fn steady_state_w1_steps_allocate_only_inside_the_matrix_products() {
         steps * per_step
     );
     // The steps did train: the loss went down.
+    assert!(losses.last().unwrap() < losses.first().unwrap(), "{losses:?}");
+}
+
+#[test]
+fn steady_state_w4_steps_allocate_only_inside_the_matrix_products() {
+    const T: usize = 64;
+    const B: usize = 32;
+    const I: usize = 32;
+    const H: usize = 128;
+    const G: usize = 4 * H;
+    let (i, h, g) = (I as isize, H as isize, G as isize);
+    // The products of one training step, with the layouts gradflow uses (row-major buffers;
+    // `[1, n]` strides are a transposed view):
+    // forward: gates = b + X·W_ihᵀ for all steps at once (reads the bias), then per step
+    // gates_t += h_{t−1}·W_hhᵀ (W_hhᵀ kept as a row-major copy), head y = b + h_T·wᵀ;
+    let projection = backend_allocations(T * B, G, I, [i, 1], [1, i], true);
+    let recurrent = backend_allocations(B, G, H, [h, 1], [g, 1], true);
+    let head = backend_allocations(B, 1, H, [h, 1], [1, h], true);
+    // backward: head dW += dyᵀ·h_T and dh_T = dy·w, per step dh_{t−1} = dPre_t·W_hh, then
+    // dW_ih += dPreᵀ·X and dW_hh += dPreᵀ·H_{prev} over all steps (no input gradient: the
+    // LSTM's input is the data).
+    let head_weight_grad = backend_allocations(1, H, B, [1, 1], [h, 1], true);
+    let head_input_grad = backend_allocations(B, H, 1, [1, 1], [h, 1], false);
+    let recurrent_back = backend_allocations(B, H, G, [g, 1], [h, 1], false);
+    let weight_ih_grad = backend_allocations(G, I, T * B, [1, g], [i, 1], true);
+    let weight_hh_grad = backend_allocations(G, H, T * B, [1, g], [h, 1], true);
+    let per_step = projection
+        + T * recurrent
+        + head
+        + head_weight_grad
+        + head_input_grad
+        + T * recurrent_back
+        + weight_ih_grad
+        + weight_hh_grad;
+
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let (counted, steps, losses) = pool.install(|| {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        let lstm = Lstm::<f32>::new(I, H, &mut rng).unwrap();
+        let head = Linear::new(H, 1, &mut rng).unwrap();
+        let mut model = Sequential::new();
+        model.push(SequenceModel::new(lstm, Readout::LastStep, head).unwrap());
+        let mut net = Network::new(model);
+        let x = Array2::from_shape_fn((B, T * I), |(r, c)| ((r * 7 + c * 3) % 11) as f32 / 5.5 - 1.0);
+        let target = Array2::from_shape_fn((B, 1), |(r, _)| (r % 5) as f32 / 2.5 - 1.0);
+        let mse = Mse::default();
+        let mut sgd = SgdConfig::new(1e-2).build::<f32>().unwrap();
+        let mut grad = Array2::zeros((0, 0));
+        let mut losses = Vec::with_capacity(20);
+        let mut step = |losses: &mut Vec<f32>| {
+            net.zero_grad();
+            let prediction = net.forward(x.view(), Mode::Train).unwrap();
+            let loss = mse.compute(prediction, Targets::Values(target.view()), &mut grad).unwrap();
+            net.backward(grad.view()).unwrap();
+            sgd.step(net.model_mut()).unwrap();
+            losses.push(loss);
+        };
+        for _ in 0..3 {
+            step(&mut losses);
+        }
+        let steps = 10;
+        let counted = allocations_during(|| {
+            for _ in 0..steps {
+                step(&mut losses);
+            }
+        });
+        (counted, steps, losses)
+    });
+    assert_eq!(
+        counted,
+        steps * per_step,
+        "{steps} steps allocated {counted} times; the matrix products alone account for {} \
+         (projection {projection}, recurrent {recurrent} × {T} + {recurrent_back} × {T}, head \
+         {head} + {head_weight_grad} + {head_input_grad}, weight gradients {weight_ih_grad} + \
+         {weight_hh_grad})",
+        steps * per_step
+    );
     assert!(losses.last().unwrap() < losses.first().unwrap(), "{losses:?}");
 }
