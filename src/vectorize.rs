@@ -33,6 +33,17 @@ pub(crate) fn zip_chunks<A: Send, B: Sync>(a: &mut [A], b: &[B], kernel: impl Fn
     a.par_chunks_mut(chunk).zip(b.par_chunks(chunk)).for_each(|(a, b)| kernel(a, b));
 }
 
+/// Sets every value to zero; long slices are cut into one chunk per thread, like
+/// [`zip_chunks`] (a memory-bound loop that one core cannot saturate the memory bus with).
+pub(crate) fn fill_zero<F: crate::Float>(values: &mut [F]) {
+    use rayon::prelude::*;
+    let threads = rayon::current_num_threads();
+    if values.len() < PARALLEL_MIN_LEN || threads < 2 {
+        return values.fill(F::zero());
+    }
+    values.par_chunks_mut(values.len().div_ceil(threads)).for_each(|chunk| chunk.fill(F::zero()));
+}
+
 /// True when `predicate` holds for every chunk of `values`, evaluated like [`zip_chunks`].
 pub(crate) fn all_chunks<T: Sync>(values: &[T], predicate: impl Fn(&[T]) -> bool + Sync) -> bool {
     use rayon::prelude::*;
