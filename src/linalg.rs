@@ -9,9 +9,11 @@
 //! blocks of the output as rayon's pool has threads (its size follows `RAYON_NUM_THREADS`),
 //! along the output's longer side, and each block is one single-threaded product on its own
 //! thread (rayon joins). Measured on a 2-core AVX-512 machine this beat the `gemm` crate's own
-//! threading by 10–15% on the 256×1024×1024 products of a wide MLP, where the crate's threads
-//! synchronize inside the product. Smaller products run on the calling thread, where a second
-//! thread costs more in synchronization than it saves.
+//! threading by 10–15% on the 256×1024×1024 products of a wide MLP (W2 of the peer
+//! benchmarks), where the crate's threads synchronize inside the product. Smaller products run
+//! on the calling thread, where a second thread costs more in synchronization than it saves.
+//! Inside a [`crate::threads::parallel_region`] (every pass of a `Network` that split work in
+//! its previous pass) the other threads are polling for work, so the threshold can be low.
 
 use std::any::TypeId;
 
@@ -21,8 +23,10 @@ use crate::Float;
 use crate::threads::busy;
 
 /// The smallest product `m·n·k` that is split across threads. Measured on a 2-core AVX-512
-/// machine: at 128×256×256 (8.4·10⁶) a second thread was slower than one; at 256×1024×1024
-/// (2.7·10⁸) it was 1.5–2× faster. The crossover lies between, near 32·10⁶.
+/// machine with the other thread polling (a parallel region): the residual MLP of W3, whose
+/// products are 128×256×256 (8.4·10⁶), ran a training step in 11.1–11.3 ms on two threads
+/// against 15.3–16.0 ms unsplit; at 2²² the step was no faster (11.4 ms). Without a parallel
+/// region (the other thread asleep) products this small were slower split than whole.
 pub(crate) const PARALLEL_MIN_WORK: usize = 1 << 23;
 
 /// `c = alpha · op(a) · op(b) + beta · c`, where `op(x)` is `xᵀ` when the matching flag is set.

@@ -3,7 +3,7 @@
 //! gradflow runs its parallel work on [rayon](https://docs.rs/rayon)'s global thread pool,
 //! whose size follows the `RAYON_NUM_THREADS` environment variable (all cores when unset):
 //!
-//! - matrix products of at least 2²⁵ multiply-adds are cut into one block per thread;
+//! - matrix products of at least 2²³ multiply-adds are cut into one block per thread;
 //! - recurrent layers split each time step's batch rows across threads when a step's product
 //!   has at least 2²⁰ multiply-adds (batch rows are independent within a step, so the results
 //!   are the same bit for bit);
@@ -12,15 +12,23 @@
 //!
 //! Everything smaller runs on the calling thread: handing a few microseconds of work to
 //! another thread costs more than it saves. With `RAYON_NUM_THREADS=1` gradflow never leaves
-//! the calling thread.
+//! the calling thread, and results never depend on the number of threads beyond f32 round-off
+//! in split matrix products (recurrent steps are split bit-identically).
 //!
-//! By default the thread that trains (say `main`) is not one of rayon's threads: each parallel
-//! piece of work is handed to the pool while the caller waits, so with N threads N + 1 threads
-//! exist and the caller's own serial work competes with pool threads that are still spinning.
-//! [`init_thread_pool`] makes the calling thread a member of the pool instead — the model of
-//! OpenMP, which PyTorch uses — so that N threads in all do the work. Measured on a 2-core
-//! machine (see `perf/README.md`): 3–5% faster steps on a wide MLP at 2 threads; no change at
-//! 1 thread.
+//! **Parallel regions.** rayon puts an idle thread to sleep after a few dozen polls; waking it
+//! costs a system call on each side. A training pass that splits product after product, with
+//! serial work (BatchNorm, activations) in between, would pay that at every split. So a
+//! [`crate::Network`] whose previous pass split work runs the next one as a parallel region:
+//! meanwhile the other threads keep polling for work, as OpenMP threads spin (which is what
+//! PyTorch runs on). Recurrent layers do the same for their recursion. A region costs nothing
+//! with one thread, and a network whose work is too small to split never opens one.
+//!
+//! **The training thread in the pool.** By default the thread that trains (say `main`) is not
+//! one of rayon's threads: parallel work is handed to the pool while the caller waits, so with N
+//! threads N + 1 exist. [`init_thread_pool`] makes the calling thread a member of the pool
+//! instead, so that N threads in all do the work and handing work over is a cheap join.
+//! Measured on a 2-core machine: 3–5% faster steps on a wide MLP at 2 threads; no change at 1
+//! thread.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 

@@ -274,5 +274,6 @@ fn tensor_stats_agree_with_a_direct_computation_on_a_real_gradient() {
     let stats = last.at_step(0).unwrap().grad_output.unwrap();
     assert_eq!(stats, TensorStats::of(g.iter().copied()));
     let norm = g.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
-    assert_relative_eq!(stats.l2_norm, norm, max_relative = 1e-12);
+    // f32 tensors are summed in f32 within blocks (relative error near 1e-7), f64 across them.
+    assert_relative_eq!(stats.l2_norm, norm, max_relative = 1e-6);
 }

@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 use super::recording::{ActivationInfo, LayerRecord, LayerStepRecord, ParamStats, Recording};
 // The same accumulators as `TensorStats::of_array`, whose sum of squares `compare_and_copy`
 // reproduces bit for bit.
-use super::stats::{ActivationStats, LANES, TensorStats};
+use super::stats::{ActivationStats, BLOCK, LANES, TensorStats, block_sums};
 use super::{BackwardEvent, Event, ForwardEvent, Hook};
 use crate::layer::Layer;
+use crate::vectorize::vectorized;
 use crate::{Error, Float, Result};
 
 /// What a [`Recorder`] computes. Gradient statistics (of each layer's `grad_output` and
@@ -371,39 +372,42 @@ fn compare_and_copy<F: Float>(
         (false, true) => lanes::<F, false, true>(new, old),
         (false, false) => return (None, None),
     };
-    (measure.then(|| distance.iter().sum()), copy.then(|| square.iter().sum()))
+    (measure.then_some(distance), copy.then_some(square))
 }
 
 /// The loop of [`compare_and_copy`], compiled once per choice so that it has no branches and
-/// vectorizes: per lane, Σ(new − old)² when `MEASURE`, Σ new² and `old` := `new` when `COPY`.
-fn lanes<F: Float, const MEASURE: bool, const COPY: bool>(
-    new: &[F],
-    old: &mut [F],
-) -> ([f64; LANES], [f64; LANES]) {
-    let (mut distance, mut square) = ([0.0; LANES], [0.0; LANES]);
-    let mut add = |lane: usize, n: F, o: &mut F| {
-        let x = n.as_f64();
-        if MEASURE {
-            let d = x - o.as_f64();
-            distance[lane] += d * d;
-        }
-        if COPY {
-            square[lane] += x * x;
-            *o = n;
-        }
-    };
-    let (new_chunks, old_chunks) = (new.chunks_exact(LANES), old.chunks_exact_mut(LANES));
-    let new_rest = new_chunks.remainder();
-    for (n, o) in new_chunks.zip(old_chunks) {
-        for (lane, (&n, o)) in n.iter().zip(o).enumerate() {
-            add(lane, n, o);
-        }
-    }
-    let done = new.len() - new_rest.len();
-    for (lane, (&n, o)) in new_rest.iter().zip(&mut old[done..]).enumerate() {
-        add(lane, n, o);
-    }
-    (distance, square)
+/// vectorizes: Σ(new − old)² when `MEASURE`, Σ new² (block by block as
+/// [`TensorStats::of_array`] sums, so the same bits) and `old` := `new` when `COPY`. Sums run
+/// in the parameter's type within blocks of [`BLOCK`] entries and in `f64` across blocks.
+fn lanes<F: Float, const MEASURE: bool, const COPY: bool>(new: &[F], old: &mut [F]) -> (f64, f64) {
+    vectorized(
+        #[inline(always)]
+        || {
+            let (mut distance, mut square) = (0.0f64, 0.0f64);
+            for (new, old) in new.chunks(BLOCK).zip(old.chunks_mut(BLOCK)) {
+                if MEASURE {
+                    let mut lanes = [F::zero(); LANES];
+                    let (new_chunks, old_chunks) = (new.chunks_exact(LANES), old.chunks_exact(LANES));
+                    let (new_rest, old_rest) = (new_chunks.remainder(), old_chunks.remainder());
+                    for (n, o) in new_chunks.zip(old_chunks) {
+                        for lane in 0..LANES {
+                            let d = n[lane] - o[lane];
+                            lanes[lane] += d * d;
+                        }
+                    }
+                    for (lane, (&n, &o)) in new_rest.iter().zip(old_rest).enumerate() {
+                        lanes[lane] += (n - o) * (n - o);
+                    }
+                    distance += lanes.iter().fold(F::zero(), |a, &b| a + b).as_f64();
+                }
+                if COPY {
+                    square += block_sums(new).1.as_f64();
+                    old.copy_from_slice(new);
+                }
+            }
+            (distance, square)
+        },
+    )
 }
 
 impl<F: Float> Hook<F> for Recorder {

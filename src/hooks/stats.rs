@@ -9,12 +9,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::Float;
 use crate::activation::{Activation, ActivationFamily};
+use crate::vectorize::vectorized;
 
 /// L2 norm, mean, standard deviation and largest magnitude of a tensor.
 ///
 /// `std` is the *population* standard deviation (`torch.std(x, correction=0)`,
 /// `numpy.std(x)`): √(mean(x²) − mean(x)²). All statistics ignore non-finite entries, which are
 /// counted in `non_finite_count`; a tensor with no finite entry has all statistics 0.
+///
+/// Precision: the sums run in the tensor's own type within blocks of 1024 entries (so that an
+/// `f32` gradient is read at full SIMD width, without conversions) and in `f64` across blocks.
+/// For `f32` tensors the norm and std carry a relative error near 10⁻⁷ and the mean an error
+/// below 4·10⁻⁶ of mean(|x|); `f64` tensors are summed in `f64` throughout.
 ///
 /// ```
 /// use gradflow::hooks::TensorStats;
@@ -66,66 +72,109 @@ impl Sums {
     }
 }
 
-/// Independent accumulators of the fast pass: entry `i` goes to lane `i % LANES`, which breaks
-/// the add-latency chain and lets the compiler vectorize; lanes are combined in a fixed order,
-/// so slices and iterators give bit-identical results.
+/// Independent accumulators of the fast passes: entry `i` of a chunk goes to lane
+/// `i % LANES`, which breaks the add-latency chain and lets the compiler vectorize; lanes are
+/// combined in a fixed order.
 pub(crate) const LANES: usize = 8;
 
-#[derive(Debug, Clone, Copy, Default)]
-struct Lanes {
-    sum: [f64; LANES],
-    sum_sq: [f64; LANES],
-    max_abs: [f64; LANES],
-}
+/// Lanes of the statistics pass, which accumulates in the tensor's own type (16 `f32`s fill an
+/// AVX-512 register twice over, without conversions).
+const STAT_LANES: usize = 16;
 
-impl Lanes {
-    fn of_slice<F: Float>(values: &[F]) -> Self {
-        let (mut sum, mut sum_sq, mut max_abs) = ([0.0; LANES], [0.0; LANES], [F::zero(); LANES]);
-        let mut add = |lane: usize, x: F| {
+/// The statistics pass sums blocks of this many entries in the tensor's type, and the blocks'
+/// sums in `f64`: each lane of a block adds 64 entries, so an `f32` sum keeps a relative error
+/// near 64 · 2⁻²⁴ ≈ 4·10⁻⁶ of Σ|x| (checked against `f64` by a test below).
+pub(crate) const BLOCK: usize = 64 * STAT_LANES;
+
+/// Σx, Σx², max|x| of one block (at most [`BLOCK`] entries), in the tensor's type.
+#[inline(always)]
+pub(crate) fn block_sums<F: Float>(values: &[F]) -> (F, F, F) {
+    let (mut sum, mut sum_sq, mut max_abs) =
+        ([F::zero(); STAT_LANES], [F::zero(); STAT_LANES], [F::zero(); STAT_LANES]);
+    let chunks = values.chunks_exact(STAT_LANES);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for lane in 0..STAT_LANES {
+            let x = chunk[lane];
             // A plain comparison (not `max`, which handles NaN) keeps this one instruction; NaN
             // entries are dealt with by the careful pass.
             let a = x.abs();
             max_abs[lane] = if a > max_abs[lane] { a } else { max_abs[lane] };
-            let x = x.as_f64();
             sum[lane] += x;
             sum_sq[lane] += x * x;
-        };
-        let chunks = values.chunks_exact(LANES);
-        let rest = chunks.remainder();
-        for chunk in chunks {
-            for (lane, &x) in chunk.iter().enumerate() {
-                add(lane, x);
+        }
+    }
+    for (lane, &x) in rest.iter().enumerate() {
+        let a = x.abs();
+        max_abs[lane] = if a > max_abs[lane] { a } else { max_abs[lane] };
+        sum[lane] += x;
+        sum_sq[lane] += x * x;
+    }
+    let total = |v: [F; STAT_LANES]| v.iter().fold(F::zero(), |a, &b| a + b);
+    (total(sum), total(sum_sq), max_abs.iter().fold(F::zero(), |a, &b| if b > a { b } else { a }))
+}
+
+/// The fast pass's running totals over blocks.
+#[derive(Debug, Clone, Copy, Default)]
+struct Totals {
+    sum: f64,
+    sum_sq: f64,
+    max_abs: f64,
+    count: u64,
+}
+
+impl Totals {
+    #[inline(always)]
+    fn add_block<F: Float>(&mut self, block: &[F]) {
+        let (sum, sum_sq, max_abs) = block_sums(block);
+        self.sum += sum.as_f64();
+        self.sum_sq += sum_sq.as_f64();
+        self.max_abs = self.max_abs.max(max_abs.as_f64());
+        self.count += block.len() as u64;
+    }
+
+    /// Over a slice, compiled for the widest SIMD instructions of the CPU.
+    fn of_slice<F: Float>(values: &[F]) -> Self {
+        vectorized(
+            #[inline(always)]
+            || {
+                let mut totals = Totals::default();
+                for block in values.chunks(BLOCK) {
+                    totals.add_block(block);
+                }
+                totals
+            },
+        )
+    }
+
+    /// Over an iterator, in the same blocks as [`Totals::of_slice`] (so the same result).
+    fn of_iter<F: Float>(values: impl Iterator<Item = F>) -> Self {
+        let mut totals = Totals::default();
+        let mut block = [F::zero(); BLOCK];
+        let mut filled = 0;
+        for x in values {
+            block[filled] = x;
+            filled += 1;
+            if filled == BLOCK {
+                totals.add_block(&block);
+                filled = 0;
             }
         }
-        for (lane, &x) in rest.iter().enumerate() {
-            add(lane, x);
+        if filled > 0 {
+            totals.add_block(&block[..filled]);
         }
-        Lanes { sum, sum_sq, max_abs: max_abs.map(F::as_f64) }
+        totals
     }
 
-    fn of_iter<F: Float>(values: impl Iterator<Item = F>) -> (Self, u64) {
-        let mut lanes = Lanes::default();
-        let mut count = 0;
-        for x in values {
-            let (lane, x) = (count as usize % LANES, x.as_f64());
-            lanes.sum[lane] += x;
-            lanes.sum_sq[lane] += x * x;
-            lanes.max_abs[lane] = lanes.max_abs[lane].max(x.abs());
-            count += 1;
-        }
-        (lanes, count)
-    }
-
-    /// The combined sums, or `None` when an entry was NaN or infinite or the squares overflowed.
-    fn finish(&self, count: u64) -> Option<Sums> {
-        let sum_sq: f64 = self.sum_sq.iter().sum();
-        let sum: f64 = self.sum.iter().sum();
-        (sum_sq.is_finite() && sum.is_finite()).then(|| Sums {
-            count,
-            finite: count,
-            sum,
-            sum_sq,
-            max_abs: self.max_abs.iter().fold(0.0, |a, &b| a.max(b)),
+    /// The sums, or `None` when an entry was NaN or infinite or a square overflowed (in the
+    /// tensor's type: the careful pass then works in `f64`).
+    fn finish(&self) -> Option<Sums> {
+        (self.sum_sq.is_finite() && self.sum.is_finite()).then_some(Sums {
+            count: self.count,
+            finite: self.count,
+            sum: self.sum,
+            sum_sq: self.sum_sq,
+            max_abs: self.max_abs,
         })
     }
 }
@@ -143,8 +192,7 @@ impl TensorStats {
         I::IntoIter: Clone,
     {
         let iter = values.into_iter();
-        let (lanes, count) = Lanes::of_iter(iter.clone());
-        match lanes.finish(count) {
+        match Totals::of_iter(iter.clone()).finish() {
             Some(sums) => Self::from_sums(sums, 1.0),
             None => Self::careful(iter),
         }
@@ -154,7 +202,7 @@ impl TensorStats {
     /// contiguous arrays (same result).
     pub fn of_array<F: Float, D: ndarray::Dimension>(values: &ndarray::ArrayView<'_, F, D>) -> Self {
         let Some(slice) = values.as_slice() else { return Self::of(values.iter().copied()) };
-        match Lanes::of_slice(slice).finish(slice.len() as u64) {
+        match Totals::of_slice(slice).finish() {
             Some(sums) => Self::from_sums(sums, 1.0),
             None => Self::careful(slice.iter().copied()),
         }
@@ -326,6 +374,14 @@ const DERIVATIVE_LANES: usize = 8;
 
 /// Σ|d| and the number of entries with |d| < `bound`.
 fn sum_and_count_below<F: Float>(d: &[F], bound: F) -> (F, usize) {
+    vectorized(
+        #[inline(always)]
+        || sum_and_count_below_kernel(d, bound),
+    )
+}
+
+#[inline(always)]
+fn sum_and_count_below_kernel<F: Float>(d: &[F], bound: F) -> (F, usize) {
     let (mut sum, mut below) = ([F::zero(); DERIVATIVE_LANES], [0u32; DERIVATIVE_LANES]);
     let chunks = d.chunks_exact(DERIVATIVE_LANES);
     let rest = chunks.remainder();
@@ -345,12 +401,17 @@ fn sum_and_count_below<F: Float>(d: &[F], bound: F) -> (F, usize) {
 
 /// Σ|d|, marking `alive[j]` for every non-zero `d[j]`.
 fn sum_and_mark_alive<F: Float>(d: &[F], alive: &mut [bool]) -> (F, usize) {
-    let mut sum = [F::zero(); DERIVATIVE_LANES];
-    for (j, (&x, alive)) in d.iter().zip(alive).enumerate() {
-        sum[j % DERIVATIVE_LANES] += x.abs();
-        *alive |= x != F::zero();
-    }
-    (sum.iter().fold(F::zero(), |a, &b| a + b), 0)
+    vectorized(
+        #[inline(always)]
+        || {
+            let mut sum = [F::zero(); DERIVATIVE_LANES];
+            for (j, (&x, alive)) in d.iter().zip(alive).enumerate() {
+                sum[j % DERIVATIVE_LANES] += x.abs();
+                *alive |= x != F::zero();
+            }
+            (sum.iter().fold(F::zero(), |a, &b| a + b), 0)
+        },
+    )
 }
 
 #[cfg(test)]
@@ -398,7 +459,26 @@ mod tests {
         let s = TensorStats::of_array(&b.view());
         assert_eq!((s.non_finite_count, s.count), (1, 35));
         let finite: Vec<f32> = b.iter().copied().filter(|x| x.is_finite()).collect();
-        assert!((s.l2_norm - TensorStats::of(finite).l2_norm).abs() < 1e-12);
+        // The careful pass (taken because of the NaN) sums in f64, the fast one in f32 blocks.
+        assert!((s.l2_norm - TensorStats::of(finite).l2_norm).abs() < 1e-6 * s.l2_norm);
+    }
+
+    #[test]
+    fn f32_statistics_summed_in_blocks_agree_with_f64_sums() {
+        // 100 000 entries of mixed sign and scale: the f32 block sums must stay within the
+        // documented error of exact f64 sums.
+        let values: Vec<f32> =
+            (0..100_000).map(|i| ((i as f32) * 0.618).sin() * (1.0 + (i % 7) as f32) + 0.01).collect();
+        let s = TensorStats::of_array(&ndarray::ArrayView1::from(&values[..]));
+        let n = values.len() as f64;
+        let sum: f64 = values.iter().map(|&v| v as f64).sum();
+        let sum_sq: f64 = values.iter().map(|&v| (v as f64).powi(2)).sum();
+        let abs_sum: f64 = values.iter().map(|&v| (v as f64).abs()).sum();
+        assert!((s.l2_norm - sum_sq.sqrt()).abs() < 1e-6 * sum_sq.sqrt(), "{}", s.l2_norm);
+        assert!((s.mean - sum / n).abs() < 4e-6 * abs_sum / n, "{} vs {}", s.mean, sum / n);
+        let std = (sum_sq / n - (sum / n).powi(2)).sqrt();
+        assert!((s.std - std).abs() < 1e-6 * std, "{} vs {std}", s.std);
+        assert_eq!(s.max_abs, values.iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64);
     }
 
     #[test]
