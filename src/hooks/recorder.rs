@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::recording::{ActivationInfo, LayerRecord, LayerStepRecord, ParamStats, Recording};
 // The same accumulators as `TensorStats::of_array`, whose sum of squares `compare_and_copy`
 // reproduces bit for bit.
-use super::stats::{ActivationStats, BLOCK, LANES, TensorStats, block_sums};
+use super::stats::{ActivationStats, BLOCK, STAT_LANES, TensorStats, block_sum_sq};
 use super::{BackwardEvent, Event, ForwardEvent, Hook};
 use crate::layer::Layer;
 use crate::vectorize::vectorized;
@@ -138,6 +138,9 @@ pub struct Recorder {
     config: RecorderConfig,
     recording: Recording,
     index: HashMap<String, usize>,
+    /// The layer of the previous event: events come in the same order at every step, so the
+    /// next one is usually a neighbour of it in the recording (checked before hashing).
+    last_index: usize,
     /// Parallel to `recording.layers`.
     snapshots: Vec<Snapshot>,
     /// Per-unit flags for the dead-unit count.
@@ -207,7 +210,13 @@ impl Recorder {
 
     /// The index of the layer at `path`, registering it on first sight.
     fn layer_index<F: Float>(&mut self, path: &str, layer: &dyn Layer<F>) -> usize {
-        if let Some(&i) = self.index.get(path) {
+        let layers = &self.recording.layers;
+        let last = self.last_index;
+        let guess = [last + 1, last.wrapping_sub(1), last, 0]
+            .into_iter()
+            .find(|&i| layers.get(i).is_some_and(|l| l.path == path));
+        if let Some(i) = guess.or_else(|| self.index.get(path).copied()) {
+            self.last_index = i;
             return i;
         }
         if self.recording.float.is_empty() {
@@ -232,6 +241,7 @@ impl Recorder {
         });
         self.snapshots.push(Snapshot::default());
         self.index.insert(path.to_string(), i);
+        self.last_index = i;
         i
     }
 
@@ -386,11 +396,12 @@ fn lanes<F: Float, const MEASURE: bool, const COPY: bool>(new: &[F], old: &mut [
             let (mut distance, mut square) = (0.0f64, 0.0f64);
             for (new, old) in new.chunks(BLOCK).zip(old.chunks_mut(BLOCK)) {
                 if MEASURE {
-                    let mut lanes = [F::zero(); LANES];
-                    let (new_chunks, old_chunks) = (new.chunks_exact(LANES), old.chunks_exact(LANES));
+                    let mut lanes = [F::zero(); STAT_LANES];
+                    let (new_chunks, old_chunks) =
+                        (new.chunks_exact(STAT_LANES), old.chunks_exact(STAT_LANES));
                     let (new_rest, old_rest) = (new_chunks.remainder(), old_chunks.remainder());
                     for (n, o) in new_chunks.zip(old_chunks) {
-                        for lane in 0..LANES {
+                        for lane in 0..STAT_LANES {
                             let d = n[lane] - o[lane];
                             lanes[lane] += d * d;
                         }
@@ -401,7 +412,7 @@ fn lanes<F: Float, const MEASURE: bool, const COPY: bool>(new: &[F], old: &mut [
                     distance += lanes.iter().fold(F::zero(), |a, &b| a + b).as_f64();
                 }
                 if COPY {
-                    square += block_sums(new).1.as_f64();
+                    square += block_sum_sq(new).as_f64();
                     old.copy_from_slice(new);
                 }
             }

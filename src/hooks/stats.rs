@@ -72,14 +72,11 @@ impl Sums {
     }
 }
 
-/// Independent accumulators of the fast passes: entry `i` of a chunk goes to lane
-/// `i % LANES`, which breaks the add-latency chain and lets the compiler vectorize; lanes are
-/// combined in a fixed order.
-pub(crate) const LANES: usize = 8;
-
-/// Lanes of the statistics pass, which accumulates in the tensor's own type (16 `f32`s fill an
-/// AVX-512 register twice over, without conversions).
-const STAT_LANES: usize = 16;
+/// Lanes of the statistics pass: entry `i` of a chunk goes to lane `i % STAT_LANES`, which
+/// breaks the add-latency chain and lets the compiler vectorize; lanes are combined in a fixed
+/// order. The pass accumulates in the tensor's own type (16 `f32`s fill an AVX-512 register,
+/// without conversions).
+pub(crate) const STAT_LANES: usize = 16;
 
 /// The statistics pass sums blocks of this many entries in the tensor's type, and the blocks'
 /// sums in `f64`: each lane of a block adds 64 entries, so an `f32` sum keeps a relative error
@@ -112,6 +109,23 @@ pub(crate) fn block_sums<F: Float>(values: &[F]) -> (F, F, F) {
     }
     let total = |v: [F; STAT_LANES]| v.iter().fold(F::zero(), |a, &b| a + b);
     (total(sum), total(sum_sq), max_abs.iter().fold(F::zero(), |a, &b| if b > a { b } else { a }))
+}
+
+/// Σx² of one block, summed exactly as [`block_sums`] sums it (the same bits).
+#[inline(always)]
+pub(crate) fn block_sum_sq<F: Float>(values: &[F]) -> F {
+    let mut sum_sq = [F::zero(); STAT_LANES];
+    let chunks = values.chunks_exact(STAT_LANES);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for lane in 0..STAT_LANES {
+            sum_sq[lane] += chunk[lane] * chunk[lane];
+        }
+    }
+    for (lane, &x) in rest.iter().enumerate() {
+        sum_sq[lane] += x * x;
+    }
+    sum_sq.iter().fold(F::zero(), |a, &b| a + b)
 }
 
 /// The fast pass's running totals over blocks.
@@ -331,26 +345,35 @@ impl ActivationStats {
         scratch.clear();
         scratch.resize(output.ncols(), false);
         // The derivatives come from `backward_slice` with a gradient of ones (one call per chunk
-        // instead of one per entry), into a buffer on the stack.
-        const CHUNK: usize = 256;
+        // instead of one per entry), into a buffer on the stack. Rectifiers mark alive units by
+        // column, so they go row by row; the others take the whole tensor in long chunks.
+        const CHUNK: usize = 1024;
         let ones = [F::one(); CHUNK];
         let mut derivative = [F::zero(); CHUNK];
         let (x, y) = (input.as_standard_layout(), output.as_standard_layout());
         let (mut sum, mut saturated) = (0.0, 0usize);
-        for (x_row, y_row) in x.rows().into_iter().zip(y.rows()) {
-            let (x_row, y_row) =
-                (x_row.to_slice().expect("standard layout"), y_row.to_slice().expect("standard layout"));
-            for start in (0..x_row.len()).step_by(CHUNK) {
-                let end = (start + CHUNK).min(x_row.len());
-                let d = &mut derivative[..end - start];
-                act.backward_slice(&x_row[start..end], &y_row[start..end], &ones[..end - start], d);
-                let (chunk_sum, chunk_saturated) = match family {
-                    ActivationFamily::Saturating => sum_and_count_below(d, bound),
-                    ActivationFamily::Rectifier => sum_and_mark_alive(d, &mut scratch[start..end]),
-                    ActivationFamily::Linear => sum_and_count_below(d, F::zero()),
-                };
-                sum += chunk_sum.as_f64();
-                saturated += chunk_saturated;
+        let mut chunk_stats = |x: &[F], y: &[F], alive: Option<&mut [bool]>| {
+            let d = &mut derivative[..x.len()];
+            act.backward_slice(x, y, &ones[..x.len()], d);
+            let (chunk_sum, chunk_saturated) = match (family, alive) {
+                (ActivationFamily::Rectifier, Some(alive)) => sum_and_mark_alive(d, alive),
+                (ActivationFamily::Saturating, _) => sum_and_count_below(d, bound),
+                _ => sum_and_count_below(d, F::zero()),
+            };
+            sum += chunk_sum.as_f64();
+            saturated += chunk_saturated;
+        };
+        let (x_all, y_all) = (x.as_slice().expect("standard layout"), y.as_slice().expect("standard layout"));
+        if family == ActivationFamily::Rectifier {
+            for (x_row, y_row) in x_all.chunks_exact(output.ncols()).zip(y_all.chunks_exact(output.ncols())) {
+                for start in (0..x_row.len()).step_by(CHUNK) {
+                    let end = (start + CHUNK).min(x_row.len());
+                    chunk_stats(&x_row[start..end], &y_row[start..end], Some(&mut scratch[start..end]));
+                }
+            }
+        } else {
+            for (x, y) in x_all.chunks(CHUNK).zip(y_all.chunks(CHUNK)) {
+                chunk_stats(x, y, None);
             }
         }
         let mean = sum / output.len() as f64;
