@@ -107,8 +107,11 @@ impl RecorderConfig {
 ///
 /// In steady state it allocates only the small record it pushes per layer and step: its
 /// snapshot and scratch buffers are reused. Cost per training step, measured on a 32-layer
-/// tanh MLP (width 128, batch 64, f32, release build, thread CPU time on a shared machine):
-/// about +7% with [`RecorderConfig::gradients`] and about +22% with [`RecorderConfig::all`].
+/// tanh MLP (width 128, batch 64, f32, release build, a 2.3–3 ms step;
+/// `GRADFLOW_BENCH_INTERLEAVED=300 cargo bench --bench hooks`): +5–7% with
+/// [`RecorderConfig::gradients`] and +26–31% with [`RecorderConfig::all`], most of which is
+/// the copy of every parameter that the update-to-weight ratios need (use
+/// [`RecorderConfig::every_n_steps`] to record less often).
 ///
 /// ```
 /// use gradflow::{Network, Sequential, Mode};
