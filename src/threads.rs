@@ -80,9 +80,12 @@ pub(crate) fn busy<R>(f: impl FnOnce() -> R) -> R {
 /// keeps taking work with [`rayon::yield_now`] (handing the core to the OS between polls) until
 /// `f` returns. Results do not depend on it: only which thread runs a piece changes.
 ///
-/// A thread that comes upon a polling job while it is itself inside work the region waits for
-/// (the region's own thread, or one running a piece) skips it: it could not come back to its
-/// own work before the region ends, which would never happen.
+/// The region's thread pushes one polling job per other thread before `f` starts, so that they
+/// are the oldest jobs in its queue: rayon's thieves take the oldest first, so every polling job
+/// is taken before any piece of `f`, by a thread that is not inside the region's work. A thread
+/// that comes upon a polling job while it is itself inside work the region waits for (the
+/// region's own thread popping a leftover one when `f` is done, or one running a piece) skips
+/// it: it could not come back to its own work before the region ends.
 ///
 /// With one thread, `f` simply runs. Called from outside rayon's pool, `f` is handed to a pool
 /// thread (see [`init_thread_pool`] to avoid that).
@@ -92,24 +95,22 @@ pub(crate) fn parallel_region<R: Send>(f: impl FnOnce() -> R + Send) -> R {
         return f();
     }
     let done = AtomicBool::new(false);
-    let (result, ()) = rayon::join(
-        || {
-            let result = busy(f);
-            done.store(true, Ordering::Release);
-            result
-        },
-        || poll_until(&done, helpers),
-    );
-    result
+    with_pollers(helpers, &done, f)
 }
 
-/// The job of `count` helper threads of a parallel region: take work until `done`.
-fn poll_until(done: &AtomicBool, count: usize) {
-    if BUSY.with(|b| b.get()) > 0 {
-        return;
+/// Pushes `count` polling jobs (one per join, all on this thread's queue), then runs `f`.
+fn with_pollers<R: Send, G: FnOnce() -> R + Send>(count: usize, done: &AtomicBool, f: G) -> R {
+    if count == 0 {
+        let result = busy(f);
+        done.store(true, Ordering::Release);
+        return result;
     }
-    if count > 1 {
-        rayon::join(|| poll_until(done, 1), || poll_until(done, count - 1));
+    rayon::join(|| with_pollers(count - 1, done, f), || poll_until(done)).0
+}
+
+/// A helper thread's job in a parallel region: take work until `done`.
+fn poll_until(done: &AtomicBool) {
+    if BUSY.with(|b| b.get()) > 0 {
         return;
     }
     busy(|| {

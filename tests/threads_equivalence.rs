@@ -87,3 +87,69 @@ fn matrix_products_split_across_threads_agree_with_one_thread() {
         }
     }
 }
+
+/// Five SGD steps of a residual MLP whose products (128 × 256 × 256) are split, so that the
+/// network runs its passes as parallel regions from the second pass on; a hook that uses rayon
+/// itself runs inside them. Returns the losses and the final weights.
+fn training_run(threads: usize) -> (Vec<f32>, Vec<ArrayD<f32>>) {
+    use gradflow::Network;
+    use gradflow::activation::Relu;
+    use gradflow::hooks::Event;
+    use gradflow::loss::{CrossEntropy, Loss, Targets};
+    use gradflow::optim::{Optimizer, SgdConfig};
+    use rayon::prelude::*;
+    in_pool(threads, || {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let model = Sequential::<f32>::builder(64)
+            .linear(256)
+            .residual(|b| b.linear(256).batch_norm().activation(Relu).linear(256))
+            .residual(|b| b.linear(256).batch_norm().activation(Relu).linear(256))
+            .linear(10)
+            .build(&mut rng)
+            .unwrap();
+        let mut net = Network::new(model);
+        let mut seen = 0.0f64;
+        let handle = net.attach_hook(move |event: &mut Event<'_, f32>| {
+            if let Event::Backward(e) = event {
+                // rayon work inside a hook, inside a parallel region.
+                seen += e.grad_output.as_slice().unwrap().par_iter().map(|&v| v as f64).sum::<f64>();
+            }
+        });
+        let x = Array2::from_shape_fn((128, 64), |(i, j)| ((i * 7 + j * 5) % 13) as f32 / 6.5 - 1.0);
+        let classes: Vec<usize> = (0..128).map(|i| i % 10).collect();
+        let mut sgd = SgdConfig::new(0.05).build::<f32>().unwrap();
+        let mut grad = Array2::zeros((0, 0));
+        let mut losses = Vec::new();
+        for _ in 0..5 {
+            net.zero_grad();
+            let out = net.forward(x.view(), Mode::Train).unwrap();
+            losses.push(CrossEntropy::default().compute(out, Targets::Classes(&classes), &mut grad).unwrap());
+            net.backward(grad.view()).unwrap();
+            sgd.step(net.model_mut()).unwrap();
+        }
+        net.detach_hook(handle);
+        let mut weights = Vec::new();
+        net.visit_parameters(&mut |p| weights.push(p.value.to_owned()));
+        (losses, weights)
+    })
+}
+
+#[test]
+fn training_in_parallel_regions_matches_one_thread_and_hooks_may_use_rayon() {
+    let (losses, weights) = training_run(1);
+    assert!(losses[4] < losses[0], "{losses:?}");
+    for threads in [2, 3] {
+        let (many_losses, many_weights) = training_run(threads);
+        for (a, b) in losses.iter().zip(&many_losses) {
+            assert!(
+                (a - b).abs() <= 1e-4 * a.abs(),
+                "{threads} threads: losses {losses:?} vs {many_losses:?}"
+            );
+        }
+        for (a, b) in weights.iter().zip(&many_weights) {
+            let scale = a.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let diff = a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(diff <= 1e-4 * scale, "{threads} threads: weights differ by {diff:e} (scale {scale:e})");
+        }
+    }
+}
