@@ -33,6 +33,23 @@ pub(crate) fn zip_chunks<A: Send, B: Sync>(a: &mut [A], b: &[B], kernel: impl Fn
     a.par_chunks_mut(chunk).zip(b.par_chunks(chunk)).for_each(|(a, b)| kernel(a, b));
 }
 
+/// `sums[j] += Σᵢ matrix[i, j]` for a row-major `matrix` with `sums.len()` columns (a bias
+/// gradient from the gradients of a batch), vectorized.
+pub(crate) fn add_column_sums<F: crate::Float>(sums: &mut [F], matrix: &[F]) {
+    let width = sums.len();
+    if width == 0 {
+        return;
+    }
+    vectorized(
+        #[inline(always)]
+        || {
+            for row in matrix.chunks_exact(width) {
+                sums.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
+            }
+        },
+    )
+}
+
 /// Sets every value to zero; long slices are cut into one chunk per thread, like
 /// [`zip_chunks`] (a memory-bound loop that one core cannot saturate the memory bus with).
 pub(crate) fn fill_zero<F: crate::Float>(values: &mut [F]) {

@@ -10,7 +10,6 @@ use crate::init::{Fans, Initializer, LinearDefault, sample_as};
 use crate::layer::{Layer, Mode, check_input_features, check_shape, ensure_shape};
 use crate::linalg::gemm;
 use crate::param::{Param, ParamView, ParamViewMut};
-use crate::vectorize::vectorized;
 use crate::{Error, Float, Result};
 
 /// A fully connected layer: `y = x Wᵀ + b` with `weight` of shape `(out, in)` and `bias` of
@@ -279,18 +278,8 @@ fn copy_into_rows<F: Float>(row: &Array1<F>, m: &mut Array2<F>) {
 
 /// `sums[j] += Σᵢ m[i, j]`, row by row (a vectorized loop when both are contiguous).
 fn add_column_sums<F: Float>(m: ArrayView2<'_, F>, sums: &mut Array1<F>) {
-    let width = sums.len();
     match (m.as_slice(), sums.as_slice_mut()) {
-        (Some(m), Some(sums)) if width > 0 => vectorized(
-            #[inline(always)]
-            || {
-                for row in m.chunks_exact(width) {
-                    for (s, &v) in sums.iter_mut().zip(row) {
-                        *s += v;
-                    }
-                }
-            },
-        ),
+        (Some(m), Some(sums)) => crate::vectorize::add_column_sums(sums, m),
         _ => {
             for row in m.axis_iter(Axis(0)) {
                 *sums += &row;

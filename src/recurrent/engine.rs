@@ -225,17 +225,10 @@ fn add_into<F: Float>(dst: &mut [F], src: &[F]) {
     )
 }
 
-/// `sums = Σ_rows grad`, for a `(rows, cols)` gradient.
-fn column_sums<F: Float>(sums: &mut [F], grad: &[F], cols: usize) {
+/// `sums = Σ_rows grad`, for a `(rows, sums.len())` gradient.
+fn column_sums<F: Float>(sums: &mut [F], grad: &[F]) {
     sums.fill(F::zero());
-    vectorized(
-        #[inline(always)]
-        || {
-            for row in grad.chunks_exact(cols) {
-                sums.iter_mut().zip(row).for_each(|(d, &s)| *d += s);
-            }
-        },
-    )
+    crate::vectorize::add_column_sums(sums, grad);
 }
 
 /// `bias.grad += sums`.
@@ -423,10 +416,10 @@ impl<F: Float> Engine<F> {
         }
         resize(&mut self.scratch.recurrent, batch * gh);
         resize(&mut self.scratch.bias, gh);
-        // With several threads, the recursion runs on one of rayon's (so that each step's
-        // split across threads is a cheap join, not a hand-over from outside the pool).
+        // Split across threads, each step is joined before the next: the recursion runs as a
+        // parallel region, in which the other threads wait for the halves awake.
         let parts = step_rows::parts_for(batch, batch * h * gh);
-        step_rows::run_in_pool(parts, || {
+        step_rows::in_region(parts, || {
             for l in 0..self.num_layers() {
                 let (below, rest) = self.caches.split_at_mut(l);
                 let cache = &mut rest[0];
@@ -443,7 +436,7 @@ impl<F: Float> Engine<F> {
                     &self.params[l],
                     cache,
                     &mut self.scratch,
-                    Step { x, in_size, t_len, batch, hidden: h },
+                    Step { x, in_size, t_len, batch, hidden: h, parts },
                     h0,
                     c0,
                 );
@@ -521,7 +514,7 @@ impl<F: Float> Engine<F> {
         let sizes =
             |l: usize| Sizes { t_len, batch, hidden: h, in_size: if l == 0 { input_size } else { h } };
         let parts = step_rows::parts_for(batch, batch * gh * h);
-        step_rows::run_in_pool(parts, || {
+        step_rows::in_region(parts, || {
             match window {
                 // Full BPTT: layer by layer from the top, each in one pass from the last step to the
                 // first, injecting every step's gradient (from the caller, or from the layer above).
@@ -543,6 +536,7 @@ impl<F: Float> Engine<F> {
                             window,
                             None,
                             false,
+                            parts,
                         );
                         self.finish_layer(l, batch, l > 0 || input_grad);
                     }
@@ -586,6 +580,7 @@ impl<F: Float> Engine<F> {
                                 window,
                                 below,
                                 true,
+                                parts,
                             );
                             std::mem::swap(&mut self.window_in, &mut self.window_out);
                         }
@@ -742,6 +737,8 @@ struct Step<'a, F> {
     t_len: usize,
     batch: usize,
     hidden: usize,
+    /// Row groups each step is split into across threads ([`step_rows::parts_for`]).
+    parts: usize,
 }
 
 fn forward_layer<F: Float>(
@@ -753,7 +750,7 @@ fn forward_layer<F: Float>(
     h0: Option<ArrayView2<'_, F>>,
     c0: Option<ArrayView2<'_, F>>,
 ) {
-    let Step { x, in_size, t_len, batch, hidden: h } = step;
+    let Step { x, in_size, t_len, batch, hidden: h, parts } = step;
     let (gh, bh, rows) = (cell.gates() * h, batch * h, t_len * batch);
     // Input projection of all steps at once: X W_ihᵀ + b_ih (+ b_hh, except for the GRU, whose
     // reset gate multiplies the recurrent part including its bias).
@@ -807,7 +804,6 @@ fn forward_layer<F: Float>(
         _ => None,
     };
     let (lstm, gru) = (cell == CellKind::Lstm, cell == CellKind::Gru);
-    let parts = step_rows::parts_for(batch, batch * h * gh);
     for t in 0..t_len {
         let (before, after) = c.hidden.split_at_mut((t + 1) * bh);
         let (c_before, c_after) = c.cell.split_at_mut(if lstm { (t + 1) * bh } else { 0 });
@@ -888,14 +884,14 @@ fn finish_layer<F: Float>(
     gemm(F::one(), view(grad_rec, rows, gh), true, h_prev, false, F::one(), p.weight_hh.grad.view_mut());
     let sums = &mut sums[..gh];
     if let Some(b) = &mut p.bias_ih {
-        column_sums(sums, &c.grad_pre, gh);
+        column_sums(sums, &c.grad_pre);
         add_to_grad(b, sums);
     }
     if let Some(b) = &mut p.bias_hh {
         // Both biases enter the same pre-activations except in the GRU, whose b_hn sits inside
         // the reset gate's product.
         if cell == CellKind::Gru || p.bias_ih.is_none() {
-            column_sums(sums, grad_rec, gh);
+            column_sums(sums, grad_rec);
         }
         add_to_grad(b, sums);
     }
@@ -924,6 +920,7 @@ fn backprop_window<F: Float>(
     window: Window,
     mut window_dx: Option<&mut [F]>,
     accumulate: bool,
+    parts: usize,
 ) {
     let Sizes { t_len, batch, hidden: h, in_size } = sizes;
     let Window { end, start } = window;
@@ -939,7 +936,6 @@ fn backprop_window<F: Float>(
         }
     }
     let w_hh = p.weight_hh.value.view();
-    let parts = step_rows::parts_for(batch, batch * h * gh);
     for t in (start..=end).rev() {
         if injection.every_step || t == end {
             let k = t - injection.first_step;

@@ -26,7 +26,7 @@ const MIN_ROWS_PER_PART: usize = 8;
 /// Into how many row groups a step of `batch` rows with `work` multiply-adds is split: one
 /// unless rayon's pool has several threads and the step is large enough; at most one group
 /// per thread and [`MIN_ROWS_PER_PART`] rows per group. The engine runs a split recursion as a
-/// parallel region ([`run_in_pool`]), so that each step's join is cheap.
+/// parallel region ([`in_region`]), so that each step's join is cheap.
 pub(super) fn parts_for(batch: usize, work: usize) -> usize {
     let threads = rayon::current_num_threads();
     if threads < 2 || work < PARALLEL_MIN_STEP_WORK {
@@ -37,7 +37,7 @@ pub(super) fn parts_for(batch: usize, work: usize) -> usize {
 
 /// Runs `f` (a whole recursion) as a [`crate::threads::parallel_region`] when its steps are
 /// split (`parts > 1`), so that the other threads stay ready for the halves of every step.
-pub(super) fn run_in_pool<R: Send>(parts: usize, f: impl FnOnce() -> R + Send) -> R {
+pub(super) fn in_region<R: Send>(parts: usize, f: impl FnOnce() -> R + Send) -> R {
     if parts > 1 { crate::threads::parallel_region(f) } else { f() }
 }
 
