@@ -380,9 +380,9 @@ fn compare_and_copy<F: Float>(
         old.resize(new.len(), F::zero());
     }
     let (distance, square) = match (measure, copy) {
-        (true, true) => lanes::<F, true, true>(new, old),
-        (true, false) => lanes::<F, true, false>(new, old),
-        (false, true) => lanes::<F, false, true>(new, old),
+        (true, true) => distance_and_copy::<F, true, true>(new, old),
+        (true, false) => distance_and_copy::<F, true, false>(new, old),
+        (false, true) => distance_and_copy::<F, false, true>(new, old),
         (false, false) => return (None, None),
     };
     (measure.then_some(distance), copy.then_some(square))
@@ -392,7 +392,10 @@ fn compare_and_copy<F: Float>(
 /// vectorizes: Σ(new − old)² when `MEASURE`, Σ new² (block by block as
 /// [`TensorStats::of_array`] sums, so the same bits) and `old` := `new` when `COPY`. Sums run
 /// in the parameter's type within blocks of [`BLOCK`] entries and in `f64` across blocks.
-fn lanes<F: Float, const MEASURE: bool, const COPY: bool>(new: &[F], old: &mut [F]) -> (f64, f64) {
+fn distance_and_copy<F: Float, const MEASURE: bool, const COPY: bool>(
+    new: &[F],
+    old: &mut [F],
+) -> (f64, f64) {
     vectorized(
         #[inline(always)]
         || {
