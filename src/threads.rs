@@ -101,9 +101,16 @@ pub(crate) fn parallel_region<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 /// Pushes `count` polling jobs (one per join, all on this thread's queue), then runs `f`.
 fn with_pollers<R: Send, G: FnOnce() -> R + Send>(count: usize, done: &AtomicBool, f: G) -> R {
     if count == 0 {
-        let result = busy(f);
-        done.store(true, Ordering::Release);
-        return result;
+        /// Ends the polling even when `f` panics (the join would otherwise wait for the
+        /// pollers forever instead of passing the panic on).
+        struct Done<'a>(&'a AtomicBool);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Release);
+            }
+        }
+        let _done = Done(done);
+        return busy(f);
     }
     rayon::join(|| with_pollers(count - 1, done, f), || poll_until(done)).0
 }
@@ -160,6 +167,15 @@ pub fn init_thread_pool(threads: Option<usize>) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panic_inside_a_region_reaches_the_caller_and_the_pool_goes_on() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let caught =
+            pool.install(|| std::panic::catch_unwind(|| parallel_region(|| panic!("inside a region"))));
+        assert!(caught.is_err());
+        assert_eq!(pool.install(|| parallel_region(|| rayon::join(|| 1, || 2))), (1, 2));
+    }
 
     #[test]
     fn zero_threads_is_refused_without_touching_the_pool() {
