@@ -170,11 +170,18 @@ mod tests {
 
     #[test]
     fn a_panic_inside_a_region_reaches_the_caller_and_the_pool_goes_on() {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
-        let caught =
-            pool.install(|| std::panic::catch_unwind(|| parallel_region(|| panic!("inside a region"))));
-        assert!(caught.is_err());
-        assert_eq!(pool.install(|| parallel_region(|| rayon::join(|| 1, || 2))), (1, 2));
+        // On a thread of its own, so that a region that never ends fails the test instead of
+        // hanging it.
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+            let caught =
+                pool.install(|| std::panic::catch_unwind(|| parallel_region(|| panic!("inside a region"))));
+            let after = pool.install(|| parallel_region(|| rayon::join(|| 1, || 2)));
+            sender.send((caught.is_err(), after)).unwrap();
+        });
+        let outcome = receiver.recv_timeout(std::time::Duration::from_secs(60));
+        assert_eq!(outcome, Ok((true, (1, 2))), "the region did not end after a panic");
     }
 
     #[test]
