@@ -61,6 +61,38 @@ fn allocations_during(f: impl FnOnce()) -> usize {
     ALLOCATIONS.with(Cell::get) - before
 }
 
+/// Trains `net` towards `target` with MSE and plain SGD: three steps of warm-up, then `steps`
+/// steps during which allocations are counted. Returns the count and every step's loss.
+fn count_training_allocations(
+    net: &mut Network<f32>,
+    x: &Array2<f32>,
+    target: &Array2<f32>,
+    learning_rate: f64,
+    steps: usize,
+) -> (usize, Vec<f32>) {
+    let mse = Mse::default();
+    let mut sgd = SgdConfig::new(learning_rate).build::<f32>().unwrap();
+    let mut grad = Array2::zeros((0, 0));
+    let mut losses = Vec::with_capacity(steps + 3);
+    let mut step = |losses: &mut Vec<f32>| {
+        net.zero_grad();
+        let prediction = net.forward(x.view(), Mode::Train).unwrap();
+        let loss = mse.compute(prediction, Targets::Values(target.view()), &mut grad).unwrap();
+        net.backward(grad.view()).unwrap();
+        sgd.step(net.model_mut()).unwrap();
+        losses.push(loss);
+    };
+    for _ in 0..3 {
+        step(&mut losses);
+    }
+    let counted = allocations_during(|| {
+        for _ in 0..steps {
+            step(&mut losses);
+        }
+    });
+    (counted, losses)
+}
+
 const BATCH: usize = 64;
 const WIDTH: usize = 128;
 const LAYERS: usize = 32;
@@ -127,27 +159,8 @@ fn steady_state_w1_steps_allocate_only_inside_the_matrix_products() {
     let mut net = Network::new(model);
     let x = Array2::from_shape_fn((BATCH, WIDTH), |(i, j)| ((i * 7 + j * 3) % 11) as f32 / 5.5 - 1.0);
     let target = Array2::from_shape_fn((BATCH, WIDTH), |(i, j)| ((i + 2 * j) % 5) as f32 / 2.5 - 1.0);
-    let mse = Mse::default();
-    let mut sgd = SgdConfig::new(1e-3).build::<f32>().unwrap();
-    let mut grad = Array2::zeros((0, 0));
-    let mut losses = Vec::with_capacity(20);
-    let mut step = |losses: &mut Vec<f32>| {
-        net.zero_grad();
-        let prediction = net.forward(x.view(), Mode::Train).unwrap();
-        let loss = mse.compute(prediction, Targets::Values(target.view()), &mut grad).unwrap();
-        net.backward(grad.view()).unwrap();
-        sgd.step(net.model_mut()).unwrap();
-        losses.push(loss);
-    };
-    for _ in 0..3 {
-        step(&mut losses);
-    }
     let steps = 10;
-    let counted = allocations_during(|| {
-        for _ in 0..steps {
-            step(&mut losses);
-        }
-    });
+    let (counted, losses) = count_training_allocations(&mut net, &x, &target, 1e-3, steps);
     assert_eq!(
         counted,
         steps * per_step,
@@ -201,27 +214,8 @@ fn steady_state_w4_steps_allocate_only_inside_the_matrix_products() {
         let mut net = Network::new(model);
         let x = Array2::from_shape_fn((B, T * I), |(r, c)| ((r * 7 + c * 3) % 11) as f32 / 5.5 - 1.0);
         let target = Array2::from_shape_fn((B, 1), |(r, _)| (r % 5) as f32 / 2.5 - 1.0);
-        let mse = Mse::default();
-        let mut sgd = SgdConfig::new(1e-2).build::<f32>().unwrap();
-        let mut grad = Array2::zeros((0, 0));
-        let mut losses = Vec::with_capacity(20);
-        let mut step = |losses: &mut Vec<f32>| {
-            net.zero_grad();
-            let prediction = net.forward(x.view(), Mode::Train).unwrap();
-            let loss = mse.compute(prediction, Targets::Values(target.view()), &mut grad).unwrap();
-            net.backward(grad.view()).unwrap();
-            sgd.step(net.model_mut()).unwrap();
-            losses.push(loss);
-        };
-        for _ in 0..3 {
-            step(&mut losses);
-        }
         let steps = 10;
-        let counted = allocations_during(|| {
-            for _ in 0..steps {
-                step(&mut losses);
-            }
-        });
+        let (counted, losses) = count_training_allocations(&mut net, &x, &target, 1e-2, steps);
         (counted, steps, losses)
     });
     assert_eq!(

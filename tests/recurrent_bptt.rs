@@ -35,6 +35,11 @@ fn layers(seed: u64) -> Vec<Box<dyn Recurrent<f64>>> {
 
 /// Runs forward then backward with gradients on every output and on the final state.
 fn run(layer: &mut dyn Recurrent<f64>, x: &Array3<f64>, truncate: Option<usize>) {
+    run_with(layer, x, truncate, true);
+}
+
+/// [`run`], computing the input gradient or not.
+fn run_with(layer: &mut dyn Recurrent<f64>, x: &Array3<f64>, truncate: Option<usize>, input_grad: bool) {
     let (t_len, batch, _) = x.dim();
     let (l, h) = (layer.num_layers(), layer.hidden_size());
     layer.zero_grad();
@@ -44,7 +49,11 @@ fn run(layer: &mut dyn Recurrent<f64>, x: &Array3<f64>, truncate: Option<usize>)
         hidden: normal3((l, batch, h), 98),
         cell: layer.has_cell_state().then(|| normal3((l, batch, h), 97)),
     };
-    layer.backward_sequence(grad_out.view(), Some(&grad_final), truncate).unwrap();
+    if input_grad {
+        layer.backward_sequence(grad_out.view(), Some(&grad_final), truncate).unwrap();
+    } else {
+        layer.backward_sequence_without_input_grad(grad_out.view(), Some(&grad_final), truncate).unwrap();
+    }
 }
 
 #[test]
@@ -261,16 +270,7 @@ fn backward_without_input_grad_gives_the_same_parameter_and_state_gradients() {
             let time_norms = layer.time_step_grad_norms();
             assert!(layer.grad_input().is_some());
 
-            let (t_len, batch, _) = x.dim();
-            let (l, h) = (layer.num_layers(), layer.hidden_size());
-            layer.zero_grad();
-            layer.forward_sequence(x.view(), None, Mode::Train).unwrap();
-            let grad_final = RecurrentState {
-                hidden: normal3((l, batch, h), 98),
-                cell: layer.has_cell_state().then(|| normal3((l, batch, h), 97)),
-            };
-            let grad_out = normal3((t_len, batch, h), 99);
-            layer.backward_sequence_without_input_grad(grad_out.view(), Some(&grad_final), truncate).unwrap();
+            run_with(layer.as_mut(), &x, truncate, false);
             let what = format!("{} truncate={truncate:?}", layer.describe());
             assert_eq!(grads(layer.as_ref()), with_dx, "{what}");
             assert_eq!(layer.grad_initial_state().unwrap(), &dh0, "{what}");
