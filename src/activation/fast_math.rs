@@ -1,10 +1,12 @@
-//! Vectorizable `f32` versions of `tanh`, `exp` and the logistic sigmoid, used by the `f32`
-//! forward passes of [`Tanh`](super::Tanh) and [`Sigmoid`](super::Sigmoid).
+//! Vectorizable `f32` versions of `tanh`, `exp`, the logistic sigmoid and Φ, behind
+//! [`Float::fast_tanh`](crate::Float::fast_tanh) / [`Float::fast_sigmoid`](crate::Float::fast_sigmoid)
+//! (the f32 [`Tanh`](super::Tanh) and [`Sigmoid`](super::Sigmoid) layers, the recurrent cells)
+//! and the f32 GELU.
 //!
 //! `f32::tanh` and `f32::exp` are calls into the C library, one element at a time (about 16 ns
 //! per `tanh` on the machine the benchmarks run on). These are branch-free polynomial and
-//! rational approximations that the compiler turns into SIMD code, run through
-//! [`vectorized`] so that AVX-512 or AVX2 is used where the CPU has it. Accuracy against the
+//! rational approximations that the compiler turns into SIMD code when inlined into a loop run
+//! through [`vectorized`], so that AVX-512 or AVX2 is used where the CPU has it. Accuracy against the
 //! exact functions (checked by the tests below on a dense grid over ±1000): relative error
 //! below 5·10⁻⁷ for `tanh`, below 3·10⁻⁷ for `exp` on normal results and for the sigmoid where
 //! its value is a normal `f32` (absolute error below 1.2·10⁻³⁸ where it is not); the limits at
@@ -158,22 +160,6 @@ fn map(x: &[f32], y: &mut [f32], f: impl Fn(f32) -> f32) {
     }
 }
 
-/// `y[i] = tanh(x[i])` with the widest SIMD instructions available.
-pub(crate) fn tanh_slice(x: &[f32], y: &mut [f32]) {
-    vectorized(
-        #[inline(always)]
-        || map(x, y, tanh),
-    )
-}
-
-/// `y[i] = σ(x[i])` with the widest SIMD instructions available.
-pub(crate) fn sigmoid_slice(x: &[f32], y: &mut [f32]) {
-    vectorized(
-        #[inline(always)]
-        || map(x, y, sigmoid),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,7 +185,8 @@ mod tests {
     fn tanh_is_within_5e_7_relative_of_the_exact_value_from_minus_to_plus_1000() {
         let xs = grid();
         let mut ys = vec![0.0; xs.len()];
-        tanh_slice(&xs, &mut ys);
+        // Through the layer's vectorized path, which is what the networks run.
+        crate::Activation::<f32>::forward_slice(&super::super::Tanh, &xs, &mut ys);
         let mut worst = (0.0f64, 0.0f32);
         for (&x, &y) in xs.iter().zip(&ys) {
             assert!(y.abs() <= 1.0, "tanh({x}) = {y} is outside [−1, 1]");
@@ -244,7 +231,7 @@ mod tests {
     fn sigmoid_is_within_3e_7_relative_where_normal_and_exact_in_the_limits() {
         let xs = grid();
         let mut ys = vec![0.0; xs.len()];
-        sigmoid_slice(&xs, &mut ys);
+        crate::Activation::<f32>::forward_slice(&super::super::Sigmoid, &xs, &mut ys);
         let mut worst = (0.0f64, 0.0f32);
         for (&x, &y) in xs.iter().zip(&ys) {
             let exact = 1.0 / (1.0 + (-(x as f64)).exp());

@@ -1,6 +1,6 @@
 //! Logistic sigmoid.
 
-use super::{Activation, ActivationFamily, fast_math};
+use super::{Activation, ActivationFamily};
 use crate::Float;
 use crate::vectorize::vectorized;
 
@@ -51,15 +51,12 @@ impl<F: Float> Activation<F> for Sigmoid {
     fn derivative(&self, _x: F, y: F) -> F {
         y * (F::one() - y)
     }
+    /// [`Float::fast_sigmoid`], vectorized (with a polynomial `exp` in f32, exact in f64).
     fn forward_slice(&self, x: &[F], y: &mut [F]) {
-        if let Some(x) = F::as_f32_slice(x)
-            && let Some(y) = F::as_f32_slice_mut(y)
-        {
-            return fast_math::sigmoid_slice(x, y);
-        }
-        for (y, &x) in y.iter_mut().zip(x) {
-            *y = stable_sigmoid(x);
-        }
+        vectorized(
+            #[inline(always)]
+            || y.iter_mut().zip(x).for_each(|(y, &x)| *y = x.fast_sigmoid()),
+        )
     }
     /// `grad_x = grad_y · y(1 − y)`, vectorized.
     fn backward_slice(&self, _x: &[F], y: &[F], grad_y: &[F], grad_x: &mut [F]) {

@@ -1,6 +1,6 @@
 //! Hyperbolic tangent.
 
-use super::{Activation, ActivationFamily, fast_math};
+use super::{Activation, ActivationFamily};
 use crate::Float;
 use crate::vectorize::vectorized;
 
@@ -25,15 +25,12 @@ impl<F: Float> Activation<F> for Tanh {
     fn derivative(&self, _x: F, y: F) -> F {
         F::one() - y * y
     }
+    /// [`Float::fast_tanh`], vectorized (a rational approximation in f32, exact in f64).
     fn forward_slice(&self, x: &[F], y: &mut [F]) {
-        if let Some(x) = F::as_f32_slice(x)
-            && let Some(y) = F::as_f32_slice_mut(y)
-        {
-            return fast_math::tanh_slice(x, y);
-        }
-        for (y, &x) in y.iter_mut().zip(x) {
-            *y = x.tanh();
-        }
+        vectorized(
+            #[inline(always)]
+            || y.iter_mut().zip(x).for_each(|(y, &x)| *y = x.fast_tanh()),
+        )
     }
     /// `grad_x = grad_y · (1 − y²)`, vectorized.
     fn backward_slice(&self, _x: &[F], y: &[F], grad_y: &[F], grad_x: &mut [F]) {
