@@ -4,7 +4,8 @@
 //! counts the allocations made on the test's thread during ten steps of workloads W1 (32 ×
 //! (Linear 128→128 + tanh), batch 64, MSE, plain SGD) and W4 (LSTM 32→128 over 64 steps,
 //! batch 32, a linear readout of the last step, MSE, plain SGD) of the peer benchmarks, after
-//! warm-up. W4 runs in a one-thread rayon pool so that every product runs on the test's
+//! warm-up, and W5's shapes (64→256→256→10 ReLU, batch 32, with MSE), whose wide forward
+//! products go through a per-thread scratch buffer. W4 and W5 run in a one-thread rayon pool so that every product runs on the test's
 //! thread (split across threads, the pieces are joined on the stack, which allocates nothing,
 //! but their products would be counted on other threads).
 //!
@@ -17,7 +18,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use gradflow::activation::Tanh;
+use gradflow::activation::{Relu, Tanh};
 use gradflow::loss::{Loss, Mse, Targets};
 use gradflow::optim::{Optimizer, SgdConfig};
 use gradflow::recurrent::{Lstm, Readout, SequenceModel};
@@ -107,21 +108,35 @@ fn backend_allocations(
     rhs_strides: [isize; 2],
     read_dst: bool,
 ) -> usize {
+    backend_allocations_into(m, n, k, lhs_strides, rhs_strides, [n as isize, 1], read_dst)
+}
+
+/// [`backend_allocations`] with the (row, column) strides of `dst` given: `[1, m]` is the
+/// column-major scratch into which gradflow computes the wide forward products.
+fn backend_allocations_into(
+    m: usize,
+    n: usize,
+    k: usize,
+    lhs_strides: [isize; 2],
+    rhs_strides: [isize; 2],
+    dst_strides: [isize; 2],
+    read_dst: bool,
+) -> usize {
     let lhs = vec![0.5f32; m * k];
     let rhs = vec![0.25f32; k * n];
     let mut dst = vec![0.0f32; m * n];
     // Warm up (the crate builds a per-thread cache the first time), then count one call.
     let mut call = || {
         // SAFETY: lhs, rhs and dst hold m·k, k·n and m·n contiguous floats and the strides
-        // address exactly those ranges: row-major (k, 1) / (n, 1), or their transposes.
+        // address exactly those ranges: row-major (k, 1) / (n, 1) / (n, 1), or their transposes.
         unsafe {
             gemm::gemm(
                 m,
                 n,
                 k,
                 dst.as_mut_ptr(),
-                1,
-                n as isize,
+                dst_strides[1],
+                dst_strides[0],
                 read_dst,
                 lhs.as_ptr(),
                 lhs_strides[1],
@@ -225,6 +240,53 @@ fn steady_state_w4_steps_allocate_only_inside_the_matrix_products() {
          (projection {projection}, recurrent {recurrent} × {T} + {recurrent_back} × {T}, head \
          {head} + {head_weight_grad} + {head_input_grad}, weight gradients {weight_ih_grad} + \
          {weight_hh_grad})",
+        steps * per_step
+    );
+    assert!(losses.last().unwrap() < losses.first().unwrap(), "{losses:?}");
+}
+
+#[test]
+fn steady_state_wide_steps_allocate_only_inside_the_matrix_products() {
+    // W5's shapes (64→256→256→10 ReLU, batch 32; MSE here), whose first two forward products
+    // are four times wider than tall: gradflow computes them column-major into a per-thread
+    // scratch buffer that must be reused from step to step.
+    const B: usize = 32;
+    let layers = [(64usize, 256usize), (256, 256), (256, 10)];
+    let mut per_step = 0;
+    for (index, &(fan_in, fan_out)) in layers.iter().enumerate() {
+        let (i, o) = (fan_in as isize, fan_out as isize);
+        per_step += if 4 * B <= fan_out {
+            // t = x·Wᵀ into the column-major scratch (not read), then y = b + tᵀ.
+            backend_allocations_into(B, fan_out, fan_in, [i, 1], [1, i], [1, B as isize], false)
+        } else {
+            backend_allocations(B, fan_out, fan_in, [i, 1], [1, i], true)
+        };
+        per_step += backend_allocations(fan_out, fan_in, B, [1, o], [i, 1], true);
+        if index > 0 {
+            per_step += backend_allocations(B, fan_in, fan_out, [o, 1], [i, 1], false);
+        }
+    }
+
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let (counted, steps, losses) = pool.install(|| {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        let model = Sequential::<f32>::builder(64)
+            .dense(256, Relu)
+            .dense(256, Relu)
+            .linear(10)
+            .build(&mut rng)
+            .unwrap();
+        let mut net = Network::new(model);
+        let x = Array2::from_shape_fn((B, 64), |(r, c)| ((r * 7 + c * 3) % 11) as f32 / 5.5 - 1.0);
+        let target = Array2::from_shape_fn((B, 10), |(r, c)| ((r + 2 * c) % 5) as f32 / 2.5 - 1.0);
+        let steps = 10;
+        let (counted, losses) = count_training_allocations(&mut net, &x, &target, 1e-2, steps);
+        (counted, steps, losses)
+    });
+    assert_eq!(
+        counted,
+        steps * per_step,
+        "{steps} steps allocated {counted} times; the matrix products alone account for {}",
         steps * per_step
     );
     assert!(losses.last().unwrap() < losses.first().unwrap(), "{losses:?}");
