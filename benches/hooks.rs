@@ -28,7 +28,7 @@ use criterion::{Criterion, criterion_group};
 use gradflow::activation::Tanh;
 use gradflow::hooks::{Event, Hook, Recorder, RecorderConfig};
 use gradflow::loss::{Loss, Mse, Targets};
-use gradflow::optim::{Optimizer, Sgd, SgdConfig};
+use gradflow::optim::{Sgd, SgdConfig};
 use gradflow::{Mode, Network, Sequential};
 use ndarray::Array2;
 use rand::SeedableRng;
@@ -74,7 +74,7 @@ impl Training {
         let prediction = self.net.forward(self.x.view(), Mode::Train).expect("forward");
         let loss = Mse::default().compute(prediction, Targets::Values(self.target.view()), &mut self.grad);
         self.net.backward(self.grad.view()).expect("backward");
-        self.sgd.step(self.net.model_mut()).expect("sgd step");
+        self.net.step(&mut self.sgd).expect("sgd step");
         loss.expect("finite loss")
     }
 }

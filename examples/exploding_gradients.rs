@@ -31,7 +31,7 @@ use clap::{Parser, ValueEnum};
 use gradflow::data::{ADDING_PROBLEM_BASELINE_MSE, Dataset, TargetData, adding_problem};
 use gradflow::hooks::{NonFiniteDetector, NonFiniteReport};
 use gradflow::loss::{Loss, Mse};
-use gradflow::optim::{Optimizer, SgdConfig, clip_grad_norm, global_grad_norm};
+use gradflow::optim::{SgdConfig, clip_grad_norm, global_grad_norm};
 use gradflow::recurrent::{Nonlinearity, Readout, RecurrentInit, RnnConfig, SequenceModel, TimeStepRecorder};
 use gradflow::report::plot::{ChartSpec, Scale, Series, line_chart};
 use gradflow::train::{Progress, TrainConfig, Trainer, evaluate};
@@ -296,7 +296,7 @@ fn train_run(
         if let Some(max_norm) = clip {
             clip_grad_norm(net.model_mut(), max_norm)?;
         }
-        sgd.step(net.model_mut())?;
+        net.step(&mut sgd)?;
     }
     run.seconds = started.elapsed().as_secs_f64();
     run.detector = net.detach_hook(detector).and_then(|d| d.report().cloned());

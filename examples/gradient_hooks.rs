@@ -33,7 +33,7 @@ use gradflow::hooks::{Event, NonFiniteDetector, Recorder, RecorderConfig, Record
 use gradflow::init::LinearDefault;
 use gradflow::io::{LoadOptions, load_safetensors_bytes, safetensors_bytes};
 use gradflow::loss::{CrossEntropy, Loss, Reduction, Targets};
-use gradflow::optim::{Optimizer, Sgd, SgdConfig};
+use gradflow::optim::{Sgd, SgdConfig};
 use gradflow::report::plot::{ChartSpec, HeatmapSpec, Scale, Series, heatmap, line_chart};
 use gradflow::report::{json, table};
 use gradflow::{Error, Mode, Network, Result, Sequential};
@@ -128,7 +128,7 @@ impl Batches {
 /// One training step: zero the gradients, forward, cross-entropy, backward, SGD.
 fn train_step(net: &mut Network<f32>, sgd: &mut Sgd<f32>, x: &Array2<f32>, classes: &[usize]) -> Result<f32> {
     let loss = forward_backward(net, x, classes)?;
-    sgd.step(net.model_mut())?;
+    net.step(sgd)?;
     Ok(loss)
 }
 

@@ -34,7 +34,7 @@ use std::time::Instant;
 
 use gradflow::activation::{Relu, Tanh};
 use gradflow::loss::{CrossEntropy, Loss, Mse, Targets};
-use gradflow::optim::{Optimizer, Sgd, SgdConfig};
+use gradflow::optim::{Sgd, SgdConfig};
 use gradflow::recurrent::{Lstm, Readout, SequenceModel};
 use gradflow::{Layer, Linear, Mode, Network, Sequential};
 use ndarray::Array2;
@@ -87,7 +87,7 @@ impl Step for Training {
         };
         let loss = self.loss.compute(prediction, targets, &mut self.grad)?;
         self.net.backward(self.grad.view())?;
-        self.sgd.step(self.net.model_mut())?;
+        self.net.step(&mut self.sgd)?;
         Ok(loss)
     }
 }

@@ -67,6 +67,7 @@ pub mod optim;
 mod param;
 pub mod recurrent;
 pub mod report;
+mod scratch;
 pub mod threads;
 pub mod train;
 mod vectorize;

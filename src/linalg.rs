@@ -21,10 +21,9 @@
 //! that case, with the (large) weight as the operand packed. When the output is at least four
 //! times as wide as it is tall, such products are instead computed column-major into a per-thread
 //! scratch buffer, where the crate packs the (smaller) input and reads the weight in place, and
-//! then transposed into the output ([`transposed_output_pays`]).
+//! then transposed into the output ([`transposed_output_pays`], [`crate::scratch`]).
 
-use std::any::{Any, TypeId};
-use std::cell::RefCell;
+use std::any::TypeId;
 
 use ndarray::{ArrayView2, ArrayViewMut2, Axis, linalg::general_mat_mul};
 
@@ -206,14 +205,6 @@ fn transposed_output_pays<F>(a: &ArrayView2<'_, F>, b: &ArrayView2<'_, F>, c: &A
         && !unit(b.strides(), 1)
 }
 
-thread_local! {
-    /// The column-major products of [`transposed_output`], one buffer per thread and float type.
-    /// They only grow (to the largest product seen on the thread), so that a training step
-    /// allocates nothing once its shapes have been seen.
-    static SCRATCH_F32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    static SCRATCH_F64: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
-}
-
 /// `c = alpha · a · b + beta · c` computed as `t = alpha · a · b` in this thread's column-major
 /// scratch buffer and `c = t + beta · c` by a transposing pass (which does not read `c` when
 /// `beta` is zero). Returns `false`, having done nothing, when the buffer is already in use.
@@ -226,20 +217,6 @@ fn transposed_output<F: Float>(
     beta: F,
     c: &mut ArrayViewMut2<'_, F>,
 ) -> bool {
-    fn with_scratch<T: Copy + Default + 'static, F: Float>(
-        scratch: &RefCell<Vec<T>>,
-        len: usize,
-        f: impl FnOnce(&mut [F]),
-    ) -> bool {
-        let Ok(mut buffer) = scratch.try_borrow_mut() else { return false };
-        if buffer.len() < len {
-            buffer.resize(len, T::default());
-        }
-        let buffer: &mut dyn Any = &mut *buffer;
-        let buffer = buffer.downcast_mut::<Vec<F>>().expect("the scratch buffer of F's own type");
-        f(&mut buffer[..len]);
-        true
-    }
     let ((m, k), n) = (a.dim(), b.ncols());
     let compute = |t: &mut [F]| {
         let ([a_rs, a_cs], [b_rs, b_cs]) = (stride2(a.strides()), stride2(b.strides()));
@@ -270,11 +247,7 @@ fn transposed_output<F: Float>(
         }
         add_transposed(t, beta, c);
     };
-    if TypeId::of::<F>() == TypeId::of::<f32>() {
-        SCRATCH_F32.with(|scratch| with_scratch(scratch, m * n, compute))
-    } else {
-        SCRATCH_F64.with(|scratch| with_scratch(scratch, m * n, compute))
-    }
+    crate::scratch::with_scratch(m * n, compute).is_some()
 }
 
 /// `c = t + beta · c` for a column-major `t` of `c`'s shape, `c` with unit column stride; `c` is

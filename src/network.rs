@@ -2,9 +2,10 @@
 
 use ndarray::{Array2, ArrayView2};
 
-use crate::hooks::{Context, Hook, HookHandle, HookSet};
+use crate::hooks::{Context, Event, Hook, HookHandle, HookSet, ParamUpdate, UpdateEvent};
 use crate::layer::{Layer, Mode, ensure_shape};
 use crate::layers::Sequential;
+use crate::optim::Optimizer;
 use crate::param::{BufferView, ParamView, ParamViewMut};
 use crate::{Error, Float, Result};
 
@@ -38,6 +39,8 @@ pub struct Network<F: Float> {
     /// Whether the last pass split work across threads: the next one then runs as a
     /// parallel region (see [`crate::threads`]).
     parallel: bool,
+    /// ‖W_after − W_before‖ of each parameter in the last observed optimizer step.
+    update_norms: Vec<f64>,
 }
 
 /// Runs one pass, as a parallel region when the previous one split work across threads, and
@@ -60,6 +63,7 @@ impl<F: Float> Network<F> {
             step: 0,
             forward_done: false,
             parallel: false,
+            update_norms: Vec::new(),
         }
     }
 
@@ -140,6 +144,93 @@ impl<F: Float> Network<F> {
             model.backward(input, output, grad_output, grad_input, &mut ctx)
         })?;
         self.step += 1;
+        Ok(())
+    }
+
+    /// Lets `optimizer` update the model from its accumulated gradients, as
+    /// `optimizer.step(net.model_mut())` does, and, when an attached hook asks for it
+    /// ([`Hook::wants_updates`]), shows the hooks each layer's update: one [`Event::Update`] per
+    /// layer with parameters, carrying ‖W_after − W_before‖ of each (measured by
+    /// [`Optimizer::step_observed`]; gradflow's optimizers measure inside their update loops).
+    /// Otherwise it is exactly `optimizer.step`.
+    ///
+    /// A [`crate::hooks::Recorder`] takes its update-to-weight ratios from these events, which
+    /// costs far less than the copy of every parameter it keeps otherwise.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use gradflow::{Network, Sequential, Mode};
+    /// use gradflow::activation::Tanh;
+    /// use gradflow::hooks::{Event, WithUpdates};
+    /// use gradflow::optim::SgdConfig;
+    /// use ndarray::Array2;
+    /// use rand::SeedableRng;
+    ///
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let model = Sequential::<f32>::builder(4).dense(8, Tanh).linear(2).build(&mut rng)?;
+    /// let mut net = Network::new(model);
+    /// let moved = Arc::new(Mutex::new(Vec::new()));
+    /// let sink = moved.clone();
+    /// net.attach_hook(WithUpdates(move |event: &mut Event<'_, f32>| {
+    ///     if let Event::Update(e) = event {
+    ///         let names = e.updates.iter().map(|u| (format!("{}.{}", e.path, u.name), u.norm));
+    ///         sink.lock().unwrap().extend(names);
+    ///     }
+    /// }));
+    /// let mut sgd = SgdConfig::new(0.1).build()?;
+    /// net.forward(Array2::ones((3, 4)).view(), Mode::Train)?;
+    /// net.backward(Array2::ones((3, 2)).view())?;
+    /// net.step(&mut sgd)?;
+    ///
+    /// let moved = moved.lock().unwrap();
+    /// let names: Vec<&str> = moved.iter().map(|(name, _)| name.as_str()).collect();
+    /// assert_eq!(names, ["0.weight", "0.bias", "2.weight", "2.bias"]);
+    /// assert!(moved.iter().all(|(_, norm)| *norm > 0.0));
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The optimizer's errors, with nothing changed; [`Error::Hook`] when a hook panics or
+    /// aborts at an update event (the update has been applied to every parameter by then).
+    pub fn step(&mut self, optimizer: &mut dyn Optimizer<F>) -> Result<()> {
+        if !self.hooks.wants_updates() {
+            return optimizer.step(&mut self.model);
+        }
+        let norms = &mut self.update_norms;
+        norms.clear();
+        optimizer.step_observed(&mut self.model, &mut |index, distance_sq| {
+            if norms.len() <= index {
+                norms.resize(index + 1, f64::NAN);
+            }
+            norms[index] = distance_sq.sqrt();
+        })?;
+        // The optimizer numbers parameters in the model's visiting order; events go per leaf
+        // layer. Matched by the address of each parameter's values.
+        let mut order = Vec::with_capacity(norms.len());
+        self.model.visit_parameters(&mut |p| order.push(p.value.as_ptr()));
+        let mut leaves = Vec::new();
+        collect_leaves(&self.model, String::new(), &mut leaves);
+        let step = self.step.saturating_sub(1);
+        let mut ctx = Context::with_hooks(&mut self.hooks, step);
+        let mut updates = Vec::new();
+        let mut next = 0;
+        for (path, layer) in leaves {
+            updates.clear();
+            layer.visit_parameters(&mut |p| {
+                let at = order[next.min(order.len())..]
+                    .iter()
+                    .position(|&q| q == p.value.as_ptr())
+                    .map(|i| i + next)
+                    .or_else(|| order.iter().position(|&q| q == p.value.as_ptr()));
+                next = at.map_or(next, |i| i + 1);
+                let norm = at.and_then(|i| norms.get(i).copied()).unwrap_or(f64::NAN);
+                updates.push(ParamUpdate { name: p.name, norm });
+            });
+            if !updates.is_empty() {
+                let event = UpdateEvent { path: &path, layer, step, updates: &updates, error: None };
+                ctx.emit(&mut Event::Update(event))?;
+            }
+        }
         Ok(())
     }
 
@@ -231,6 +322,24 @@ fn collect_named_buffers<'a, F: Float>(
                 if prefix.is_empty() { b.name().to_string() } else { format!("{prefix}.{}", b.name()) };
             out.push((name, b));
         });
+    }
+}
+
+/// The layers without children under `layer` (itself if it has none), with their dotted paths,
+/// depth first.
+fn collect_leaves<'a, F: Float>(
+    layer: &'a dyn Layer<F>,
+    prefix: String,
+    out: &mut Vec<(String, &'a dyn Layer<F>)>,
+) {
+    let mut has_children = false;
+    layer.visit_children(&mut |name, child| {
+        has_children = true;
+        let path = if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") };
+        collect_leaves(child, path, out);
+    });
+    if !has_children {
+        out.push((prefix, layer));
     }
 }
 

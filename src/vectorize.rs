@@ -33,6 +33,23 @@ pub(crate) fn zip_chunks<A: Send, B: Sync>(a: &mut [A], b: &[B], kernel: impl Fn
     a.par_chunks_mut(chunk).zip(b.par_chunks(chunk)).for_each(|(a, b)| kernel(a, b));
 }
 
+/// [`zip_chunks`] for a kernel that returns a number: the chunks' results, added up.
+pub(crate) fn zip_chunks_sum<A: Send, B: Sync>(
+    a: &mut [A],
+    b: &[B],
+    kernel: impl Fn(&mut [A], &[B]) -> f64 + Sync,
+) -> f64 {
+    use rayon::prelude::*;
+    let threads = rayon::current_num_threads();
+    if a.len() < PARALLEL_MIN_LEN || threads < 2 || a.len() != b.len() {
+        return kernel(a, b);
+    }
+    let chunk = a.len().div_ceil(threads);
+    let parts: Vec<f64> =
+        a.par_chunks_mut(chunk).zip(b.par_chunks(chunk)).map(|(a, b)| kernel(a, b)).collect();
+    parts.iter().sum()
+}
+
 /// `sums[j] += Σᵢ matrix[i, j]` for a row-major `matrix` with `sums.len()` columns (a bias
 /// gradient from the gradients of a batch), vectorized.
 pub(crate) fn add_column_sums<F: crate::Float>(sums: &mut [F], matrix: &[F]) {

@@ -16,6 +16,8 @@ pub enum Event<'a, F: Float> {
     Backward(BackwardEvent<'a, F>),
     /// One time step of a recurrent layer, in forward or in backward.
     TimeStep(super::TimeStepEvent<'a, F>),
+    /// An optimizer step has updated a layer's parameters (through [`crate::Network::step`]).
+    Update(UpdateEvent<'a, F>),
 }
 
 impl<'a, F: Float> Event<'a, F> {
@@ -25,6 +27,7 @@ impl<'a, F: Float> Event<'a, F> {
             Event::Forward(e) => e.path,
             Event::Backward(e) => e.path,
             Event::TimeStep(e) => e.path,
+            Event::Update(e) => e.path,
         }
     }
 
@@ -39,6 +42,7 @@ impl<'a, F: Float> Event<'a, F> {
             Event::Forward(e) => e.layer,
             Event::Backward(e) => e.layer,
             Event::TimeStep(e) => e.layer,
+            Event::Update(e) => e.layer,
         }
     }
 
@@ -48,6 +52,7 @@ impl<'a, F: Float> Event<'a, F> {
             Event::Forward(e) => e.step,
             Event::Backward(e) => e.step,
             Event::TimeStep(e) => e.step,
+            Event::Update(e) => e.step,
         }
     }
 
@@ -63,6 +68,7 @@ impl<'a, F: Float> Event<'a, F> {
             Event::Forward(e) => &mut e.error,
             Event::Backward(e) => &mut e.error,
             Event::TimeStep(e) => &mut e.error,
+            Event::Update(e) => &mut e.error,
         };
         slot.get_or_insert(error);
     }
@@ -73,6 +79,7 @@ impl<'a, F: Float> Event<'a, F> {
             Event::Forward(e) => e.error.take(),
             Event::Backward(e) => e.error.take(),
             Event::TimeStep(e) => e.error.take(),
+            Event::Update(e) => e.error.take(),
         }
     }
 }
@@ -157,4 +164,29 @@ impl<'a, F: Float> BackwardEvent<'a, F> {
     pub fn visit_parameters(&self, visitor: &mut dyn FnMut(ParamView<'_, F>)) {
         self.layer.visit_parameters(visitor);
     }
+}
+
+/// An optimizer step has updated a layer's parameters: what [`crate::Network::step`] shows the
+/// hooks after the update, once per layer that has parameters (containers excluded), in
+/// visiting order.
+pub struct UpdateEvent<'a, F: Float> {
+    /// Dotted path of the layer within the network.
+    pub path: &'a str,
+    /// The layer itself, holding the updated values.
+    pub layer: &'a dyn Layer<F>,
+    /// The step whose gradients the optimizer applied: that of the last backward pass (the
+    /// step that its [`BackwardEvent`]s carried).
+    pub step: u64,
+    /// How far each of the layer's parameters moved, in visiting order.
+    pub updates: &'a [ParamUpdate],
+    pub(crate) error: Option<Error>,
+}
+
+/// How far one parameter moved in an optimizer step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ParamUpdate {
+    /// The parameter's name within its layer, e.g. `"weight"`.
+    pub name: &'static str,
+    /// ‖W_after − W_before‖, the L2 norm of the update over all entries.
+    pub norm: f64,
 }

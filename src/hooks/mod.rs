@@ -2,7 +2,9 @@
 //!
 //! A [`Hook`] receives an [`Event`] for every layer, in forward and in backward, with the
 //! layer's dotted path (`"12"`, `"3.branch.1"`), its kind, and the arrays that flow through it.
-//! Any `FnMut(&mut Event<F>)` closure is a hook.
+//! Any `FnMut(&mut Event<F>)` closure is a hook. When the optimizer is stepped through
+//! [`crate::Network::step`], hooks that ask for it ([`Hook::wants_updates`], [`WithUpdates`])
+//! also receive an [`UpdateEvent`] per layer with how far each parameter moved.
 //!
 //! Events are emitted in one place only: containers call [`Context::forward_child`] and
 //! [`Context::backward_child`] for each child. When no hook is attached, the context carries
@@ -59,10 +61,11 @@ mod stats;
 mod time_step;
 
 pub use context::Context;
-pub use event::{BackwardEvent, Event, ForwardEvent};
+pub use event::{BackwardEvent, Event, ForwardEvent, ParamUpdate, UpdateEvent};
 pub use nonfinite::{Direction, NonFiniteDetector, NonFiniteReport};
 pub use recorder::{Recorder, RecorderConfig};
 pub use recording::{ActivationInfo, LayerRecord, LayerStepRecord, ParamStats, Recording};
-pub use set::{Hook, HookHandle, HookSet};
+pub use set::{Hook, HookHandle, HookSet, WithUpdates};
 pub use stats::{ActivationStats, TensorStats};
+pub(crate) use stats::{BLOCK, STAT_LANES};
 pub use time_step::{Gate, GateFunction, TimeStepEvent, TimeStepPass};

@@ -251,6 +251,9 @@ impl<F: Float> Hook<F> for NonFiniteDetector {
             Event::Backward(e) => check_backward(event, e),
             // Per-time-step states are checked through the recurrent layer's own events.
             Event::TimeStep(_) => None,
+            // Optimizers refuse non-finite gradients before any update; a weight that overflows
+            // shows in the outputs of the next forward pass.
+            Event::Update(_) => None,
         };
         if let Some(found) = found {
             if self.fail_fast {

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::recording::{ActivationInfo, LayerRecord, LayerStepRecord, ParamStats, Recording};
 // The same accumulators as `TensorStats::of_array`, whose sum of squares `compare_and_copy`
 // reproduces bit for bit.
-use super::stats::{ActivationStats, BLOCK, STAT_LANES, TensorStats, block_sum_sq};
-use super::{BackwardEvent, Event, ForwardEvent, Hook};
+use super::stats::{ActivationStats, BLOCK, TensorStats, block_distance_sq, block_sum_sq};
+use super::{BackwardEvent, Event, ForwardEvent, Hook, UpdateEvent};
 use crate::layer::Layer;
 use crate::vectorize::vectorized;
 use crate::{Error, Float, Result};
@@ -29,9 +29,13 @@ pub struct RecorderConfig {
     /// Record each parameter's gradient statistics, ‖W‖ and ‖dL/dW‖/‖W‖ (default `true`).
     pub parameters: bool,
     /// Record the update-to-weight ratio ‖W_after − W_before‖/‖W_before‖ of each optimizer step
-    /// (default `true`; needs `parameters`). The recorder copies the parameters at each recorded
-    /// step's forward pass into buffers it reuses, and compares them with the parameters at the
-    /// layer's next forward pass (after the optimizer step), in the same pass as the next copy.
+    /// (default `true`; needs `parameters`). When the network is stepped with
+    /// [`crate::Network::step`], the optimizer measures each update inside its update loop and
+    /// the network reports it (cheap). When the optimizer is called directly
+    /// (`optimizer.step(net.model_mut())`), the recorder copies the parameters at each recorded
+    /// step's forward pass into buffers it reuses and compares them with the parameters at the
+    /// layer's next forward pass (after the optimizer step), in the same pass as the next copy;
+    /// it stops doing so at the first step the network reports.
     pub updates: bool,
     /// A unit of a saturating activation counts as saturated when its derivative is below this
     /// share of the activation's largest derivative (default 0.05, as in the issue that asked for
@@ -107,11 +111,12 @@ impl RecorderConfig {
 ///
 /// In steady state it allocates only the small record it pushes per layer and step: its
 /// snapshot and scratch buffers are reused. Cost per training step, measured on a 32-layer
-/// tanh MLP (width 128, batch 64, f32, release build, a 2.3–3 ms step;
-/// `GRADFLOW_BENCH_INTERLEAVED=300 cargo bench --bench hooks`): +5–7% with
-/// [`RecorderConfig::gradients`] and +26–31% with [`RecorderConfig::all`], most of which is
-/// the copy of every parameter that the update-to-weight ratios need (use
-/// [`RecorderConfig::every_n_steps`] to record less often).
+/// tanh MLP (width 128, batch 64, f32, release build, a 2.2–3 ms step stepped with
+/// [`crate::Network::step`]; `GRADFLOW_BENCH_INTERLEAVED=400 cargo bench --bench hooks`):
+/// +5% with [`RecorderConfig::gradients`] and +19–20% with [`RecorderConfig::all`] (of which
+/// the update ratios are about 4–5%; stepping the optimizer directly instead makes the
+/// recorder copy every parameter, about 11% more). Use [`RecorderConfig::every_n_steps`] to
+/// record less often.
 ///
 /// ```
 /// use gradflow::{Network, Sequential, Mode};
@@ -146,6 +151,9 @@ pub struct Recorder {
     last_index: usize,
     /// Parallel to `recording.layers`.
     snapshots: Vec<Snapshot>,
+    /// Whether the network reports its optimizer steps ([`crate::Network::step`]): the update
+    /// ratios then come from those reports, and no snapshots are taken.
+    updates_reported: bool,
     /// Per-unit flags for the dead-unit count.
     scratch: Vec<bool>,
 }
@@ -271,7 +279,7 @@ impl Recorder {
 
     fn on_forward<F: Float>(&mut self, e: &ForwardEvent<'_, F>) {
         let i = self.layer_index(e.path, e.layer);
-        if self.config.updates && !self.recording.layers[i].is_container {
+        if self.config.updates && !self.updates_reported && !self.recording.layers[i].is_container {
             self.track_updates(i, e.layer, e.step);
         }
         if self.config.activations && self.is_recorded(e.step) {
@@ -337,7 +345,7 @@ impl Recorder {
             e.visit_parameters(&mut |p| {
                 let grad = TensorStats::of_array(&p.grad);
                 let known = norms.and_then(|n| n.get(params.len()).copied().flatten());
-                let value_norm = known.unwrap_or_else(|| TensorStats::of_array(&p.value).l2_norm);
+                let value_norm = known.unwrap_or_else(|| value_norm(&p.value));
                 params.push(ParamStats {
                     name: p.name.to_string(),
                     grad,
@@ -352,6 +360,49 @@ impl Recorder {
         record.grad_input = grad_input;
         record.params = params;
     }
+}
+
+impl Recorder {
+    /// An optimizer step reported by the network: files each parameter's update-to-weight ratio
+    /// under the step whose gradients were applied, against the ‖W‖ recorded at its backward
+    /// pass. From the first report on, snapshots are no longer taken.
+    fn on_update<F: Float>(&mut self, e: &UpdateEvent<'_, F>) {
+        if !self.config.updates {
+            return;
+        }
+        if !self.updates_reported {
+            self.updates_reported = true;
+            self.snapshots.iter_mut().for_each(|s| *s = Snapshot::default());
+        }
+        if !self.is_recorded(e.step) {
+            return;
+        }
+        let i = self.layer_index(e.path, e.layer);
+        let Some(record) = self.recording.layers[i].steps.iter_mut().rev().find(|r| r.step == e.step) else {
+            return;
+        };
+        for (stats, update) in record.params.iter_mut().zip(e.updates) {
+            if stats.name == update.name && update.norm.is_finite() {
+                stats.update_to_value_ratio =
+                    (stats.value_norm > 0.0).then(|| update.norm / stats.value_norm);
+            }
+        }
+    }
+}
+
+/// ‖W‖, summed exactly as [`TensorStats::of_array`] sums it (the same bits) but without the other
+/// statistics.
+fn value_norm<F: Float>(value: &ndarray::ArrayViewD<'_, F>) -> f64 {
+    if let Some(values) = value.as_slice() {
+        let square: f64 = vectorized(
+            #[inline(always)]
+            || values.chunks(BLOCK).map(|block| block_sum_sq(block).as_f64()).sum(),
+        );
+        if square.is_finite() {
+            return square.sqrt();
+        }
+    }
+    TensorStats::of_array(value).l2_norm
 }
 
 /// One pass over a parameter's value `new` and its snapshot `old`. When `measure` is set and
@@ -402,20 +453,7 @@ fn distance_and_copy<F: Float, const MEASURE: bool, const COPY: bool>(
             let (mut distance, mut square) = (0.0f64, 0.0f64);
             for (new, old) in new.chunks(BLOCK).zip(old.chunks_mut(BLOCK)) {
                 if MEASURE {
-                    let mut lanes = [F::zero(); STAT_LANES];
-                    let (new_chunks, old_chunks) =
-                        (new.chunks_exact(STAT_LANES), old.chunks_exact(STAT_LANES));
-                    let (new_rest, old_rest) = (new_chunks.remainder(), old_chunks.remainder());
-                    for (n, o) in new_chunks.zip(old_chunks) {
-                        for lane in 0..STAT_LANES {
-                            let d = n[lane] - o[lane];
-                            lanes[lane] += d * d;
-                        }
-                    }
-                    for (lane, (&n, &o)) in new_rest.iter().zip(old_rest).enumerate() {
-                        lanes[lane] += (n - o) * (n - o);
-                    }
-                    distance += lanes.iter().fold(F::zero(), |a, &b| a + b).as_f64();
+                    distance += block_distance_sq(new, old).as_f64();
                 }
                 if COPY {
                     square += block_sum_sq(new).as_f64();
@@ -434,7 +472,12 @@ impl<F: Float> Hook<F> for Recorder {
             Event::Backward(e) => self.on_backward(e),
             // Time steps are recorded by `recurrent::TimeStepRecorder`.
             Event::TimeStep(_) => {}
+            Event::Update(e) => self.on_update(e),
         }
+    }
+
+    fn wants_updates(&self) -> bool {
+        self.config.updates
     }
 }
 

@@ -11,6 +11,44 @@ use crate::Float;
 pub trait Hook<F: Float>: Any + Send {
     /// Called for every event, in the documented order.
     fn on_event(&mut self, event: &mut Event<'_, F>);
+
+    /// Whether [`crate::Network::step`] should measure how far each parameter moves and show
+    /// the hooks [`Event::Update`]s. Measuring costs a little in every optimizer step, so it is
+    /// off unless a hook asks: `false` by default and for closures (wrap a closure in
+    /// [`WithUpdates`] to receive updates); a [`crate::hooks::Recorder`] asks when it records
+    /// update ratios.
+    fn wants_updates(&self) -> bool {
+        false
+    }
+}
+
+/// A closure hook that also receives [`Event::Update`]s from [`crate::Network::step`]
+/// (plain closures do not ask for them: see [`Hook::wants_updates`]).
+///
+/// ```
+/// use gradflow::hooks::{Event, WithUpdates};
+/// let mut largest = 0.0f64;
+/// let hook = WithUpdates(move |event: &mut Event<'_, f32>| {
+///     if let Event::Update(e) = event {
+///         largest = e.updates.iter().fold(largest, |m, u| m.max(u.norm));
+///     }
+/// });
+/// # let _ = hook;
+/// ```
+#[derive(Debug, Clone)]
+pub struct WithUpdates<C>(pub C);
+
+impl<F: Float, C> Hook<F> for WithUpdates<C>
+where
+    C: FnMut(&mut Event<'_, F>) + Send + 'static,
+{
+    fn on_event(&mut self, event: &mut Event<'_, F>) {
+        (self.0)(event)
+    }
+
+    fn wants_updates(&self) -> bool {
+        true
+    }
 }
 
 impl<F: Float, C> Hook<F> for C
@@ -99,6 +137,11 @@ impl<F: Float> HookSet<F> {
     /// True when no hook is attached.
     pub fn is_empty(&self) -> bool {
         self.hooks.is_empty()
+    }
+
+    /// Whether any attached hook asks for update events ([`Hook::wants_updates`]).
+    pub fn wants_updates(&self) -> bool {
+        self.hooks.iter().any(|(_, h)| h.wants_updates())
     }
 
     pub(crate) fn hooks_mut(&mut self) -> impl Iterator<Item = &mut Box<dyn Hook<F>>> {

@@ -128,6 +128,24 @@ pub(crate) fn block_sum_sq<F: Float>(values: &[F]) -> F {
     sum_sq.iter().fold(F::zero(), |a, &b| a + b)
 }
 
+/// Σ(a − b)² of one block (at most [`BLOCK`] entries of each), in the tensor's type.
+#[inline(always)]
+pub(crate) fn block_distance_sq<F: Float>(a: &[F], b: &[F]) -> F {
+    let mut lanes = [F::zero(); STAT_LANES];
+    let (a_chunks, b_chunks) = (a.chunks_exact(STAT_LANES), b.chunks_exact(STAT_LANES));
+    let (a_rest, b_rest) = (a_chunks.remainder(), b_chunks.remainder());
+    for (a, b) in a_chunks.zip(b_chunks) {
+        for lane in 0..STAT_LANES {
+            let d = a[lane] - b[lane];
+            lanes[lane] += d * d;
+        }
+    }
+    for (lane, (&a, &b)) in a_rest.iter().zip(b_rest).enumerate() {
+        lanes[lane] += (a - b) * (a - b);
+    }
+    lanes.iter().fold(F::zero(), |sum, &x| sum + x)
+}
+
 /// The fast pass's running totals over blocks.
 #[derive(Debug, Clone, Copy, Default)]
 struct Totals {

@@ -142,7 +142,15 @@ impl<F: Float> Optimizer<F> for Adam<F> {
     }
 
     fn step(&mut self, model: &mut dyn Layer<F>) -> Result<()> {
-        adam_step("Adam", self.config.hyper(false), &mut self.state, model)
+        adam_step("Adam", self.config.hyper(false), &mut self.state, model, None)
+    }
+
+    fn step_observed(
+        &mut self,
+        model: &mut dyn Layer<F>,
+        observer: &mut dyn FnMut(usize, f64),
+    ) -> Result<()> {
+        adam_step("Adam", self.config.hyper(false), &mut self.state, model, Some(observer))
     }
 
     fn learning_rate(&self) -> f64 {
@@ -202,12 +210,14 @@ pub(crate) fn lerp<F: Float>(start: F, end: F, weight: F) -> F {
     }
 }
 
-/// One Adam (or AdamW) step over every parameter of `model`.
+/// One Adam (or AdamW) step over every parameter of `model`, reporting each update's squared
+/// size to `observer` when there is one (see [`ParamStates::step`]).
 pub(crate) fn adam_step<F: Float>(
     component: &str,
     h: AdamHyper,
     state: &mut ParamStates<AdamSlot<F>>,
     model: &mut dyn Layer<F>,
+    observer: Option<&mut dyn FnMut(usize, f64)>,
 ) -> Result<()> {
     let t = (state.steps() + 1) as i32;
     let (beta1, beta2) = h.betas;
@@ -227,12 +237,13 @@ pub(crate) fn adam_step<F: Float>(
     state.step(
         component,
         model,
+        observer,
         |shape| AdamSlot {
             exp_avg: ArrayD::zeros(shape),
             exp_avg_sq: ArrayD::zeros(shape),
             max_exp_avg_sq: amsgrad.then(|| ArrayD::zeros(shape)),
         },
-        |ParamViewMut { mut value, grad, .. }, slot| {
+        |ParamViewMut { mut value, grad, .. }, slot, moved| {
             // The weight decay and both moment updates.
             let moments = |p: &mut F, g: F, m: &mut F, v: &mut F| {
                 if let Some(s) = shrink {
@@ -250,16 +261,20 @@ pub(crate) fn adam_step<F: Float>(
             match max_exp_avg_sq {
                 None => {
                     Zip::from(&mut value).and(&grad).and(exp_avg).and(exp_avg_sq).for_each(|p, &g, m, v| {
+                        let old = *p;
                         moments(p, g, m, v);
                         apply(p, *m, *v);
+                        moved.entry(old, *p);
                     })
                 }
                 Some(max_sq) => {
                     Zip::from(&mut value).and(&grad).and(exp_avg).and(exp_avg_sq).and(max_sq).for_each(
                         |p, &g, m, v, vmax| {
+                            let old = *p;
                             moments(p, g, m, v);
                             *vmax = vmax.max(*v);
                             apply(p, *m, *vmax);
+                            moved.entry(old, *p);
                         },
                     )
                 }

@@ -135,7 +135,15 @@ impl<F: Float> Optimizer<F> for AdamW<F> {
     }
 
     fn step(&mut self, model: &mut dyn Layer<F>) -> Result<()> {
-        adam_step("AdamW", self.config.adam().hyper(true), &mut self.state, model)
+        adam_step("AdamW", self.config.adam().hyper(true), &mut self.state, model, None)
+    }
+
+    fn step_observed(
+        &mut self,
+        model: &mut dyn Layer<F>,
+        observer: &mut dyn FnMut(usize, f64),
+    ) -> Result<()> {
+        adam_step("AdamW", self.config.adam().hyper(true), &mut self.state, model, Some(observer))
     }
 
     fn learning_rate(&self) -> f64 {

@@ -66,6 +66,51 @@ pub trait Optimizer<F: Float>: Send {
     /// (no parameter is changed in that case).
     fn step(&mut self, model: &mut dyn Layer<F>) -> Result<()>;
 
+    /// Like [`Optimizer::step`], and reports how far each parameter moved: after updating the
+    /// `i`-th parameter (in visiting order) it calls `observer(i, ‖W_after − W_before‖²)`, the
+    /// squared L2 norm of the update, summed in `f64`. [`crate::Network::step`] uses it to show
+    /// hooks each layer's update.
+    ///
+    /// The provided implementation copies every parameter, calls [`Optimizer::step`] and
+    /// compares; gradflow's optimizers instead compare each parameter right after its own
+    /// update, against a copy in a reused buffer.
+    ///
+    /// ```
+    /// use gradflow::{Layer, Linear};
+    /// use gradflow::optim::{Optimizer, SgdConfig};
+    /// use ndarray::array;
+    ///
+    /// let mut model = Linear::from_weights(array![[1.0, -2.0]], Some(array![0.5]))?;
+    /// model.visit_parameters_mut(&mut |mut p| p.grad.fill(1.0));
+    /// let mut moved = Vec::new();
+    /// SgdConfig::new(0.1).build::<f64>()?.step_observed(&mut model, &mut |i, sq| moved.push((i, sq)))?;
+    /// // weight: two entries moved by 0.1; bias: one.
+    /// assert!((moved[0].1 - 0.02).abs() < 1e-12 && (moved[1].1 - 0.01).abs() < 1e-12);
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Optimizer::step`]; the observer is not called when the step fails.
+    fn step_observed(
+        &mut self,
+        model: &mut dyn Layer<F>,
+        observer: &mut dyn FnMut(usize, f64),
+    ) -> Result<()> {
+        let mut before = Vec::new();
+        model.visit_parameters(&mut |p| before.push(p.value.to_owned()));
+        self.step(model)?;
+        let mut index = 0;
+        model.visit_parameters(&mut |p| {
+            if let Some(old) = before.get(index) {
+                let distance =
+                    p.value.iter().zip(old).map(|(&a, &b)| (a.as_f64() - b.as_f64()).powi(2)).sum();
+                observer(index, distance);
+            }
+            index += 1;
+        });
+        Ok(())
+    }
+
     /// The current learning rate.
     fn learning_rate(&self) -> f64;
 

@@ -154,6 +154,35 @@ impl<F: Float> Optimizer<F> for RmsProp<F> {
     }
 
     fn step(&mut self, model: &mut dyn Layer<F>) -> Result<()> {
+        self.apply(model, None)
+    }
+
+    fn step_observed(
+        &mut self,
+        model: &mut dyn Layer<F>,
+        observer: &mut dyn FnMut(usize, f64),
+    ) -> Result<()> {
+        self.apply(model, Some(observer))
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.config.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
+        validate::scheduled_lr("RmsProp", lr)?;
+        self.config.lr = lr;
+        Ok(())
+    }
+}
+
+impl<F: Float> RmsProp<F> {
+    /// One step, reporting each update's squared size to `observer` when there is one.
+    fn apply(
+        &mut self,
+        model: &mut dyn Layer<F>,
+        observer: Option<&mut dyn FnMut(usize, f64)>,
+    ) -> Result<()> {
         let c = self.config;
         let lr = F::lit(c.lr);
         let alpha = F::lit(c.alpha);
@@ -165,12 +194,13 @@ impl<F: Float> Optimizer<F> for RmsProp<F> {
         self.state.step(
             "RmsProp",
             model,
+            observer,
             |shape| RmsSlot {
                 square_avg: ArrayD::zeros(shape),
                 grad_avg: centered.then(|| ArrayD::zeros(shape)),
                 momentum_buffer: with_momentum.then(|| ArrayD::zeros(shape)),
             },
-            |ParamViewMut { mut value, grad, .. }, slot| {
+            |ParamViewMut { mut value, grad, .. }, slot, moved| {
                 let RmsSlot { square_avg, grad_avg, momentum_buffer } = slot;
                 // Every parameter's update, with the optional buffers as `Option<&mut F>`.
                 let update = |p: &mut F, g: F, s: &mut F, ga: Option<&mut F>, b: Option<&mut F>| {
@@ -192,39 +222,37 @@ impl<F: Float> Optimizer<F> for RmsProp<F> {
                     }
                 };
                 match (grad_avg, momentum_buffer) {
-                    (None, None) => Zip::from(&mut value)
-                        .and(&grad)
-                        .and(square_avg)
-                        .for_each(|p, &g, s| update(p, g, s, None, None)),
-                    (Some(ga), None) => Zip::from(&mut value)
-                        .and(&grad)
-                        .and(square_avg)
-                        .and(ga)
-                        .for_each(|p, &g, s, ga| update(p, g, s, Some(ga), None)),
-                    (None, Some(b)) => Zip::from(&mut value)
-                        .and(&grad)
-                        .and(square_avg)
-                        .and(b)
-                        .for_each(|p, &g, s, b| update(p, g, s, None, Some(b))),
-                    (Some(ga), Some(b)) => Zip::from(&mut value)
-                        .and(&grad)
-                        .and(square_avg)
-                        .and(ga)
-                        .and(b)
-                        .for_each(|p, &g, s, ga, b| update(p, g, s, Some(ga), Some(b))),
+                    (None, None) => Zip::from(&mut value).and(&grad).and(square_avg).for_each(|p, &g, s| {
+                        let old = *p;
+                        update(p, g, s, None, None);
+                        moved.entry(old, *p);
+                    }),
+                    (Some(ga), None) => {
+                        Zip::from(&mut value).and(&grad).and(square_avg).and(ga).for_each(|p, &g, s, ga| {
+                            let old = *p;
+                            update(p, g, s, Some(ga), None);
+                            moved.entry(old, *p);
+                        })
+                    }
+                    (None, Some(b)) => {
+                        Zip::from(&mut value).and(&grad).and(square_avg).and(b).for_each(|p, &g, s, b| {
+                            let old = *p;
+                            update(p, g, s, None, Some(b));
+                            moved.entry(old, *p);
+                        })
+                    }
+                    (Some(ga), Some(b)) => {
+                        Zip::from(&mut value).and(&grad).and(square_avg).and(ga).and(b).for_each(
+                            |p, &g, s, ga, b| {
+                                let old = *p;
+                                update(p, g, s, Some(ga), Some(b));
+                                moved.entry(old, *p);
+                            },
+                        )
+                    }
                 }
             },
         )
-    }
-
-    fn learning_rate(&self) -> f64 {
-        self.config.lr
-    }
-
-    fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
-        validate::scheduled_lr("RmsProp", lr)?;
-        self.config.lr = lr;
-        Ok(())
     }
 }
 

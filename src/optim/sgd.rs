@@ -3,11 +3,11 @@
 
 use ndarray::{ArrayD, Zip};
 
-use super::state::{ParamStates, same_layout_slices};
+use super::state::{ParamStates, same_layout_slices, update_measured};
 use super::{Optimizer, validate};
 use crate::layer::Layer;
 use crate::param::ParamViewMut;
-use crate::vectorize::{vectorized, zip_chunks};
+use crate::vectorize::{vectorized, zip_chunks, zip_chunks_sum};
 use crate::{Error, Float, Result};
 
 /// The hyperparameters of [`Sgd`], with PyTorch's names and defaults (everything but `lr` off).
@@ -140,6 +140,35 @@ impl<F: Float> Optimizer<F> for Sgd<F> {
     }
 
     fn step(&mut self, model: &mut dyn Layer<F>) -> Result<()> {
+        self.apply(model, None)
+    }
+
+    fn step_observed(
+        &mut self,
+        model: &mut dyn Layer<F>,
+        observer: &mut dyn FnMut(usize, f64),
+    ) -> Result<()> {
+        self.apply(model, Some(observer))
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.config.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
+        validate::scheduled_lr("Sgd", lr)?;
+        self.config.lr = lr;
+        Ok(())
+    }
+}
+
+impl<F: Float> Sgd<F> {
+    /// One step, reporting each update's squared size to `observer` when there is one.
+    fn apply(
+        &mut self,
+        model: &mut dyn Layer<F>,
+        observer: Option<&mut dyn FnMut(usize, f64)>,
+    ) -> Result<()> {
         let c = self.config;
         let lr = F::lit(c.lr);
         let weight_decay = (c.weight_decay != 0.0).then(|| F::lit(c.weight_decay));
@@ -150,12 +179,26 @@ impl<F: Float> Optimizer<F> for Sgd<F> {
         self.state.step(
             "Sgd",
             model,
+            observer,
             |shape| with_momentum.then(|| ArrayD::zeros(shape)),
-            |ParamViewMut { mut value, grad, .. }, buffer| {
+            |ParamViewMut { mut value, grad, .. }, buffer, moved| {
                 let decayed = |g: F, p: F| weight_decay.map_or(g, |wd| g + wd * p);
                 match buffer {
                     None => match same_layout_slices(&mut value, &grad) {
                         // The common case (plain SGD on contiguous parameters): one vectorized loop.
+                        Some((value, grad)) if moved.observing() => {
+                            moved.add(zip_chunks_sum(value, grad, |value, grad| {
+                                vectorized(
+                                    #[inline(always)]
+                                    || match weight_decay {
+                                        None => update_measured(value, grad, |p, g| p - lr * g),
+                                        Some(wd) => {
+                                            update_measured(value, grad, |p, g| p - lr * (g + wd * p))
+                                        }
+                                    },
+                                )
+                            }))
+                        }
                         Some((value, grad)) => zip_chunks(value, grad, |value, grad| {
                             vectorized(
                                 #[inline(always)]
@@ -168,27 +211,22 @@ impl<F: Float> Optimizer<F> for Sgd<F> {
                                 },
                             )
                         }),
-                        None => Zip::from(&mut value).and(&grad).for_each(|p, &g| *p -= lr * decayed(g, *p)),
+                        None => Zip::from(&mut value).and(&grad).for_each(|p, &g| {
+                            let old = *p;
+                            *p -= lr * decayed(g, old);
+                            moved.entry(old, *p);
+                        }),
                     },
                     Some(buffer) => Zip::from(&mut value).and(&grad).and(buffer).for_each(|p, &g, b| {
-                        let g = decayed(g, *p);
+                        let (old, g) = (*p, decayed(g, *p));
                         *b = if first { g } else { momentum * *b + keep * g };
                         let direction = if c.nesterov { g + momentum * *b } else { *b };
                         *p -= lr * direction;
+                        moved.entry(old, *p);
                     }),
                 }
             },
         )
-    }
-
-    fn learning_rate(&self) -> f64 {
-        self.config.lr
-    }
-
-    fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
-        validate::scheduled_lr("Sgd", lr)?;
-        self.config.lr = lr;
-        Ok(())
     }
 }
 

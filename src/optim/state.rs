@@ -31,14 +31,17 @@ impl<S> ParamStates<S> {
 
     /// One optimizer step: checks `model` against the recorded layout and every gradient for
     /// NaN/∞ (returning an error, with nothing changed, on the first problem), creates the
-    /// slots with `init(shape)` on the first step, then calls `update` with each parameter and
-    /// its slot, in visiting order.
+    /// slots with `init(shape)` on the first step, then calls `update` with each parameter, its
+    /// slot and a [`Moved`], in visiting order. With an `observer`, the update loops report
+    /// every entry's old and new value to the `Moved`, and `observer(i, Σ(new − old)²)` is
+    /// called after the update of the `i`-th parameter.
     pub(crate) fn step<F: Float>(
         &mut self,
         optimizer: &str,
         model: &mut dyn Layer<F>,
+        mut observer: Option<&mut dyn FnMut(usize, f64)>,
         init: impl Fn(&[usize]) -> S,
-        mut update: impl FnMut(ParamViewMut<'_, F>, &mut S),
+        mut update: impl FnMut(ParamViewMut<'_, F>, &mut S, &mut Moved),
     ) -> Result<()> {
         self.check(optimizer, &*model)?;
         if self.steps == 0 {
@@ -51,7 +54,11 @@ impl<S> ParamStates<S> {
         let mut index = 0;
         model.visit_parameters_mut(&mut |p| {
             if let Some(slot) = slots.get_mut(index) {
-                update(p, slot);
+                let mut moved = Moved { observing: observer.is_some(), distance_sq: 0.0 };
+                update(p, slot, &mut moved);
+                if let Some(observer) = observer.as_deref_mut() {
+                    observer(index, moved.distance_sq);
+                }
             }
             index += 1;
         });
@@ -110,6 +117,72 @@ impl<S> ParamStates<S> {
     }
 }
 
+/// What an update loop reports, when the step is observed ([`crate::Network::step`]): how far
+/// the parameter moved, Σ(new − old)² over its entries, measured inside the loop from the
+/// values it holds anyway (no copy of the parameter).
+#[derive(Debug)]
+pub(crate) struct Moved {
+    observing: bool,
+    distance_sq: f64,
+}
+
+impl Moved {
+    /// Whether the loop should report (otherwise it runs its plain form).
+    #[inline(always)]
+    pub(crate) fn observing(&self) -> bool {
+        self.observing
+    }
+
+    /// One entry went from `old` to `new`.
+    #[inline(always)]
+    pub(crate) fn entry<F: Float>(&mut self, old: F, new: F) {
+        if self.observing {
+            let d = (new - old).as_f64();
+            self.distance_sq += d * d;
+        }
+    }
+
+    /// A loop that summed Σ(new − old)² itself.
+    pub(crate) fn add(&mut self, distance_sq: f64) {
+        self.distance_sq += distance_sq;
+    }
+}
+
+/// `value[i] = rule(value[i], grad[i])` over matching slices, vectorized, returning
+/// Σ(new − old)²: summed in the parameter's type within blocks of 1024 entries and in `f64`
+/// across blocks, as the recorder's statistics are.
+#[inline(always)]
+pub(crate) fn update_measured<F: Float>(value: &mut [F], grad: &[F], rule: impl Fn(F, F) -> F) -> f64 {
+    use crate::hooks::{BLOCK, STAT_LANES};
+    let mut total = 0.0;
+    for (value, grad) in value.chunks_mut(BLOCK).zip(grad.chunks(BLOCK)) {
+        let mut lanes = [F::zero(); STAT_LANES];
+        let mut values = value.chunks_exact_mut(STAT_LANES);
+        let grads = grad.chunks_exact(STAT_LANES);
+        let rest = grads.remainder();
+        for (v, g) in (&mut values).zip(grads) {
+            // Computed into registers first: writing each lane back before the next is read
+            // kept the compiler from vectorizing.
+            let mut new = [F::zero(); STAT_LANES];
+            for lane in 0..STAT_LANES {
+                new[lane] = rule(v[lane], g[lane]);
+            }
+            for lane in 0..STAT_LANES {
+                let d = new[lane] - v[lane];
+                lanes[lane] += d * d;
+            }
+            v.copy_from_slice(&new);
+        }
+        for (lane, (v, &g)) in values.into_remainder().iter_mut().zip(rest).enumerate() {
+            let old = *v;
+            *v = rule(old, g);
+            lanes[lane] += (*v - old) * (*v - old);
+        }
+        total += lanes.iter().fold(F::zero(), |sum, &x| sum + x).as_f64();
+    }
+    total
+}
+
 /// A parameter's value and gradient as two slices whose entries correspond one to one, when
 /// both are contiguous with the same strides (always, unless a caller replaced a parameter by an
 /// array of another layout); lets an update run as one vectorizable loop.
@@ -143,7 +216,7 @@ mod tests {
 
     fn record(states: &mut ParamStates<usize>, model: &mut dyn Layer<f64>) -> Result<Vec<usize>> {
         let mut seen = Vec::new();
-        states.step("Test", model, |shape| shape.iter().product(), |_, slot| seen.push(*slot))?;
+        states.step("Test", model, None, |shape| shape.iter().product(), |_, slot, _| seen.push(*slot))?;
         Ok(seen)
     }
 
@@ -184,7 +257,7 @@ mod tests {
         });
         let mut states = ParamStates::default();
         let mut updates = 0;
-        let err = states.step("Test", &mut model, |_| (), |_, _| updates += 1).unwrap_err();
+        let err = states.step("Test", &mut model, None, |_| (), |_, _, _| updates += 1).unwrap_err();
         assert_eq!(updates, 0);
         match err {
             Error::NonFinite { location, detail } => {

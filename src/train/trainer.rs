@@ -187,7 +187,7 @@ impl Trainer {
                     let norm = clip_gradients(run.net.model_mut(), clip).map_err(at)?;
                     history.grad_norms.push(norm);
                 }
-                run.optimizer.step(run.net.model_mut()).map_err(at)?;
+                run.net.step(&mut *run.optimizer).map_err(at)?;
 
                 loss_sum += value * rows as f64;
                 seen += rows;
