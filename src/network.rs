@@ -208,13 +208,12 @@ impl<F: Float> Network<F> {
         // layer. Matched by the address of each parameter's values.
         let mut order = Vec::with_capacity(norms.len());
         self.model.visit_parameters(&mut |p| order.push(p.value.as_ptr()));
-        let mut leaves = Vec::new();
-        collect_leaves(&self.model, String::new(), &mut leaves);
+        let layers = leaves(&self.model);
         let step = self.step.saturating_sub(1);
         let mut ctx = Context::with_hooks(&mut self.hooks, step);
         let mut updates = Vec::new();
         let mut next = 0;
-        for (path, layer) in leaves {
+        for (path, layer) in layers {
             updates.clear();
             layer.visit_parameters(&mut |p| {
                 let at = order[next.min(order.len())..]
@@ -301,70 +300,44 @@ impl<F: Float> Network<F> {
 /// in visiting order.
 pub fn named_buffers<F: Float>(layer: &dyn Layer<F>) -> Vec<(String, BufferView<'_, F>)> {
     let mut out = Vec::new();
-    collect_named_buffers(layer, String::new(), &mut out);
+    for (path, leaf) in leaves(layer) {
+        leaf.visit_buffers(&mut |b| out.push((dotted(&path, b.name()), b)));
+    }
     out
-}
-
-fn collect_named_buffers<'a, F: Float>(
-    layer: &'a dyn Layer<F>,
-    prefix: String,
-    out: &mut Vec<(String, BufferView<'a, F>)>,
-) {
-    let mut has_children = false;
-    layer.visit_children(&mut |name, child| {
-        has_children = true;
-        let path = if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") };
-        collect_named_buffers(child, path, out);
-    });
-    if !has_children {
-        layer.visit_buffers(&mut |b| {
-            let name =
-                if prefix.is_empty() { b.name().to_string() } else { format!("{prefix}.{}", b.name()) };
-            out.push((name, b));
-        });
-    }
-}
-
-/// The layers without children under `layer` (itself if it has none), with their dotted paths,
-/// depth first.
-fn collect_leaves<'a, F: Float>(
-    layer: &'a dyn Layer<F>,
-    prefix: String,
-    out: &mut Vec<(String, &'a dyn Layer<F>)>,
-) {
-    let mut has_children = false;
-    layer.visit_children(&mut |name, child| {
-        has_children = true;
-        let path = if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") };
-        collect_leaves(child, path, out);
-    });
-    if !has_children {
-        out.push((prefix, layer));
-    }
 }
 
 /// Every parameter of `layer` and its descendants with its dotted name, in visiting order.
 pub fn named_parameters<F: Float>(layer: &dyn Layer<F>) -> Vec<(String, ParamView<'_, F>)> {
     let mut out = Vec::new();
-    collect_named(layer, String::new(), &mut out);
+    for (path, leaf) in leaves(layer) {
+        leaf.visit_parameters(&mut |p| out.push((dotted(&path, p.name), p)));
+    }
     out
 }
 
-fn collect_named<'a, F: Float>(
-    layer: &'a dyn Layer<F>,
-    prefix: String,
-    out: &mut Vec<(String, ParamView<'a, F>)>,
-) {
-    let mut has_children = false;
-    layer.visit_children(&mut |name, child| {
-        has_children = true;
-        let path = if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") };
-        collect_named(child, path, out);
-    });
-    if !has_children {
-        layer.visit_parameters(&mut |p| {
-            let name = if prefix.is_empty() { p.name.to_string() } else { format!("{prefix}.{}", p.name) };
-            out.push((name, p));
+/// `prefix.name`, or `name` when the prefix is empty.
+fn dotted(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") }
+}
+
+/// The layers without children under `layer` (itself if it has none), with their dotted paths,
+/// depth first.
+fn leaves<F: Float>(layer: &dyn Layer<F>) -> Vec<(String, &dyn Layer<F>)> {
+    fn collect<'a, F: Float>(
+        layer: &'a dyn Layer<F>,
+        path: String,
+        out: &mut Vec<(String, &'a dyn Layer<F>)>,
+    ) {
+        let mut has_children = false;
+        layer.visit_children(&mut |name, child| {
+            has_children = true;
+            collect(child, dotted(&path, name), out);
         });
+        if !has_children {
+            out.push((path, layer));
+        }
     }
+    let mut out = Vec::new();
+    collect(layer, String::new(), &mut out);
+    out
 }

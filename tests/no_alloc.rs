@@ -98,6 +98,22 @@ const BATCH: usize = 64;
 const WIDTH: usize = 128;
 const LAYERS: usize = 32;
 
+/// Steps counted by [`count_on_one_thread`].
+const ONE_THREAD_STEPS: usize = 10;
+
+/// Builds a network with its input and target inside a one-thread rayon pool, and counts its
+/// training allocations there ([`count_training_allocations`] with learning rate 0.01 over
+/// [`ONE_THREAD_STEPS`] steps): every product then runs on this thread, where it is counted.
+fn count_on_one_thread(
+    build: impl FnOnce() -> (Network<f32>, Array2<f32>, Array2<f32>) + Send,
+) -> (usize, Vec<f32>) {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    pool.install(|| {
+        let (mut net, x, target) = build();
+        count_training_allocations(&mut net, &x, &target, 1e-2, ONE_THREAD_STEPS)
+    })
+}
+
 /// Allocations the `gemm` crate makes in one single-threaded product
 /// `dst (m × n) = [dst +] lhs (m × k) · rhs (k × n)` with the given (row, column) strides.
 fn backend_allocations(
@@ -219,19 +235,16 @@ fn steady_state_w4_steps_allocate_only_inside_the_matrix_products() {
         + weight_ih_grad
         + weight_hh_grad;
 
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-    let (counted, steps, losses) = pool.install(|| {
+    let steps = ONE_THREAD_STEPS;
+    let (counted, losses) = count_on_one_thread(|| {
         let mut rng = rand::rngs::StdRng::seed_from_u64(0);
         let lstm = Lstm::<f32>::new(I, H, &mut rng).unwrap();
         let head = Linear::new(H, 1, &mut rng).unwrap();
         let mut model = Sequential::new();
         model.push(SequenceModel::new(lstm, Readout::LastStep, head).unwrap());
-        let mut net = Network::new(model);
         let x = Array2::from_shape_fn((B, T * I), |(r, c)| ((r * 7 + c * 3) % 11) as f32 / 5.5 - 1.0);
         let target = Array2::from_shape_fn((B, 1), |(r, _)| (r % 5) as f32 / 2.5 - 1.0);
-        let steps = 10;
-        let (counted, losses) = count_training_allocations(&mut net, &x, &target, 1e-2, steps);
-        (counted, steps, losses)
+        (Network::new(model), x, target)
     });
     assert_eq!(
         counted,
@@ -267,8 +280,8 @@ fn steady_state_wide_steps_allocate_only_inside_the_matrix_products() {
         }
     }
 
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-    let (counted, steps, losses) = pool.install(|| {
+    let steps = ONE_THREAD_STEPS;
+    let (counted, losses) = count_on_one_thread(|| {
         let mut rng = rand::rngs::StdRng::seed_from_u64(0);
         let model = Sequential::<f32>::builder(64)
             .dense(256, Relu)
@@ -276,12 +289,9 @@ fn steady_state_wide_steps_allocate_only_inside_the_matrix_products() {
             .linear(10)
             .build(&mut rng)
             .unwrap();
-        let mut net = Network::new(model);
         let x = Array2::from_shape_fn((B, 64), |(r, c)| ((r * 7 + c * 3) % 11) as f32 / 5.5 - 1.0);
         let target = Array2::from_shape_fn((B, 10), |(r, c)| ((r + 2 * c) % 5) as f32 / 2.5 - 1.0);
-        let steps = 10;
-        let (counted, losses) = count_training_allocations(&mut net, &x, &target, 1e-2, steps);
-        (counted, steps, losses)
+        (Network::new(model), x, target)
     });
     assert_eq!(
         counted,
