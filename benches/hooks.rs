@@ -1,5 +1,6 @@
 //! The cost of hooks on a training step: a 32-layer, width-128 tanh MLP, batch 64, f32, one
-//! step = zero_grad + forward (Train) + MSE gradient + backward + SGD step, measured
+//! step = zero_grad + forward (Train) + MSE gradient + backward + SGD step through
+//! `Network::step`, measured
 //!
 //! - `no_hooks`: nothing attached. The network's context then holds no hook set, and
 //!   `Context::forward_child` / `backward_child` call the child and return: no path is built,
@@ -8,7 +9,11 @@
 //!   (dotted paths, events, one dynamic call per layer and direction);
 //! - `recorder_gradients`: a `Recorder` with `RecorderConfig::gradients()`;
 //! - `recorder_all`: a `Recorder` with `RecorderConfig::all()` (every built-in statistic:
-//!   gradients, activations with saturation, parameter gradients, update ratios).
+//!   gradients, activations with saturation, parameter gradients, update ratios, the latter
+//!   measured by the optimizer and reported by `Network::step`);
+//! - `recorder_all_direct`: the same, with the optimizer called directly
+//!   (`sgd.step(net.model_mut())`), so that the recorder copies the parameters to measure the
+//!   updates itself.
 //!
 //! ```text
 //! cargo bench --bench hooks -- --warm-up-time 1 --measurement-time 5
@@ -28,7 +33,7 @@ use criterion::{Criterion, criterion_group};
 use gradflow::activation::Tanh;
 use gradflow::hooks::{Event, Hook, Recorder, RecorderConfig};
 use gradflow::loss::{Loss, Mse, Targets};
-use gradflow::optim::{Sgd, SgdConfig};
+use gradflow::optim::{Optimizer, Sgd, SgdConfig};
 use gradflow::{Mode, Network, Sequential};
 use ndarray::Array2;
 use rand::SeedableRng;
@@ -44,6 +49,8 @@ struct Training {
     target: Array2<f32>,
     grad: Array2<f32>,
     sgd: Sgd<f32>,
+    /// Step the optimizer through `Network::step` (else directly on the model).
+    through_network: bool,
 }
 
 impl Training {
@@ -58,6 +65,7 @@ impl Training {
             target: Array2::from_shape_fn((BATCH, WIDTH), |(i, j)| ((i + 2 * j) % 5) as f32 / 2.5 - 1.0),
             grad: Array2::zeros((0, 0)),
             sgd: SgdConfig::new(1e-3).build().expect("valid learning rate"),
+            through_network: true,
         }
     }
 
@@ -74,12 +82,16 @@ impl Training {
         let prediction = self.net.forward(self.x.view(), Mode::Train).expect("forward");
         let loss = Mse::default().compute(prediction, Targets::Values(self.target.view()), &mut self.grad);
         self.net.backward(self.grad.view()).expect("backward");
-        self.net.step(&mut self.sgd).expect("sgd step");
+        if self.through_network {
+            self.net.step(&mut self.sgd).expect("sgd step");
+        } else {
+            self.sgd.step(self.net.model_mut()).expect("sgd step");
+        }
         loss.expect("finite loss")
     }
 }
 
-/// The four variants, by name, `no_hooks` first.
+/// The variants, by name, `no_hooks` first.
 fn variants() -> Vec<(&'static str, Training)> {
     let noop = |event: &mut Event<'_, f32>| {
         black_box(event);
@@ -89,6 +101,11 @@ fn variants() -> Vec<(&'static str, Training)> {
         ("noop_closure", Training::with(noop)),
         ("recorder_gradients", Training::with(Recorder::new(RecorderConfig::gradients()).expect("valid"))),
         ("recorder_all", Training::with(Recorder::new(RecorderConfig::all()).expect("valid"))),
+        ("recorder_all_direct", {
+            let mut training = Training::with(Recorder::new(RecorderConfig::all()).expect("valid"));
+            training.through_network = false;
+            training
+        }),
     ]
 }
 

@@ -113,10 +113,10 @@ impl RecorderConfig {
 /// snapshot and scratch buffers are reused. Cost per training step, measured on a 32-layer
 /// tanh MLP (width 128, batch 64, f32, release build, a 2.2–3 ms step stepped with
 /// [`crate::Network::step`]; `GRADFLOW_BENCH_INTERLEAVED=400 cargo bench --bench hooks`):
-/// +5% with [`RecorderConfig::gradients`] and +19–20% with [`RecorderConfig::all`] (of which
-/// the update ratios are about 4–5%; stepping the optimizer directly instead makes the
-/// recorder copy every parameter, about 11% more). Use [`RecorderConfig::every_n_steps`] to
-/// record less often.
+/// +4–5% with [`RecorderConfig::gradients`] and +19% with [`RecorderConfig::all`] (of which
+/// the update ratios are about 4–5%); +24–26% with [`RecorderConfig::all`] when the optimizer
+/// is called directly and the recorder copies every parameter to measure the updates. Use
+/// [`RecorderConfig::every_n_steps`] to record less often.
 ///
 /// ```
 /// use gradflow::{Network, Sequential, Mode};
