@@ -2,6 +2,8 @@
 //! how figures are written. Each example keeps its own command line (clap) and its story.
 #![allow(dead_code)]
 
+pub mod comparison;
+
 use std::path::{Path, PathBuf};
 
 use gradflow::diagnose::{Diagnosis, Thresholds, diagnose_step};
