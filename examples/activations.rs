@@ -49,15 +49,14 @@ use clap::Parser;
 use gradflow::activation::{self, Activation, ActivationFamily};
 use gradflow::data::{Dataset, digits_split};
 use gradflow::diagnose::{Diagnosis, HiddenLayer};
-use gradflow::init::{self, Fans, GlorotUniform, Initializer, LinearDefault, Orthogonal, Zeros};
+use gradflow::init::{self, GlorotUniform, Initializer, LinearDefault, Orthogonal, Zeros};
 use gradflow::loss::{CrossEntropy, Reduction};
 use gradflow::optim::SgdConfig;
 use gradflow::report::plot::{ChartSpec, Scale, Series, line_chart};
 use gradflow::train::{Clip, Progress, TrainConfig, Trainer};
 use gradflow::{Error, Network, Result, Sequential};
-use ndarray::Array2;
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{RngCore, SeedableRng};
 use serde_json::json;
 
 const EXAMPLE: &str = "activations";
@@ -109,19 +108,6 @@ struct Args {
     /// Output directory (default: target/gradflow/activations/).
     #[arg(long)]
     out: Option<PathBuf>,
-}
-
-/// An initializer chosen at run time, usable where the builder wants a concrete one.
-#[derive(Debug)]
-struct Chosen(Arc<dyn Initializer>);
-
-impl Initializer for Chosen {
-    fn name(&self) -> String {
-        self.0.name()
-    }
-    fn sample(&self, shape: (usize, usize), fans: Fans, rng: &mut dyn RngCore) -> Result<Array2<f64>> {
-        self.0.sample(shape, fans, rng)
-    }
 }
 
 /// The weight initializer called `name` for a layer followed by an activation of gain `gain`.
@@ -177,7 +163,7 @@ impl Outcome {
 fn build(args: &Args, activation: &Arc<dyn Activation<f32>>) -> Result<(Sequential<f32>, String)> {
     let init = weight_init(&args.init, activation.gain())?;
     let init_name = init.name();
-    let builder = Sequential::<f32>::builder(DIGITS_FEATURES).init(Chosen(init));
+    let builder = Sequential::<f32>::builder(DIGITS_FEATURES).init(init);
     let builder =
         if args.init == "default" { builder.bias_init(LinearDefault) } else { builder.bias_init(Zeros) };
     let mut rng = StdRng::seed_from_u64(args.seed);

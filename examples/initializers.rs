@@ -51,14 +51,12 @@ use std::time::Instant;
 use clap::Parser;
 use gradflow::activation::{self, Activation, ActivationFamily};
 use gradflow::diagnose::{Diagnosis, HiddenLayer};
-use gradflow::init::{
-    Fans, GlorotUniform, Initializer, KaimingNormal, LinearDefault, Normal, Orthogonal, Zeros,
-};
+use gradflow::init::{GlorotUniform, Initializer, KaimingNormal, LinearDefault, Normal, Orthogonal, Zeros};
 use gradflow::report::plot::{ChartSpec, Scale, Series, line_chart};
 use gradflow::{Error, Network, Result, Sequential};
 use ndarray::Array2;
 use rand::rngs::StdRng;
-use rand::{Rng, RngCore, SeedableRng};
+use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use serde_json::json;
 
@@ -95,19 +93,6 @@ struct Args {
     /// Output directory (default: target/gradflow/initializers/).
     #[arg(long)]
     out: Option<PathBuf>,
-}
-
-/// An initializer chosen at run time, usable where the builder wants a concrete one.
-#[derive(Debug)]
-struct Chosen(Arc<dyn Initializer>);
-
-impl Initializer for Chosen {
-    fn name(&self) -> String {
-        self.0.name()
-    }
-    fn sample(&self, shape: (usize, usize), fans: Fans, rng: &mut dyn RngCore) -> Result<Array2<f64>> {
-        self.0.sample(shape, fans, rng)
-    }
 }
 
 /// The six initializations, labelled, for a layer followed by an activation of gain `gain`.
@@ -240,7 +225,7 @@ fn run(args: Args) -> Result<()> {
             let mut rng = StdRng::seed_from_u64(args.seed);
             let initializer = init.name();
             let model = Sequential::<f64>::builder(n)
-                .init(Chosen(init))
+                .init(init)
                 .bias_init(Zeros)
                 .repeat(args.depth, n, activation.clone())
                 .linear(CLASSES)

@@ -130,6 +130,41 @@ pub trait Initializer: std::fmt::Debug + Send + Sync {
     fn sample(&self, shape: (usize, usize), fans: Fans, rng: &mut dyn RngCore) -> Result<Array2<f64>>;
 }
 
+/// An initializer chosen at run time — [`by_name`] returns one — is an initializer too, so it
+/// can go wherever a concrete one is taken:
+///
+/// ```
+/// use gradflow::Sequential;
+/// use gradflow::activation::Tanh;
+/// use gradflow::init::by_name;
+/// use rand::SeedableRng;
+///
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let chosen = by_name("xavier_uniform")?; // e.g. from a command line
+/// let model = Sequential::<f32>::builder(4).init(chosen).repeat(2, 8, Tanh).build(&mut rng)?;
+/// # Ok::<(), gradflow::Error>(())
+/// ```
+impl<I: Initializer + ?Sized> Initializer for std::sync::Arc<I> {
+    fn name(&self) -> String {
+        (**self).name()
+    }
+
+    fn sample(&self, shape: (usize, usize), fans: Fans, rng: &mut dyn RngCore) -> Result<Array2<f64>> {
+        (**self).sample(shape, fans, rng)
+    }
+}
+
+/// A boxed initializer is an initializer too (see the `Arc` implementation).
+impl<I: Initializer + ?Sized> Initializer for Box<I> {
+    fn name(&self) -> String {
+        (**self).name()
+    }
+
+    fn sample(&self, shape: (usize, usize), fans: Fans, rng: &mut dyn RngCore) -> Result<Array2<f64>> {
+        (**self).sample(shape, fans, rng)
+    }
+}
+
 /// Draws a tensor with `init` and converts it to `F`.
 pub fn sample_as<F: Float>(
     init: &dyn Initializer,
