@@ -39,8 +39,6 @@ pub struct Network<F: Float> {
     /// Whether the last pass split work across threads: the next one then runs as a
     /// parallel region (see [`crate::threads`]).
     parallel: bool,
-    /// ‖W_after − W_before‖ of each parameter in the last observed optimizer step.
-    update_norms: Vec<f64>,
 }
 
 /// Runs one pass, as a parallel region when the previous one split work across threads, and
@@ -63,7 +61,6 @@ impl<F: Float> Network<F> {
             step: 0,
             forward_done: false,
             parallel: false,
-            update_norms: Vec::new(),
         }
     }
 
@@ -196,8 +193,7 @@ impl<F: Float> Network<F> {
         if !self.hooks.wants_updates() {
             return optimizer.step(&mut self.model);
         }
-        let norms = &mut self.update_norms;
-        norms.clear();
+        let mut norms = Vec::new();
         optimizer.step_observed(&mut self.model, &mut |index, distance_sq| {
             if norms.len() <= index {
                 norms.resize(index + 1, f64::NAN);

@@ -360,9 +360,7 @@ impl Recorder {
         record.grad_input = grad_input;
         record.params = params;
     }
-}
 
-impl Recorder {
     /// An optimizer step reported by the network: files each parameter's update-to-weight ratio
     /// under the step whose gradients were applied, against the ‖W‖ recorded at its backward
     /// pass. From the first report on, snapshots are no longer taken.
