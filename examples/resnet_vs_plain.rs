@@ -26,7 +26,7 @@ use gradflow::diagnose::{Diagnosis, Verdict};
 use gradflow::hooks::{Recorder, RecorderConfig, Recording};
 use gradflow::loss::{CrossEntropy, Reduction};
 use gradflow::optim::SgdConfig;
-use gradflow::report::plot::{ChartSpec, HeatmapSpec, Scale, Series, heatmap, line_chart};
+use gradflow::report::plot::{HeatmapSpec, Scale, heatmap};
 use gradflow::report::table;
 use gradflow::train::{History, Progress, TrainConfig, Trainer};
 use gradflow::{Error, Network, Result, Sequential};
@@ -295,10 +295,7 @@ fn training_heatmap(recording: &Recording) -> (Vec<String>, Vec<f64>, Array2<f64
 
 fn write_report(models: &[Model; 2], args: &Args, output: &common::Output) -> Result<()> {
     let mut entries = Vec::new();
-    let mut grad_series = Vec::new();
-    let mut weight_series = Vec::new();
-    let mut loss_series = Vec::new();
-    let mut accuracy_series = Vec::new();
+    let mut figures = common::comparison::Figures::default();
     for model in models {
         let (grad, weight) = hidden_norms(model);
         let (train_acc, test_acc) = final_accuracies(model);
@@ -324,15 +321,7 @@ fn write_report(models: &[Model; 2], args: &Args, output: &common::Output) -> Re
             "parameters": model.net.num_parameters(),
             "train_seconds": model.seconds,
         }));
-        let by_layer =
-            |v: &[f64]| v.iter().enumerate().map(|(i, &x)| ((i + 1) as f64, x)).collect::<Vec<_>>();
-        grad_series.push(Series::new(model.name, by_layer(&grad)));
-        weight_series.push(Series::new(model.name, by_layer(&weight)));
-        let by_epoch =
-            |v: &[f64]| v.iter().enumerate().map(|(i, &x)| ((i + 1) as f64, x)).collect::<Vec<_>>();
-        loss_series.push(Series::new(format!("{} (train)", model.name), by_epoch(&loss_by_epoch)));
-        loss_series.push(Series::new(format!("{} (test)", model.name), by_epoch(&test_loss_by_epoch)));
-        accuracy_series.push(Series::new(model.name, by_epoch(&test_acc_by_epoch)));
+        figures.add(model.name, &grad, &weight, epochs);
         if let Some(recording) = &model.during_training {
             let (rows, columns, values) = training_heatmap(recording);
             if !columns.is_empty() && !rows.is_empty() {
@@ -352,32 +341,7 @@ fn write_report(models: &[Model; 2], args: &Args, output: &common::Output) -> Re
         }
     }
     let title = format!("{}-layer {} networks at initialization", args.depth, args.activation);
-    line_chart(
-        output.path("grad_norm_by_layer.svg"),
-        &ChartSpec::new(format!("‖dL/dh‖ by layer — {title}"))
-            .x_label("hidden layer (1 = nearest the input)")
-            .y_label("‖dL/dh‖")
-            .y_scale(Scale::Log10),
-        &grad_series,
-    )?;
-    line_chart(
-        output.path("weight_grad_norm_by_layer.svg"),
-        &ChartSpec::new(format!("‖dL/dW‖ by layer — {title}"))
-            .x_label("hidden layer (1 = nearest the input)")
-            .y_label("‖dL/dW‖")
-            .y_scale(Scale::Log10),
-        &weight_series,
-    )?;
-    line_chart(
-        output.path("loss_by_epoch.svg"),
-        &ChartSpec::new("Cross-entropy loss by epoch").x_label("epoch").y_label("loss"),
-        &loss_series,
-    )?;
-    line_chart(
-        output.path("test_accuracy_by_epoch.svg"),
-        &ChartSpec::new("Test accuracy").x_label("epoch").y_label("accuracy"),
-        &accuracy_series,
-    )?;
+    figures.write(output, &title)?;
     output.write_json(
         "report.json",
         &json!({

@@ -182,13 +182,58 @@ fn from_one(values: &[f64]) -> Vec<(f64, f64)> {
     values.iter().enumerate().map(|(i, &v)| ((i + 1) as f64, v)).collect()
 }
 
+/// The four line charts of a comparison, one series per network (two for the loss).
+#[derive(Default)]
+pub struct Figures {
+    grad: Vec<Series>,
+    weight: Vec<Series>,
+    loss: Vec<Series>,
+    accuracy: Vec<Series>,
+}
+
+impl Figures {
+    /// One network's ‖dL/dh‖ and ‖dL/dW‖ by hidden layer at initialization, and its epochs.
+    pub fn add(&mut self, name: &str, grad: &[f64], weight: &[f64], epochs: &[EpochStats]) {
+        let loss: Vec<f64> = epochs.iter().map(|e| e.train_loss).collect();
+        let test_loss: Vec<f64> = epochs.iter().filter_map(|e| e.test_loss).collect();
+        let test_accuracy: Vec<f64> = epochs.iter().filter_map(|e| e.test_accuracy).collect();
+        self.grad.push(Series::new(name, from_one(grad)));
+        self.weight.push(Series::new(name, from_one(weight)));
+        self.loss.push(Series::new(format!("{name} (train)"), from_one(&loss)));
+        self.loss.push(Series::new(format!("{name} (test)"), from_one(&test_loss)));
+        self.accuracy.push(Series::new(name, from_one(&test_accuracy)));
+    }
+
+    /// Writes grad_norm_by_layer.svg, weight_grad_norm_by_layer.svg (titled with `title`, which
+    /// names the networks), loss_by_epoch.svg and test_accuracy_by_epoch.svg.
+    pub fn write(&self, output: &Output, title: &str) -> Result<()> {
+        let by_layer = |what: &str| {
+            ChartSpec::new(format!("{what} by layer — {title}"))
+                .x_label("hidden layer (1 = nearest the input)")
+                .y_label(what)
+                .y_scale(Scale::Log10)
+        };
+        line_chart(output.path("grad_norm_by_layer.svg"), &by_layer("‖dL/dh‖"), &self.grad)?;
+        line_chart(output.path("weight_grad_norm_by_layer.svg"), &by_layer("‖dL/dW‖"), &self.weight)?;
+        line_chart(
+            output.path("loss_by_epoch.svg"),
+            &ChartSpec::new("Cross-entropy loss by epoch").x_label("epoch").y_label("loss"),
+            &self.loss,
+        )?;
+        line_chart(
+            output.path("test_accuracy_by_epoch.svg"),
+            &ChartSpec::new("Test accuracy by epoch").x_label("epoch").y_label("accuracy"),
+            &self.accuracy,
+        )
+    }
+}
+
 /// Writes `report.json` (the `settings` object with a `models` entry added) and four figures:
 /// the gradient by layer at initialization (`title` names the networks), the weight gradient
 /// by layer, the loss and the test accuracy by epoch.
 pub fn write_report(models: &[Compared], title: &str, settings: Value, output: &Output) -> Result<()> {
     let mut entries = Vec::new();
-    let (mut grad_series, mut weight_series, mut loss_series, mut accuracy_series) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut figures = Figures::default();
     for model in models {
         let (grad, weight) = model.hidden_norms();
         let epochs = model.history.as_ref().map(|h| h.epochs.as_slice()).unwrap_or_default();
@@ -216,30 +261,9 @@ pub fn write_report(models: &[Compared], title: &str, settings: Value, output: &
             "parameters": model.parameters,
             "train_seconds": model.seconds,
         }));
-        grad_series.push(Series::new(model.name, from_one(&grad)));
-        weight_series.push(Series::new(model.name, from_one(&weight)));
-        loss_series.push(Series::new(format!("{} (train)", model.name), from_one(&loss)));
-        loss_series.push(Series::new(format!("{} (test)", model.name), from_one(&test_loss)));
-        accuracy_series.push(Series::new(model.name, from_one(&test_accuracy)));
+        figures.add(model.name, &grad, &weight, epochs);
     }
-    let by_layer = |what: &str| {
-        ChartSpec::new(format!("{what} by layer — {title}"))
-            .x_label("hidden layer (1 = nearest the input)")
-            .y_label(what)
-            .y_scale(Scale::Log10)
-    };
-    line_chart(output.path("grad_norm_by_layer.svg"), &by_layer("‖dL/dh‖"), &grad_series)?;
-    line_chart(output.path("weight_grad_norm_by_layer.svg"), &by_layer("‖dL/dW‖"), &weight_series)?;
-    line_chart(
-        output.path("loss_by_epoch.svg"),
-        &ChartSpec::new("Cross-entropy loss by epoch").x_label("epoch").y_label("loss"),
-        &loss_series,
-    )?;
-    line_chart(
-        output.path("test_accuracy_by_epoch.svg"),
-        &ChartSpec::new("Test accuracy by epoch").x_label("epoch").y_label("accuracy"),
-        &accuracy_series,
-    )?;
+    figures.write(output, title)?;
     let mut report = settings;
     report["models"] = Value::Array(entries);
     output.write_json("report.json", &report)?;
