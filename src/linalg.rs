@@ -21,7 +21,11 @@
 //! that case, with the (large) weight as the operand packed. When the output is at least four
 //! times as wide as it is tall, such products are instead computed column-major into a per-thread
 //! scratch buffer, where the crate packs the (smaller) input and reads the weight in place, and
-//! then transposed into the output ([`transposed_output_pays`], [`crate::scratch`]).
+//! then transposed into the output ([`transposed_output_pays`], [`crate::scratch`]). The choice
+//! is made once for the whole product and kept by the blocks it is cut into for threads (which
+//! are narrower, so would not qualify themselves): at two threads W2's 256×1024×1024 forward
+//! product went from 234 to 257 GFLOP/s (criterion medians,
+//! `RAYON_NUM_THREADS=2 cargo bench --bench gemm -- gradflow/256x1024x1024`, two runs each).
 
 use std::any::TypeId;
 
@@ -60,7 +64,9 @@ pub(crate) fn gemm<F: Float>(
         let threads = rayon::current_num_threads();
         let work = m.saturating_mul(n).saturating_mul(k);
         let parts = if work >= PARALLEL_MIN_WORK { threads } else { 1 };
-        in_blocks(alpha, a, b, beta, c, parts);
+        // Decided on the whole product: its blocks, cut along the longer side, are narrower.
+        let route = if transposed_output_pays(&a, &b, &c) { Route::TransposedOutput } else { Route::Direct };
+        in_blocks(alpha, a, b, beta, c, parts, route);
     } else {
         let mut c = c;
         if beta == F::zero() {
@@ -79,8 +85,18 @@ fn is_f32_or_f64<F: 'static>() -> bool {
 /// vectors of the output.
 const BLOCK_ALIGN: usize = 16;
 
+/// How [`gemm_crate`] lays out a product (see [`transposed_output_pays`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Route {
+    /// Straight into `c`.
+    Direct,
+    /// Column-major into a scratch buffer, then transposed into `c`.
+    TransposedOutput,
+}
+
 /// `c = alpha · a · b + beta · c` as `parts` products on blocks of `c` cut along its longer
-/// side, run in parallel by rayon joins; one block is a single-threaded product.
+/// side, run in parallel by rayon joins; one block is a single-threaded product, laid out by
+/// `route`.
 fn in_blocks<F: Float>(
     alpha: F,
     a: ArrayView2<'_, F>,
@@ -88,11 +104,12 @@ fn in_blocks<F: Float>(
     beta: F,
     c: ArrayViewMut2<'_, F>,
     parts: usize,
+    route: Route,
 ) {
     let (m, n) = c.dim();
     let long = m.max(n);
     if parts < 2 || long < 2 * BLOCK_ALIGN {
-        return gemm_crate(alpha, a, b, beta, c);
+        return gemm_crate(alpha, a, b, beta, c, route);
     }
     let left = parts / 2;
     let at = (long * left / parts).next_multiple_of(BLOCK_ALIGN).min(long);
@@ -100,15 +117,15 @@ fn in_blocks<F: Float>(
         let ((c1, c2), (a1, a2)) = (c.split_at(Axis(0), at), a.split_at(Axis(0), at));
         crate::threads::note_split();
         rayon::join(
-            || busy(|| in_blocks(alpha, a1, b, beta, c1, left)),
-            || busy(|| in_blocks(alpha, a2, b, beta, c2, parts - left)),
+            || busy(|| in_blocks(alpha, a1, b, beta, c1, left, route)),
+            || busy(|| in_blocks(alpha, a2, b, beta, c2, parts - left, route)),
         );
     } else {
         let ((c1, c2), (b1, b2)) = (c.split_at(Axis(1), at), b.split_at(Axis(1), at));
         crate::threads::note_split();
         rayon::join(
-            || busy(|| in_blocks(alpha, a, b1, beta, c1, left)),
-            || busy(|| in_blocks(alpha, a, b2, beta, c2, parts - left)),
+            || busy(|| in_blocks(alpha, a, b1, beta, c1, left, route)),
+            || busy(|| in_blocks(alpha, a, b2, beta, c2, parts - left, route)),
         );
     }
 }
@@ -128,6 +145,7 @@ fn gemm_crate<F: Float>(
     b: ArrayView2<'_, F>,
     beta: F,
     mut c: ArrayViewMut2<'_, F>,
+    route: Route,
 ) {
     let ((m, k), n) = (a.dim(), b.ncols());
     assert!(is_f32_or_f64::<F>() && b.nrows() == k && c.dim() == (m, n));
@@ -143,7 +161,7 @@ fn gemm_crate<F: Float>(
         general_mat_mul(alpha, &a, &b, beta, &mut c);
         return;
     }
-    if transposed_output_pays(&a, &b, &c) && transposed_output(alpha, &a, &b, beta, &mut c) {
+    if route == Route::TransposedOutput && transposed_output(alpha, &a, &b, beta, &mut c) {
         return;
     }
     let ([a_rs, a_cs], [b_rs, b_cs], [c_rs, c_cs]) =
