@@ -8,7 +8,7 @@ use rand::RngCore;
 use crate::hooks::Context;
 use crate::init::{Fans, Initializer, LinearDefault, sample_as};
 use crate::layer::{Layer, Mode, check_input_features, check_shape, ensure_shape};
-use crate::linalg::gemm;
+use crate::linalg::{gemm, gemm_plus_row};
 use crate::param::{Param, ParamView, ParamViewMut};
 use crate::{Error, Float, Result};
 
@@ -202,14 +202,10 @@ impl<F: Float> Layer<F> for Linear<F> {
     ) -> Result<()> {
         check_shape(&|| self.describe(), "input", &input, None, Some(self.in_features()))?;
         ensure_shape(output, (input.nrows(), self.out_features()));
+        let weight = self.weight.value.view();
         match &self.bias {
-            Some(b) => {
-                copy_into_rows(&b.value, output);
-                gemm(F::one(), input, false, self.weight.value.view(), true, F::one(), output.view_mut());
-            }
-            None => {
-                gemm(F::one(), input, false, self.weight.value.view(), true, F::zero(), output.view_mut())
-            }
+            Some(b) => gemm_plus_row(input, false, weight, true, b.value.view(), output.view_mut()),
+            None => gemm(F::one(), input, false, weight, true, F::zero(), output.view_mut()),
         }
         self.seen_forward = true;
         Ok(())
@@ -260,18 +256,6 @@ impl<F: Float> Layer<F> for Linear<F> {
         visitor(self.weight.view_mut("weight"));
         if let Some(b) = &mut self.bias {
             visitor(b.view_mut("bias"));
-        }
-    }
-}
-
-/// Sets every row of `m` to `row`.
-fn copy_into_rows<F: Float>(row: &Array1<F>, m: &mut Array2<F>) {
-    let width = row.len();
-    match (row.as_slice(), m.as_slice_mut()) {
-        (Some(row), Some(m)) if width > 0 => m.chunks_exact_mut(width).for_each(|r| r.copy_from_slice(row)),
-        _ => {
-            let shape = m.dim();
-            m.assign(&row.broadcast(shape).expect("a row broadcasts over the batch"));
         }
     }
 }
