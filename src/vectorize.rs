@@ -33,6 +33,19 @@ pub(crate) fn zip_chunks<A: Send, B: Sync>(a: &mut [A], b: &[B], kernel: impl Fn
     a.par_chunks_mut(chunk).zip(b.par_chunks(chunk)).for_each(|(a, b)| kernel(a, b));
 }
 
+/// Calls `kernel(chunk, offset)` on chunks of `out` cut like [`zip_chunks`]'s (one per rayon
+/// thread when `out` is long, the whole slice on the calling thread otherwise); `offset` is where
+/// the chunk starts in `out`, so that the kernel can take the matching parts of other operands.
+pub(crate) fn chunks_at<A: Send>(out: &mut [A], kernel: impl Fn(&mut [A], usize) + Sync) {
+    use rayon::prelude::*;
+    let threads = rayon::current_num_threads();
+    if out.len() < PARALLEL_MIN_LEN || threads < 2 {
+        return kernel(out, 0);
+    }
+    let chunk = out.len().div_ceil(threads);
+    out.par_chunks_mut(chunk).enumerate().for_each(|(i, part)| kernel(part, i * chunk));
+}
+
 /// [`zip_chunks`] for a kernel that returns a number: the chunks' results, added up.
 pub(crate) fn zip_chunks_sum<A: Send, B: Sync>(
     a: &mut [A],

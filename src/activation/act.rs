@@ -7,6 +7,7 @@ use ndarray::{Array2, ArrayView2};
 use super::Activation;
 use crate::hooks::Context;
 use crate::layer::{Layer, Mode, check_shape, ensure_shape};
+use crate::vectorize::chunks_at;
 use crate::{Error, Float, Result};
 
 /// Applies an [`Activation`] elementwise. Has no parameters.
@@ -67,13 +68,11 @@ impl<F: Float> Layer<F> for Act<F> {
     ) -> Result<()> {
         ensure_shape(output, input.dim());
         let out = output.as_slice_mut().expect("buffers are standard layout");
-        match input.as_slice() {
-            Some(x) => self.activation.forward_slice(x, out),
-            None => {
-                let x = input.as_standard_layout();
-                self.activation.forward_slice(x.as_slice().expect("standard layout"), out)
-            }
-        }
+        let x = input.as_standard_layout();
+        let x = x.as_slice().expect("standard layout");
+        let activation = self.activation.as_ref();
+        // Shared between threads when large (a batch of 256 × 1024 units and more).
+        chunks_at(out, |out, at| activation.forward_slice(&x[at..at + out.len()], out));
         self.seen_forward = true;
         Ok(())
     }
@@ -98,12 +97,16 @@ impl<F: Float> Layer<F> for Act<F> {
         let x = input.as_standard_layout();
         let y = output.as_standard_layout();
         let gy = grad_output.as_standard_layout();
-        self.activation.backward_slice(
+        let (x, y, gy) = (
             x.as_slice().expect("standard layout"),
             y.as_slice().expect("standard layout"),
             gy.as_slice().expect("standard layout"),
-            grad_input.as_slice_mut().expect("buffers are standard layout"),
         );
+        let activation = self.activation.as_ref();
+        chunks_at(grad_input.as_slice_mut().expect("buffers are standard layout"), |gx, at| {
+            let part = at..at + gx.len();
+            activation.backward_slice(&x[part.clone()], &y[part.clone()], &gy[part], gx)
+        });
         Ok(())
     }
 
@@ -133,6 +136,28 @@ mod tests {
         // σ' = ¼, 3/16, 3/16, ¼
         let expected = array![[0.25, 2.0 * 3.0 / 16.0], [4.0 * 3.0 / 16.0, -0.25]];
         assert!(gx.iter().zip(&expected).all(|(a, b)| (a - b).abs() < 1e-15), "{gx}");
+    }
+
+    #[test]
+    fn large_batches_shared_between_threads_give_every_entry_its_own_value_and_derivative() {
+        // 601 × 500 entries: more than `PARALLEL_MIN_LEN`, cut into three uneven chunks.
+        let (rows, cols) = (601, 500);
+        assert!(rows * cols >= crate::vectorize::PARALLEL_MIN_LEN);
+        let x = Array2::from_shape_fn((rows, cols), |(i, j)| ((i * 13 + j * 7) % 41) as f64 / 8.0 - 2.5);
+        let gy = Array2::from_shape_fn((rows, cols), |(i, j)| ((i + 3 * j) % 5) as f64 - 2.0);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let (y, gx) = pool.install(|| {
+            let mut layer = Act::<f64>::new(Elu::new(0.5).unwrap());
+            let (mut y, mut gx) = (Array2::zeros((0, 0)), Array2::zeros((0, 0)));
+            layer.forward(x.view(), &mut y, Mode::Train, &mut Context::new()).unwrap();
+            layer.backward(x.view(), y.view(), gy.view(), Some(&mut gx), &mut Context::new()).unwrap();
+            (y, gx)
+        });
+        let elu = Elu::new(0.5).unwrap();
+        for ((&xi, &yi), (&gyi, &gxi)) in x.iter().zip(&y).zip(gy.iter().zip(&gx)) {
+            assert_eq!(yi, Activation::<f64>::value(&elu, xi));
+            assert_eq!(gxi, gyi * Activation::<f64>::derivative(&elu, xi, yi));
+        }
     }
 
     #[test]
