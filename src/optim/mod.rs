@@ -72,8 +72,8 @@ pub trait Optimizer<F: Float>: Send {
     /// hooks each layer's update.
     ///
     /// The provided implementation copies every parameter, calls [`Optimizer::step`] and
-    /// compares; gradflow's optimizers instead compare each parameter right after its own
-    /// update, against a copy in a reused buffer.
+    /// compares; gradflow's optimizers instead measure each update inside their update loops,
+    /// from the old and new values they hold there anyway (no copy).
     ///
     /// ```
     /// use gradflow::{Layer, Linear};
