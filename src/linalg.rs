@@ -68,8 +68,8 @@ pub(crate) fn gemm<F: Float>(
 /// the output, as a layer's bias is. `c`'s previous contents are neither read nor kept.
 ///
 /// Where the product goes through a scratch buffer ([`transposed_output_pays`]) the row is added
-/// while that buffer is transposed into `c`; otherwise `c` is filled with the row and the product
-/// added to it. Either way the output is written once and read at most once.
+/// while that buffer is transposed into `c`, which is written once; otherwise `c` is filled with
+/// the row and the product added to it (as PyTorch's `addmm` does).
 #[inline]
 pub(crate) fn gemm_plus_row<F: Float>(
     a: ArrayView2<'_, F>,
@@ -104,8 +104,10 @@ impl<'a, F: Float> Addend<'a, F> {
         }
     }
 
-    /// Writes the addend into `c` where the product is then added with `beta = 1`, and returns
-    /// the `beta` to use.
+    /// Prepares `c` for a product added to it with the returned `beta`, for the paths that
+    /// cannot add a row themselves: fills it with the row (and returns 1), or with zeros when
+    /// `beta` is zero (ndarray's generic product computes `beta · c` even then, and `0 · NaN`
+    /// is NaN).
     fn prepare(self, c: &mut ArrayViewMut2<'_, F>) -> F {
         match self {
             Addend::Scaled(beta) => {
@@ -132,6 +134,7 @@ fn fill_rows<F: Float>(row: ArrayView1<'_, F>, c: &mut ArrayViewMut2<'_, F>) {
     }
 }
 
+/// `c = alpha · op(a) · op(b) + addend`: [`gemm`] and [`gemm_plus_row`].
 fn product<F: Float>(
     alpha: F,
     a: ArrayView2<'_, F>,
