@@ -20,17 +20,22 @@ pub(crate) fn vectorized<R>(kernel: impl FnOnce() -> R) -> R {
 /// `f32`s, waking a second thread costs more than the memory-bound loop it would share.
 pub(crate) const PARALLEL_MIN_LEN: usize = 1 << 18;
 
+/// The length of the chunks that share `len` entries between rayon's threads, one chunk each,
+/// or `None` when they are better processed whole on the calling thread (a short slice, or a
+/// pool of one thread). Every sharing loop below cuts its slices this way.
+fn shared_chunk_len(len: usize) -> Option<usize> {
+    let threads = rayon::current_num_threads();
+    (len >= PARALLEL_MIN_LEN && threads >= 2).then(|| len.div_ceil(threads))
+}
+
 /// Calls `kernel` on matching chunks of `a` and `b` (of equal length): on rayon's threads, one
 /// chunk each, when the slices are long and the pool has more than one thread; on the calling
 /// thread with the whole slices otherwise.
 pub(crate) fn zip_chunks<A: Send, B: Sync>(a: &mut [A], b: &[B], kernel: impl Fn(&mut [A], &[B]) + Sync) {
-    use rayon::prelude::*;
-    let threads = rayon::current_num_threads();
-    if a.len() < PARALLEL_MIN_LEN || threads < 2 || a.len() != b.len() {
+    if a.len() != b.len() {
         return kernel(a, b);
     }
-    let chunk = a.len().div_ceil(threads);
-    a.par_chunks_mut(chunk).zip(b.par_chunks(chunk)).for_each(|(a, b)| kernel(a, b));
+    chunks_at(a, |a, at| kernel(a, &b[at..at + a.len()]));
 }
 
 /// Calls `kernel(chunk, offset)` on chunks of `out` cut like [`zip_chunks`]'s (one per rayon
@@ -38,29 +43,28 @@ pub(crate) fn zip_chunks<A: Send, B: Sync>(a: &mut [A], b: &[B], kernel: impl Fn
 /// the chunk starts in `out`, so that the kernel can take the matching parts of other operands.
 pub(crate) fn chunks_at<A: Send>(out: &mut [A], kernel: impl Fn(&mut [A], usize) + Sync) {
     use rayon::prelude::*;
-    let threads = rayon::current_num_threads();
-    if out.len() < PARALLEL_MIN_LEN || threads < 2 {
-        return kernel(out, 0);
+    match shared_chunk_len(out.len()) {
+        Some(chunk) => out.par_chunks_mut(chunk).enumerate().for_each(|(i, part)| kernel(part, i * chunk)),
+        None => kernel(out, 0),
     }
-    let chunk = out.len().div_ceil(threads);
-    out.par_chunks_mut(chunk).enumerate().for_each(|(i, part)| kernel(part, i * chunk));
 }
 
-/// [`zip_chunks`] for a kernel that returns a number: the chunks' results, added up.
+/// [`zip_chunks`] for a kernel that returns a number: the chunks' results, added up (in chunk
+/// order, so that the sum does not depend on which thread finished first).
 pub(crate) fn zip_chunks_sum<A: Send, B: Sync>(
     a: &mut [A],
     b: &[B],
     kernel: impl Fn(&mut [A], &[B]) -> f64 + Sync,
 ) -> f64 {
     use rayon::prelude::*;
-    let threads = rayon::current_num_threads();
-    if a.len() < PARALLEL_MIN_LEN || threads < 2 || a.len() != b.len() {
-        return kernel(a, b);
+    match shared_chunk_len(a.len()) {
+        Some(chunk) if a.len() == b.len() => {
+            let parts: Vec<f64> =
+                a.par_chunks_mut(chunk).zip(b.par_chunks(chunk)).map(|(a, b)| kernel(a, b)).collect();
+            parts.iter().sum()
+        }
+        _ => kernel(a, b),
     }
-    let chunk = a.len().div_ceil(threads);
-    let parts: Vec<f64> =
-        a.par_chunks_mut(chunk).zip(b.par_chunks(chunk)).map(|(a, b)| kernel(a, b)).collect();
-    parts.iter().sum()
 }
 
 /// `sums[j] += Σᵢ matrix[i, j]` for a row-major `matrix` with `sums.len()` columns (a bias
@@ -83,22 +87,16 @@ pub(crate) fn add_column_sums<F: crate::Float>(sums: &mut [F], matrix: &[F]) {
 /// Sets every value to zero; long slices are cut into one chunk per thread, like
 /// [`zip_chunks`] (a memory-bound loop that one core cannot saturate the memory bus with).
 pub(crate) fn fill_zero<F: crate::Float>(values: &mut [F]) {
-    use rayon::prelude::*;
-    let threads = rayon::current_num_threads();
-    if values.len() < PARALLEL_MIN_LEN || threads < 2 {
-        return values.fill(F::zero());
-    }
-    values.par_chunks_mut(values.len().div_ceil(threads)).for_each(|chunk| chunk.fill(F::zero()));
+    chunks_at(values, |chunk, _| chunk.fill(F::zero()));
 }
 
 /// True when `predicate` holds for every chunk of `values`, evaluated like [`zip_chunks`].
 pub(crate) fn all_chunks<T: Sync>(values: &[T], predicate: impl Fn(&[T]) -> bool + Sync) -> bool {
     use rayon::prelude::*;
-    let threads = rayon::current_num_threads();
-    if values.len() < PARALLEL_MIN_LEN || threads < 2 {
-        return predicate(values);
+    match shared_chunk_len(values.len()) {
+        Some(chunk) => values.par_chunks(chunk).all(&predicate),
+        None => predicate(values),
     }
-    values.par_chunks(values.len().div_ceil(threads)).all(&predicate)
 }
 
 #[cfg(test)]
