@@ -249,6 +249,7 @@ fn gemm_crate<F: Float>(
     if route == Route::TransposedOutput && transposed_output(alpha, &a, &b, addend, &mut c) {
         return;
     }
+    // The crate reads `c` only for a non-zero beta, so only a row needs writing in first.
     let beta = match addend {
         Addend::Scaled(beta) => beta,
         row => row.prepare(&mut c),
