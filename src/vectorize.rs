@@ -57,10 +57,22 @@ pub(crate) fn zip_chunks_sum<A: Send, B: Sync>(
     kernel: impl Fn(&mut [A], &[B]) -> f64 + Sync,
 ) -> f64 {
     use rayon::prelude::*;
+    /// Chunk results kept on the stack (one chunk per thread); larger pools use a `Vec`.
+    const STACK_PARTS: usize = 16;
     match shared_chunk_len(a.len()) {
         Some(chunk) if a.len() == b.len() => {
-            let parts: Vec<f64> =
-                a.par_chunks_mut(chunk).zip(b.par_chunks(chunk)).map(|(a, b)| kernel(a, b)).collect();
+            let count = a.len().div_ceil(chunk);
+            let (mut on_stack, mut on_heap) = ([0.0; STACK_PARTS], Vec::new());
+            let parts = if count <= STACK_PARTS {
+                &mut on_stack[..count]
+            } else {
+                on_heap.resize(count, 0.0);
+                &mut on_heap[..]
+            };
+            a.par_chunks_mut(chunk)
+                .zip(b.par_chunks(chunk))
+                .zip(parts.par_iter_mut())
+                .for_each(|((a, b), part)| *part = kernel(a, b));
             parts.iter().sum()
         }
         _ => kernel(a, b),
@@ -112,6 +124,17 @@ mod tests {
         let mut a = vec![1.0f32; n];
         zip_chunks(&mut a, &b, |a, b| a.iter_mut().zip(b).for_each(|(a, &b)| *a += 2.0 * b));
         assert!(a.iter().enumerate().all(|(i, &v)| v == 1.0 + 2.0 * i as f32));
+
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let mut c = vec![1.0f64; n];
+        let sum = pool.install(|| {
+            zip_chunks_sum(&mut c, &b, |c, b| {
+                c.iter_mut().zip(b).map(|(c, &b)| std::mem::replace(c, f64::from(b)) + f64::from(b)).sum()
+            })
+        });
+        assert!(c.iter().zip(&b).all(|(&c, &b)| c == f64::from(b)));
+        let expected = (n + n * (n - 1) / 2) as f64;
+        assert_eq!(sum, expected, "Σ(1 + i) over every chunk");
 
         let mut values = vec![0.5f64; n];
         assert!(all_chunks(&values, |c| c.iter().all(|v| v.is_finite())));
