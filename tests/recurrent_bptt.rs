@@ -4,12 +4,12 @@
 use gradflow::Mode;
 use gradflow::recurrent::{GruConfig, LstmConfig, Recurrent, RecurrentState, RnnConfig};
 use ndarray::{Array3, ArrayD, Axis, s};
+use ndarray_rand::RandomExt;
 use rand::SeedableRng;
-use rand_distr::{Distribution, StandardNormal};
+use rand_distr::StandardNormal;
 
 fn normal3(shape: (usize, usize, usize), seed: u64) -> Array3<f64> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    Array3::from_shape_simple_fn(shape, || StandardNormal.sample(&mut rng))
+    Array3::random_using(shape, StandardNormal, &mut rand::rngs::StdRng::seed_from_u64(seed))
 }
 
 /// All parameter gradients, in visiting order.

@@ -8,8 +8,9 @@ use gradflow::recurrent::{
 };
 use gradflow::{Linear, Mode, Sequential};
 use ndarray::{Array2, Array3, ArrayD};
+use ndarray_rand::RandomExt;
 use rand::SeedableRng;
-use rand_distr::{Distribution, StandardNormal};
+use rand_distr::StandardNormal;
 
 const T: usize = 4;
 const B: usize = 3;
@@ -18,7 +19,7 @@ const H: usize = 4;
 const EPS: f64 = 1e-5;
 
 fn normal3(shape: (usize, usize, usize), rng: &mut rand::rngs::StdRng) -> Array3<f64> {
-    Array3::from_shape_simple_fn(shape, || StandardNormal.sample(rng))
+    Array3::random_using(shape, StandardNormal, rng)
 }
 
 /// The scalar L = Σ R⊙outputs + Σ R_h⊙h_n (+ Σ R_c⊙c_n), with fixed random weights R.

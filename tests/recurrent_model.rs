@@ -12,11 +12,12 @@ use gradflow::recurrent::{
 };
 use gradflow::{Layer, Linear, Mode, Network, Sequential, hooks::Context};
 use ndarray::{Array1, Array2, ArrayView2, Axis, s};
+use ndarray_rand::RandomExt;
 use rand::SeedableRng;
-use rand_distr::{Distribution, StandardNormal};
+use rand_distr::StandardNormal;
 
 fn normal(shape: (usize, usize), rng: &mut rand::rngs::StdRng) -> Array2<f64> {
-    Array2::from_shape_simple_fn(shape, || StandardNormal.sample(rng))
+    Array2::random_using(shape, StandardNormal, rng)
 }
 
 fn lstm_model(seed: u64, readout: Readout) -> SequenceModel<f64> {

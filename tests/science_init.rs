@@ -14,9 +14,10 @@ use gradflow::hooks::{Recorder, RecorderConfig};
 use gradflow::init::{GlorotUniform, Initializer, KaimingNormal, Orthogonal};
 use gradflow::{Activation, Mode, Network, Sequential};
 use ndarray::{Array2, Axis};
+use ndarray_rand::RandomExt;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand_distr::{Distribution, StandardNormal};
+use rand_distr::StandardNormal;
 
 const WIDTH: usize = 128;
 const LAYERS: usize = 30;
@@ -25,8 +26,7 @@ const SEEDS: u64 = 10;
 
 /// A `(rows, cols)` array of standard normal draws.
 fn normal(rows: usize, cols: usize, seed: u64) -> Array2<f64> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    Array2::from_shape_simple_fn((rows, cols), || StandardNormal.sample(&mut rng))
+    Array2::random_using((rows, cols), StandardNormal, &mut StdRng::seed_from_u64(seed))
 }
 
 /// E[h²] (over the batch and the units) of the output of each of `LAYERS` bias-free

@@ -8,16 +8,16 @@ use gradflow::activation::Tanh;
 use gradflow::recurrent::{GruConfig, LstmConfig, Recurrent, RnnConfig};
 use gradflow::{Layer, Mode, Sequential, hooks::Context};
 use ndarray::{Array2, Array3, ArrayD};
+use ndarray_rand::RandomExt;
 use rand::SeedableRng;
-use rand_distr::{Distribution, StandardNormal};
+use rand_distr::StandardNormal;
 
 fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
     rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(f)
 }
 
 fn normal3(shape: (usize, usize, usize), seed: u64) -> Array3<f32> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    Array3::from_shape_simple_fn(shape, || StandardNormal.sample(&mut rng))
+    Array3::random_using(shape, StandardNormal, &mut rand::rngs::StdRng::seed_from_u64(seed))
 }
 
 /// Outputs, input gradient and parameter gradients of one forward/backward pass.

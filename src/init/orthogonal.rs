@@ -80,7 +80,7 @@ impl Initializer for Orthogonal {
             // PyTorch returns an empty tensor unchanged.
             return Ok(Array2::zeros(shape));
         }
-        let flattened = draw::normal(shape, 0.0, 1.0, rng);
+        let flattened = draw::normal("Orthogonal", shape, 0.0, 1.0, rng)?;
         let wide = rows < cols;
         let tall = if wide { flattened.t().to_owned() } else { flattened };
         let ThinQr { q, r } = householder_qr(&tall);
@@ -129,7 +129,7 @@ mod tests {
             assert!(max_abs_diff(&gram(&w), &(Array2::eye(k) * gain * gain)) < 1e-10, "{shape:?}");
             // Equivalently, W (or Wᵀ for wide) scales the norm of every vector by exactly gain.
             let (w, n) = if shape.0 >= shape.1 { (w.clone(), shape.1) } else { (w.t().to_owned(), shape.0) };
-            let x = draw::normal((n, 1), 0.0, 1.0, &mut rng(50));
+            let x = draw::normal("T", (n, 1), 0.0, 1.0, &mut rng(50)).unwrap();
             let norm = |m: &Array2<f64>| m.iter().map(|v| v * v).sum::<f64>().sqrt();
             assert!((norm(&w.dot(&x)) / norm(&x) - gain).abs() < 1e-10, "{shape:?}");
         }
@@ -141,7 +141,7 @@ mod tests {
         // for the very normal matrix A drawn (the draw is reproduced from the same seed).
         for shape in [(30, 12), (12, 30)] {
             let w = Orthogonal::default().sample(shape, Fans::new(1, 1, 1.0), &mut rng(60)).unwrap();
-            let a = draw::normal(shape, 0.0, 1.0, &mut rng(60));
+            let a = draw::normal("T", shape, 0.0, 1.0, &mut rng(60)).unwrap();
             let r = if shape.0 >= shape.1 { w.t().dot(&a) } else { w.dot(&a.t()) };
             let k = shape.0.min(shape.1);
             assert_eq!(r.dim(), (k, k));

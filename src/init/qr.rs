@@ -121,7 +121,7 @@ mod tests {
 
     #[test]
     fn tall_random_matrix_is_reconstructed_with_orthonormal_q() {
-        let a = draw::normal((50, 20), 0.0, 1.0, &mut rng(31));
+        let a = draw::normal("T", (50, 20), 0.0, 1.0, &mut rng(31)).unwrap();
         let ThinQr { q, r } = householder_qr(&a);
         assert_eq!((q.dim(), r.dim()), ((50, 20), (20, 20)));
         assert!(max_abs_diff(&q.dot(&r), &a) < 1e-12);
@@ -135,7 +135,7 @@ mod tests {
 
     #[test]
     fn a_zero_column_still_gives_orthonormal_q() {
-        let mut a = draw::normal((6, 4), 0.0, 1.0, &mut rng(32));
+        let mut a = draw::normal("T", (6, 4), 0.0, 1.0, &mut rng(32)).unwrap();
         a.column_mut(0).fill(0.0);
         let ThinQr { q, r } = householder_qr(&a);
         assert_eq!(r[[0, 0]], 0.0);
