@@ -401,6 +401,8 @@ fn add_transposed<F: Float>(t: &[F], addend: Addend<'_, F>, c: &mut ArrayViewMut
 
 #[cfg(test)]
 mod tests {
+    use approx::assert_abs_diff_eq;
+
     use super::*;
     use ndarray::{Array1, Array2, s};
 
@@ -519,7 +521,7 @@ mod tests {
         let mut y2 = Array2::from_elem((4, 90), 1.0);
         gemm(2.0, x.slice(s![..4, ..]), false, w.view(), true, 0.5, y2.view_mut());
         let expected = naive(&x.slice(s![..4, ..]), &w.t()) * 2.0 + 0.5;
-        assert!((&y2 - &expected).iter().all(|d| d.abs() < 1e-12));
+        assert_abs_diff_eq!(y2, expected, epsilon = 1e-12);
     }
 
     #[test]

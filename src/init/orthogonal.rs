@@ -94,14 +94,12 @@ impl Initializer for Orthogonal {
 
 #[cfg(test)]
 mod tests {
+    use approx::abs_diff_eq;
+
     use super::*;
     use crate::init::testing::{FAN_IN, FAN_OUT, assert_moments, rng};
 
     const SHAPES: [(usize, usize); 3] = [(64, 64), (100, 40), (40, 100)];
-
-    fn max_abs_diff(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
-        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
-    }
 
     /// The Gram matrix over the smaller dimension: WᵀW for square and tall, WWᵀ for wide.
     fn gram(w: &Array2<f64>) -> Array2<f64> {
@@ -114,7 +112,7 @@ mod tests {
             let w = Orthogonal::default().sample(shape, Fans::new(1, 1, 1.0), &mut rng(seed as u64)).unwrap();
             assert_eq!(w.dim(), shape);
             let k = shape.0.min(shape.1);
-            assert!(max_abs_diff(&gram(&w), &Array2::eye(k)) < 1e-10, "{shape:?}");
+            assert!(abs_diff_eq!(gram(&w), Array2::eye(k), epsilon = 1e-10), "{shape:?}");
         }
     }
 
@@ -126,7 +124,7 @@ mod tests {
             let w = init.sample(shape, Fans::new(1, 1, 1.0), &mut rng(40 + seed as u64)).unwrap();
             // Gram = gain²·I means every singular value (√ of the Gram's eigenvalues) is gain.
             let k = shape.0.min(shape.1);
-            assert!(max_abs_diff(&gram(&w), &(Array2::eye(k) * gain * gain)) < 1e-10, "{shape:?}");
+            assert!(abs_diff_eq!(gram(&w), Array2::eye(k) * gain * gain, epsilon = 1e-10), "{shape:?}");
             // Equivalently, W (or Wᵀ for wide) scales the norm of every vector by exactly gain.
             let (w, n) = if shape.0 >= shape.1 { (w.clone(), shape.1) } else { (w.t().to_owned(), shape.0) };
             let x = draw::normal("T", (n, 1), 0.0, 1.0, &mut rng(50)).unwrap();
