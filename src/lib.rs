@@ -55,7 +55,15 @@
 //! `Cargo.toml` may pull in. gradflow's `ndarray` has its `approx` feature on, so arrays (a
 //! parameter's [`ParamView::value`], two models' outputs) compare with
 //! `assert_abs_diff_eq!(a, b, epsilon = 1e-6)` too.
+//!
+//! ## Cargo features
+//! All on by default; `default-features = false` leaves them out of your build.
+//! - `plots`: SVG charts, [`report::plot`] (the `plotters` crate).
+//! - `progress`: the training progress bar, [`train::Progress::Bar`] (the `indicatif` crate);
+//!   without it the trainer prints one line per epoch instead.
+//! - `tensorboard`: TensorBoard event files, [`export::TensorBoardWriter`] (the `crc32c` crate).
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 /// The [`ndarray`](https://docs.rs/ndarray/0.17) version gradflow is built on: every layer takes
 /// and returns its arrays. Use it through `gradflow::ndarray` so that your arrays are the same
@@ -82,6 +90,7 @@ pub mod diagnose;
 mod error;
 pub mod export;
 mod float;
+mod gemm_kernels;
 pub mod gradcheck;
 pub mod hooks;
 pub mod init;

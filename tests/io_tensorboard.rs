@@ -1,6 +1,7 @@
 //! TensorBoard event files: written, read back record by record with their CRCs checked, and
 //! decoded field by field. `scripts/check_tensorboard.py` reads the same run with TensorBoard's
 //! own reader (set GRADFLOW_TB_OUT=DIR to keep a copy of the run for it).
+#![cfg(feature = "tensorboard")]
 
 use approx::assert_abs_diff_eq;
 use std::path::PathBuf;
