@@ -1,5 +1,5 @@
-//! Matrix products: gradflow's backend (the `gemm` crate, through a bias-free `Linear` forward,
-//! which is exactly one product) against the `gemm` crate called directly on the same row-major
+//! Matrix products: gradflow's backend (the `gemm` crate's kernels, through a bias-free `Linear`
+//! forward, which is exactly one product) against those kernels called directly on the same row-major
 //! operands (`gemm_crate_direct`: what gradflow did before it routed wide products through a
 //! column-major scratch buffer, see `src/linalg.rs`) and ndarray's `general_mat_mul`
 //! (matrixmultiply), in FLOP/s (criterion reports "elements/s": one element is one
