@@ -167,11 +167,13 @@ fn placeholder_diagnosis() -> Diagnosis {
     Diagnosis {
         step: 0,
         verdict: Verdict::Healthy,
+        flow_verdict: Verdict::Healthy,
         gradient_ratio: None,
         per_layer_factor: None,
         layers: Vec::new(),
         evidence: Vec::new(),
         remedies: Vec::new(),
+        training: None,
         thresholds: Default::default(),
     }
 }

@@ -30,10 +30,12 @@ mod diagnosis;
 mod hidden_layers;
 mod remedy;
 mod thresholds;
+mod training;
 mod verdict;
 
 pub use diagnosis::{Diagnosis, LayerDiagnosis, diagnose, diagnose_step};
 pub use hidden_layers::HiddenLayer;
 pub use remedy::Remedy;
 pub use thresholds::Thresholds;
+pub use training::{FlowChange, LossTrend, TrainingDiagnosis};
 pub use verdict::Verdict;
