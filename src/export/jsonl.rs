@@ -52,12 +52,15 @@ pub struct MetricsWriter<W: Write = BufWriter<File>> {
 }
 
 impl MetricsWriter<BufWriter<File>> {
-    /// Creates (or truncates) the file at `path`.
+    /// Creates (or truncates) the file at `path`, and its parent directory if it is missing.
     ///
     /// # Errors
-    /// [`Error::Io`] naming the file.
+    /// [`Error::Io`] naming the directory or file.
     pub fn create(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
         let file = File::create(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
         Ok(MetricsWriter::new(BufWriter::new(file), &path.display().to_string()))
     }
