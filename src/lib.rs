@@ -95,6 +95,7 @@ pub mod gradcheck;
 pub mod hooks;
 pub mod init;
 pub mod io;
+mod kernels;
 mod layer;
 pub mod layers;
 mod linalg;

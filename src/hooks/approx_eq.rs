@@ -1,7 +1,7 @@
 //! Approximate equality for recordings and their statistics, through the `approx` crate's
 //! [`AbsDiffEq`] and [`RelativeEq`]: every floating-point field is compared with the given
 //! tolerance, everything else (paths, names, counts, steps, flags, settings other than floats,
-//! `None` against `Some`, the number of layers, steps and parameters) exactly. A NaN equals
+//! `None` against `Some`, the number of layers, steps, parameters and losses) exactly. A NaN equals
 //! nothing, as for `f64`.
 //!
 //! What this is for: a recording read back from JSON (whose float parser may differ from the
@@ -27,7 +27,7 @@
 use approx::{AbsDiffEq, RelativeEq};
 
 use super::recorder::RecorderConfig;
-use super::recording::{ActivationInfo, LayerRecord, LayerStepRecord, ParamStats, Recording};
+use super::recording::{ActivationInfo, LayerRecord, LayerStepRecord, ParamStats, Recording, StepLoss};
 use super::stats::{ActivationStats, TensorStats};
 
 /// The one comparison behind both traits: `close` decides each pair of float fields.
@@ -114,6 +114,7 @@ impl FieldsClose for LayerRecord {
             && self.kind == other.kind
             && self.description == other.description
             && self.depth == other.depth
+            && self.layer_number == other.layer_number
             && self.is_container == other.is_container
             && nested_option_close(&self.activation, &other.activation, close)
             && all_close(&self.steps, &other.steps, close)
@@ -130,11 +131,18 @@ impl FieldsClose for RecorderConfig {
     }
 }
 
+impl FieldsClose for StepLoss {
+    fn fields_close(&self, other: &Self, close: &dyn Fn(f64, f64) -> bool) -> bool {
+        self.step == other.step && close(self.loss, other.loss)
+    }
+}
+
 impl FieldsClose for Recording {
     fn fields_close(&self, other: &Self, close: &dyn Fn(f64, f64) -> bool) -> bool {
         self.float == other.float
             && self.config.fields_close(&other.config, close)
             && all_close(&self.layers, &other.layers, close)
+            && all_close(&self.losses, &other.losses, close)
     }
 }
 
@@ -176,6 +184,7 @@ approx_through_fields!(
     ActivationInfo,
     LayerRecord,
     RecorderConfig,
+    StepLoss,
     Recording,
 );
 
@@ -217,6 +226,7 @@ mod tests {
                 kind: "sigmoid".into(),
                 description: "sigmoid".into(),
                 depth: 0,
+                layer_number: Some(1),
                 is_container: false,
                 activation: Some(ActivationInfo {
                     name: "sigmoid".into(),
@@ -225,6 +235,7 @@ mod tests {
                 }),
                 steps: vec![step],
             }],
+            losses: vec![StepLoss { step: 3, loss: 2.5 }],
         }
     }
 
@@ -261,6 +272,12 @@ mod tests {
         let mut b = a.clone();
         b.float = "f64".into();
         assert!(!close(&b), "float type");
+        let mut b = a.clone();
+        b.layers[0].layer_number = None;
+        assert!(!close(&b), "layer number");
+        let mut b = a.clone();
+        b.losses[0].step = 4;
+        assert!(!close(&b), "loss step");
     }
 
     #[test]
