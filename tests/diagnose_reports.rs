@@ -82,8 +82,14 @@ fn json_errors_name_the_file_and_the_problem() {
     assert!(err.to_string().contains("no \"schema\""), "{err}");
     let err = json::from_str(r#"{"schema": "gradflow.recording/1", "layers": 3}"#).unwrap_err();
     assert!(matches!(err, Error::Data { .. }), "{err}");
-    let err = json::write_file(&Recording::default(), temp_path("no-dir/x.json")).unwrap_err();
-    assert!(err.to_string().contains("no-dir"), "{err}");
+    // A missing directory is created; one that cannot be (its parent is a file) is named.
+    let made = temp_path("new-dir/x.json");
+    json::write_file(&Recording::default(), &made).unwrap();
+    assert!(json::read_file(&made).unwrap().layers.is_empty());
+    let blocker = temp_path("a-file");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let err = json::write_file(&Recording::default(), blocker.join("x.json")).unwrap_err();
+    assert!(err.to_string().contains("a-file"), "{err}");
 }
 
 #[test]
