@@ -36,7 +36,9 @@ macro_rules! kernels {
         pub trait Kernels: Sized + 'static {
             $(
                 $(#[$meta])*
-                fn $name $(<$($lt),+>)? ($($arg: $ty),*) $(-> $ret)?;
+                fn $name $(<$($lt),+>)? ($($arg: $ty),*) $(-> $ret)?
+                where
+                    Self: crate::Float;
             )*
         }
 
@@ -67,4 +69,43 @@ kernels! {
     fn add_column_sums(sums: &mut [Self], matrix: &[Self]) => crate::vectorize::add_column_sums;
     /// True when every value is finite.
     fn all_finite(values: &[Self]) -> bool => crate::float::all_finite;
+
+    // Shared elementwise loops (src/elementwise.rs).
+    fn add_to(dst: &mut [Self], src: &[Self]) => crate::elementwise::add_to;
+    fn add_pair(a: &[Self], b: &[Self], out: &mut [Self]) => crate::elementwise::add_pair;
+    fn scale_into(factor: Self, x: &[Self], out: &mut [Self]) => crate::elementwise::scale_into;
+    fn scale_in_place(values: &mut [Self], factor: Self) => crate::elementwise::scale_in_place;
+    fn clamp_in_place(values: &mut [Self], low: Self, high: Self) => crate::elementwise::clamp_in_place;
+    fn dot(x: &[Self], y: &[Self]) -> Self => crate::elementwise::dot;
+    fn sum_of_squares_f64(values: &[Self]) -> f64 => crate::elementwise::sum_of_squares_f64;
+
+    // Activations: forward and backward over slices (src/activation/).
+    fn sigmoid_forward(x: &[Self], y: &mut [Self]) => crate::activation::sigmoid::forward;
+    fn sigmoid_backward(x: &[Self], y: &[Self], grad_y: &[Self], grad_x: &mut [Self]) => crate::activation::sigmoid::backward;
+    fn tanh_forward(x: &[Self], y: &mut [Self]) => crate::activation::tanh::forward;
+    fn tanh_backward(x: &[Self], y: &[Self], grad_y: &[Self], grad_x: &mut [Self]) => crate::activation::tanh::backward;
+    fn relu_forward(x: &[Self], y: &mut [Self]) => crate::activation::relu::forward;
+    fn relu_backward(x: &[Self], y: &[Self], grad_y: &[Self], grad_x: &mut [Self]) => crate::activation::relu::backward;
+    fn leaky_relu_forward(leaky_relu: &crate::activation::LeakyRelu, x: &[Self], y: &mut [Self]) => crate::activation::leaky_relu::forward;
+    fn leaky_relu_backward(leaky_relu: &crate::activation::LeakyRelu, x: &[Self], y: &[Self], grad_y: &[Self], grad_x: &mut [Self]) => crate::activation::leaky_relu::backward;
+    fn elu_forward(elu: &crate::activation::Elu, x: &[Self], y: &mut [Self]) => crate::activation::elu::forward;
+    fn elu_backward(elu: &crate::activation::Elu, x: &[Self], y: &[Self], grad_y: &[Self], grad_x: &mut [Self]) => crate::activation::elu::backward;
+    fn selu_forward(x: &[Self], y: &mut [Self]) => crate::activation::selu::forward;
+    fn selu_backward(x: &[Self], y: &[Self], grad_y: &[Self], grad_x: &mut [Self]) => crate::activation::selu::backward;
+    fn gelu_forward(gelu: &crate::activation::Gelu, x: &[Self], y: &mut [Self]) => crate::activation::gelu::forward;
+    fn gelu_backward(gelu: &crate::activation::Gelu, x: &[Self], y: &[Self], grad_y: &[Self], grad_x: &mut [Self]) => crate::activation::gelu::backward;
+    fn silu_forward(x: &[Self], y: &mut [Self]) => crate::activation::silu::forward;
+    fn silu_backward(x: &[Self], y: &[Self], grad_y: &[Self], grad_x: &mut [Self]) => crate::activation::silu::backward;
+    fn softsign_forward(x: &[Self], y: &mut [Self]) => crate::activation::softsign::forward;
+    fn softsign_backward(x: &[Self], y: &[Self], grad_y: &[Self], grad_x: &mut [Self]) => crate::activation::softsign::backward;
+    fn softplus_forward(softplus: &crate::activation::Softplus, x: &[Self], y: &mut [Self]) => crate::activation::softplus::forward;
+    fn softplus_backward(softplus: &crate::activation::Softplus, x: &[Self], y: &[Self], grad_y: &[Self], grad_x: &mut [Self]) => crate::activation::softplus::backward;
+
+    // Optimizers (src/optim/): each returns Σ(new − old)² of the update when `observing`.
+    fn sgd_plain(value: &mut [Self], grad: &[Self], rule: &crate::optim::sgd::SgdRule<Self>, observing: bool) -> f64 => crate::optim::sgd::plain_update;
+    fn sgd_momentum(value: &mut [Self], grad: &[Self], buffer: &mut [Self], rule: &crate::optim::sgd::SgdRule<Self>, observing: bool) -> f64 => crate::optim::sgd::momentum_update;
+    #[allow(clippy::too_many_arguments)]
+    fn adam_update(value: &mut [Self], grad: &[Self], exp_avg: &mut [Self], exp_avg_sq: &mut [Self], max_exp_avg_sq: Option<&mut [Self]>, rule: &crate::optim::adam::AdamRule<Self>, observing: bool) -> f64 => crate::optim::adam::update;
+    #[allow(clippy::too_many_arguments)]
+    fn rmsprop_update(value: &mut [Self], grad: &[Self], square_avg: &mut [Self], grad_avg: Option<&mut [Self]>, momentum_buffer: Option<&mut [Self]>, rule: &crate::optim::rmsprop::RmsPropRule<Self>, observing: bool) -> f64 => crate::optim::rmsprop::update;
 }

@@ -51,6 +51,7 @@
 pub mod activation;
 pub mod data;
 pub mod diagnose;
+mod elementwise;
 mod error;
 pub mod export;
 mod float;
