@@ -6,7 +6,9 @@
 //! (`*_array`) take the kernel when the arrays are contiguous in the same order and fall back to
 //! ndarray's own loops otherwise (an array with unusual strides: a rare path, left generic).
 
-use ndarray::{ArrayBase, ArrayView, ArrayViewMut, Data, DataMut, Dimension, Zip};
+use ndarray::{
+    Array1, Array2, ArrayBase, ArrayView, ArrayView2, ArrayViewMut, Data, DataMut, Dimension, Zip,
+};
 
 use crate::Float;
 use crate::vectorize::vectorized;
@@ -94,6 +96,16 @@ where
     Zip::from(dst).and(src).for_each(|d, &s| *d += s);
 }
 
+/// `out = a + b` for arrays of `out`'s shape (`out` is a standard-layout buffer).
+pub(crate) fn add_arrays<F: Float>(a: ArrayView2<'_, F>, b: ArrayView2<'_, F>, out: &mut Array2<F>) {
+    match (a.as_slice(), b.as_slice(), out.as_slice_mut()) {
+        (Some(a), Some(b), Some(out)) if a.len() == out.len() && b.len() == out.len() => {
+            F::add_pair(a, b, out)
+        }
+        _ => Zip::from(out).and(&a).and(&b).for_each(|y, &a, &b| *y = a + b),
+    }
+}
+
 /// The entries of two arrays of the same shape as slices in which entry `i` of one matches
 /// entry `i` of the other, when both are contiguous in the same order.
 pub(crate) fn matching_slices<'a, F, S, T, D>(
@@ -109,4 +121,13 @@ where
         return None;
     }
     Some((a.as_slice_memory_order()?, b.as_slice_memory_order()?))
+}
+
+/// The entries of `values` as a slice: borrowed when it is contiguous (always, unless a caller
+/// replaced a parameter by a strided array), copied otherwise.
+pub(crate) fn contiguous<F: Float>(values: &Array1<F>) -> std::borrow::Cow<'_, [F]> {
+    match values.as_slice() {
+        Some(slice) => std::borrow::Cow::Borrowed(slice),
+        None => std::borrow::Cow::Owned(values.to_vec()),
+    }
 }

@@ -79,6 +79,11 @@ kernels! {
     fn dot(x: &[Self], y: &[Self]) -> Self => crate::elementwise::dot;
     fn sum_of_squares_f64(values: &[Self]) -> f64 => crate::elementwise::sum_of_squares_f64;
 
+    // Matrix products (src/linalg.rs): the whole product, threads and layout choices included.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm(alpha: Self, a: ndarray::ArrayView2<'_, Self>, transpose_a: bool, b: ndarray::ArrayView2<'_, Self>, transpose_b: bool, beta: Self, c: ndarray::ArrayViewMut2<'_, Self>) => crate::linalg::gemm_kernel;
+    fn gemm_plus_row(a: ndarray::ArrayView2<'_, Self>, transpose_a: bool, b: ndarray::ArrayView2<'_, Self>, transpose_b: bool, row: ndarray::ArrayView1<'_, Self>, c: ndarray::ArrayViewMut2<'_, Self>) => crate::linalg::gemm_plus_row_kernel;
+
     // Activations: forward and backward over slices (src/activation/).
     fn sigmoid_forward(x: &[Self], y: &mut [Self]) => crate::activation::sigmoid::forward;
     fn sigmoid_backward(x: &[Self], y: &[Self], grad_y: &[Self], grad_x: &mut [Self]) => crate::activation::sigmoid::backward;
@@ -108,4 +113,29 @@ kernels! {
     fn adam_update(value: &mut [Self], grad: &[Self], exp_avg: &mut [Self], exp_avg_sq: &mut [Self], max_exp_avg_sq: Option<&mut [Self]>, rule: &crate::optim::adam::AdamRule<Self>, observing: bool) -> f64 => crate::optim::adam::update;
     #[allow(clippy::too_many_arguments)]
     fn rmsprop_update(value: &mut [Self], grad: &[Self], square_avg: &mut [Self], grad_avg: Option<&mut [Self]>, momentum_buffer: Option<&mut [Self]>, rule: &crate::optim::rmsprop::RmsPropRule<Self>, observing: bool) -> f64 => crate::optim::rmsprop::update;
+
+    // BatchNorm1d (src/layers/batch_norm.rs).
+    fn batch_norm_statistics(x: &[Self], c: usize, inv_n: Self, mean: &mut [Self], var: &mut [Self]) => crate::layers::batch_norm::statistics;
+    fn batch_norm_update_running(running_mean: &mut [Self], running_var: &mut [Self], mean: &[Self], var: &mut [Self], update: &crate::layers::batch_norm::RunningUpdate<Self>) => crate::layers::batch_norm::update_running;
+    fn batch_norm_first_invalid_running(running_mean: &[Self], running_var: &[Self], eps: Self) -> Option<usize> => crate::layers::batch_norm::first_invalid_running;
+    fn batch_norm_inv_std(var: &[Self], eps: Self, inv_std: &mut [Self]) => crate::layers::batch_norm::inv_std;
+    fn batch_norm_normalize(x: &[Self], mean: &[Self], inv_std: &[Self], affine: Option<(&[Self], &[Self])>, x_hat: &mut [Self], y: &mut [Self]) => crate::layers::batch_norm::normalize;
+    fn batch_norm_grad_sums(dy: &[Self], x_hat: &[Self], sum_dy: &mut [Self], sum_dy_x_hat: &mut [Self]) => crate::layers::batch_norm::grad_sums;
+    fn batch_norm_input_grad(dy: &[Self], x_hat: &[Self], gamma: Option<&[Self]>, stats: &crate::layers::batch_norm::FeatureStats<'_, Self>, dx: &mut [Self]) => crate::layers::batch_norm::input_grad;
+
+    // LayerNorm (src/layers/layer_norm.rs).
+    fn layer_norm_forward(x: &[Self], d: usize, eps: Self, affine: &crate::layers::layer_norm::Affine<'_, Self>, x_hat: &mut [Self], y: &mut [Self], inv_std: &mut [Self]) => crate::layers::layer_norm::forward;
+    fn layer_norm_param_grads(dy: &[Self], x_hat: &[Self], d: usize, weight_grad: Option<&mut [Self]>, bias_grad: Option<&mut [Self]>) => crate::layers::layer_norm::param_grads;
+    fn layer_norm_input_grad(dy: &[Self], x_hat: &[Self], d: usize, inv_std: &[Self], gamma: Option<&[Self]>, dx: &mut [Self]) => crate::layers::layer_norm::input_grad;
+
+    // PReLU (src/layers/prelu.rs): row-major `(rows, cols)`, one slope or one per column.
+    fn prelu_forward(x: &[Self], slopes: &[Self], cols: usize, y: &mut [Self]) => crate::layers::prelu::forward;
+    fn prelu_slope_grad(x: &[Self], grad_y: &[Self], cols: usize, slope_grad: &mut [Self]) => crate::layers::prelu::slope_grad;
+    fn prelu_input_grad(x: &[Self], grad_y: &[Self], slopes: &[Self], cols: usize, grad_x: &mut [Self]) => crate::layers::prelu::input_grad;
+
+    // Highway (src/layers/highway.rs).
+    fn highway_gate(z: &[Self], t: &mut [Self]) => crate::layers::highway::gate;
+    fn highway_combine(x: &[Self], h: &[Self], t: &[Self], y: &mut [Self]) => crate::layers::highway::combine;
+    fn highway_backward(rows: &crate::layers::highway::GateRows<'_, Self>, grad_h: &mut [Self], grad_t_pre: &mut [Self]) => crate::layers::highway::backward;
+    fn highway_carry(dx_transform: &[Self], dy: &[Self], t: &[Self], grad_x: &mut [Self]) => crate::layers::highway::carry;
 }

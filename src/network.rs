@@ -87,7 +87,7 @@ impl<F: Float> Network<F> {
     pub fn forward(&mut self, input: ArrayView2<'_, F>, mode: Mode) -> Result<ArrayView2<'_, F>> {
         self.forward_done = false;
         ensure_shape(&mut self.input, input.dim());
-        self.input.assign(&input);
+        crate::elementwise::assign_array(&mut self.input.view_mut(), &input);
         let (model, hooks, output, step) = (&mut self.model, &mut self.hooks, &mut self.output, self.step);
         let input = self.input.view();
         self.parallel = run_pass(self.parallel, || {
