@@ -138,4 +138,15 @@ kernels! {
     fn highway_combine(x: &[Self], h: &[Self], t: &[Self], y: &mut [Self]) => crate::layers::highway::combine;
     fn highway_backward(rows: &crate::layers::highway::GateRows<'_, Self>, grad_h: &mut [Self], grad_t_pre: &mut [Self]) => crate::layers::highway::backward;
     fn highway_carry(dx_transform: &[Self], dy: &[Self], t: &[Self], grad_x: &mut [Self]) => crate::layers::highway::carry;
+
+    // The recurrent engine (src/recurrent/engine.rs): a whole forward or backward pass through
+    // time, matrix products and cell steps included.
+    fn recurrent_forward(engine: &mut crate::recurrent::engine::Engine<Self>, input: ndarray::ArrayView3<'_, Self>, initial: Option<&crate::recurrent::RecurrentState<Self>>) -> crate::Result<()> => crate::recurrent::engine::forward;
+    fn recurrent_backward(engine: &mut crate::recurrent::engine::Engine<Self>, grad_outputs: ndarray::ArrayView3<'_, Self>, grad_final: Option<&crate::recurrent::RecurrentState<Self>>, truncate: Option<usize>, input_grad: bool) -> crate::Result<()> => crate::recurrent::engine::backward;
+    /// `(T, B, F)` into `(B, T·F)`, both row-major.
+    fn sequence_to_rows(sequence: &[Self], batch: usize, features: usize, rows: &mut [Self]) => crate::recurrent::layout::sequence_to_rows_kernel;
+    /// `(B, T·F)` into `(T, B, F)`, both row-major.
+    fn rows_to_sequence(rows: &[Self], batch: usize, features: usize, sequence: &mut [Self]) => crate::recurrent::layout::rows_to_sequence_kernel;
+    /// The saturated count and the sum of one gate's activations at one step.
+    fn gate_saturation(values: ndarray::ArrayView2<'_, Self>, function: crate::hooks::GateFunction) -> (usize, f64) => crate::recurrent::time_step_recorder::gate_saturation;
 }

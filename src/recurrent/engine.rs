@@ -179,8 +179,11 @@ struct Scratch<F: Float> {
 }
 
 /// The shared recurrent machinery. See the module documentation.
+///
+/// Its forward and backward passes run as kernels ([`crate::kernels`]): the whole recursion,
+/// with its matrix products and cell steps, is compiled inside gradflow.
 #[derive(Debug, Clone)]
-pub(crate) struct Engine<F: Float> {
+pub struct Engine<F: Float> {
     cell: CellKind,
     input_size: usize,
     hidden_size: usize,
@@ -385,6 +388,23 @@ impl<F: Float> Engine<F> {
         input: ArrayView3<'_, F>,
         initial: Option<&RecurrentState<F>>,
     ) -> Result<()> {
+        F::recurrent_forward(self, input, initial)
+    }
+
+    /// Backpropagates through time; see [`super::Recurrent::backward_sequence`]. Without
+    /// `input_grad`, dL/d(input) is not computed (one GEMM less) and `grad_input` is `None`.
+    pub(crate) fn backward(
+        &mut self,
+        grad_outputs: ArrayView3<'_, F>,
+        grad_final: Option<&RecurrentState<F>>,
+        truncate: Option<usize>,
+        input_grad: bool,
+    ) -> Result<()> {
+        F::recurrent_backward(self, grad_outputs, grad_final, truncate, input_grad)
+    }
+
+    /// [`Engine::forward`]'s kernel.
+    fn forward_pass(&mut self, input: ArrayView3<'_, F>, initial: Option<&RecurrentState<F>>) -> Result<()> {
         // A failed pass leaves nothing behind for backward to use.
         self.shape = None;
         self.backward_done = false;
@@ -456,9 +476,8 @@ impl<F: Float> Engine<F> {
         Ok(())
     }
 
-    /// Backpropagates through time; see [`super::Recurrent::backward_sequence`]. Without
-    /// `input_grad`, dL/d(input) is not computed (one GEMM less) and `grad_input` is `None`.
-    pub(crate) fn backward(
+    /// [`Engine::backward`]'s kernel.
+    fn backward_pass(
         &mut self,
         grad_outputs: ArrayView3<'_, F>,
         grad_final: Option<&RecurrentState<F>>,
@@ -705,6 +724,26 @@ impl<F: Float> Engine<F> {
             }
         }
     }
+}
+
+/// [`Engine::forward`]'s whole pass. A kernel ([`crate::kernels`]).
+pub(crate) fn forward<F: Float>(
+    engine: &mut Engine<F>,
+    input: ArrayView3<'_, F>,
+    initial: Option<&RecurrentState<F>>,
+) -> Result<()> {
+    engine.forward_pass(input, initial)
+}
+
+/// [`Engine::backward`]'s whole pass. A kernel ([`crate::kernels`]).
+pub(crate) fn backward<F: Float>(
+    engine: &mut Engine<F>,
+    grad_outputs: ArrayView3<'_, F>,
+    grad_final: Option<&RecurrentState<F>>,
+    truncate: Option<usize>,
+    input_grad: bool,
+) -> Result<()> {
+    engine.backward_pass(grad_outputs, grad_final, truncate, input_grad)
 }
 
 impl<F: Float> LayerCache<F> {
