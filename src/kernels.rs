@@ -149,4 +149,12 @@ kernels! {
     fn rows_to_sequence(rows: &[Self], batch: usize, features: usize, sequence: &mut [Self]) => crate::recurrent::layout::rows_to_sequence_kernel;
     /// The saturated count and the sum of one gate's activations at one step.
     fn gate_saturation(values: ndarray::ArrayView2<'_, Self>, function: crate::hooks::GateFunction) -> (usize, f64) => crate::recurrent::time_step_recorder::gate_saturation;
+
+    // Losses and metrics (src/loss/): each returns Σ of the terms in f64 and writes dL/dx.
+    fn cross_entropy_rows(x: &[Self], classes: &[usize], rule: &crate::loss::cross_entropy::SoftmaxRule<Self>, grad: &mut [Self]) -> f64 => crate::loss::cross_entropy::rows;
+    fn mse(x: &[Self], t: &[Self], grad_scale: Self, grad: &mut [Self]) -> f64 => crate::loss::mse::squared_error;
+    fn bce_with_logits(x: &[Self], t: &[Self], cols: usize, pos_weight: Option<&[f64]>, scale: Self, grad: &mut [Self]) -> f64 => crate::loss::bce_with_logits::entries;
+    fn first_outside_unit_interval(values: &[Self]) -> Option<usize> => crate::loss::bce_with_logits::first_outside_unit_interval;
+    fn count_correct(logits: ndarray::ArrayView2<'_, Self>, classes: &[usize]) -> usize => crate::loss::metrics::count_correct_kernel;
+    fn first_nan(values: ndarray::ArrayView2<'_, Self>) -> Option<(usize, usize)> => crate::loss::metrics::first_nan;
 }

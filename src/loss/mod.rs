@@ -13,11 +13,11 @@
 //! [`check_loss`] compares a loss's gradient with central differences; [`accuracy`] scores
 //! logits against class indices.
 
-mod bce_with_logits;
-mod cross_entropy;
+pub(crate) mod bce_with_logits;
+pub(crate) mod cross_entropy;
 mod gradcheck;
-mod metrics;
-mod mse;
+pub(crate) mod metrics;
+pub(crate) mod mse;
 mod validate;
 
 pub use bce_with_logits::BceWithLogits;
