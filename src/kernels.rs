@@ -157,4 +157,14 @@ kernels! {
     fn first_outside_unit_interval(values: &[Self]) -> Option<usize> => crate::loss::bce_with_logits::first_outside_unit_interval;
     fn count_correct(logits: ndarray::ArrayView2<'_, Self>, classes: &[usize]) -> usize => crate::loss::metrics::count_correct_kernel;
     fn first_nan(values: ndarray::ArrayView2<'_, Self>) -> Option<(usize, usize)> => crate::loss::metrics::first_nan;
+
+    // Hooks (src/hooks/): the recorder's statistics and the non-finite detector.
+    fn tensor_stats(values: &[Self]) -> crate::hooks::TensorStats => crate::hooks::TensorStats::of_slice;
+    fn activation_stats(input: ndarray::ArrayView2<'_, Self>, output: ndarray::ArrayView2<'_, Self>, activation: Option<&dyn crate::Activation<Self>>, saturation_level: f64, scratch: &mut Vec<bool>) -> crate::hooks::ActivationStats => crate::hooks::ActivationStats::of_with_scratch_kernel;
+    fn block_sum_of_squares(values: &[Self]) -> f64 => crate::hooks::recorder::block_sum_of_squares;
+    fn distance_and_copy(new: &[Self], old: &mut [Self], measure: bool, copy: bool) -> (f64, f64) => crate::hooks::recorder::distance_and_copy_kernel;
+    fn count_non_finite(values: &[Self]) -> usize => crate::hooks::nonfinite::count_non_finite;
+
+    // Training (src/train/).
+    fn gather_rows(source: ndarray::ArrayView2<'_, Self>, indices: &[usize], dest: ndarray::ArrayViewMut2<'_, Self>) => crate::train::batch::gather_rows;
 }

@@ -185,6 +185,9 @@ impl<F: Float> Dataset<F> {
 }
 
 fn check_finite<F: Float>(values: &Array2<F>, location: &str) -> Result<()> {
+    if crate::float::all_finite_array(&values.view()) {
+        return Ok(());
+    }
     match values.indexed_iter().find(|(_, v)| !v.is_finite()) {
         None => Ok(()),
         Some(((row, col), v)) => Err(Error::NonFinite {

@@ -54,12 +54,12 @@
 mod context;
 mod event;
 mod lent;
-mod nonfinite;
+pub(crate) mod nonfinite;
 mod numbering;
-mod recorder;
+pub(crate) mod recorder;
 mod recording;
 mod set;
-mod stats;
+pub(crate) mod stats;
 mod time_step;
 
 pub use context::Context;

@@ -26,6 +26,7 @@ pub use gradcheck::check_loss;
 pub use metrics::accuracy;
 pub(crate) use metrics::count_correct;
 pub use mse::Mse;
+pub(crate) use validate::first_class_out_of_range;
 
 use ndarray::{Array2, ArrayView2};
 
