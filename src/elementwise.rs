@@ -65,6 +65,16 @@ pub(crate) fn sum_of_squares_f64<F: Float>(values: &[F]) -> f64 {
     values.iter().map(|v| v.as_f64() * v.as_f64()).sum::<f64>()
 }
 
+/// `out[i] = values[i]` converted from `f64` (rounded to nearest for `f32`).
+pub(crate) fn convert_from_f64<F: Float>(values: &[f64], out: &mut [F]) {
+    out.iter_mut().zip(values).for_each(|(o, &v)| *o = F::lit(v));
+}
+
+/// `out[i] = bytes[i] · scale` (pixels to inputs).
+pub(crate) fn from_bytes_scaled<F: Float>(bytes: &[u8], scale: F, out: &mut [F]) {
+    out.iter_mut().zip(bytes).for_each(|(o, &b)| *o = F::lit(f64::from(b)) * scale);
+}
+
 /// `dst = src` for arrays of the same shape; a copy of memory when both are contiguous in the
 /// same order.
 pub(crate) fn assign_array<F: Float, D: Dimension>(

@@ -78,6 +78,8 @@ kernels! {
     fn clamp_in_place(values: &mut [Self], low: Self, high: Self) => crate::elementwise::clamp_in_place;
     fn dot(x: &[Self], y: &[Self]) -> Self => crate::elementwise::dot;
     fn sum_of_squares_f64(values: &[Self]) -> f64 => crate::elementwise::sum_of_squares_f64;
+    fn convert_from_f64(values: &[f64], out: &mut [Self]) => crate::elementwise::convert_from_f64;
+    fn from_bytes_scaled(bytes: &[u8], scale: Self, out: &mut [Self]) => crate::elementwise::from_bytes_scaled;
 
     // Matrix products (src/linalg.rs): the whole product, threads and layout choices included.
     #[allow(clippy::too_many_arguments)]
@@ -167,4 +169,8 @@ kernels! {
 
     // Training (src/train/).
     fn gather_rows(source: ndarray::ArrayView2<'_, Self>, indices: &[usize], dest: ndarray::ArrayViewMut2<'_, Self>) => crate::train::batch::gather_rows;
+
+    // Data, files and initialization.
+    fn decode_le(bytes: &[u8], stored_f32: bool) -> Vec<Self> => crate::io::safetensors::decode_le;
+    fn encode_le(values: ndarray::ArrayViewD<'_, Self>, as_f32: bool, bytes: &mut Vec<u8>) => crate::io::safetensors::encode_le;
 }

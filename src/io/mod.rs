@@ -35,7 +35,7 @@
 //! ```
 
 mod mismatch;
-mod safetensors;
+pub(crate) mod safetensors;
 mod spec;
 
 pub use mismatch::Mismatch;

@@ -21,6 +21,7 @@ use super::init::{RecurrentInit, pytorch_default};
 use super::state::RecurrentState;
 use super::step_rows::{self, BackwardRows, ForwardRows};
 use crate::hooks::{Gate, GateFunction};
+use crate::init::from_f64;
 use crate::linalg::gemm;
 use crate::param::{Param, ParamView, ParamViewMut};
 use crate::vectorize::vectorized;
@@ -292,14 +293,12 @@ impl<F: Float> Engine<F> {
                 b_hh.slice_mut(ndarray::s![h..2 * h]).fill(0.0);
             }
             let (bias_ih, bias_hh) = match biases {
-                Some((b_ih, b_hh)) => {
-                    (Some(Param::new(b_ih.mapv(F::lit))), Some(Param::new(b_hh.mapv(F::lit))))
-                }
+                Some((b_ih, b_hh)) => (Some(Param::new(from_f64(&b_ih))), Some(Param::new(from_f64(&b_hh)))),
                 None => (None, None),
             };
             params.push(LayerParams {
-                weight_ih: Param::new(w_ih.mapv(F::lit)),
-                weight_hh: Param::new(w_hh.mapv(F::lit)),
+                weight_ih: Param::new(from_f64(&w_ih)),
+                weight_hh: Param::new(from_f64(&w_hh)),
                 bias_ih,
                 bias_hh,
                 names: parameter_names(layer),
