@@ -333,12 +333,28 @@ pub(crate) fn update<F: Float>(
     rule: &AdamRule<F>,
     observing: bool,
 ) -> f64 {
+    match observing {
+        true => adam_loop::<F, true>(value, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, rule),
+        false => adam_loop::<F, false>(value, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, rule),
+    }
+}
+
+/// [`update`]'s loop, compiled once per choice so that the plain one has no branch.
+#[allow(clippy::too_many_arguments)]
+fn adam_loop<F: Float, const OBSERVE: bool>(
+    value: &mut [F],
+    grad: &[F],
+    exp_avg: &mut [F],
+    exp_avg_sq: &mut [F],
+    max_exp_avg_sq: Option<&mut [F]>,
+    rule: &AdamRule<F>,
+) -> f64 {
     crate::vectorize::vectorized(
         #[inline(always)]
         || {
             let mut distance_sq = 0.0f64;
             let mut measure = |old: F, new: F| {
-                if observing {
+                if OBSERVE {
                     let d = (new - old).as_f64();
                     distance_sq += d * d;
                 }

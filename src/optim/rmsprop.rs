@@ -312,12 +312,28 @@ pub(crate) fn update<F: Float>(
     rule: &RmsPropRule<F>,
     observing: bool,
 ) -> f64 {
+    match observing {
+        true => rmsprop_loop::<F, true>(value, grad, square_avg, grad_avg, momentum_buffer, rule),
+        false => rmsprop_loop::<F, false>(value, grad, square_avg, grad_avg, momentum_buffer, rule),
+    }
+}
+
+/// [`update`]'s loop, compiled once per choice so that the plain one has no branch.
+#[allow(clippy::too_many_arguments)]
+fn rmsprop_loop<F: Float, const OBSERVE: bool>(
+    value: &mut [F],
+    grad: &[F],
+    square_avg: &mut [F],
+    grad_avg: Option<&mut [F]>,
+    momentum_buffer: Option<&mut [F]>,
+    rule: &RmsPropRule<F>,
+) -> f64 {
     crate::vectorize::vectorized(
         #[inline(always)]
         || {
             let mut distance_sq = 0.0f64;
             let mut measure = |old: F, new: F| {
-                if observing {
+                if OBSERVE {
                     let d = (new - old).as_f64();
                     distance_sq += d * d;
                 }

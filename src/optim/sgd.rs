@@ -283,6 +283,20 @@ pub(crate) fn momentum_update<F: Float>(
     rule: &SgdRule<F>,
     observing: bool,
 ) -> f64 {
+    match observing {
+        true => momentum_loop::<F, true>(value, grad, buffer, rule),
+        false => momentum_loop::<F, false>(value, grad, buffer, rule),
+    }
+}
+
+/// [`momentum_update`]'s loop, compiled once per choice so that the plain one has no branch
+/// (and vectorizes).
+fn momentum_loop<F: Float, const OBSERVE: bool>(
+    value: &mut [F],
+    grad: &[F],
+    buffer: &mut [F],
+    rule: &SgdRule<F>,
+) -> f64 {
     vectorized(
         #[inline(always)]
         || {
@@ -290,7 +304,7 @@ pub(crate) fn momentum_update<F: Float>(
             for ((p, &g), b) in value.iter_mut().zip(grad).zip(buffer) {
                 let old = *p;
                 *p = rule.momentum_entry(old, g, b);
-                if observing {
+                if OBSERVE {
                     let d = (*p - old).as_f64();
                     distance_sq += d * d;
                 }
