@@ -41,7 +41,7 @@ pub(crate) fn scale_into<F: Float>(factor: F, x: &[F], out: &mut [F]) {
 pub(crate) fn scale_in_place<F: Float>(values: &mut [F], factor: F) {
     vectorized(
         #[inline(always)]
-        || values.iter_mut().for_each(|v| *v = *v * factor),
+        || values.iter_mut().for_each(|v| *v *= factor),
     )
 }
 
