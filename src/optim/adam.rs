@@ -3,7 +3,7 @@
 
 use ndarray::{ArrayD, Zip};
 
-use super::state::ParamStates;
+use super::state::{Optional, ParamStates};
 use super::{Optimizer, validate};
 use crate::layer::Layer;
 use crate::param::ParamViewMut;
@@ -232,9 +232,11 @@ pub(crate) fn adam_step<F: Float>(
         beta2: F::lit(beta2),
         one_minus_beta2: F::lit(1.0 - beta2),
         eps: F::lit(h.eps),
-        l2: (!h.decoupled_weight_decay && h.weight_decay != 0.0).then(|| F::lit(h.weight_decay)),
-        shrink: (h.decoupled_weight_decay && h.weight_decay != 0.0)
-            .then(|| F::lit(1.0 - h.lr * h.weight_decay)),
+        l2: Optional::new(!h.decoupled_weight_decay && h.weight_decay != 0.0, F::lit(h.weight_decay)),
+        shrink: Optional::new(
+            h.decoupled_weight_decay && h.weight_decay != 0.0,
+            F::lit(1.0 - h.lr * h.weight_decay),
+        ),
     };
     let amsgrad = h.amsgrad;
     state.step(
@@ -295,16 +297,16 @@ pub struct AdamRule<F> {
     one_minus_beta2: F,
     eps: F,
     /// Adam's L2 weight decay, added to the gradient.
-    l2: Option<F>,
+    l2: Optional<F>,
     /// AdamW's decoupled weight decay: `p ← p · shrink` first.
-    shrink: Option<F>,
+    shrink: Optional<F>,
 }
 
 impl<F: Float> AdamRule<F> {
     /// The weight decay and both moment updates.
     #[inline(always)]
     fn moments(&self, p: &mut F, g: F, m: &mut F, v: &mut F) {
-        if let Some(s) = self.shrink {
+        if let Some(s) = self.shrink.get() {
             *p *= s;
         }
         let g = self.l2.map_or(g, |wd| g + wd * *p);

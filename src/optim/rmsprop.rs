@@ -3,7 +3,7 @@
 use ndarray::{ArrayD, Zip};
 
 use super::adam::lerp;
-use super::state::ParamStates;
+use super::state::{Optional, ParamStates};
 use super::{Optimizer, validate};
 use crate::layer::Layer;
 use crate::param::ParamViewMut;
@@ -189,7 +189,7 @@ impl<F: Float> RmsProp<F> {
             alpha: F::lit(c.alpha),
             one_minus_alpha: F::lit(1.0 - c.alpha),
             eps: F::lit(c.eps),
-            weight_decay: (c.weight_decay != 0.0).then(|| F::lit(c.weight_decay)),
+            weight_decay: Optional::new(c.weight_decay != 0.0, F::lit(c.weight_decay)),
             momentum: F::lit(c.momentum),
         };
         let (centered, with_momentum) = (c.centered, c.momentum > 0.0);
@@ -271,7 +271,7 @@ pub struct RmsPropRule<F> {
     alpha: F,
     one_minus_alpha: F,
     eps: F,
-    weight_decay: Option<F>,
+    weight_decay: Optional<F>,
     momentum: F,
 }
 

@@ -3,7 +3,7 @@
 
 use ndarray::{ArrayD, Zip};
 
-use super::state::{ParamStates, same_layout_slices, update_measured};
+use super::state::{Optional, ParamStates, same_layout_slices, update_measured};
 use super::{Optimizer, validate};
 use crate::layer::Layer;
 use crate::param::ParamViewMut;
@@ -172,7 +172,7 @@ impl<F: Float> Sgd<F> {
         let c = self.config;
         let rule = SgdRule {
             lr: F::lit(c.lr),
-            weight_decay: (c.weight_decay != 0.0).then(|| F::lit(c.weight_decay)),
+            weight_decay: Optional::new(c.weight_decay != 0.0, F::lit(c.weight_decay)),
             momentum: F::lit(c.momentum),
             keep: F::lit(1.0 - c.dampening),
             first: self.state.steps() == 0,
@@ -217,8 +217,8 @@ impl<F: Float> Sgd<F> {
 #[derive(Debug, Clone, Copy)]
 pub struct SgdRule<F> {
     lr: F,
-    /// `None` when the weight decay is zero (the gradient is then used as it is).
-    weight_decay: Option<F>,
+    /// Off when the weight decay is zero (the gradient is then used as it is).
+    weight_decay: Optional<F>,
     momentum: F,
     /// `1 − dampening`.
     keep: F,
@@ -253,7 +253,7 @@ pub(crate) fn plain_update<F: Float>(value: &mut [F], grad: &[F], rule: &SgdRule
         zip_chunks_sum(value, grad, |value, grad| {
             vectorized(
                 #[inline(always)]
-                || match rule.weight_decay {
+                || match rule.weight_decay.get() {
                     None => update_measured(value, grad, |p, g| p - lr * g),
                     Some(wd) => update_measured(value, grad, |p, g| p - lr * (g + wd * p)),
                 },
@@ -263,7 +263,7 @@ pub(crate) fn plain_update<F: Float>(value: &mut [F], grad: &[F], rule: &SgdRule
         zip_chunks(value, grad, |value, grad| {
             vectorized(
                 #[inline(always)]
-                || match rule.weight_decay {
+                || match rule.weight_decay.get() {
                     None => value.iter_mut().zip(grad).for_each(|(p, &g)| *p -= lr * g),
                     Some(wd) => value.iter_mut().zip(grad).for_each(|(p, &g)| *p -= lr * (g + wd * *p)),
                 },
