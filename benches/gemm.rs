@@ -1,5 +1,5 @@
-//! Matrix products: gradflow's backend (the `gemm` crate, through a bias-free `Linear` forward,
-//! which is exactly one product) against the `gemm` crate called directly on the same row-major
+//! Matrix products: gradflow's backend (the `gemm` crate's kernels, through a bias-free `Linear`
+//! forward, which is exactly one product) against those kernels called directly on the same row-major
 //! operands (`gemm_crate_direct`: what gradflow did before it routed wide products through a
 //! column-major scratch buffer, see `src/linalg.rs`) and ndarray's `general_mat_mul`
 //! (matrixmultiply), in FLOP/s (criterion reports "elements/s": one element is one
@@ -16,6 +16,12 @@ use gradflow::hooks::Context;
 use gradflow::{Layer, Linear, Mode};
 use ndarray::Array2;
 use ndarray::linalg::general_mat_mul;
+
+// The kernels gradflow's layers call, through the same front end (`gemm::gemm`'s, without its
+// complex-number kernels).
+#[path = "../src/gemm_kernels.rs"]
+mod gemm_kernels;
+use gemm_kernels::Parallelism;
 
 fn filled(rows: usize, cols: usize) -> Array2<f32> {
     Array2::from_shape_fn((rows, cols), |(i, j)| ((i * 31 + j * 17) % 23) as f32 / 11.0 - 1.0)
@@ -43,7 +49,7 @@ fn products(c: &mut Criterion) {
                 // SAFETY: x is (batch, inp), weight (out, inp) read as its transpose (inp, out),
                 // y1 (batch, out): all contiguous row-major arrays that these strides stay inside.
                 unsafe {
-                    gemm::gemm(
+                    gemm_kernels::gemm(
                         batch,
                         out,
                         inp,
@@ -59,10 +65,7 @@ fn products(c: &mut Criterion) {
                         1,
                         0.0,
                         1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
+                        Parallelism::None,
                     )
                 }
             })

@@ -13,8 +13,9 @@ use gradflow::optim::{Optimizer, SgdConfig};
 use gradflow::recurrent::{LstmConfig, Readout, SequenceModel};
 use gradflow::{Linear, Mode, Network, Sequential};
 use ndarray::Array2;
+use ndarray_rand::RandomExt;
 use rand::SeedableRng;
-use rand_distr::{Distribution, StandardNormal};
+use rand_distr::StandardNormal;
 
 const INPUT: usize = 32;
 const HIDDEN: usize = 128;
@@ -29,8 +30,8 @@ fn lstm_training_step(c: &mut Criterion) {
     model.push(SequenceModel::new(lstm, Readout::LastStep, head).unwrap());
     let mut net = Network::new(model);
     // Sequences as rows (batch, T · input), the layout SequenceModel takes.
-    let x = Array2::<f32>::from_shape_simple_fn((BATCH, STEPS * INPUT), || StandardNormal.sample(&mut rng));
-    let y = Array2::<f32>::from_shape_simple_fn((BATCH, 1), || StandardNormal.sample(&mut rng));
+    let x = Array2::<f32>::random_using((BATCH, STEPS * INPUT), StandardNormal, &mut rng);
+    let y = Array2::<f32>::random_using((BATCH, 1), StandardNormal, &mut rng);
     let loss = Mse::default();
     let mut sgd = SgdConfig::new(1e-3).build::<f32>().unwrap();
     let mut grad = Array2::zeros((0, 0));

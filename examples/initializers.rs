@@ -55,6 +55,7 @@ use gradflow::init::{GlorotUniform, Initializer, KaimingNormal, LinearDefault, N
 use gradflow::report::plot::{ChartSpec, Scale, Series, line_chart};
 use gradflow::{Error, Network, Result, Sequential};
 use ndarray::Array2;
+use ndarray_rand::RandomExt;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
@@ -196,8 +197,7 @@ fn run(args: Args) -> Result<()> {
 
     // Inputs and labels from their own stream, so that every network gets the same batch.
     let mut data_rng = StdRng::seed_from_u64(args.seed.wrapping_add(1));
-    let inputs =
-        Array2::from_shape_simple_fn((args.batch, args.width), || data_rng.sample::<f64, _>(StandardNormal));
+    let inputs: Array2<f64> = Array2::random_using((args.batch, args.width), StandardNormal, &mut data_rng);
     let labels: Vec<usize> = (0..args.batch).map(|_| data_rng.random_range(0..CLASSES)).collect();
 
     let n = args.width;

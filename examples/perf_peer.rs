@@ -38,8 +38,9 @@ use gradflow::optim::{Sgd, SgdConfig};
 use gradflow::recurrent::{Lstm, Readout, SequenceModel};
 use gradflow::{Layer, Linear, Mode, Network, Sequential};
 use ndarray::Array2;
+use ndarray_rand::RandomExt;
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
 const LEARNING_RATE: f64 = 1e-3;
@@ -108,7 +109,7 @@ impl Step for Product {
 }
 
 fn normal(rng: &mut StdRng, shape: (usize, usize)) -> Array2<f32> {
-    Array2::from_shape_simple_fn(shape, || rng.sample(StandardNormal))
+    Array2::random_using(shape, StandardNormal, rng)
 }
 
 fn classes(batch: usize, count: usize) -> Target {

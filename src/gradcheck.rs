@@ -6,8 +6,9 @@
 //! `(L(θ + ε) − L(θ − ε)) / 2ε` for every entry of the input and of every parameter, in f64.
 
 use ndarray::{Array2, ArrayView2};
+use ndarray_rand::RandomExt;
 use rand::SeedableRng;
-use rand_distr::{Distribution, StandardNormal};
+use rand_distr::StandardNormal;
 
 use crate::hooks::Context;
 use crate::layer::{Layer, Mode};
@@ -173,7 +174,7 @@ pub fn check_layer(
     let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
     let mut output = Array2::zeros((0, 0));
     layer.forward(input.view(), &mut output, config.mode, &mut Context::new())?;
-    let weights = Array2::from_shape_simple_fn(output.dim(), || StandardNormal.sample(&mut rng));
+    let weights: Array2<f64> = Array2::random_using(output.dim(), StandardNormal, &mut rng);
     layer.zero_grad();
     let mut grad_input = Array2::zeros((0, 0));
     layer.backward(

@@ -14,8 +14,8 @@
 //! use gradflow::{Network, Sequential, Mode};
 //! use gradflow::activation::Tanh;
 //! use gradflow::init::GlorotUniform;
-//! use ndarray::Array2;
-//! use rand::SeedableRng;
+//! use gradflow::ndarray::Array2;
+//! use gradflow::rand::SeedableRng;
 //!
 //! let mut rng = rand::rngs::StdRng::seed_from_u64(42);
 //! let model = Sequential::<f32>::builder(64)
@@ -46,7 +46,43 @@
 //! - [`io`]: saving and loading a model's state as safetensors, with PyTorch's names; model specs.
 //! - [`export`]: metrics as JSON lines and TensorBoard event files.
 //! - [`gradcheck`]: the finite-difference checker every backward pass is tested with.
+//!
+//! ## The crates in gradflow's API
+//! Arrays are [`ndarray`]'s, random draws come from a [`rand`] RNG, and recordings and
+//! statistics compare approximately through [`approx`]. gradflow re-exports all three: write
+//! `gradflow::ndarray::Array2`, `gradflow::rand::SeedableRng`, `gradflow::approx::assert_relative_eq`,
+//! and your code uses exactly the versions gradflow was built with, whatever versions your own
+//! `Cargo.toml` may pull in. gradflow's `ndarray` has its `approx` feature on, so arrays (a
+//! parameter's [`ParamView::value`], two models' outputs) compare with
+//! `assert_abs_diff_eq!(a, b, epsilon = 1e-6)` too.
+//!
+//! ## Cargo features
+//! All on by default; `default-features = false` leaves them out of your build.
+//! - `plots`: SVG charts, [`report::plot`] (the `plotters` crate).
+//! - `progress`: the training progress bar, [`train::Progress::Bar`] (the `indicatif` crate);
+//!   without it the trainer prints one line per epoch instead.
+//! - `tensorboard`: TensorBoard event files, [`export::TensorBoardWriter`] (the `crc32c` crate).
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+/// The [`ndarray`](https://docs.rs/ndarray/0.17) version gradflow is built on: every layer takes
+/// and returns its arrays. Use it through `gradflow::ndarray` so that your arrays are the same
+/// crate version as gradflow's; an `ndarray` of another version in your own `Cargo.toml` makes
+/// errors such as "expected `ArrayBase<…>`, found `ArrayBase<…>`". Its `approx` feature is on.
+pub use ndarray;
+
+/// The [`rand`](https://docs.rs/rand/0.9) version gradflow draws from: builders, initializers
+/// and recurrent layers take a `&mut dyn rand::RngCore` of this version. Write
+/// `gradflow::rand::SeedableRng` and `gradflow::rand::rngs::StdRng`: a different `rand` in your
+/// own `Cargo.toml` (`cargo add rand` may pick a newer one) would give "multiple different
+/// versions of crate `rand`" errors at `.build(&mut rng)`.
+pub use rand;
+
+/// The [`approx`](https://docs.rs/approx/0.5) version whose `AbsDiffEq` and `RelativeEq` gradflow
+/// implements for [`hooks::Recording`] and the statistics in it (and `ndarray` for arrays):
+/// `gradflow::approx::assert_relative_eq!(a, b, max_relative = 1e-12)` needs no `approx` in your
+/// own `Cargo.toml`.
+pub use approx;
 
 pub mod activation;
 pub mod data;
@@ -55,6 +91,7 @@ mod elementwise;
 mod error;
 pub mod export;
 mod float;
+mod gemm_kernels;
 pub mod gradcheck;
 pub mod hooks;
 pub mod init;
@@ -73,15 +110,6 @@ mod scratch;
 pub mod threads;
 pub mod train;
 mod vectorize;
-
-/// The `ndarray` version gradflow's arrays come from: use `gradflow::ndarray::Array2` and your
-/// arrays are always the ones gradflow takes, whatever `ndarray` your crate depends on.
-pub use ndarray;
-/// The `rand` version gradflow's initializers and data splits draw from: seed a generator with
-/// `gradflow::rand::SeedableRng` and it always fits gradflow's builders (a crate that adds its
-/// own `rand` of another major version would otherwise meet "multiple different versions of
-/// crate `rand`").
-pub use rand;
 
 pub use activation::{Act, Activation, ActivationFamily};
 pub use error::{Error, Result};

@@ -1,9 +1,10 @@
 //! Matrix products used by the layers: the one seam where the GEMM backend is chosen.
 //!
-//! `f32` and `f64` products go to the [`gemm`](https://docs.rs/gemm) crate, which picks its
-//! kernels at run time for the CPU it runs on (AVX-512, AVX2 + FMA, NEON or plain scalar code),
-//! so the default build needs nothing beyond crates.io and runs on any x86-64 or aarch64
-//! machine. Any other [`Float`] type goes to ndarray's `general_mat_mul`.
+//! `f32` and `f64` products go to the [`gemm`](https://docs.rs/gemm) crate's kernels
+//! (`gemm-f32`, `gemm-f64`, through [`crate::gemm_kernels`]), which pick their code at run time
+//! for the CPU they run on (AVX-512, AVX2 + FMA, NEON or plain scalar code), so the default build
+//! needs nothing beyond crates.io and runs on any x86-64 or aarch64 machine. Any other [`Float`]
+//! type goes to ndarray's `general_mat_mul`.
 //!
 //! Threads: products of at least [`PARALLEL_MIN_WORK`] multiply-adds are cut into as many
 //! blocks of the output as rayon's pool has threads (its size follows `RAYON_NUM_THREADS`),
@@ -37,6 +38,7 @@ use std::any::TypeId;
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2, Axis, linalg::general_mat_mul};
 
 use crate::Float;
+use crate::gemm_kernels::{self, Parallelism};
 use crate::threads::busy;
 
 /// The smallest product `m·n·k` that is split across threads. Measured on a 2-core AVX-512
@@ -290,7 +292,7 @@ fn gemm_crate<F: Float>(
     // branched on above. The crate computes dst := alpha·dst + beta·lhs·rhs, reading dst only
     // when `read_dst` is true, so our (alpha, beta) are passed as (beta, alpha).
     unsafe {
-        gemm::gemm(
+        gemm_kernels::gemm(
             m,
             n,
             k,
@@ -306,10 +308,7 @@ fn gemm_crate<F: Float>(
             b_rs,
             beta,
             alpha,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
+            Parallelism::None,
         );
     }
 }
@@ -361,7 +360,7 @@ fn transposed_output<F: Float>(
         // SAFETY: as in `gemm_crate`, whose checks the caller has made; `t` holds m·n entries,
         // written column-major (row stride 1, column stride m) and not read (`read_dst` false).
         unsafe {
-            gemm::gemm(
+            gemm_kernels::gemm(
                 m,
                 n,
                 k,
@@ -377,10 +376,7 @@ fn transposed_output<F: Float>(
                 b_rs,
                 F::zero(),
                 alpha,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
+                Parallelism::None,
             );
         }
         add_transposed(t, addend, c);
@@ -431,6 +427,8 @@ fn add_transposed<F: Float>(t: &[F], addend: Addend<'_, F>, c: &mut ArrayViewMut
 
 #[cfg(test)]
 mod tests {
+    use approx::assert_abs_diff_eq;
+
     use super::*;
     use ndarray::{Array1, Array2, s};
 
@@ -549,7 +547,7 @@ mod tests {
         let mut y2 = Array2::from_elem((4, 90), 1.0);
         gemm(2.0, x.slice(s![..4, ..]), false, w.view(), true, 0.5, y2.view_mut());
         let expected = naive(&x.slice(s![..4, ..]), &w.t()) * 2.0 + 0.5;
-        assert!((&y2 - &expected).iter().all(|d| d.abs() < 1e-12));
+        assert_abs_diff_eq!(y2, expected, epsilon = 1e-12);
     }
 
     #[test]

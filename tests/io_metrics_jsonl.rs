@@ -61,10 +61,16 @@ fn a_file_can_be_created_and_appended_to() {
         [json!({"step":0,"tag":"loss","value":1.0}), json!({"step":1,"tag":"loss","value":0.5})]
     );
 
-    let missing_dir = std::env::temp_dir().join("gradflow-no-such-dir").join("m.jsonl");
-    assert!(
-        matches!(MetricsWriter::create(&missing_dir), Err(Error::Io { path, .. }) if path == missing_dir)
-    );
+    // A missing directory is created; one that cannot be (its parent is a file) is named.
+    let blocker = std::env::temp_dir().join(format!("gradflow-metrics-blocker-{}", std::process::id()));
+    std::fs::write(&blocker, "a file, not a directory").unwrap();
+    let below_a_file = blocker.join("m.jsonl");
+    assert!(matches!(MetricsWriter::create(&below_a_file), Err(Error::Io { path, .. }) if path == blocker));
+    std::fs::remove_file(&blocker).unwrap();
+    let new_dir = std::env::temp_dir().join(format!("gradflow-metrics-dir-{}", std::process::id()));
+    MetricsWriter::create(new_dir.join("m.jsonl")).unwrap().flush().unwrap();
+    assert!(new_dir.join("m.jsonl").is_file());
+    std::fs::remove_dir_all(&new_dir).unwrap();
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! TensorBoard event files: written, read back record by record with their CRCs checked, and
 //! decoded field by field. `scripts/check_tensorboard.py` reads the same run with TensorBoard's
 //! own reader (set GRADFLOW_TB_OUT=DIR to keep a copy of the run for it).
+#![cfg(feature = "tensorboard")]
 
+use approx::assert_abs_diff_eq;
 use std::path::PathBuf;
 
 use gradflow::Error;
@@ -168,8 +170,8 @@ fn scalars_and_histograms_read_back_field_by_field() {
         assert_eq!((f64_of(&histo, 1), f64_of(&histo, 2)), (-scale, scale));
         assert_eq!(f64_of(&histo, 3), 6.0);
         // -1 - 0.55 - 0.05 + 0.05 + 0.3 + 1 = -0.25; 1 + 0.3025 + 0.0025 + 0.0025 + 0.09 + 1 = 2.3975.
-        assert!((f64_of(&histo, 4) + 0.25 * scale).abs() < 1e-15);
-        assert!((f64_of(&histo, 5) - 2.3975 * scale * scale).abs() < 1e-14);
+        assert_abs_diff_eq!(f64_of(&histo, 4), -0.25 * scale, epsilon = 1e-15);
+        assert_abs_diff_eq!(f64_of(&histo, 5), 2.3975 * scale * scale, epsilon = 1e-14);
         // Four buckets of width 0.5 · scale over [-scale, scale], after the leading empty one:
         // [-1, -0.5) holds -1 and -0.55, [-0.5, 0) holds -0.05, [0, 0.5) holds 0.05 and 0.3,
         // [0.5, 1] holds 1.

@@ -21,12 +21,13 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use approx::{abs_diff_eq, assert_abs_diff_eq};
 use gradflow::activation::Tanh;
 use gradflow::hooks::Context;
 use gradflow::io::{LoadOptions, load_safetensors, load_safetensors_with, read_tensors, safetensors_bytes};
 use gradflow::recurrent::{LstmConfig, Readout, SequenceLayer, SequenceModel, sequence_to_rows};
 use gradflow::{BufferView, Layer, Linear, Mode, Network, Sequential, named_buffers, named_parameters};
-use ndarray::{Array2, ArrayD, Ix2, Ix3};
+use ndarray::{Array2, ArrayD, Ix2, Ix3, arr0};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use safetensors::SafeTensors;
@@ -53,25 +54,28 @@ fn matrix(a: &ArrayD<f64>) -> Array2<f64> {
     a.clone().into_dimensionality::<Ix2>().unwrap()
 }
 
-/// Checks every difference against PyTorch's 1e-10, after printing them all.
-fn assert_all_close(diffs: &[(String, f64)]) {
-    for (what, diff) in diffs {
-        eprintln!("{what}: max |gradflow - torch| = {diff:e}");
-    }
-    for (what, diff) in diffs {
-        assert!(*diff <= 1e-10, "{what}: max |gradflow - torch| = {diff:e}");
-    }
+/// `(what, gradflow's, PyTorch's)`: one quantity computed both ways.
+type Pair = (String, ArrayD<f64>, ArrayD<f64>);
+
+/// Every pair agrees to 1e-10 in f64; all are compared before the failing ones are named.
+fn assert_agree_with_torch(pairs: &[Pair]) {
+    let failing: Vec<String> = pairs
+        .iter()
+        .filter(|(_, ours, torch)| !abs_diff_eq!(ours, torch, epsilon = 1e-10))
+        .map(|(what, ours, torch)| format!("{what}: gradflow {ours} vs torch {torch}"))
+        .collect();
+    assert!(failing.is_empty(), "differ from PyTorch by more than 1e-10:\n{}", failing.join("\n"));
+}
+
+/// The pair of a scalar: `ours` against the fixture's one-entry tensor.
+fn scalar_pair(what: &str, ours: f64, torch: &ArrayD<f64>) -> Pair {
+    (what.to_string(), arr0(ours).into_dyn(), arr0(*torch.first().unwrap()).into_dyn())
 }
 
 /// The same architecture as the PyTorch model, with other (random) weights.
 fn model<F: gradflow::Float>() -> Sequential<F> {
     let mut rng = StdRng::seed_from_u64(123);
     Sequential::builder(4).dense(5, Tanh).linear(3).build(&mut rng).unwrap()
-}
-
-fn max_abs_diff(a: &ArrayD<f64>, b: &ArrayD<f64>) -> f64 {
-    assert_eq!(a.shape(), b.shape());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
 }
 
 #[test]
@@ -86,28 +90,23 @@ fn a_pytorch_model_gives_pytorchs_outputs_and_gradients_in_f64() {
     let x = expected["input"].clone().into_dimensionality::<Ix2>().unwrap();
     let r = expected["grad_output"].clone().into_dimensionality::<Ix2>().unwrap();
     let output = net.forward(x.view(), Mode::Train).unwrap().to_owned();
-    let mut diffs =
-        vec![("output".to_string(), max_abs_diff(&output.clone().into_dyn(), &expected["output"]))];
+    let mut pairs = vec![("output".to_string(), output.clone().into_dyn(), expected["output"].clone())];
     let loss: f64 = (&output * &r).sum();
-    diffs.push(("loss".to_string(), (loss - expected["loss"].first().unwrap()).abs()));
+    pairs.push(scalar_pair("loss", loss, &expected["loss"]));
 
     net.zero_grad();
     let grad_input = net.backward_with_input_grad(r.view()).unwrap().to_owned();
-    diffs.push(("grad.input".to_string(), max_abs_diff(&grad_input.into_dyn(), &expected["grad.input"])));
+    pairs.push(("grad.input".to_string(), grad_input.into_dyn(), expected["grad.input"].clone()));
     let mut seen = 0;
     for (name, p) in named_parameters(net.model()) {
         let key = format!("grad.{name}");
-        let diff = max_abs_diff(&p.grad.to_owned(), &expected[&key]);
         // Sanity: the gradients are not trivially zero.
         assert!(p.grad.iter().any(|&g| g.abs() > 1e-3), "{key}");
-        diffs.push((key, diff));
+        pairs.push((key.clone(), p.grad.to_owned(), expected[&key].clone()));
         seen += 1;
     }
     assert_eq!(seen, 4);
-    for (what, diff) in diffs {
-        eprintln!("{what}: max |gradflow - torch| = {diff:e}");
-        assert!(diff <= 1e-10, "{what}: max |gradflow - torch| = {diff:e}");
-    }
+    assert_agree_with_torch(&pairs);
 }
 
 #[test]
@@ -124,7 +123,7 @@ fn the_pytorch_model_in_f32_needs_narrowing_and_then_agrees_to_f32_precision() {
     let x = expected["input"].mapv(|v| v as f32).into_dimensionality::<Ix2>().unwrap();
     let output = net.forward(x.view(), Mode::Eval).unwrap().mapv(f64::from).into_dyn();
     // f32 rounding of weights and arithmetic: relative error of order 1e-7 on outputs of order 1.
-    assert!(max_abs_diff(&output, &expected["output"]) < 1e-5);
+    assert_abs_diff_eq!(output, expected["output"], epsilon = 1e-5);
 }
 
 #[test]
@@ -220,26 +219,20 @@ fn a_pytorch_batchnorm_model_gives_pytorchs_outputs_and_gradients_in_eval_and_tr
     let mut net = Network::new(model);
     let x = matrix(&expected["input"]);
     let r = matrix(&expected["grad_output"]);
-    let mut diffs = Vec::new();
+    let mut pairs = Vec::new();
     // Eval first (running statistics as loaded, and left alone), then train (batch statistics,
     // and the running statistics move once more), as the script ran them.
     for (mode, prefix) in [(Mode::Eval, "eval"), (Mode::Train, "train")] {
         net.zero_grad();
         let output = net.forward(x.view(), mode).unwrap().to_owned();
-        diffs.push((
-            format!("{prefix}.output"),
-            max_abs_diff(&output.clone().into_dyn(), &expected[&format!("{prefix}.output")]),
-        ));
+        let key = format!("{prefix}.output");
+        pairs.push((key.clone(), output.clone().into_dyn(), expected[&key].clone()));
         let loss: f64 = (&output * &r).sum();
-        diffs.push((
-            format!("{prefix}.loss"),
-            (loss - expected[&format!("{prefix}.loss")].first().unwrap()).abs(),
-        ));
+        let key = format!("{prefix}.loss");
+        pairs.push(scalar_pair(&key, loss, &expected[&key]));
         let grad_input = net.backward_with_input_grad(r.view()).unwrap().to_owned().into_dyn();
-        diffs.push((
-            format!("{prefix}.grad.input"),
-            max_abs_diff(&grad_input, &expected[&format!("{prefix}.grad.input")]),
-        ));
+        let key = format!("{prefix}.grad.input");
+        pairs.push((key.clone(), grad_input, expected[&key].clone()));
         let mut seen = 0;
         for (name, p) in named_parameters(net.model()) {
             let key = format!("{prefix}.grad.{name}");
@@ -250,21 +243,21 @@ fn a_pytorch_batchnorm_model_gives_pytorchs_outputs_and_gradients_in_eval_and_tr
             } else {
                 assert!(p.grad.iter().any(|&g| g.abs() > 1e-3), "{key} is trivially zero");
             }
-            diffs.push((key.clone(), max_abs_diff(&p.grad.to_owned(), &expected[&key])));
+            pairs.push((key.clone(), p.grad.to_owned(), expected[&key].clone()));
             seen += 1;
         }
         assert_eq!(seen, 6);
         for (name, value) in buffers(net.model()) {
             let key = format!("{prefix}.buffer.{name}");
-            diffs.push((key.clone(), max_abs_diff(&value, &expected[&key])));
+            pairs.push((key.clone(), value, expected[&key].clone()));
         }
     }
     // Hand-known: eval passes do not count, the train pass does.
     assert_eq!(expected["eval.buffer.1.num_batches_tracked"].first(), Some(&2.0));
     assert_eq!(expected["train.buffer.1.num_batches_tracked"].first(), Some(&3.0));
     // Train mode normalizes with the batch statistics: its output differs from eval's.
-    assert!(max_abs_diff(&expected["eval.output"], &expected["train.output"]) > 1e-2);
-    assert_all_close(&diffs);
+    assert!(!abs_diff_eq!(expected["eval.output"], expected["train.output"], epsilon = 1e-2));
+    assert_agree_with_torch(&pairs);
 }
 
 #[test]
@@ -319,29 +312,25 @@ fn a_pytorch_lstm_gives_pytorchs_outputs_and_gradients_through_a_sequence_model(
     let r = matrix(&expected["grad_output"]);
     let mut output = Array2::zeros((0, 0));
     model.forward(x.view(), &mut output, Mode::Train, &mut Context::new()).unwrap();
-    let mut diffs =
-        vec![("output".to_string(), max_abs_diff(&output.clone().into_dyn(), &expected["output"]))];
+    let mut pairs = vec![("output".to_string(), output.clone().into_dyn(), expected["output"].clone())];
     let loss: f64 = (&output * &r).sum();
-    diffs.push(("loss".to_string(), (loss - expected["loss"].first().unwrap()).abs()));
+    pairs.push(scalar_pair("loss", loss, &expected["loss"]));
 
     model.zero_grad();
     let mut grad_input = Array2::zeros((0, 0));
     model.backward(x.view(), output.view(), r.view(), Some(&mut grad_input), &mut Context::new()).unwrap();
     let expected_grad_input =
         sequence_to_rows(expected["grad.input"].clone().into_dimensionality::<Ix3>().unwrap().view());
-    diffs.push((
-        "grad.input".to_string(),
-        max_abs_diff(&grad_input.into_dyn(), &expected_grad_input.into_dyn()),
-    ));
+    pairs.push(("grad.input".to_string(), grad_input.into_dyn(), expected_grad_input.into_dyn()));
     let mut seen = 0;
     for (name, p) in named_parameters(&model) {
         let key = format!("grad.{name}");
         assert!(p.grad.iter().any(|&g| g.abs() > 1e-3), "{key} is trivially zero");
-        diffs.push((key.clone(), max_abs_diff(&p.grad.to_owned(), &expected[&key])));
+        pairs.push((key.clone(), p.grad.to_owned(), expected[&key].clone()));
         seen += 1;
     }
     assert_eq!(seen, 6);
-    assert_all_close(&diffs);
+    assert_agree_with_torch(&pairs);
     resave("torch_lstm_head.safetensors", &safetensors_bytes(&model).unwrap());
 }
 

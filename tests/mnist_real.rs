@@ -5,6 +5,7 @@
 //! GRADFLOW_MNIST_DIR=/path/to/mnist cargo test --test mnist_real -- --ignored
 //! ```
 
+use approx::assert_abs_diff_eq;
 use gradflow::data::{TargetData, mnist, mnist_dir_from_env, read_idx_images, read_idx_labels};
 
 fn dir() -> std::path::PathBuf {
@@ -40,7 +41,7 @@ fn mnist_has_the_published_sizes_and_label_counts() {
     // The widely quoted mean of the training pixels / 255 (the 0.1307 of the usual
     // normalisation, e.g. in PyTorch's MNIST example).
     let mean = train.inputs.iter().map(|&x| f64::from(x)).sum::<f64>() / train.inputs.len() as f64;
-    assert!((mean - 0.1307).abs() < 1e-4, "mean {mean}");
+    assert_abs_diff_eq!(mean, 0.1307, epsilon = 1e-4);
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Sequential, Network and the hook API working together.
 
+use approx::{abs_diff_eq, relative_eq};
 use gradflow::activation::Tanh;
 use gradflow::gradcheck::{GradCheckConfig, check_layer};
 use gradflow::hooks::Event;
@@ -70,7 +71,7 @@ fn the_network_input_gradient_matches_finite_differences() {
         let f_plus = net.forward(plus.view(), Mode::Eval).unwrap().sum();
         let f_minus = net.forward(minus.view(), Mode::Eval).unwrap().sum();
         let numeric = (f_plus - f_minus) / (2.0 * eps);
-        assert!((analytic - numeric).abs() < 1e-7, "entry {index}: {analytic} vs {numeric}");
+        assert!(abs_diff_eq!(*analytic, numeric, epsilon = 1e-7), "entry {index}: {analytic} vs {numeric}");
     }
 }
 
@@ -168,7 +169,10 @@ fn observing_does_not_change_gradients_and_a_modifying_hook_reaches_the_layers_b
     for (i, (a, b)) in plain.iter().zip(&doubled).enumerate() {
         let factor = if i < 2 { 2.0 } else { 1.0 };
         for (x, y) in a.iter().zip(b) {
-            assert!((x * factor - y).abs() <= 1e-12 * x.abs().max(1.0), "param {i}: {x} vs {y}");
+            assert!(
+                relative_eq!(x * factor, *y, epsilon = 1e-12, max_relative = 1e-12),
+                "param {i}: {x} vs {y}"
+            );
         }
     }
 }

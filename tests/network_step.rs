@@ -1,6 +1,7 @@
 //! `Network::step`: the optimizer step that shows hooks how far each parameter moved, and the
 //! recorder's update-to-weight ratios taken from it.
 
+use approx::relative_eq;
 use std::sync::{Arc, Mutex};
 
 use gradflow::activation::Tanh;
@@ -100,7 +101,7 @@ fn update_events_carry_each_parameters_distance_for_every_optimizer() {
                 let expected = old.iter().zip(new).map(|(a, b)| (b - a).powi(2)).sum::<f64>().sqrt();
                 assert!(expected > 0.0, "{label} {name}: the parameter moved");
                 assert!(
-                    (norm - expected).abs() <= 1e-12 * expected,
+                    relative_eq!(*norm, expected, epsilon = 0.0, max_relative = 1e-12),
                     "{label} {name} step {step}: reported {norm}, measured {expected}"
                 );
             }
@@ -168,7 +169,7 @@ fn recorder_ratios_from_update_events_match_its_snapshots() {
                     assert_eq!(pa.value_norm, pb.value_norm, "{} step {}: ‖W‖", a.path, sa.step);
                     let (ra, rb) = (pa.update_to_value_ratio.unwrap(), pb.update_to_value_ratio.unwrap());
                     assert!(
-                        (ra - rb).abs() <= 1e-12 * rb,
+                        relative_eq!(ra, rb, epsilon = 0.0, max_relative = 1e-12),
                         "{} {} step {}: {ra} vs {rb}",
                         a.path,
                         pa.name,

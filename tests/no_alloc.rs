@@ -12,8 +12,9 @@
 //! gradflow's buffers are all reused, but the matrix-product backend (the `gemm` crate) makes
 //! a fixed number of small scratch allocations inside each product (its packing buffers). The
 //! test therefore measures that number for each kind of product the step runs, by calling the
-//! `gemm` crate itself with the same shapes and layouts, and asserts that the step allocates
-//! exactly that many times: one allocation more anywhere in gradflow would fail it.
+//! crate's kernels itself with the same shapes and layouts (through gradflow's own front end,
+//! `src/gemm_kernels.rs`, included below), and asserts that the step allocates exactly that many
+//! times: one allocation more anywhere in gradflow would fail it.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -25,6 +26,10 @@ use gradflow::recurrent::{Lstm, Readout, SequenceModel};
 use gradflow::{Linear, Mode, Network, Sequential};
 use ndarray::Array2;
 use rand::SeedableRng;
+
+#[path = "../src/gemm_kernels.rs"]
+mod gemm_kernels;
+use gemm_kernels::Parallelism;
 
 struct CountingAllocator;
 
@@ -146,7 +151,7 @@ fn backend_allocations_into(
         // SAFETY: lhs, rhs and dst hold m·k, k·n and m·n contiguous floats and the strides
         // address exactly those ranges: row-major (k, 1) / (n, 1) / (n, 1), or their transposes.
         unsafe {
-            gemm::gemm(
+            gemm_kernels::gemm(
                 m,
                 n,
                 k,
@@ -162,10 +167,7 @@ fn backend_allocations_into(
                 rhs_strides[0],
                 1.0,
                 1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
+                Parallelism::None,
             )
         }
     };

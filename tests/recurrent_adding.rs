@@ -1,6 +1,7 @@
 //! The adding problem: the generator's contract (one marker per half, target = the sum of the
 //! marked values, baseline MSE 1/6) and a short run in which an LSTM learns it.
 
+use approx::abs_diff_eq;
 use gradflow::data::{ADDING_PROBLEM_BASELINE_MSE, Dataset, TargetData, adding_problem};
 use gradflow::loss::Mse;
 use gradflow::optim::AdamConfig;
@@ -72,8 +73,11 @@ fn predicting_one_has_the_baseline_mse_of_one_sixth() {
     let n = t.len() as f64;
     let mean = t.iter().sum::<f64>() / n;
     let mse_of_one = t.iter().map(|v| (v - 1.0) * (v - 1.0)).sum::<f64>() / n;
-    assert!((mean - 1.0).abs() < 0.01, "mean target {mean}");
-    assert!((mse_of_one - ADDING_PROBLEM_BASELINE_MSE).abs() < 0.006, "MSE of predicting 1: {mse_of_one}");
+    assert!(abs_diff_eq!(mean, 1.0, epsilon = 0.01), "mean target {mean}");
+    assert!(
+        abs_diff_eq!(mse_of_one, ADDING_PROBLEM_BASELINE_MSE, epsilon = 0.006),
+        "MSE of predicting 1: {mse_of_one}"
+    );
     assert_eq!(ADDING_PROBLEM_BASELINE_MSE, 1.0 / 6.0);
 }
 
@@ -83,8 +87,10 @@ fn same_seed_same_data_in_f32_and_f64() {
     assert_eq!(a, adding_problem::<f64>(50, 20, 9).unwrap());
     assert_ne!(a, adding_problem::<f64>(50, 20, 10).unwrap());
     let b = adding_problem::<f32>(50, 20, 9).unwrap();
-    let close = a.inputs.iter().zip(b.inputs.iter()).all(|(&x, &y)| (x - y as f64).abs() < 1e-7);
-    assert!(close, "f32 inputs differ from f64 beyond rounding");
+    assert!(
+        abs_diff_eq!(a.inputs, b.inputs.mapv(f64::from), epsilon = 1e-7),
+        "f32 inputs differ from f64 beyond rounding"
+    );
 }
 
 #[test]

@@ -1,15 +1,16 @@
 //! Backpropagation through time: truncation, stacking, and agreement between the ways of
 //! running the same layer.
 
+use approx::{abs_diff_eq, assert_abs_diff_eq};
 use gradflow::Mode;
 use gradflow::recurrent::{GruConfig, LstmConfig, Recurrent, RecurrentState, RnnConfig};
 use ndarray::{Array3, ArrayD, Axis, s};
+use ndarray_rand::RandomExt;
 use rand::SeedableRng;
-use rand_distr::{Distribution, StandardNormal};
+use rand_distr::StandardNormal;
 
 fn normal3(shape: (usize, usize, usize), seed: u64) -> Array3<f64> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    Array3::from_shape_simple_fn(shape, || StandardNormal.sample(&mut rng))
+    Array3::random_using(shape, StandardNormal, &mut rand::rngs::StdRng::seed_from_u64(seed))
 }
 
 /// All parameter gradients, in visiting order.
@@ -17,10 +18,6 @@ fn grads(layer: &dyn Recurrent<f64>) -> Vec<ArrayD<f64>> {
     let mut out = Vec::new();
     layer.visit_parameters(&mut |p| out.push(p.grad.to_owned()));
     out
-}
-
-fn max_diff(a: &[ArrayD<f64>], b: &[ArrayD<f64>]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y).mapv(f64::abs).fold(0.0f64, |m, &v| m.max(v))).fold(0.0, f64::max)
 }
 
 fn layers(seed: u64) -> Vec<Box<dyn Recurrent<f64>>> {
@@ -71,7 +68,7 @@ fn truncation_to_at_least_t_steps_equals_full_bptt_exactly() {
         }
         // One step short of T, something is cut.
         run(layer.as_mut(), &x, Some(5));
-        assert!(max_diff(&grads(layer.as_ref()), &full) > 1e-6, "{}", layer.describe());
+        assert!(!abs_diff_eq!(grads(layer.as_ref())[..], full[..], epsilon = 1e-6), "{}", layer.describe());
     }
 }
 
@@ -101,14 +98,9 @@ fn truncated_gradient_of_the_last_output_equals_full_bptt_over_the_last_k_steps(
         layer.forward_sequence(tail.view(), Some(&state), Mode::Train).unwrap();
         layer.backward_sequence(grad_out.slice(s![t_len - k.., .., ..]), None, None).unwrap();
         let reference = grads(layer.as_ref());
-        assert!(
-            max_diff(&truncated, &reference) < 1e-12,
-            "{}: {:e}",
-            layer.describe(),
-            max_diff(&truncated, &reference)
-        );
+        assert!(abs_diff_eq!(truncated[..], reference[..], epsilon = 1e-12), "{}", layer.describe());
         let dx_ref = layer.grad_input().unwrap();
-        assert!((&dx.slice(s![t_len - k.., .., ..]) - &dx_ref).iter().all(|v| v.abs() < 1e-12));
+        assert_abs_diff_eq!(dx.slice(s![t_len - k.., .., ..]), dx_ref, epsilon = 1e-12);
     }
 }
 
@@ -163,9 +155,8 @@ fn truncated_gradient_of_every_output_is_the_sum_of_k_step_windows() {
             dx += &layer.grad_input().unwrap();
         }
         let reference = grads(layer.as_ref());
-        let diff = max_diff(&truncated, &reference);
-        assert!(diff < 1e-12, "{}: {diff:e}", layer.describe());
-        assert!((&truncated_dx - &reference_dx).iter().all(|v| v.abs() < 1e-12), "{}", layer.describe());
+        assert!(abs_diff_eq!(truncated[..], reference[..], epsilon = 1e-12), "{}", layer.describe());
+        assert!(abs_diff_eq!(truncated_dx, reference_dx, epsilon = 1e-12), "{}", layer.describe());
     }
 }
 
@@ -197,12 +188,12 @@ fn stacked_layers_equal_single_layers_chained() {
     let grad_mid = second.grad_input().unwrap().to_owned();
     first.backward_sequence(grad_mid.view(), None, None).unwrap();
 
-    assert!((&stacked.outputs().unwrap() - &second.outputs().unwrap()).iter().all(|v| v.abs() < 1e-14));
+    assert_abs_diff_eq!(stacked.outputs().unwrap(), second.outputs().unwrap(), epsilon = 1e-14);
     let fin = stacked.final_state().unwrap();
     assert_eq!(fin.hidden.index_axis(Axis(0), 0), first.final_state().unwrap().hidden.index_axis(Axis(0), 0));
     let chained: Vec<ArrayD<f64>> = grads(&first).into_iter().chain(grads(&second)).collect();
-    assert!(max_diff(&grads(&stacked), &chained) < 1e-13);
-    assert!((&stacked.grad_input().unwrap() - &first.grad_input().unwrap()).iter().all(|v| v.abs() < 1e-13));
+    assert_abs_diff_eq!(grads(&stacked)[..], chained[..], epsilon = 1e-13);
+    assert_abs_diff_eq!(stacked.grad_input().unwrap(), first.grad_input().unwrap(), epsilon = 1e-13);
     assert_eq!(stacked.hidden_states(0).unwrap(), mid);
 }
 
@@ -218,7 +209,7 @@ fn backward_adds_into_parameter_gradients_until_zero_grad() {
     gru.backward_sequence(g.view(), None, None).unwrap();
     let twice = grads(&gru);
     for (a, b) in once.iter().zip(&twice) {
-        assert!((b - &(a * 2.0)).iter().all(|v| v.abs() < 1e-14));
+        assert_abs_diff_eq!(*b, a * 2.0, epsilon = 1e-14);
     }
     gru.zero_grad();
     assert!(grads(&gru).iter().all(|g| g.iter().all(|&v| v == 0.0)));
@@ -233,8 +224,7 @@ fn f32_and_f64_agree() {
     let x = normal3((8, 4, 3), 12);
     l64.forward_sequence(x.view(), None, Mode::Eval).unwrap();
     l32.forward_sequence(x.mapv(|v| v as f32).view(), None, Mode::Eval).unwrap();
-    let diff = (&l64.outputs().unwrap() - &l32.outputs().unwrap().mapv(f64::from)).mapv(f64::abs);
-    assert!(diff.iter().all(|&d| d < 1e-5), "{}", diff.fold(0.0f64, |m, &v| m.max(v)));
+    assert_abs_diff_eq!(l64.outputs().unwrap(), l32.outputs().unwrap().mapv(f64::from), epsilon = 1e-5);
 }
 
 #[test]

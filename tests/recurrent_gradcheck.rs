@@ -1,6 +1,7 @@
 //! Finite-difference checks of backpropagation through time, in f64: every parameter, the
 //! input and the initial states (h₀ and c₀), for every cell, one and two stacked layers.
 
+use approx::relative_eq;
 use gradflow::activation::Tanh;
 use gradflow::gradcheck::{GradCheckConfig, check_layer};
 use gradflow::recurrent::{
@@ -8,8 +9,9 @@ use gradflow::recurrent::{
 };
 use gradflow::{Linear, Mode, Sequential};
 use ndarray::{Array2, Array3, ArrayD};
+use ndarray_rand::RandomExt;
 use rand::SeedableRng;
-use rand_distr::{Distribution, StandardNormal};
+use rand_distr::StandardNormal;
 
 const T: usize = 4;
 const B: usize = 3;
@@ -18,7 +20,7 @@ const H: usize = 4;
 const EPS: f64 = 1e-5;
 
 fn normal3(shape: (usize, usize, usize), rng: &mut rand::rngs::StdRng) -> Array3<f64> {
-    Array3::from_shape_simple_fn(shape, || StandardNormal.sample(rng))
+    Array3::random_using(shape, StandardNormal, rng)
 }
 
 /// The scalar L = Σ R⊙outputs + Σ R_h⊙h_n (+ Σ R_c⊙c_n), with fixed random weights R.
@@ -38,16 +40,18 @@ fn loss(layer: &mut dyn Recurrent<f64>, x: &Array3<f64>, s0: &RecurrentState<f64
     l
 }
 
-/// Worst relative error |a − n| / max(|a|, |n|, 1e-3) over the entries of one tensor.
-fn compare(name: &str, analytic: &[f64], numeric: &[f64]) -> f64 {
-    assert_eq!(analytic.len(), numeric.len(), "{name}");
-    let mut worst: f64 = 0.0;
-    for (a, n) in analytic.iter().zip(numeric) {
-        let rel = (a - n).abs() / a.abs().max(n.abs()).max(1e-3);
-        assert!(rel.is_finite(), "{name}: analytic {a}, numeric {n}");
-        worst = worst.max(rel);
-    }
-    worst
+/// Relative tolerance of the check; gradients below `FLOOR` are compared in absolute terms.
+const TOLERANCE: f64 = 1e-6;
+const FLOOR: f64 = 1e-3;
+
+/// Every entry within |a − n| ≤ TOLERANCE · max(|a|, |n|, FLOOR) (gradcheck's relative error with
+/// its default floor), which is approx's `relative_eq` with `epsilon = TOLERANCE · FLOOR` and
+/// `max_relative = TOLERANCE`; a NaN fails.
+fn assert_agree(layer: &str, name: &str, analytic: &[f64], numeric: &[f64]) {
+    assert!(
+        relative_eq!(analytic, numeric, epsilon = TOLERANCE * FLOOR, max_relative = TOLERANCE),
+        "{layer}: {name}\n  analytic {analytic:?}\n  numeric  {numeric:?}"
+    );
 }
 
 /// Central differences of L with respect to every entry of `values`; `eval` computes L with
@@ -104,10 +108,10 @@ fn check(layer: &mut dyn Recurrent<f64>, seed: u64) {
     });
     assert_eq!(params.len(), 4 * layers);
 
-    let mut worst = Vec::new();
+    let what = layer.describe();
     let xs: Vec<f64> = x.iter().copied().collect();
     let num = numeric(&xs, |v| loss(layer, &Array3::from_shape_vec((T, B, I), v.to_vec()).unwrap(), &s0, &w));
-    worst.push(("input".to_string(), compare("input", &grad_x, &num)));
+    assert_agree(&what, "input", &grad_x, &num);
 
     let h0: Vec<f64> = s0.hidden.iter().copied().collect();
     let num = numeric(&h0, |v| {
@@ -117,7 +121,7 @@ fn check(layer: &mut dyn Recurrent<f64>, seed: u64) {
         };
         loss(layer, &x, &s, &w)
     });
-    worst.push(("h0".into(), compare("h0", grad_s0.hidden.as_slice().unwrap(), &num)));
+    assert_agree(&what, "h0", grad_s0.hidden.as_slice().unwrap(), &num);
     if let Some(c0) = &s0.cell {
         let c0v: Vec<f64> = c0.iter().copied().collect();
         let num = numeric(&c0v, |v| {
@@ -127,7 +131,7 @@ fn check(layer: &mut dyn Recurrent<f64>, seed: u64) {
             };
             loss(layer, &x, &s, &w)
         });
-        worst.push(("c0".into(), compare("c0", grad_s0.cell.as_ref().unwrap().as_slice().unwrap(), &num)));
+        assert_agree(&what, "c0", grad_s0.cell.as_ref().unwrap().as_slice().unwrap(), &num);
     }
 
     for Snapshot { name, shape, value, grad } in &params {
@@ -138,10 +142,7 @@ fn check(layer: &mut dyn Recurrent<f64>, seed: u64) {
         });
         let original = ArrayD::from_shape_vec(shape.clone(), value.clone()).unwrap();
         layer.set_parameter(name, original.view()).unwrap();
-        worst.push((name.clone(), compare(name, grad, &num)));
-    }
-    for (name, err) in &worst {
-        assert!(*err <= 1e-6, "{}: {name} relative error {err:e} (all: {worst:?})", layer.describe());
+        assert_agree(&what, name, grad, &num);
     }
 }
 

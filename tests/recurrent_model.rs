@@ -1,6 +1,7 @@
 //! Recurrent layers inside networks: PyTorch names, readouts, per-time-step hook events, and
 //! training with the crate's Loss / Optimizer interfaces.
 
+use approx::assert_abs_diff_eq;
 use std::sync::{Arc, Mutex};
 
 use gradflow::hooks::{Event, TimeStepPass};
@@ -12,11 +13,12 @@ use gradflow::recurrent::{
 };
 use gradflow::{Layer, Linear, Mode, Network, Sequential, hooks::Context};
 use ndarray::{Array1, Array2, ArrayView2, Axis, s};
+use ndarray_rand::RandomExt;
 use rand::SeedableRng;
-use rand_distr::{Distribution, StandardNormal};
+use rand_distr::StandardNormal;
 
 fn normal(shape: (usize, usize), rng: &mut rand::rngs::StdRng) -> Array2<f64> {
-    Array2::from_shape_simple_fn(shape, || StandardNormal.sample(rng))
+    Array2::random_using(shape, StandardNormal, rng)
 }
 
 fn lstm_model(seed: u64, readout: Readout) -> SequenceModel<f64> {
@@ -71,15 +73,13 @@ fn readouts_apply_the_head_to_the_last_step_or_to_every_step() {
             Readout::LastStep => {
                 assert_eq!(y.dim(), (batch, 3));
                 let expected = head(outputs.index_axis(Axis(0), t_len - 1));
-                assert!((&y - &expected).iter().all(|v| v.abs() < 1e-14));
+                assert_abs_diff_eq!(y, expected, epsilon = 1e-14);
             }
             Readout::EveryStep => {
                 assert_eq!(y.dim(), (batch, t_len * 3));
                 for t in 0..t_len {
                     let expected = head(outputs.index_axis(Axis(0), t));
-                    assert!(
-                        (&y.slice(s![.., t * 3..(t + 1) * 3]) - &expected).iter().all(|v| v.abs() < 1e-14)
-                    );
+                    assert_abs_diff_eq!(y.slice(s![.., t * 3..(t + 1) * 3]), expected, epsilon = 1e-14);
                 }
             }
         }

@@ -4,14 +4,15 @@
 use gradflow::Mode;
 use gradflow::recurrent::{LstmConfig, Recurrent, RnnConfig};
 use ndarray::{Array3, Axis};
+use ndarray_rand::RandomExt;
 use rand::SeedableRng;
-use rand_distr::{Distribution, StandardNormal};
+use rand_distr::StandardNormal;
 
 /// ‖dL/dh₀‖ for L = Σ (last step's outputs), inputs N(0, 1), batch 8, the same inputs for
 /// every layer (seeded).
 fn grad_h0_norm(layer: &mut dyn Recurrent<f64>, t_len: usize) -> f64 {
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-    let x = Array3::from_shape_simple_fn((t_len, 8, layer.input_size()), || StandardNormal.sample(&mut rng));
+    let x: Array3<f64> = Array3::random_using((t_len, 8, layer.input_size()), StandardNormal, &mut rng);
     layer.forward_sequence(x.view(), None, Mode::Train).unwrap();
     let mut grad = Array3::zeros((t_len, 8, layer.hidden_size()));
     grad.index_axis_mut(Axis(0), t_len - 1).fill(1.0);

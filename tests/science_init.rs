@@ -9,14 +9,16 @@
 //!   keeps the norm of every gradient vector exactly, so through L sigmoid layers the gradient
 //!   is at most (max σ')^L = 4^−L of the gradient at the top.
 
+use approx::abs_diff_eq;
 use gradflow::activation::{Identity, Relu, Sigmoid};
 use gradflow::hooks::{Recorder, RecorderConfig};
 use gradflow::init::{GlorotUniform, Initializer, KaimingNormal, Orthogonal};
 use gradflow::{Activation, Mode, Network, Sequential};
 use ndarray::{Array2, Axis};
+use ndarray_rand::RandomExt;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand_distr::{Distribution, StandardNormal};
+use rand_distr::StandardNormal;
 
 const WIDTH: usize = 128;
 const LAYERS: usize = 30;
@@ -25,8 +27,7 @@ const SEEDS: u64 = 10;
 
 /// A `(rows, cols)` array of standard normal draws.
 fn normal(rows: usize, cols: usize, seed: u64) -> Array2<f64> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    Array2::from_shape_simple_fn((rows, cols), || StandardNormal.sample(&mut rng))
+    Array2::random_using((rows, cols), StandardNormal, &mut StdRng::seed_from_u64(seed))
 }
 
 /// E[h²] (over the batch and the units) of the output of each of `LAYERS` bias-free
@@ -87,7 +88,7 @@ fn relu_with_glorot_init_halves_the_forward_second_moment_at_every_layer() {
     // 29 layers from the first to the last, each multiplying E[h²] by ½ in expectation.
     let expected = (LAYERS - 1) as f64 * 0.5f64.log10(); // ≈ −8.73
     assert!(
-        (mean - expected).abs() <= 1.0,
+        abs_diff_eq!(mean, expected, epsilon = 1.0),
         "mean log10 ratio {mean:.3}, expected {expected:.3}; per seed {logs:.3?}"
     );
     // And it is far from He's: the two are distinguished by the test, not by the tolerance.
@@ -121,7 +122,7 @@ fn orthogonal_linear_layers_keep_every_gradient_norm_exactly() {
     // sample's gradient keeps its norm: the 4^−L below is the sigmoid's doing.
     for layers in [5, 10, 20] {
         for (i, r) in orthogonal_gradient_ratios(Identity, layers).into_iter().enumerate() {
-            assert!((r - 1.0).abs() < 1e-12, "L = {layers}, sample {i}: ratio {r}");
+            assert!(abs_diff_eq!(r, 1.0, epsilon = 1e-12), "L = {layers}, sample {i}: ratio {r}");
         }
     }
 }

@@ -12,6 +12,7 @@
 //!   pre-activation by its batch standard deviation, which is proportional to the scale of W, and
 //!   its backward divides the gradient by the same number.
 
+use approx::assert_relative_eq;
 use gradflow::activation::Sigmoid;
 use gradflow::data::digits;
 use gradflow::diagnose::{Diagnosis, Thresholds, Verdict, diagnose};
@@ -70,7 +71,7 @@ fn first_to_last(d: &Diagnosis, expected_hidden: usize, label: &str) -> f64 {
     assert!(first.is_finite() && last.is_finite() && last > 0.0, "{first} {last}");
     let ratio = first / last;
     let reported = d.gradient_ratio.unwrap();
-    assert!((ratio - reported).abs() <= 1e-9 * ratio.abs().max(reported.abs()), "{ratio} vs {reported}");
+    assert_relative_eq!(ratio, reported, epsilon = 0.0, max_relative = 1e-9);
     ratio
 }
 

@@ -4,20 +4,26 @@
 //! pool it is called from), large enough to be split: recurrent steps with B·H·G·H ≥ 2²⁰
 //! multiply-adds, matrix products with ≥ 2²⁵.
 
+use approx::{abs_diff_eq, relative_eq};
 use gradflow::activation::Tanh;
 use gradflow::recurrent::{GruConfig, LstmConfig, Recurrent, RnnConfig};
 use gradflow::{Layer, Mode, Sequential, hooks::Context};
 use ndarray::{Array2, Array3, ArrayD};
+use ndarray_rand::RandomExt;
 use rand::SeedableRng;
-use rand_distr::{Distribution, StandardNormal};
+use rand_distr::StandardNormal;
 
 fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
     rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(f)
 }
 
+/// max |a|: the scale f32 round-off is measured against.
+fn largest_magnitude(a: &ArrayD<f32>) -> f32 {
+    a.iter().fold(0.0f32, |m, v| m.max(v.abs()))
+}
+
 fn normal3(shape: (usize, usize, usize), seed: u64) -> Array3<f32> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    Array3::from_shape_simple_fn(shape, || StandardNormal.sample(&mut rng))
+    Array3::random_using(shape, StandardNormal, &mut rand::rngs::StdRng::seed_from_u64(seed))
 }
 
 /// Outputs, input gradient and parameter gradients of one forward/backward pass.
@@ -77,13 +83,9 @@ fn matrix_products_split_across_threads_agree_with_one_thread() {
     for threads in [2, 3] {
         let many = linear_pass(threads);
         for (i, (a, b)) in one.iter().zip(&many).enumerate() {
-            let scale = a.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            let diff = a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
             // Blocks may be summed in a different order inside the kernels: f32 round-off only.
-            assert!(
-                diff <= 1e-5 * scale,
-                "array {i}, {threads} threads: max difference {diff:e} (scale {scale:e})"
-            );
+            let epsilon = 1e-5 * largest_magnitude(a);
+            assert!(abs_diff_eq!(a, b, epsilon = epsilon), "array {i}, {threads} threads: {a} vs {b}");
         }
     }
 }
@@ -140,16 +142,13 @@ fn training_in_parallel_regions_matches_one_thread_and_hooks_may_use_rayon() {
     assert!(losses[4] < losses[0], "{losses:?}");
     for threads in [2, 3] {
         let (many_losses, many_weights) = training_run(threads);
-        for (a, b) in losses.iter().zip(&many_losses) {
-            assert!(
-                (a - b).abs() <= 1e-4 * a.abs(),
-                "{threads} threads: losses {losses:?} vs {many_losses:?}"
-            );
-        }
+        assert!(
+            relative_eq!(losses[..], many_losses[..], epsilon = 0.0, max_relative = 1e-4),
+            "{threads} threads: losses {losses:?} vs {many_losses:?}"
+        );
         for (a, b) in weights.iter().zip(&many_weights) {
-            let scale = a.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            let diff = a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
-            assert!(diff <= 1e-4 * scale, "{threads} threads: weights differ by {diff:e} (scale {scale:e})");
+            let epsilon = 1e-4 * largest_magnitude(a);
+            assert!(abs_diff_eq!(a, b, epsilon = epsilon), "{threads} threads: weights {a} vs {b}");
         }
     }
 }

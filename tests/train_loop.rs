@@ -3,6 +3,7 @@
 
 mod train_support;
 
+use approx::{abs_diff_eq, assert_abs_diff_eq, assert_relative_eq};
 use std::sync::atomic::AtomicUsize;
 
 use gradflow::activation::Relu;
@@ -131,7 +132,11 @@ fn evaluation_matches_hand_computation_and_changes_nothing() {
     let expected = (2.0 * (1.0 + (-1.0f64).exp()).ln() + (1.0 + 1f64.exp()).ln()) / 3.0;
     for batch_size in [1, 2, 3, 10] {
         let eval = evaluate(&mut net, &cross_entropy(), &data, batch_size).unwrap();
-        assert!((eval.loss - expected).abs() < 1e-12, "batch {batch_size}: {} vs {expected}", eval.loss);
+        assert!(
+            abs_diff_eq!(eval.loss, expected, epsilon = 1e-12),
+            "batch {batch_size}: {} vs {expected}",
+            eval.loss
+        );
         assert_eq!(eval.accuracy, Some(2.0 / 3.0));
     }
 
@@ -207,12 +212,12 @@ fn history_has_one_entry_per_epoch_and_per_step() {
         assert!(stats.test_loss.is_some() && stats.test_accuracy.is_some());
         let acc = stats.train_accuracy.unwrap();
         // Accuracy over 24 samples is a multiple of 1/24.
-        assert!(((acc * 24.0) - (acc * 24.0).round()).abs() < 1e-9, "{acc}");
+        assert!(abs_diff_eq!(acc * 24.0, (acc * 24.0).round(), epsilon = 1e-9), "{acc}");
         assert_eq!(stats.learning_rate, 0.05);
         // The epoch loss is the batch losses weighted by batch size (10, 10, 4).
         let steps = &history.step_losses[3 * i..3 * i + 3];
         let weighted = (10.0 * steps[0] + 10.0 * steps[1] + 4.0 * steps[2]) / 24.0;
-        assert!((stats.train_loss - weighted).abs() < 1e-12);
+        assert_abs_diff_eq!(stats.train_loss, weighted, epsilon = 1e-12);
     }
     // With drop_last the 4-sample batch is skipped.
     let trainer = Trainer::new(silent(2, 10).drop_last(true)).unwrap();
@@ -262,11 +267,11 @@ fn norm_clipping_records_the_pre_clip_norm_and_bounds_the_update() {
     let trainer = Trainer::new(silent(1, 24).shuffle(false).clip(Clip::Norm(0.01))).unwrap();
     let history = trainer.fit(&mut net, &mut sgd(1.0, 0.0), &cross_entropy(), &data, None).unwrap();
     assert_eq!(history.grad_norms.len(), 1);
-    assert!((history.grad_norms[0] - norm).abs() <= 1e-12 * norm, "{} vs {norm}", history.grad_norms[0]);
+    assert_relative_eq!(history.grad_norms[0], norm, epsilon = 0.0, max_relative = 1e-12);
     // Plain SGD with lr 1 moves the weights by exactly the clipped gradient: norm 0.01·n/(n+1e-6).
     let moved: f64 = parameters(&net).iter().zip(&before).map(|(a, b)| (a - b) * (a - b)).sum::<f64>().sqrt();
     let expected = 0.01 * norm / (norm + 1e-6);
-    assert!((moved - expected).abs() < 1e-12, "{moved} vs {expected}");
+    assert_abs_diff_eq!(moved, expected, epsilon = 1e-12);
 }
 
 #[test]
@@ -279,7 +284,7 @@ fn value_clipping_bounds_every_update_entry() {
     assert_eq!(history.grad_norms.len(), 1);
     let largest = parameters(&net).iter().zip(&before).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
     // Every entry moved by at most the limit (up to the rounding of a − b), and some by the limit.
-    assert!((largest - 1e-3).abs() < 1e-12, "{largest}");
+    assert_abs_diff_eq!(largest, 1e-3, epsilon = 1e-12);
 }
 
 #[test]
@@ -296,9 +301,7 @@ fn value_targets_train_a_regression() {
     assert!(history.epochs.iter().all(|e| e.train_accuracy.is_none()));
     assert!(history.last().unwrap().train_loss < 1e-8, "{:?}", history.last());
     let weights = parameters(&net);
-    assert!(
-        (weights[0] - 2.0).abs() < 1e-4 && (weights[1] + 1.0).abs() < 1e-4 && (weights[2] - 0.5).abs() < 1e-4
-    );
+    assert_abs_diff_eq!(weights[..], [2.0, -1.0, 0.5][..], epsilon = 1e-4);
 }
 
 #[test]

@@ -117,6 +117,8 @@ impl<F: Float> Layer<F> for Act<F> {
 
 #[cfg(test)]
 mod tests {
+    use approx::assert_abs_diff_eq;
+
     use super::*;
     use crate::activation::{Elu, Sigmoid};
     use ndarray::array;
@@ -129,13 +131,13 @@ mod tests {
         layer.forward(x.view(), &mut y, Mode::Train, &mut Context::new()).unwrap();
         // σ(0) = ½, σ(ln 3) = ¾, σ(−ln 3) = ¼
         let expected = array![[0.5, 0.75], [0.25, 0.5]];
-        assert!(y.iter().zip(&expected).all(|(a, b)| (a - b).abs() < 1e-15), "{y}");
+        assert_abs_diff_eq!(y, expected, epsilon = 1e-15);
         let gy = array![[1.0, 2.0], [4.0, -1.0]];
         let mut gx = Array2::zeros((0, 0));
         layer.backward(x.view(), y.view(), gy.view(), Some(&mut gx), &mut Context::new()).unwrap();
         // σ' = ¼, 3/16, 3/16, ¼
         let expected = array![[0.25, 2.0 * 3.0 / 16.0], [4.0 * 3.0 / 16.0, -0.25]];
-        assert!(gx.iter().zip(&expected).all(|(a, b)| (a - b).abs() < 1e-15), "{gx}");
+        assert_abs_diff_eq!(gx, expected, epsilon = 1e-15);
     }
 
     #[test]

@@ -226,6 +226,8 @@ pub fn by_name<F: Float>(name: &str) -> Result<Arc<dyn Activation<F>>> {
 pub(crate) mod tests {
     //! Checks every activation of the zoo against the same standards: gradient check, finite
     //! values and right limits at ±1000, PyTorch's gains, and `max_derivative` against a scan.
+    use approx::relative_eq;
+
     use super::*;
     use crate::gradcheck::{GradCheckConfig, check_layer};
     use ndarray::Array2;
@@ -321,7 +323,8 @@ pub(crate) mod tests {
         for (activation, x, y, d) in rows.chain(extra) {
             let got_y = activation.value(F::lit(x));
             let got_d = activation.derivative(F::lit(x), got_y);
-            let close = |a: F, b: f64| (a.as_f64() - b).abs() <= 1e-6 * b.abs().max(1.0);
+            // Within 1e-6, relative to the larger magnitude when that is above 1.
+            let close = |a: F, b: f64| relative_eq!(a.as_f64(), b, epsilon = 1e-6, max_relative = 1e-6);
             assert!(
                 close(got_y, y) && close(got_d, d),
                 "{} at {x} in {}: got ({got_y}, {got_d}), expected ({y}, {d})",

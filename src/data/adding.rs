@@ -1,6 +1,8 @@
 //! The adding problem: a synthetic long-range dependency task for recurrent networks.
 
-use ndarray::Array2;
+use ndarray::{Array1, Array2};
+use ndarray_rand::RandomExt;
+use rand::distr::StandardUniform;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -64,8 +66,10 @@ pub fn adding_problem<F: Float>(sequences: usize, length: usize, seed: u64) -> R
     let mut inputs = Array2::zeros((sequences, 2 * length));
     let mut targets = Array2::zeros((sequences, 1));
     for (mut row, target) in inputs.rows_mut().into_iter().zip(targets.iter_mut()) {
-        for t in 0..length {
-            row[2 * t] = F::lit(rng.random::<f64>());
+        // The sequence's values, then its two marked steps: drawn sequence by sequence.
+        let values: Array1<f64> = Array1::random_using(length, StandardUniform, &mut rng);
+        for (t, &value) in values.iter().enumerate() {
+            row[2 * t] = F::lit(value);
         }
         let first = rng.random_range(0..half);
         let second = rng.random_range(half..length);

@@ -1,8 +1,9 @@
 //! Small synthetic data sets for examples and tests.
 
-use ndarray::Array2;
+use ndarray::{Array1, Array2};
+use ndarray_rand::RandomExt;
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
 use super::{Dataset, TargetData};
@@ -42,17 +43,17 @@ pub fn spirals<F: Float>(
     if !(noise.is_finite() && noise >= 0.0) {
         return Err(Error::config(COMPONENT, "noise", format!("must be finite and at least 0, got {noise}")));
     }
-    let mut rng = StdRng::seed_from_u64(seed);
     let n = points_per_class;
+    // One standard normal draw per point, in the order the points are laid out.
+    let z: Array1<f64> = Array1::random_using(classes * n, StandardNormal, &mut StdRng::seed_from_u64(seed));
     let mut inputs = Array2::zeros((classes * n, 2));
     let mut labels = Vec::with_capacity(classes * n);
     for class in 0..classes {
         for i in 0..n {
             // linspace(0, 1, n) as numpy: a single point sits at the start.
             let s = if n == 1 { 0.0 } else { i as f64 / (n - 1) as f64 };
-            let z: f64 = rng.sample(StandardNormal);
-            let t = 4.0 * class as f64 + 4.0 * s + noise * z;
             let row = class * n + i;
+            let t = 4.0 * class as f64 + 4.0 * s + noise * z[row];
             inputs[[row, 0]] = F::lit(s * t.sin());
             inputs[[row, 1]] = F::lit(s * t.cos());
             labels.push(class);

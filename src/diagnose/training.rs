@@ -56,7 +56,7 @@ pub struct FlowChange {
     pub verdict: Verdict,
 }
 
-/// How training went, judged over every recorded step (see the [module documentation](self)).
+/// How training went, judged over every recorded step (see the module documentation of `diagnose`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainingDiagnosis {
     /// The first recorded step with a backward pass.

@@ -11,15 +11,24 @@
 //! - [`MetricsWriter`]: one JSON object per line, `pd.read_json(path, lines=True)`.
 //! - [`TensorBoardWriter`]: `events.out.tfevents.*` files for `tensorboard --logdir`.
 //! - [`read_tfrecords`]: reads the records of an event file back, checking their CRCs.
+//!
+//! The TensorBoard writer and reader need the `tensorboard` feature (on by default).
 
+#[cfg(feature = "tensorboard")]
 mod event;
 mod histogram;
 mod jsonl;
 mod layer_rows;
+#[cfg(feature = "tensorboard")]
 mod tensorboard;
+#[cfg(feature = "tensorboard")]
 mod tfrecord;
 
 pub use histogram::Histogram;
 pub use jsonl::MetricsWriter;
+#[cfg(feature = "tensorboard")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tensorboard")))]
 pub use tensorboard::TensorBoardWriter;
+#[cfg(feature = "tensorboard")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tensorboard")))]
 pub use tfrecord::{masked_crc32c, parse_tfrecords, read_tfrecords};

@@ -51,6 +51,7 @@
 //! over training steps, a hook that scales the gradient sent below one layer
 //! ([`BackwardEvent::grad_input_mut`]), and the diagnosis.
 
+mod approx_eq;
 mod context;
 mod event;
 mod lent;

@@ -18,7 +18,7 @@ fn is_companion(kind: &str) -> bool {
 /// kind and whether it is an activation, in network order.
 ///
 /// The rule: an activation closes the layer that is open ("Linear+tanh") or, when none is open,
-/// is a layer of its own; a companion ([`is_companion`]: normalization, dropout, pooling,
+/// is a layer of its own; a companion (`is_companion`: normalization, dropout, pooling,
 /// flattening) joins the open layer, or the previous one when none is open; any other child
 /// (Linear, a residual block, a recurrent layer, …) starts a new layer.
 ///

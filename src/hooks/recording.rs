@@ -12,6 +12,11 @@ use crate::activation::ActivationFamily;
 
 /// Everything a recorder saw: one [`LayerRecord`] per layer, at every depth, in the order the
 /// layers first ran forward (post-order: `"3.branch.0"`, `"3.branch.1"`, `"3.branch"`, `"3"`).
+///
+/// Two recordings compare approximately with [`approx`]'s macros
+/// (`gradflow::approx::assert_relative_eq!(read_back, recording, max_relative = 1e-15)`): every
+/// float is compared with the tolerance, everything else exactly. The same holds for each part
+/// of a recording ([`LayerRecord`], [`LayerStepRecord`], [`ParamStats`], [`TensorStats`], …).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Recording {
     /// The scalar type of the network (`"f32"` or `"f64"`); empty until the first event.

@@ -17,6 +17,9 @@ use crate::vectorize::vectorized;
 /// `numpy.std(x)`): √(mean(x²) − mean(x)²). All statistics ignore non-finite entries, which are
 /// counted in `non_finite_count`; a tensor with no finite entry has all statistics 0.
 ///
+/// Two statistics compare approximately with [`approx`]'s macros: the float fields with the
+/// tolerance, the counts exactly.
+///
 /// Precision: the sums run in the tensor's own type within blocks of 1024 entries (so that an
 /// `f32` gradient is read at full SIMD width, without conversions) and in `f64` across blocks.
 /// For `f32` tensors the norm and std carry a relative error near 10⁻⁷ and the mean an error

@@ -1,9 +1,10 @@
-//! The two primitive draws every scheme reduces to: U(low, high) and N(mean, std), filled in
-//! row-major order from the caller's RNG.
+//! The two primitive draws every scheme reduces to: U(low, high) and N(mean, std), arrays
+//! filled in row-major order from the caller's RNG by `ndarray-rand`
+//! ([`RandomExt::random_using`]), one draw per entry.
 
 use ndarray::Array2;
-use rand::{Rng, RngCore};
-use rand_distr::StandardNormal;
+use ndarray_rand::RandomExt;
+use rand::RngCore;
 
 use crate::{Error, Result};
 
@@ -18,16 +19,22 @@ pub(crate) fn uniform(
 ) -> Result<Array2<f64>> {
     let dist = rand_distr::Uniform::new(low, high)
         .map_err(|e| Error::config(component, "bound", format!("U({low}, {high}) is invalid: {e}")))?;
-    Ok(Array2::from_shape_simple_fn(shape, || rng.sample(dist)))
+    Ok(Array2::random_using(shape, dist, rng))
 }
 
-/// `shape` i.i.d. draws from N(mean, std²), as `mean + std·z` with z standard normal (the
-/// same transform as `rand_distr::Normal`). The caller has validated `mean` and `std`.
-pub(crate) fn normal(shape: (usize, usize), mean: f64, std: f64, rng: &mut dyn RngCore) -> Array2<f64> {
-    Array2::from_shape_simple_fn(shape, || {
-        let z: f64 = rng.sample(StandardNormal);
-        mean + std * z
-    })
+/// `shape` i.i.d. draws from N(mean, std²), each `mean + std·z` with z standard normal
+/// (`rand_distr::Normal`). Requires a finite `std`; `component` names the caller in the error
+/// otherwise.
+pub(crate) fn normal(
+    component: &str,
+    shape: (usize, usize),
+    mean: f64,
+    std: f64,
+    rng: &mut dyn RngCore,
+) -> Result<Array2<f64>> {
+    let dist = rand_distr::Normal::new(mean, std)
+        .map_err(|e| Error::config(component, "std", format!("N({mean}, {std}²) is invalid: {e}")))?;
+    Ok(Array2::random_using(shape, dist, rng))
 }
 
 #[cfg(test)]
@@ -48,8 +55,14 @@ mod tests {
     }
 
     #[test]
+    fn normal_refuses_an_infinite_std() {
+        let msg = normal("T", (2, 2), 0.0, f64::INFINITY, &mut rng(3)).unwrap_err().to_string();
+        assert!(msg.starts_with("T:") && msg.contains("std"), "{msg}");
+    }
+
+    #[test]
     fn normal_with_zero_std_is_the_mean() {
-        let a = normal((3, 4), 2.5, 0.0, &mut rng(3));
+        let a = normal("T", (3, 4), 2.5, 0.0, &mut rng(3)).unwrap();
         assert!(a.iter().all(|&v| v == 2.5));
     }
 }

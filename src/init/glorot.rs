@@ -128,7 +128,7 @@ impl Initializer for GlorotNormal {
 
     fn sample(&self, shape: (usize, usize), fans: Fans, rng: &mut dyn RngCore) -> Result<Array2<f64>> {
         let std = glorot_std("GlorotNormal", self.gain, fans)?;
-        Ok(draw::normal(shape, 0.0, std, rng))
+        draw::normal("GlorotNormal", shape, 0.0, std, rng)
     }
 }
 

@@ -224,7 +224,7 @@ impl Initializer for KaimingNormal {
 
     fn sample(&self, shape: (usize, usize), fans: Fans, rng: &mut dyn RngCore) -> Result<Array2<f64>> {
         let std = kaiming_std("KaimingNormal", self.mode, self.gain, fans)?;
-        Ok(draw::normal(shape, 0.0, std, rng))
+        draw::normal("KaimingNormal", shape, 0.0, std, rng)
     }
 }
 

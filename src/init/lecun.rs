@@ -59,7 +59,7 @@ impl Initializer for LecunNormal {
 
     fn sample(&self, shape: (usize, usize), fans: Fans, rng: &mut dyn RngCore) -> Result<Array2<f64>> {
         let std = 1.0 / check::fan("LecunNormal", "fan_in", fans.fan_in)?.sqrt();
-        Ok(draw::normal(shape, 0.0, std, rng))
+        draw::normal("LecunNormal", shape, 0.0, std, rng)
     }
 }
 

@@ -62,7 +62,7 @@ impl Initializer for Normal {
     }
 
     fn sample(&self, shape: (usize, usize), _fans: Fans, rng: &mut dyn RngCore) -> Result<Array2<f64>> {
-        Ok(draw::normal(shape, self.mean, self.std, rng))
+        draw::normal("Normal", shape, self.mean, self.std, rng)
     }
 }
 

@@ -80,7 +80,7 @@ impl Initializer for Orthogonal {
             // PyTorch returns an empty tensor unchanged.
             return Ok(Array2::zeros(shape));
         }
-        let flattened = draw::normal(shape, 0.0, 1.0, rng);
+        let flattened = draw::normal("Orthogonal", shape, 0.0, 1.0, rng)?;
         let wide = rows < cols;
         let tall = if wide { flattened.t().to_owned() } else { flattened };
         let ThinQr { q, r } = householder_qr(&tall);
@@ -94,14 +94,12 @@ impl Initializer for Orthogonal {
 
 #[cfg(test)]
 mod tests {
+    use approx::abs_diff_eq;
+
     use super::*;
     use crate::init::testing::{FAN_IN, FAN_OUT, assert_moments, rng};
 
     const SHAPES: [(usize, usize); 3] = [(64, 64), (100, 40), (40, 100)];
-
-    fn max_abs_diff(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
-        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
-    }
 
     /// The Gram matrix over the smaller dimension: WᵀW for square and tall, WWᵀ for wide.
     fn gram(w: &Array2<f64>) -> Array2<f64> {
@@ -114,7 +112,7 @@ mod tests {
             let w = Orthogonal::default().sample(shape, Fans::new(1, 1, 1.0), &mut rng(seed as u64)).unwrap();
             assert_eq!(w.dim(), shape);
             let k = shape.0.min(shape.1);
-            assert!(max_abs_diff(&gram(&w), &Array2::eye(k)) < 1e-10, "{shape:?}");
+            assert!(abs_diff_eq!(gram(&w), Array2::eye(k), epsilon = 1e-10), "{shape:?}");
         }
     }
 
@@ -126,10 +124,10 @@ mod tests {
             let w = init.sample(shape, Fans::new(1, 1, 1.0), &mut rng(40 + seed as u64)).unwrap();
             // Gram = gain²·I means every singular value (√ of the Gram's eigenvalues) is gain.
             let k = shape.0.min(shape.1);
-            assert!(max_abs_diff(&gram(&w), &(Array2::eye(k) * gain * gain)) < 1e-10, "{shape:?}");
+            assert!(abs_diff_eq!(gram(&w), Array2::eye(k) * gain * gain, epsilon = 1e-10), "{shape:?}");
             // Equivalently, W (or Wᵀ for wide) scales the norm of every vector by exactly gain.
             let (w, n) = if shape.0 >= shape.1 { (w.clone(), shape.1) } else { (w.t().to_owned(), shape.0) };
-            let x = draw::normal((n, 1), 0.0, 1.0, &mut rng(50));
+            let x = draw::normal("T", (n, 1), 0.0, 1.0, &mut rng(50)).unwrap();
             let norm = |m: &Array2<f64>| m.iter().map(|v| v * v).sum::<f64>().sqrt();
             assert!((norm(&w.dot(&x)) / norm(&x) - gain).abs() < 1e-10, "{shape:?}");
         }
@@ -141,7 +139,7 @@ mod tests {
         // for the very normal matrix A drawn (the draw is reproduced from the same seed).
         for shape in [(30, 12), (12, 30)] {
             let w = Orthogonal::default().sample(shape, Fans::new(1, 1, 1.0), &mut rng(60)).unwrap();
-            let a = draw::normal(shape, 0.0, 1.0, &mut rng(60));
+            let a = draw::normal("T", shape, 0.0, 1.0, &mut rng(60)).unwrap();
             let r = if shape.0 >= shape.1 { w.t().dot(&a) } else { w.dot(&a.t()) };
             let k = shape.0.min(shape.1);
             assert_eq!(r.dim(), (k, k));

@@ -94,15 +94,12 @@ fn axpy(alpha: f64, x: &[f64], y: &mut [f64]) {
 
 #[cfg(test)]
 mod tests {
+    use approx::assert_abs_diff_eq;
+
     use super::*;
     use crate::init::draw;
     use crate::init::testing::rng;
     use ndarray::array;
-
-    fn max_abs_diff(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
-        assert_eq!(a.dim(), b.dim());
-        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
-    }
 
     #[test]
     fn two_by_two_by_hand() {
@@ -115,17 +112,17 @@ mod tests {
         let s: Vec<f64> = (0..2).map(|k| qr.r[[k, k]].signum()).collect();
         let q = Array2::from_shape_fn((2, 2), |(i, j)| qr.q[[i, j]] * s[j]);
         let r = Array2::from_shape_fn((2, 2), |(i, j)| qr.r[[i, j]] * s[i]);
-        assert!(max_abs_diff(&q, &array![[0.6, -0.8], [0.8, 0.6]]) < 1e-14, "{q}");
-        assert!(max_abs_diff(&r, &array![[5.0, 4.0], [0.0, 3.0]]) < 1e-14, "{r}");
+        assert_abs_diff_eq!(q, array![[0.6, -0.8], [0.8, 0.6]], epsilon = 1e-14);
+        assert_abs_diff_eq!(r, array![[5.0, 4.0], [0.0, 3.0]], epsilon = 1e-14);
     }
 
     #[test]
     fn tall_random_matrix_is_reconstructed_with_orthonormal_q() {
-        let a = draw::normal((50, 20), 0.0, 1.0, &mut rng(31));
+        let a = draw::normal("T", (50, 20), 0.0, 1.0, &mut rng(31)).unwrap();
         let ThinQr { q, r } = householder_qr(&a);
         assert_eq!((q.dim(), r.dim()), ((50, 20), (20, 20)));
-        assert!(max_abs_diff(&q.dot(&r), &a) < 1e-12);
-        assert!(max_abs_diff(&q.t().dot(&q), &Array2::eye(20)) < 1e-12);
+        assert_abs_diff_eq!(q.dot(&r), a, epsilon = 1e-12);
+        assert_abs_diff_eq!(q.t().dot(&q), Array2::eye(20), epsilon = 1e-12);
         for i in 0..20 {
             for j in 0..i {
                 assert_eq!(r[[i, j]], 0.0);
@@ -135,11 +132,11 @@ mod tests {
 
     #[test]
     fn a_zero_column_still_gives_orthonormal_q() {
-        let mut a = draw::normal((6, 4), 0.0, 1.0, &mut rng(32));
+        let mut a = draw::normal("T", (6, 4), 0.0, 1.0, &mut rng(32)).unwrap();
         a.column_mut(0).fill(0.0);
         let ThinQr { q, r } = householder_qr(&a);
         assert_eq!(r[[0, 0]], 0.0);
-        assert!(max_abs_diff(&q.dot(&r), &a) < 1e-12);
-        assert!(max_abs_diff(&q.t().dot(&q), &Array2::eye(4)) < 1e-12);
+        assert_abs_diff_eq!(q.dot(&r), a, epsilon = 1e-12);
+        assert_abs_diff_eq!(q.t().dot(&q), Array2::eye(4), epsilon = 1e-12);
     }
 }

@@ -643,6 +643,8 @@ pub(crate) fn input_grad<F: Float>(
 
 #[cfg(test)]
 mod tests {
+    use approx::assert_abs_diff_eq;
+
     use super::*;
     use crate::gradcheck::{GradCheckConfig, check_layer};
     use ndarray::array;
@@ -672,9 +674,7 @@ mod tests {
             [2.0 * 0.0 / s0 + 1.0, 0.5 * -2.0 / s1 - 1.0],
             [2.0 * 2.0 / s0 + 1.0, 0.5 * 4.0 / s1 - 1.0],
         ];
-        for (a, b) in y.iter().zip(&expected) {
-            assert!((a - b).abs() < 1e-12, "{y} vs {expected}");
-        }
+        assert_abs_diff_eq!(y, expected, epsilon = 1e-12);
     }
 
     #[test]
@@ -682,14 +682,12 @@ mod tests {
         let mut bn = BatchNorm1d::<f64>::new(2).unwrap();
         run(&mut bn, &hand_batch(), Mode::Train).unwrap();
         // running = 0.9·initial + 0.1·batch statistic; initial mean 0, initial var 1.
-        let close =
-            |a: ArrayView1<f64>, b: [f64; 2]| (a[0] - b[0]).abs() < 1e-12 && (a[1] - b[1]).abs() < 1e-12;
-        assert!(close(bn.running_mean(), [0.3, 0.4]), "{}", bn.running_mean());
-        assert!(close(bn.running_var(), [0.9 + 0.4, 0.9 + 1.2]), "{}", bn.running_var());
+        assert_abs_diff_eq!(bn.running_mean(), array![0.3, 0.4], epsilon = 1e-12);
+        assert_abs_diff_eq!(bn.running_var(), array![0.9 + 0.4, 0.9 + 1.2], epsilon = 1e-12);
         assert_eq!(bn.num_batches_tracked(), 1);
         run(&mut bn, &hand_batch(), Mode::Train).unwrap();
-        assert!(close(bn.running_mean(), [0.9 * 0.3 + 0.3, 0.9 * 0.4 + 0.4]));
-        assert!(close(bn.running_var(), [0.9 * 1.3 + 0.4, 0.9 * 2.1 + 1.2]));
+        assert_abs_diff_eq!(bn.running_mean(), array![0.9 * 0.3 + 0.3, 0.9 * 0.4 + 0.4], epsilon = 1e-12);
+        assert_abs_diff_eq!(bn.running_var(), array![0.9 * 1.3 + 0.4, 0.9 * 2.1 + 1.2], epsilon = 1e-12);
         assert_eq!(bn.num_batches_tracked(), 2);
         // Evaluation does not touch the statistics.
         run(&mut bn, &hand_batch(), Mode::Eval).unwrap();

@@ -470,6 +470,8 @@ pub(crate) fn carry<F: Float>(dx_transform: &[F], dy: &[F], t: &[F], grad_x: &mu
 
 #[cfg(test)]
 mod tests {
+    use approx::assert_abs_diff_eq;
+
     use super::*;
     use crate::activation::Tanh;
     use crate::gradcheck::{GradCheckConfig, check_layer};
@@ -492,9 +494,7 @@ mod tests {
         let z = x.dot(&layer.gate().weight().t()) + layer.gate().bias().unwrap();
         let t = z.mapv(|z| 1.0 / (1.0 + (-z).exp()));
         let expected = &h * &t + &x * &t.mapv(|t| 1.0 - t);
-        for (a, b) in y.iter().zip(&expected) {
-            assert!((a - b).abs() < 1e-14, "{y} vs {expected}");
-        }
+        assert_abs_diff_eq!(y, expected, epsilon = 1e-14);
     }
 
     #[test]
@@ -521,9 +521,8 @@ mod tests {
         let mut dx = Array2::zeros((0, 0));
         layer.backward(x.view(), y.view(), dy.view(), Some(&mut dx), &mut Context::new()).unwrap();
         // σ(−40) ≈ 4e−18 (weights are small, so W_T x does not move it much).
-        for ((a, b), (g, d)) in y.iter().zip(&x).zip(dx.iter().zip(&dy)) {
-            assert!((a - b).abs() < 1e-12 && (g - d).abs() < 1e-12, "y {y}\nx {x}\ndx {dx}\ndy {dy}");
-        }
+        assert_abs_diff_eq!(y, x, epsilon = 1e-12);
+        assert_abs_diff_eq!(dx, dy, epsilon = 1e-12);
     }
 
     #[test]

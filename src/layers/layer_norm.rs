@@ -368,6 +368,8 @@ pub(crate) fn input_grad<F: Float>(
 
 #[cfg(test)]
 mod tests {
+    use approx::assert_abs_diff_eq;
+
     use super::*;
     use crate::gradcheck::{GradCheckConfig, check_layer};
     use ndarray::array;
@@ -387,9 +389,7 @@ mod tests {
             [-1.5 / s0, 2.0 * -0.5 / s0 + 1.0, -0.5 / s0, 0.5 * 1.5 / s0 - 1.0],
             [-4.0 / s1, 2.0 * 2.0 / s1 + 1.0, 2.0 / s1, 0.5 * 4.0 / s1 - 1.0],
         ];
-        for (a, b) in y.iter().zip(&expected) {
-            assert!((a - b).abs() < 1e-12, "{y} vs {expected}");
-        }
+        assert_abs_diff_eq!(y, expected, epsilon = 1e-12);
     }
 
     #[test]
@@ -417,9 +417,7 @@ mod tests {
         let x = array![[0.1f32, 0.1, 0.1]];
         let mut y = Array2::zeros((0, 0));
         ln.forward(x.view(), &mut y, Mode::Train, &mut Context::new()).unwrap();
-        for (a, b) in y.iter().zip([0.5f32, -0.5, 1.0]) {
-            assert!((a - b).abs() < 1e-3, "{y}");
-        }
+        assert_abs_diff_eq!(y, array![[0.5f32, -0.5, 1.0]], epsilon = 1e-3);
         let mut dx = Array2::zeros((0, 0));
         let dy = array![[1.0f32, 2.0, -3.0]];
         ln.backward(x.view(), y.view(), dy.view(), Some(&mut dx), &mut Context::new()).unwrap();

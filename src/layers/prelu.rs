@@ -276,6 +276,8 @@ pub(crate) fn input_grad<F: Float>(x: &[F], grad_y: &[F], slopes: &[F], cols: us
 
 #[cfg(test)]
 mod tests {
+    use approx::assert_abs_diff_eq;
+
     use super::*;
     use crate::gradcheck::{GradCheckConfig, check_layer};
     use ndarray::array;
@@ -323,8 +325,8 @@ mod tests {
         let (y, gx) = run(&mut layer, &x, &gy);
         let expected_y = array![[-0.2, 3.0, -0.3], [1.0, -0.8, -0.3]];
         let expected_gx = array![[0.1, 2.0, 0.9], [4.0, 1.0, -1.8]];
-        assert!(y.iter().zip(&expected_y).all(|(a, b)| (a - b).abs() < 1e-15), "{y}");
-        assert!(gx.iter().zip(&expected_gx).all(|(a, b)| (a - b).abs() < 1e-15), "{gx}");
+        assert_abs_diff_eq!(y, expected_y, epsilon = 1e-15);
+        assert_abs_diff_eq!(gx, expected_gx, epsilon = 1e-15);
         // da_0 = (−2)(1), da_1 = (−4)(5), da_2 = (−1)(3) + (−1)(−6)
         assert_eq!(layer.weight_grad(), &array![-2.0, -20.0, 3.0]);
     }

@@ -170,6 +170,8 @@ pub(crate) fn first_outside_unit_interval<F: Float>(values: &[F]) -> Option<usiz
 
 #[cfg(test)]
 mod tests {
+    use approx::assert_abs_diff_eq;
+
     use super::*;
     use crate::loss::check_loss;
     use ndarray::array;
@@ -233,8 +235,8 @@ mod tests {
         let one = BceWithLogits::new(Reduction::Sum).with_pos_weight(vec![1.0]).unwrap();
         let (a, ga) = unweighted.value_and_grad(x.view(), Targets::Values(t.view())).unwrap();
         let (b, gb) = one.value_and_grad(x.view(), Targets::Values(t.view())).unwrap();
-        assert!((a - b).abs() < 1e-12);
-        assert!(ga.iter().zip(&gb).all(|(p, q)| (p - q).abs() < 1e-15));
+        assert_abs_diff_eq!(a, b, epsilon = 1e-12);
+        assert_abs_diff_eq!(ga, gb, epsilon = 1e-15);
     }
 
     #[test]

@@ -389,7 +389,9 @@ fn adam_loop<F: Float, const OBSERVE: bool>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::optim::test_model::{assert_close, model, params, set_grads};
+    use approx::assert_abs_diff_eq;
+
+    use crate::optim::test_model::{model, params, set_grads};
 
     /// The gradients of steps 1, 2, 3 for [w₀, w₁, b], starting from p₀ = [1, −2, 0.5].
     pub(crate) const GRADS: [[f64; 3]; 3] = [[0.5, -1.0, 2.0], [0.1, 0.3, -1.0], [-0.2, 0.4, 0.05]];
@@ -418,17 +420,24 @@ mod tests {
         //   v = [2.9949025e-4, 1.247911e-3, 4.993504e-3], 1 − β₁³ = 0.271, 1 − β₂³ = 0.002997001.
         let mut adam = AdamConfig::new(0.1).build::<f64>().unwrap();
         let steps = three_steps(&mut adam);
-        assert_close(steps[0], [0.900000002, -1.900000001, 0.4000000005], 1e-9, "step 1");
-        assert_close(
-            steps[1],
-            [0.8196959063846517, -1.8572151424292265, 0.37336629670243154],
-            1e-9,
-            "step 2",
+        assert_abs_diff_eq!(steps[0][..], [0.900000002, -1.900000001, 0.4000000005][..], epsilon = 1e-9);
+        assert_abs_diff_eq!(
+            steps[1][..],
+            [0.8196959063846517, -1.8572151424292265, 0.37336629670243154][..],
+            epsilon = 1e-9
         );
-        assert_close(steps[2], [0.7852605318354889, -1.8492092384765841, 0.3513541613910131], 1e-9, "step 3");
+        assert_abs_diff_eq!(
+            steps[2][..],
+            [0.7852605318354889, -1.8492092384765841, 0.3513541613910131][..],
+            epsilon = 1e-9
+        );
         let mut adam32 = AdamConfig::new(0.1).build::<f32>().unwrap();
         let steps32 = three_steps(&mut adam32);
-        assert_close(steps32[2], [0.7852605318354889, -1.8492092384765841, 0.3513541613910131], 1e-6, "f32");
+        assert_abs_diff_eq!(
+            steps32[2][..],
+            [0.7852605318354889, -1.8492092384765841, 0.3513541613910131][..],
+            epsilon = 1e-6
+        );
     }
 
     #[test]
@@ -438,18 +447,20 @@ mod tests {
         // (0.073, 3.9574e-4) at step 2 and (0.0538365, 4.0941856e-4) at step 3.
         let mut adam = AdamConfig::new(0.1).weight_decay(0.1).build::<f64>().unwrap();
         let steps = three_steps(&mut adam);
-        assert_close(steps[0], [0.9000000016666666, -1.9000000008333333, 0.4000000004878049], 1e-9, "step 1");
-        assert_close(
-            steps[1],
-            [0.8136483454297575, -1.8400703555381717, 0.37089514609880114],
-            1e-9,
-            "step 2",
+        assert_abs_diff_eq!(
+            steps[0][..],
+            [0.9000000016666666, -1.9000000008333333, 0.4000000004878049][..],
+            epsilon = 1e-9
         );
-        assert_close(
-            steps[2],
-            [0.7598997572221902, -1.8057542212511155, 0.34595554160620084],
-            1e-9,
-            "step 3",
+        assert_abs_diff_eq!(
+            steps[1][..],
+            [0.8136483454297575, -1.8400703555381717, 0.37089514609880114][..],
+            epsilon = 1e-9
+        );
+        assert_abs_diff_eq!(
+            steps[2][..],
+            [0.7598997572221902, -1.8057542212511155, 0.34595554160620084][..],
+            epsilon = 1e-9
         );
     }
 
@@ -461,17 +472,15 @@ mod tests {
         // while the weights, whose v grew, match plain Adam.
         let mut adam = AdamConfig::new(0.1).amsgrad(true).build::<f64>().unwrap();
         let steps = three_steps(&mut adam);
-        assert_close(
-            steps[1],
-            [0.8196959063846517, -1.8572151424292265, 0.37336629670243154],
-            1e-9,
-            "step 2",
+        assert_abs_diff_eq!(
+            steps[1][..],
+            [0.8196959063846517, -1.8572151424292265, 0.37336629670243154][..],
+            epsilon = 1e-9
         );
-        assert_close(
-            steps[2],
-            [0.7852605318354889, -1.8492092384765841, 0.35135966070579633],
-            1e-9,
-            "step 3",
+        assert_abs_diff_eq!(
+            steps[2][..],
+            [0.7852605318354889, -1.8492092384765841, 0.35135966070579633][..],
+            epsilon = 1e-9
         );
     }
 

@@ -161,7 +161,9 @@ impl<F: Float> Optimizer<F> for AdamW<F> {
 mod tests {
     use super::*;
     use crate::Error;
-    use crate::optim::test_model::{assert_close, model, params, set_grads};
+    use approx::assert_abs_diff_eq;
+
+    use crate::optim::test_model::{model, params, set_grads};
 
     const GRADS: [[f64; 3]; 3] = [[0.5, -1.0, 2.0], [0.1, 0.3, -1.0], [-0.2, 0.4, 0.05]];
 
@@ -185,20 +187,22 @@ mod tests {
         //   1 · 0.99 − 0.1 · 0.5/(0.5 + 1e-8) = 0.890000002.
         // Step 2 for w₀: 0.890000002 · 0.99 − 0.0803040956 (Adam's step-2 update) = 0.8007959064.
         let steps = three_steps::<f64>(AdamWConfig::new(0.1).weight_decay(0.1));
-        assert_close(steps[0], [0.890000002, -1.880000001, 0.3950000005], 1e-9, "step 1");
-        assert_close(
-            steps[1],
-            [0.8007959063646517, -1.8184151424192265, 0.36441629669743153],
-            1e-9,
-            "step 2",
+        assert_abs_diff_eq!(steps[0][..], [0.890000002, -1.880000001, 0.3950000005][..], epsilon = 1e-9);
+        assert_abs_diff_eq!(
+            steps[1][..],
+            [0.8007959063646517, -1.8184151424192265, 0.36441629669743153][..],
+            epsilon = 1e-9
         );
-        assert_close(steps[2], [0.7583525727518424, -1.792225087042392, 0.33875999841903875], 1e-9, "step 3");
+        assert_abs_diff_eq!(
+            steps[2][..],
+            [0.7583525727518424, -1.792225087042392, 0.33875999841903875][..],
+            epsilon = 1e-9
+        );
         let f32_steps = three_steps::<f32>(AdamWConfig::new(0.1).weight_decay(0.1));
-        assert_close(
-            f32_steps[2],
-            [0.7583525727518424, -1.792225087042392, 0.33875999841903875],
-            1e-6,
-            "f32",
+        assert_abs_diff_eq!(
+            f32_steps[2][..],
+            [0.7583525727518424, -1.792225087042392, 0.33875999841903875][..],
+            epsilon = 1e-6
         );
     }
 
@@ -209,9 +213,17 @@ mod tests {
         let config = AdamWConfig::new(0.01);
         assert_eq!(config.weight_decay, 0.01);
         let steps = three_steps::<f64>(config);
-        assert_close(steps[0], [0.9899000002, -1.9898000001, 0.48995000005], 1e-9, "step 1");
-        assert_close(steps[1], [0.9817706006384452, -1.9853225342429126, 0.4872376346702382], 1e-9, "step 2");
-        assert_close(steps[2], [0.978228886123465, -1.984323411594224, 0.4849876973756293], 1e-9, "step 3");
+        assert_abs_diff_eq!(steps[0][..], [0.9899000002, -1.9898000001, 0.48995000005][..], epsilon = 1e-9);
+        assert_abs_diff_eq!(
+            steps[1][..],
+            [0.9817706006384452, -1.9853225342429126, 0.4872376346702382][..],
+            epsilon = 1e-9
+        );
+        assert_abs_diff_eq!(
+            steps[2][..],
+            [0.978228886123465, -1.984323411594224, 0.4849876973756293][..],
+            epsilon = 1e-9
+        );
     }
 
     #[test]

@@ -372,7 +372,9 @@ fn rmsprop_loop<F: Float, const OBSERVE: bool>(
 mod tests {
     use super::*;
     use crate::Error;
-    use crate::optim::test_model::{assert_close, model, params, set_grads};
+    use approx::assert_abs_diff_eq;
+
+    use crate::optim::test_model::{model, params, set_grads};
 
     const GRADS: [[f64; 3]; 3] = [[0.5, -1.0, 2.0], [0.1, 0.3, -1.0], [-0.2, 0.4, 0.05]];
 
@@ -399,20 +401,26 @@ mod tests {
         //   step 3: g = −0.2, s = 0.00254925 + 0.0004 = 0.00294925, avg = 0.0543070077,
         //           p = 0.8802934383 + 0.01·0.2/0.0543070077 = 0.9171210980
         let steps = three_steps::<f64>(RmsPropConfig::default());
-        assert_close(steps[0], [0.900000019999996, -1.900000009999999, 0.40000000499999977], 1e-9, "step 1");
-        assert_close(steps[1], [0.8802934383202046, -1.9288675206817028, 0.4449013284905645], 1e-9, "step 2");
-        assert_close(
-            steps[2],
-            [0.9171210980353726, -1.9649460375747332, 0.44264552625577414],
-            1e-9,
-            "step 3",
+        assert_abs_diff_eq!(
+            steps[0][..],
+            [0.900000019999996, -1.900000009999999, 0.40000000499999977][..],
+            epsilon = 1e-9
+        );
+        assert_abs_diff_eq!(
+            steps[1][..],
+            [0.8802934383202046, -1.9288675206817028, 0.4449013284905645][..],
+            epsilon = 1e-9
+        );
+        assert_abs_diff_eq!(
+            steps[2][..],
+            [0.9171210980353726, -1.9649460375747332, 0.44264552625577414][..],
+            epsilon = 1e-9
         );
         let f32_steps = three_steps::<f32>(RmsPropConfig::default());
-        assert_close(
-            f32_steps[2],
-            [0.9171210980353726, -1.9649460375747332, 0.44264552625577414],
-            1e-6,
-            "f32",
+        assert_abs_diff_eq!(
+            f32_steps[2][..],
+            [0.9171210980353726, -1.9649460375747332, 0.44264552625577414][..],
+            epsilon = 1e-6
         );
     }
 
@@ -427,16 +435,27 @@ mod tests {
         //           avg = 0.0631823241, b = 10.8912236 − 1.9333214 = 8.9579022103, p = 0.6889036181
         let config = RmsPropConfig::new(0.01).momentum(0.9).weight_decay(0.1).centered(true);
         let steps = three_steps::<f64>(config);
-        assert_close(
-            steps[0],
-            [0.8994962353090928, -1.8994962268915865, 0.39949622340140056],
-            1e-9,
-            "step 1",
+        assert_abs_diff_eq!(
+            steps[0][..],
+            [0.8994962353090928, -1.8994962268915865, 0.39949622340140056][..],
+            epsilon = 1e-9
         );
-        assert_close(steps[1], [0.7784826402260491, -1.8182583083047712, 0.3516770685720919], 1e-9, "step 2");
-        assert_close(steps[2], [0.6889036181228834, -1.763177406563363, 0.3048406960280256], 1e-9, "step 3");
+        assert_abs_diff_eq!(
+            steps[1][..],
+            [0.7784826402260491, -1.8182583083047712, 0.3516770685720919][..],
+            epsilon = 1e-9
+        );
+        assert_abs_diff_eq!(
+            steps[2][..],
+            [0.6889036181228834, -1.763177406563363, 0.3048406960280256][..],
+            epsilon = 1e-9
+        );
         let f32_steps = three_steps::<f32>(config);
-        assert_close(f32_steps[2], [0.6889036181228834, -1.763177406563363, 0.3048406960280256], 1e-6, "f32");
+        assert_abs_diff_eq!(
+            f32_steps[2][..],
+            [0.6889036181228834, -1.763177406563363, 0.3048406960280256][..],
+            epsilon = 1e-6
+        );
     }
 
     #[test]

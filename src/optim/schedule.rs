@@ -159,11 +159,14 @@ fn power(n: usize) -> i32 {
 
 #[cfg(test)]
 mod tests {
+    use approx::{assert_abs_diff_eq, relative_eq};
+
     use super::*;
     use crate::optim::{Optimizer, SgdConfig};
 
+    /// Within 1e-12, relative to the larger magnitude when that is above 1.
     fn close(a: f64, b: f64) -> bool {
-        (a - b).abs() <= 1e-12 * b.abs().max(1.0)
+        relative_eq!(a, b, epsilon = 1e-12, max_relative = 1e-12)
     }
 
     #[test]
@@ -202,7 +205,7 @@ mod tests {
         let cosine = CosineAnnealingLr::new(2, 0.0).unwrap();
         assert!(close(sgd.apply_schedule(&cosine, 0.2, 1).unwrap(), 0.1));
         assert!(close(sgd.learning_rate(), 0.1));
-        assert!(sgd.apply_schedule(&cosine, 0.2, 2).unwrap().abs() < 1e-17);
+        assert_abs_diff_eq!(sgd.apply_schedule(&cosine, 0.2, 2).unwrap(), 0.0, epsilon = 1e-17);
     }
 
     #[test]

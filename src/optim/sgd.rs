@@ -317,7 +317,9 @@ fn momentum_loop<F: Float, const OBSERVE: bool>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::optim::test_model::{assert_close, model, params, set_grads};
+    use approx::assert_abs_diff_eq;
+
+    use crate::optim::test_model::{model, params, set_grads};
 
     /// Three steps with the fixed gradient g = [0.5, −1, 2] from p₀ = [1, −2, 0.5].
     fn three_steps<F: Float>(config: SgdConfig) -> Vec<[f64; 3]> {
@@ -336,15 +338,15 @@ mod tests {
     fn plain_sgd_matches_hand_computation() {
         // p_t = p₀ − t · 0.1 · g
         let steps = three_steps::<f64>(SgdConfig::new(0.1));
-        assert_close(steps[0], [0.95, -1.9, 0.3], 1e-12, "step 1");
-        assert_close(steps[1], [0.9, -1.8, 0.1], 1e-12, "step 2");
-        assert_close(steps[2], [0.85, -1.7, -0.1], 1e-12, "step 3");
+        assert_abs_diff_eq!(steps[0][..], [0.95, -1.9, 0.3][..], epsilon = 1e-12);
+        assert_abs_diff_eq!(steps[1][..], [0.9, -1.8, 0.1][..], epsilon = 1e-12);
+        assert_abs_diff_eq!(steps[2][..], [0.85, -1.7, -0.1][..], epsilon = 1e-12);
     }
 
     #[test]
     fn plain_sgd_in_f32_matches_to_1e_6() {
         let steps = three_steps::<f32>(SgdConfig::new(0.1));
-        assert_close(steps[2], [0.85, -1.7, -0.1], 1e-6, "step 3");
+        assert_abs_diff_eq!(steps[2][..], [0.85, -1.7, -0.1][..], epsilon = 1e-6);
     }
 
     #[test]
@@ -353,9 +355,9 @@ mod tests {
         // b₂ = 0.9·g + 0.9·g = 1.8 g, b₃ = 0.9·1.8 g + 0.9 g = 2.52 g;
         // p_t = p₀ − 0.1·(b₁ + … + b_t): 0.1 g, 0.28 g, 0.532 g.
         let steps = three_steps::<f64>(SgdConfig::new(0.1).momentum(0.9).dampening(0.1));
-        assert_close(steps[0], [0.95, -1.9, 0.3], 1e-12, "step 1");
-        assert_close(steps[1], [0.86, -1.72, -0.06], 1e-12, "step 2");
-        assert_close(steps[2], [0.734, -1.468, -0.564], 1e-12, "step 3");
+        assert_abs_diff_eq!(steps[0][..], [0.95, -1.9, 0.3][..], epsilon = 1e-12);
+        assert_abs_diff_eq!(steps[1][..], [0.86, -1.72, -0.06][..], epsilon = 1e-12);
+        assert_abs_diff_eq!(steps[2][..], [0.734, -1.468, -0.564][..], epsilon = 1e-12);
     }
 
     #[test]
@@ -363,11 +365,11 @@ mod tests {
         // momentum 0.9: b₁ = g, b₂ = 1.9 g, b₃ = 0.9·1.9 g + g = 2.71 g;
         // direction g + 0.9 b: 1.9 g, 2.71 g, 3.439 g; cumulative · 0.1: 0.19 g, 0.461 g, 0.8049 g.
         let steps = three_steps::<f64>(SgdConfig::new(0.1).momentum(0.9).nesterov(true));
-        assert_close(steps[0], [0.905, -1.81, 0.12], 1e-12, "step 1");
-        assert_close(steps[1], [0.7695, -1.539, -0.422], 1e-12, "step 2");
-        assert_close(steps[2], [0.59755, -1.1951, -1.1098], 1e-12, "step 3");
+        assert_abs_diff_eq!(steps[0][..], [0.905, -1.81, 0.12][..], epsilon = 1e-12);
+        assert_abs_diff_eq!(steps[1][..], [0.7695, -1.539, -0.422][..], epsilon = 1e-12);
+        assert_abs_diff_eq!(steps[2][..], [0.59755, -1.1951, -1.1098][..], epsilon = 1e-12);
         let f32_steps = three_steps::<f32>(SgdConfig::new(0.1).momentum(0.9).nesterov(true));
-        assert_close(f32_steps[2], [0.59755, -1.1951, -1.1098], 1e-6, "f32 step 3");
+        assert_abs_diff_eq!(f32_steps[2][..], [0.59755, -1.1951, -1.1098][..], epsilon = 1e-6);
     }
 
     #[test]
@@ -381,9 +383,9 @@ mod tests {
         // for b (p₀ = 0.5, g = 2): d = 2.05, 2.0295, 1.998955; b = 2.05, 3.0545, 3.526205;
         //   p = 0.295, −0.01045, −0.3630705
         let steps = three_steps::<f64>(SgdConfig::new(0.1).momentum(0.5).weight_decay(0.1));
-        assert_close(steps[0], [0.94, -1.88, 0.295], 1e-12, "step 1");
-        assert_close(steps[1], [0.8506, -1.7012, -0.01045], 1e-12, "step 2");
-        assert_close(steps[2], [0.747394, -1.494788, -0.3630705], 1e-12, "step 3");
+        assert_abs_diff_eq!(steps[0][..], [0.94, -1.88, 0.295][..], epsilon = 1e-12);
+        assert_abs_diff_eq!(steps[1][..], [0.8506, -1.7012, -0.01045][..], epsilon = 1e-12);
+        assert_abs_diff_eq!(steps[2][..], [0.747394, -1.494788, -0.3630705][..], epsilon = 1e-12);
     }
 
     #[test]
@@ -426,7 +428,7 @@ mod tests {
         set_grads(&mut m, [0.5, -1.0, 2.0]);
         sgd.step(&mut m).unwrap();
         // b₂ = 0.9 g + g = 1.9 g; p₂ = p₁ − 0.19 g with p₁ = [0.95, −1.9, 0.3].
-        assert_close(params(&m), [0.855, -1.71, -0.08], 1e-12, "step 2");
+        assert_abs_diff_eq!(params(&m)[..], [0.855, -1.71, -0.08][..], epsilon = 1e-12);
     }
 
     #[test]
@@ -448,7 +450,7 @@ mod tests {
             layer.backward(x.view(), out.view(), grad.view(), None, &mut Context::new()).unwrap();
             sgd.step(&mut layer).unwrap();
         }
-        assert_close(params(&layer), [2.0, -1.0, 0.5], 1e-6, "fitted");
+        assert_abs_diff_eq!(params(&layer)[..], [2.0, -1.0, 0.5][..], epsilon = 1e-6);
     }
 
     #[test]

@@ -33,10 +33,3 @@ pub(crate) fn params<F: Float>(model: &Linear<F>) -> [f64; 3] {
     });
     out
 }
-
-/// Asserts that `actual` equals `expected` to within `tolerance`, entry by entry.
-pub(crate) fn assert_close(actual: [f64; 3], expected: [f64; 3], tolerance: f64, what: &str) {
-    for (i, (a, e)) in actual.iter().zip(&expected).enumerate() {
-        assert!((a - e).abs() <= tolerance, "{what}: entry {i} is {a}, expected {e} (all: {actual:?})");
-    }
-}

@@ -2,8 +2,9 @@
 //! identity recurrent weights, and the LSTM forget-gate bias.
 
 use ndarray::{Array1, Array2, s};
+use ndarray_rand::RandomExt;
 use rand::RngCore;
-use rand_distr::{Distribution, Uniform};
+use rand_distr::Uniform;
 
 use crate::{Error, Result};
 
@@ -95,7 +96,7 @@ pub(crate) fn pytorch_default(
 ) -> Array2<f64> {
     let bound = 1.0 / (hidden_size as f64).sqrt();
     let dist = Uniform::new_inclusive(-bound, bound).expect("bound is finite and positive");
-    Array2::from_shape_simple_fn(shape, || dist.sample(rng))
+    Array2::random_using(shape, dist, rng)
 }
 
 /// A random `n × n` orthogonal matrix times `gain`, drawn as `torch.nn.init.orthogonal_` does

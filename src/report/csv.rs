@@ -133,7 +133,7 @@ fn write(path: &Path, text: &str) -> Result<()> {
 /// Writes [`to_string`] to `path`.
 ///
 /// # Errors
-/// [`Error::Io`] naming the file when it cannot be written.
+/// [`Error::Io`](crate::Error::Io) naming the file when it cannot be written.
 pub fn write_file(recording: &Recording, path: impl AsRef<Path>) -> Result<()> {
     write(path.as_ref(), &to_string(recording))
 }
@@ -141,7 +141,7 @@ pub fn write_file(recording: &Recording, path: impl AsRef<Path>) -> Result<()> {
 /// Writes [`hidden_layers_to_string`] to `path`.
 ///
 /// # Errors
-/// [`Error::Io`] naming the file when it cannot be written.
+/// [`Error::Io`](crate::Error::Io) naming the file when it cannot be written.
 pub fn write_hidden_layers_file(recording: &Recording, path: impl AsRef<Path>) -> Result<()> {
     write(path.as_ref(), &hidden_layers_to_string(recording))
 }

@@ -22,7 +22,8 @@ pub enum Progress {
     #[default]
     Auto,
     /// A progress bar on standard error (with one line kept per epoch above it). Nothing is
-    /// drawn when standard error is not a terminal.
+    /// drawn when standard error is not a terminal. Without the `progress` feature (on by
+    /// default), [`Progress::Lines`] instead.
     Bar,
     /// One plain line per epoch on standard error, e.g.
     /// `epoch 3/20  train loss 0.4123  acc 88.1%  test loss 0.5012  acc 85.3%`.

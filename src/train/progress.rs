@@ -2,6 +2,7 @@
 
 use std::io::{IsTerminal, Write};
 
+#[cfg(feature = "progress")]
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{EpochStats, Progress};
@@ -36,14 +37,23 @@ pub fn epoch_line(stats: &EpochStats, total_epochs: usize) -> String {
 /// Where the trainer reports progress to.
 pub(crate) enum Reporter<'w> {
     Silent,
-    Lines { out: Box<dyn Write + 'w>, total_epochs: usize },
-    Bar { bar: ProgressBar, total_epochs: usize },
+    Lines {
+        out: Box<dyn Write + 'w>,
+        total_epochs: usize,
+    },
+    #[cfg(feature = "progress")]
+    Bar {
+        bar: ProgressBar,
+        total_epochs: usize,
+    },
 }
 
 impl Reporter<'static> {
     /// The reporter for `progress`, resolving [`Progress::Auto`] by whether standard error is a
     /// terminal.
     pub(crate) fn new(progress: Progress, total_epochs: usize, total_steps: u64) -> Self {
+        #[cfg(not(feature = "progress"))]
+        let _ = total_steps; // only the bar counts steps
         let progress = match progress {
             Progress::Auto if std::io::stderr().is_terminal() => Progress::Bar,
             Progress::Auto => Progress::Lines,
@@ -52,6 +62,9 @@ impl Reporter<'static> {
         match progress {
             Progress::Silent => Reporter::Silent,
             Progress::Lines | Progress::Auto => Reporter::lines(Box::new(std::io::stderr()), total_epochs),
+            #[cfg(not(feature = "progress"))]
+            Progress::Bar => Reporter::lines(Box::new(std::io::stderr()), total_epochs),
+            #[cfg(feature = "progress")]
             Progress::Bar => {
                 let bar = ProgressBar::with_draw_target(Some(total_steps), ProgressDrawTarget::stderr());
                 let style =
@@ -74,6 +87,7 @@ impl<'w> Reporter<'w> {
 
     /// A minibatch step is done.
     pub(crate) fn step(&mut self) {
+        #[cfg(feature = "progress")]
         if let Reporter::Bar { bar, .. } = self {
             bar.inc(1);
         }
@@ -88,6 +102,7 @@ impl<'w> Reporter<'w> {
                 let _ = writeln!(out, "{}", epoch_line(stats, *total_epochs));
                 let _ = out.flush();
             }
+            #[cfg(feature = "progress")]
             Reporter::Bar { bar, total_epochs } => {
                 // The line stays above the bar.
                 bar.println(epoch_line(stats, *total_epochs));
@@ -100,6 +115,7 @@ impl<'w> Reporter<'w> {
 
     /// Training ended (normally or with an error).
     pub(crate) fn finish(&mut self) {
+        #[cfg(feature = "progress")]
         if let Reporter::Bar { bar, .. } = self {
             bar.finish_and_clear();
         }

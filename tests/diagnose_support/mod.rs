@@ -7,9 +7,10 @@ use gradflow::hooks::{Recorder, RecorderConfig, Recording};
 use gradflow::init::{GlorotUniform, Initializer, KaimingNormal, LinearDefault};
 use gradflow::{Mode, Network, Sequential};
 use ndarray::{Array2, ArrayView2};
+use ndarray_rand::RandomExt;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand_distr::{Distribution, StandardNormal};
+use rand_distr::StandardNormal;
 
 pub const INPUTS: usize = 32;
 pub const OUTPUTS: usize = 10;
@@ -21,10 +22,7 @@ pub fn rng(seed: u64) -> StdRng {
 
 /// A `(rows, cols)` array of standard normal draws.
 pub fn normal(rng: &mut StdRng, rows: usize, cols: usize) -> Array2<f32> {
-    Array2::from_shape_simple_fn((rows, cols), || {
-        let z: f32 = StandardNormal.sample(rng);
-        z
-    })
+    Array2::random_using((rows, cols), StandardNormal, rng)
 }
 
 /// dL/dp of L = mean((p − t)²) (PyTorch's `MSELoss()`): 2(p − t)/N.
