@@ -87,6 +87,7 @@ pub use approx;
 pub mod activation;
 pub mod data;
 pub mod diagnose;
+mod elementwise;
 mod error;
 pub mod export;
 mod float;

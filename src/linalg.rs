@@ -53,8 +53,24 @@ pub(crate) const PARALLEL_MIN_WORK: usize = 1 << 23;
 /// themselves, so this never sees user input unchecked); a mismatch here is a bug and panics.
 ///
 /// When `beta` is zero, `c` is overwritten without being read (a NaN in it does not spread).
+///
+/// Runs a kernel ([`crate::kernels`]): the whole product, with its threads and layout choices,
+/// is compiled inside gradflow.
 #[inline]
 pub(crate) fn gemm<F: Float>(
+    alpha: F,
+    a: ArrayView2<'_, F>,
+    transpose_a: bool,
+    b: ArrayView2<'_, F>,
+    transpose_b: bool,
+    beta: F,
+    c: ArrayViewMut2<'_, F>,
+) {
+    F::gemm(alpha, a, transpose_a, b, transpose_b, beta, c);
+}
+
+/// [`gemm`]'s kernel.
+pub(crate) fn gemm_kernel<F: Float>(
     alpha: F,
     a: ArrayView2<'_, F>,
     transpose_a: bool,
@@ -72,8 +88,22 @@ pub(crate) fn gemm<F: Float>(
 /// Where the product goes through a scratch buffer ([`transposed_output_pays`]) the row is added
 /// while that buffer is transposed into `c`, which is written once; otherwise `c` is filled with
 /// the row and the product added to it (as PyTorch's `addmm` does).
+///
+/// Runs a kernel ([`crate::kernels`]), as [`gemm`] does.
 #[inline]
 pub(crate) fn gemm_plus_row<F: Float>(
+    a: ArrayView2<'_, F>,
+    transpose_a: bool,
+    b: ArrayView2<'_, F>,
+    transpose_b: bool,
+    row: ArrayView1<'_, F>,
+    c: ArrayViewMut2<'_, F>,
+) {
+    F::gemm_plus_row(a, transpose_a, b, transpose_b, row, c);
+}
+
+/// [`gemm_plus_row`]'s kernel.
+pub(crate) fn gemm_plus_row_kernel<F: Float>(
     a: ArrayView2<'_, F>,
     transpose_a: bool,
     b: ArrayView2<'_, F>,

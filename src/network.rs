@@ -172,7 +172,7 @@ impl<F: Float> Network<F> {
     pub fn forward(&mut self, input: ArrayView2<'_, F>, mode: Mode) -> Result<ArrayView2<'_, F>> {
         self.forward_done = false;
         ensure_shape(&mut self.input, input.dim());
-        self.input.assign(&input);
+        crate::elementwise::assign_array(&mut self.input.view_mut(), &input);
         let step = self.step;
         let mut observed =
             Observed::new(self.id, &mut self.hooks, &mut self.lent, &mut self.numbering, &self.model);

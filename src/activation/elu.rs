@@ -82,6 +82,22 @@ impl<F: Float> Activation<F> for Elu {
     fn family(&self) -> ActivationFamily {
         ActivationFamily::Rectifier
     }
+    fn forward_slice(&self, x: &[F], y: &mut [F]) {
+        F::elu_forward(self, x, y)
+    }
+    fn backward_slice(&self, x: &[F], y: &[F], grad_y: &[F], grad_x: &mut [F]) {
+        F::elu_backward(self, x, y, grad_y, grad_x)
+    }
+}
+
+/// [`Elu`]'s forward loop over a slice, compiled inside gradflow ([`crate::kernels`]).
+pub(crate) fn forward<F: Float>(elu: &Elu, x: &[F], y: &mut [F]) {
+    super::map_values(elu, x, y)
+}
+
+/// [`Elu`]'s backward loop over a slice, compiled inside gradflow ([`crate::kernels`]).
+pub(crate) fn backward<F: Float>(elu: &Elu, x: &[F], y: &[F], grad_y: &[F], grad_x: &mut [F]) {
+    super::map_derivatives(elu, x, y, grad_y, grad_x)
 }
 
 #[cfg(test)]

@@ -155,40 +155,12 @@ impl<F: Float> Activation<F> for Gelu {
     /// in f64); the exact form in f32 uses a vectorizable Φ (relative error below 2·10⁻⁶ for
     /// |x| ≤ 3, 2·10⁻⁵ in the tails), and in f64 `erfc` entry by entry.
     fn forward_slice(&self, x: &[F], y: &mut [F]) {
-        match self.approximate {
-            GeluApproximation::Tanh => vectorized(
-                #[inline(always)]
-                || y.iter_mut().zip(x).for_each(|(y, &x)| *y = tanh_form(x, F::fast_sigmoid)),
-            ),
-            GeluApproximation::None => {
-                if let (Some(x), Some(y)) = (F::as_f32_slice(x), F::as_f32_slice_mut(y)) {
-                    return fast_math::gelu_slice(x, y);
-                }
-                y.iter_mut().zip(x).for_each(|(y, &x)| *y = self.value(x))
-            }
-        }
+        F::gelu_forward(self, x, y)
     }
 
     /// As [`Activation::forward_slice`].
     fn backward_slice(&self, x: &[F], y: &[F], grad_y: &[F], grad_x: &mut [F]) {
-        match self.approximate {
-            GeluApproximation::Tanh => vectorized(
-                #[inline(always)]
-                || {
-                    let rows = grad_x.iter_mut().zip(grad_y).zip(x);
-                    rows.for_each(|((gx, &gy), &x)| *gx = gy * tanh_form_derivative(x, F::fast_sigmoid))
-                },
-            ),
-            GeluApproximation::None => {
-                if let (Some(x), Some(gy), Some(gx)) =
-                    (F::as_f32_slice(x), F::as_f32_slice(grad_y), F::as_f32_slice_mut(grad_x))
-                {
-                    return fast_math::gelu_backward_slice(x, gy, gx);
-                }
-                let rows = grad_x.iter_mut().zip(grad_y).zip(x).zip(y);
-                rows.for_each(|(((gx, &gy), &x), &y)| *gx = gy * self.derivative(x, y))
-            }
-        }
+        F::gelu_backward(self, x, y, grad_y, grad_x)
     }
 
     fn gain(&self) -> f64 {
@@ -208,6 +180,44 @@ impl<F: Float> Activation<F> for Gelu {
 
     fn family(&self) -> ActivationFamily {
         ActivationFamily::Rectifier
+    }
+}
+
+/// [`Gelu`]'s forward loop over a slice, compiled inside gradflow ([`crate::kernels`]).
+pub(crate) fn forward<F: Float>(gelu: &Gelu, x: &[F], y: &mut [F]) {
+    match gelu.approximate {
+        GeluApproximation::Tanh => vectorized(
+            #[inline(always)]
+            || y.iter_mut().zip(x).for_each(|(y, &x)| *y = tanh_form(x, F::fast_sigmoid)),
+        ),
+        GeluApproximation::None => {
+            if let (Some(x), Some(y)) = (F::as_f32_slice(x), F::as_f32_slice_mut(y)) {
+                return fast_math::gelu_slice(x, y);
+            }
+            y.iter_mut().zip(x).for_each(|(y, &x)| *y = gelu.value(x))
+        }
+    }
+}
+
+/// [`Gelu`]'s backward loop over a slice, compiled inside gradflow ([`crate::kernels`]).
+pub(crate) fn backward<F: Float>(gelu: &Gelu, x: &[F], y: &[F], grad_y: &[F], grad_x: &mut [F]) {
+    match gelu.approximate {
+        GeluApproximation::Tanh => vectorized(
+            #[inline(always)]
+            || {
+                let rows = grad_x.iter_mut().zip(grad_y).zip(x);
+                rows.for_each(|((gx, &gy), &x)| *gx = gy * tanh_form_derivative(x, F::fast_sigmoid))
+            },
+        ),
+        GeluApproximation::None => {
+            if let (Some(x), Some(gy), Some(gx)) =
+                (F::as_f32_slice(x), F::as_f32_slice(grad_y), F::as_f32_slice_mut(grad_x))
+            {
+                return fast_math::gelu_backward_slice(x, gy, gx);
+            }
+            let rows = grad_x.iter_mut().zip(grad_y).zip(x).zip(y);
+            rows.for_each(|(((gx, &gy), &x), &y)| *gx = gy * gelu.derivative(x, y))
+        }
     }
 }
 

@@ -78,6 +78,22 @@ impl<F: Float> Activation<F> for LeakyRelu {
     fn family(&self) -> ActivationFamily {
         ActivationFamily::Rectifier
     }
+    fn forward_slice(&self, x: &[F], y: &mut [F]) {
+        F::leaky_relu_forward(self, x, y)
+    }
+    fn backward_slice(&self, x: &[F], y: &[F], grad_y: &[F], grad_x: &mut [F]) {
+        F::leaky_relu_backward(self, x, y, grad_y, grad_x)
+    }
+}
+
+/// [`LeakyRelu`]'s forward loop over a slice, compiled inside gradflow ([`crate::kernels`]).
+pub(crate) fn forward<F: Float>(leaky_relu: &LeakyRelu, x: &[F], y: &mut [F]) {
+    super::map_values(leaky_relu, x, y)
+}
+
+/// [`LeakyRelu`]'s backward loop over a slice, compiled inside gradflow ([`crate::kernels`]).
+pub(crate) fn backward<F: Float>(leaky_relu: &LeakyRelu, x: &[F], y: &[F], grad_y: &[F], grad_x: &mut [F]) {
+    super::map_derivatives(leaky_relu, x, y, grad_y, grad_x)
 }
 
 #[cfg(test)]

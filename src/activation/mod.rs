@@ -7,18 +7,18 @@
 //! wherever the unit is active.
 
 mod act;
-mod elu;
+pub(crate) mod elu;
 pub(crate) mod fast_math;
-mod gelu;
-mod identity;
-mod leaky_relu;
-mod relu;
-mod selu;
-mod sigmoid;
-mod silu;
-mod softplus;
-mod softsign;
-mod tanh;
+pub(crate) mod gelu;
+pub(crate) mod identity;
+pub(crate) mod leaky_relu;
+pub(crate) mod relu;
+pub(crate) mod selu;
+pub(crate) mod sigmoid;
+pub(crate) mod silu;
+pub(crate) mod softplus;
+pub(crate) mod softsign;
+pub(crate) mod tanh;
 
 pub use act::Act;
 pub use elu::Elu;
@@ -86,28 +86,51 @@ pub trait Activation<F: Float>: Send + Sync + std::fmt::Debug {
     /// widest SIMD instructions of the CPU, which vectorizes it when `value` is simple
     /// arithmetic; override it for functions that are not (see [`Tanh`]).
     fn forward_slice(&self, x: &[F], y: &mut [F]) {
-        crate::vectorize::vectorized(
-            #[inline(always)]
-            || {
-                for (yi, &xi) in y.iter_mut().zip(x) {
-                    *yi = self.value(xi);
-                }
-            },
-        )
+        map_values(self, x, y)
     }
 
     /// Backward over a whole slice: `grad_x[i] = grad_y[i] · f'(x[i], y[i])`, compiled like
     /// [`Activation::forward_slice`].
     fn backward_slice(&self, x: &[F], y: &[F], grad_y: &[F], grad_x: &mut [F]) {
-        crate::vectorize::vectorized(
-            #[inline(always)]
-            || {
-                for (((gx, &gy), &xi), &yi) in grad_x.iter_mut().zip(grad_y).zip(x).zip(y) {
-                    *gx = gy * self.derivative(xi, yi);
-                }
-            },
-        )
+        map_derivatives(self, x, y, grad_y, grad_x)
     }
+}
+
+/// `y[i] = f(x[i])`, the loop of [`Activation::forward_slice`]: compiled for the widest SIMD
+/// instructions of the CPU, which vectorizes it when `value` is simple arithmetic.
+///
+/// The built-in activations run it (or their own loop) inside gradflow's kernels
+/// ([`crate::kernels`]), so that a program's debug build does not compile it at opt-level 0.
+#[inline(always)]
+pub(crate) fn map_values<F: Float, A: Activation<F> + ?Sized>(activation: &A, x: &[F], y: &mut [F]) {
+    crate::vectorize::vectorized(
+        #[inline(always)]
+        || {
+            for (yi, &xi) in y.iter_mut().zip(x) {
+                *yi = activation.value(xi);
+            }
+        },
+    )
+}
+
+/// `grad_x[i] = grad_y[i] · f'(x[i], y[i])`, the loop of [`Activation::backward_slice`],
+/// compiled like [`map_values`].
+#[inline(always)]
+pub(crate) fn map_derivatives<F: Float, A: Activation<F> + ?Sized>(
+    activation: &A,
+    x: &[F],
+    y: &[F],
+    grad_y: &[F],
+    grad_x: &mut [F],
+) {
+    crate::vectorize::vectorized(
+        #[inline(always)]
+        || {
+            for (((gx, &gy), &xi), &yi) in grad_x.iter_mut().zip(grad_y).zip(x).zip(y) {
+                *gx = gy * activation.derivative(xi, yi);
+            }
+        },
+    )
 }
 
 /// A shared activation is an activation: lets a chosen-by-name activation be used wherever a

@@ -30,6 +30,22 @@ impl<F: Float> Activation<F> for Relu {
     fn family(&self) -> ActivationFamily {
         ActivationFamily::Rectifier
     }
+    fn forward_slice(&self, x: &[F], y: &mut [F]) {
+        F::relu_forward(x, y)
+    }
+    fn backward_slice(&self, x: &[F], y: &[F], grad_y: &[F], grad_x: &mut [F]) {
+        F::relu_backward(x, y, grad_y, grad_x)
+    }
+}
+
+/// [`Relu`]'s forward loop over a slice, compiled inside gradflow ([`crate::kernels`]).
+pub(crate) fn forward<F: Float>(x: &[F], y: &mut [F]) {
+    super::map_values(&Relu, x, y)
+}
+
+/// [`Relu`]'s backward loop over a slice, compiled inside gradflow ([`crate::kernels`]).
+pub(crate) fn backward<F: Float>(x: &[F], y: &[F], grad_y: &[F], grad_x: &mut [F]) {
+    super::map_derivatives(&Relu, x, y, grad_y, grad_x)
 }
 
 #[cfg(test)]

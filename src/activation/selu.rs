@@ -55,6 +55,22 @@ impl<F: Float> Activation<F> for Selu {
     fn family(&self) -> ActivationFamily {
         ActivationFamily::Rectifier
     }
+    fn forward_slice(&self, x: &[F], y: &mut [F]) {
+        F::selu_forward(x, y)
+    }
+    fn backward_slice(&self, x: &[F], y: &[F], grad_y: &[F], grad_x: &mut [F]) {
+        F::selu_backward(x, y, grad_y, grad_x)
+    }
+}
+
+/// [`Selu`]'s forward loop over a slice, compiled inside gradflow ([`crate::kernels`]).
+pub(crate) fn forward<F: Float>(x: &[F], y: &mut [F]) {
+    super::map_values(&Selu, x, y)
+}
+
+/// [`Selu`]'s backward loop over a slice, compiled inside gradflow ([`crate::kernels`]).
+pub(crate) fn backward<F: Float>(x: &[F], y: &[F], grad_y: &[F], grad_x: &mut [F]) {
+    super::map_derivatives(&Selu, x, y, grad_y, grad_x)
 }
 
 #[cfg(test)]

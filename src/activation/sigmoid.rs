@@ -53,21 +53,11 @@ impl<F: Float> Activation<F> for Sigmoid {
     }
     /// [`Float::fast_sigmoid`], vectorized (with a polynomial `exp` in f32, exact in f64).
     fn forward_slice(&self, x: &[F], y: &mut [F]) {
-        vectorized(
-            #[inline(always)]
-            || y.iter_mut().zip(x).for_each(|(y, &x)| *y = x.fast_sigmoid()),
-        )
+        F::sigmoid_forward(x, y)
     }
     /// `grad_x = grad_y · y(1 − y)`, vectorized.
-    fn backward_slice(&self, _x: &[F], y: &[F], grad_y: &[F], grad_x: &mut [F]) {
-        vectorized(
-            #[inline(always)]
-            || {
-                for ((gx, &gy), &y) in grad_x.iter_mut().zip(grad_y).zip(y) {
-                    *gx = gy * (y * (F::one() - y));
-                }
-            },
-        )
+    fn backward_slice(&self, x: &[F], y: &[F], grad_y: &[F], grad_x: &mut [F]) {
+        F::sigmoid_backward(x, y, grad_y, grad_x)
     }
     fn gain(&self) -> f64 {
         1.0
@@ -78,6 +68,26 @@ impl<F: Float> Activation<F> for Sigmoid {
     fn family(&self) -> ActivationFamily {
         ActivationFamily::Saturating
     }
+}
+
+/// [`Sigmoid`]'s forward loop over a slice, compiled inside gradflow ([`crate::kernels`]).
+pub(crate) fn forward<F: Float>(x: &[F], y: &mut [F]) {
+    vectorized(
+        #[inline(always)]
+        || y.iter_mut().zip(x).for_each(|(y, &x)| *y = x.fast_sigmoid()),
+    )
+}
+
+/// [`Sigmoid`]'s backward loop over a slice, compiled inside gradflow ([`crate::kernels`]).
+pub(crate) fn backward<F: Float>(_x: &[F], y: &[F], grad_y: &[F], grad_x: &mut [F]) {
+    vectorized(
+        #[inline(always)]
+        || {
+            for ((gx, &gy), &y) in grad_x.iter_mut().zip(grad_y).zip(y) {
+                *gx = gy * (y * (F::one() - y));
+            }
+        },
+    )
 }
 
 #[cfg(test)]

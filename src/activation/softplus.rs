@@ -102,6 +102,22 @@ impl<F: Float> Activation<F> for Softplus {
     fn family(&self) -> ActivationFamily {
         ActivationFamily::Rectifier
     }
+    fn forward_slice(&self, x: &[F], y: &mut [F]) {
+        F::softplus_forward(self, x, y)
+    }
+    fn backward_slice(&self, x: &[F], y: &[F], grad_y: &[F], grad_x: &mut [F]) {
+        F::softplus_backward(self, x, y, grad_y, grad_x)
+    }
+}
+
+/// [`Softplus`]'s forward loop over a slice, compiled inside gradflow ([`crate::kernels`]).
+pub(crate) fn forward<F: Float>(softplus: &Softplus, x: &[F], y: &mut [F]) {
+    super::map_values(softplus, x, y)
+}
+
+/// [`Softplus`]'s backward loop over a slice, compiled inside gradflow ([`crate::kernels`]).
+pub(crate) fn backward<F: Float>(softplus: &Softplus, x: &[F], y: &[F], grad_y: &[F], grad_x: &mut [F]) {
+    super::map_derivatives(softplus, x, y, grad_y, grad_x)
 }
 
 #[cfg(test)]

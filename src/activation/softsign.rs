@@ -43,6 +43,22 @@ impl<F: Float> Activation<F> for Softsign {
     fn family(&self) -> ActivationFamily {
         ActivationFamily::Saturating
     }
+    fn forward_slice(&self, x: &[F], y: &mut [F]) {
+        F::softsign_forward(x, y)
+    }
+    fn backward_slice(&self, x: &[F], y: &[F], grad_y: &[F], grad_x: &mut [F]) {
+        F::softsign_backward(x, y, grad_y, grad_x)
+    }
+}
+
+/// [`Softsign`]'s forward loop over a slice, compiled inside gradflow ([`crate::kernels`]).
+pub(crate) fn forward<F: Float>(x: &[F], y: &mut [F]) {
+    super::map_values(&Softsign, x, y)
+}
+
+/// [`Softsign`]'s backward loop over a slice, compiled inside gradflow ([`crate::kernels`]).
+pub(crate) fn backward<F: Float>(x: &[F], y: &[F], grad_y: &[F], grad_x: &mut [F]) {
+    super::map_derivatives(&Softsign, x, y, grad_y, grad_x)
 }
 
 #[cfg(test)]

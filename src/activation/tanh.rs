@@ -27,21 +27,11 @@ impl<F: Float> Activation<F> for Tanh {
     }
     /// [`Float::fast_tanh`], vectorized (a rational approximation in f32, exact in f64).
     fn forward_slice(&self, x: &[F], y: &mut [F]) {
-        vectorized(
-            #[inline(always)]
-            || y.iter_mut().zip(x).for_each(|(y, &x)| *y = x.fast_tanh()),
-        )
+        F::tanh_forward(x, y)
     }
     /// `grad_x = grad_y · (1 − y²)`, vectorized.
-    fn backward_slice(&self, _x: &[F], y: &[F], grad_y: &[F], grad_x: &mut [F]) {
-        vectorized(
-            #[inline(always)]
-            || {
-                for ((gx, &gy), &y) in grad_x.iter_mut().zip(grad_y).zip(y) {
-                    *gx = gy * (F::one() - y * y);
-                }
-            },
-        )
+    fn backward_slice(&self, x: &[F], y: &[F], grad_y: &[F], grad_x: &mut [F]) {
+        F::tanh_backward(x, y, grad_y, grad_x)
     }
     fn gain(&self) -> f64 {
         5.0 / 3.0
@@ -52,6 +42,26 @@ impl<F: Float> Activation<F> for Tanh {
     fn family(&self) -> ActivationFamily {
         ActivationFamily::Saturating
     }
+}
+
+/// [`Tanh`]'s forward loop over a slice, compiled inside gradflow ([`crate::kernels`]).
+pub(crate) fn forward<F: Float>(x: &[F], y: &mut [F]) {
+    vectorized(
+        #[inline(always)]
+        || y.iter_mut().zip(x).for_each(|(y, &x)| *y = x.fast_tanh()),
+    )
+}
+
+/// [`Tanh`]'s backward loop over a slice, compiled inside gradflow ([`crate::kernels`]).
+pub(crate) fn backward<F: Float>(_x: &[F], y: &[F], grad_y: &[F], grad_x: &mut [F]) {
+    vectorized(
+        #[inline(always)]
+        || {
+            for ((gx, &gy), &y) in grad_x.iter_mut().zip(grad_y).zip(y) {
+                *gx = gy * (F::one() - y * y);
+            }
+        },
+    )
 }
 
 #[cfg(test)]

@@ -61,24 +61,38 @@ pub fn adding_problem<F: Float>(sequences: usize, length: usize, seed: u64) -> R
             format!("must be at least 2 (one marker in each half of the sequence), got {length}"),
         ));
     }
+    let (drawn, marks) = draw(sequences, length, seed);
+    let inputs: Array2<F> = crate::init::from_f64(&drawn);
+    // Sum in F, as a model reading the F inputs would.
+    let targets = Array2::from_shape_fn((sequences, 1), |(i, _)| {
+        let (first, second) = marks[i];
+        inputs[[i, 2 * first]] + inputs[[i, 2 * second]]
+    });
+    Dataset::new(inputs, TargetData::Values(targets))
+}
+
+/// The inputs `(sequences, 2·length)` in `f64` (values in the even columns, 1 at the two marked
+/// steps in the odd ones) and each sequence's two marked steps, drawn sequence by sequence: the
+/// values, then the step marked in the first half, then the one in the second. Not generic, so
+/// compiled inside gradflow (see [`crate::kernels`]).
+#[inline(never)]
+fn draw(sequences: usize, length: usize, seed: u64) -> (Array2<f64>, Vec<(usize, usize)>) {
     let mut rng = StdRng::seed_from_u64(seed);
     let half = length / 2;
     let mut inputs = Array2::zeros((sequences, 2 * length));
-    let mut targets = Array2::zeros((sequences, 1));
-    for (mut row, target) in inputs.rows_mut().into_iter().zip(targets.iter_mut()) {
-        // The sequence's values, then its two marked steps: drawn sequence by sequence.
+    let mut marks = Vec::with_capacity(sequences);
+    for mut row in inputs.rows_mut() {
         let values: Array1<f64> = Array1::random_using(length, StandardUniform, &mut rng);
         for (t, &value) in values.iter().enumerate() {
-            row[2 * t] = F::lit(value);
+            row[2 * t] = value;
         }
         let first = rng.random_range(0..half);
         let second = rng.random_range(half..length);
-        row[2 * first + 1] = F::one();
-        row[2 * second + 1] = F::one();
-        // Sum in F, as a model reading the F inputs would.
-        *target = row[2 * first] + row[2 * second];
+        row[2 * first + 1] = 1.0;
+        row[2 * second + 1] = 1.0;
+        marks.push((first, second));
     }
-    Dataset::new(inputs, TargetData::Values(targets))
+    (inputs, marks)
 }
 
 #[cfg(test)]

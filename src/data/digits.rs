@@ -85,11 +85,21 @@ pub fn digits_split<F: Float>(test_fraction: f64, seed: u64) -> Result<(Dataset<
 /// missing or wrong header, a wrong number of fields, a value that is not an integer in range,
 /// an unreadable line, or a file with no samples.
 pub fn parse_digits_csv<F: Float>(reader: impl Read, source_name: &str) -> Result<Dataset<F>> {
+    let (pixels, labels) = parse_digits_fields(&mut BufReader::new(reader), source_name)?;
+    let mut inputs = Array2::zeros((labels.len(), PIXELS));
+    let scale = F::lit(1.0 / f64::from(MAX_PIXEL));
+    F::from_bytes_scaled(&pixels, scale, inputs.as_slice_mut().expect("standard layout"));
+    Dataset::new(inputs, TargetData::Classes(labels))
+}
+
+/// The pixels (row after row) and labels of a digits CSV, checked. Not generic, so compiled
+/// inside gradflow (see [`crate::kernels`]).
+#[inline(never)]
+fn parse_digits_fields(reader: &mut dyn BufRead, source_name: &str) -> Result<(Vec<u8>, Vec<usize>)> {
     let error = |line: usize, reason: String| Error::Data {
         source_name: source_name.to_string(),
         reason: format!("line {line}: {reason}"),
     };
-    let mut reader = BufReader::new(reader);
     let mut line = String::new();
     let mut read_line = |line: &mut String, number: usize| -> Result<bool> {
         line.clear();
@@ -107,9 +117,8 @@ pub fn parse_digits_csv<F: Float>(reader: impl Read, source_name: &str) -> Resul
         return Err(error(1, format!("expected the header `p0,p1,…,p63,label`, found `{}`", shorten(&line))));
     }
 
-    let mut pixels: Vec<F> = Vec::new();
+    let mut pixels: Vec<u8> = Vec::new();
     let mut labels: Vec<usize> = Vec::new();
-    let scale = F::lit(1.0 / f64::from(MAX_PIXEL));
     let mut number = 1;
     loop {
         number += 1;
@@ -126,7 +135,7 @@ pub fn parse_digits_csv<F: Float>(reader: impl Read, source_name: &str) -> Resul
         for (i, field) in line.split(',').enumerate() {
             if i < PIXELS {
                 match field.parse::<u8>() {
-                    Ok(v) if v <= MAX_PIXEL => pixels.push(F::lit(f64::from(v)) * scale),
+                    Ok(v) if v <= MAX_PIXEL => pixels.push(v),
                     _ => {
                         return Err(error(
                             number,
@@ -150,9 +159,10 @@ pub fn parse_digits_csv<F: Float>(reader: impl Read, source_name: &str) -> Resul
     if labels.is_empty() {
         return Err(error(number, "no samples after the header".into()));
     }
-    let inputs = Array2::from_shape_vec((labels.len(), PIXELS), pixels)
-        .map_err(|e| error(number, format!("internal: inconsistent row lengths ({e})")))?;
-    Dataset::new(inputs, TargetData::Classes(labels))
+    if pixels.len() != labels.len() * PIXELS {
+        return Err(error(number, "internal: inconsistent row lengths".into()));
+    }
+    Ok((pixels, labels))
 }
 
 /// At most 40 characters of `text`, for error messages.

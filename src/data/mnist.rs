@@ -127,10 +127,9 @@ pub fn mnist_split<F: Float>(images: impl AsRef<Path>, labels: impl AsRef<Path>)
             ),
         });
     }
-    let scale = F::lit(1.0 / 255.0);
-    let inputs = Array2::from_shape_fn((images.count, images.rows * images.cols), |(i, j)| {
-        F::lit(f64::from(images.pixels[i * images.rows * images.cols + j])) * scale
-    });
+    let mut inputs = Array2::zeros((images.count, images.rows * images.cols));
+    let pixels = &images.pixels[..inputs.len()];
+    F::from_bytes_scaled(pixels, F::lit(1.0 / 255.0), inputs.as_slice_mut().expect("standard layout"));
     let classes = labels.into_iter().map(usize::from).collect();
     Ok(Dataset { inputs, targets: TargetData::Classes(classes) })
 }

@@ -66,7 +66,7 @@ impl<F: Float> TargetData<F> {
     fn select(&self, indices: &[usize]) -> Self {
         match self {
             TargetData::Classes(c) => TargetData::Classes(indices.iter().map(|&i| c[i]).collect()),
-            TargetData::Values(v) => TargetData::Values(v.select(Axis(0), indices)),
+            TargetData::Values(v) => TargetData::Values(select_rows(v, indices)),
         }
     }
 }
@@ -180,11 +180,24 @@ impl<F: Float> Dataset<F> {
                 format!("index {bad} is out of range for a dataset of {} samples", self.len()),
             ));
         }
-        Ok(Dataset { inputs: self.inputs.select(Axis(0), indices), targets: self.targets.select(indices) })
+        Ok(Dataset { inputs: select_rows(&self.inputs, indices), targets: self.targets.select(indices) })
     }
 }
 
+/// The rows of `values` at `indices` (already checked), in that order.
+fn select_rows<F: Float>(values: &Array2<F>, indices: &[usize]) -> Array2<F> {
+    if !values.is_standard_layout() {
+        return values.select(Axis(0), indices);
+    }
+    let mut rows = Array2::zeros((indices.len(), values.ncols()));
+    F::gather_rows(values.view(), indices, rows.view_mut());
+    rows
+}
+
 fn check_finite<F: Float>(values: &Array2<F>, location: &str) -> Result<()> {
+    if crate::float::all_finite_array(&values.view()) {
+        return Ok(());
+    }
     match values.indexed_iter().find(|(_, v)| !v.is_finite()) {
         None => Ok(()),
         Some(((row, col), v)) => Err(Error::NonFinite {

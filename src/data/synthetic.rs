@@ -43,10 +43,18 @@ pub fn spirals<F: Float>(
     if !(noise.is_finite() && noise >= 0.0) {
         return Err(Error::config(COMPONENT, "noise", format!("must be finite and at least 0, got {noise}")));
     }
-    let n = points_per_class;
+    let (points, labels) = draw(classes, points_per_class, noise, seed);
+    let inputs = crate::init::from_f64(&points);
+    Dataset::new(inputs, TargetData::Classes(labels))
+}
+
+/// The points in `f64` and their classes, as [`spirals`] lays them out. Not generic, so compiled
+/// inside gradflow (see [`crate::kernels`]).
+#[inline(never)]
+fn draw(classes: usize, n: usize, noise: f64, seed: u64) -> (Array2<f64>, Vec<usize>) {
     // One standard normal draw per point, in the order the points are laid out.
     let z: Array1<f64> = Array1::random_using(classes * n, StandardNormal, &mut StdRng::seed_from_u64(seed));
-    let mut inputs = Array2::zeros((classes * n, 2));
+    let mut points = Array2::zeros((classes * n, 2));
     let mut labels = Vec::with_capacity(classes * n);
     for class in 0..classes {
         for i in 0..n {
@@ -54,12 +62,12 @@ pub fn spirals<F: Float>(
             let s = if n == 1 { 0.0 } else { i as f64 / (n - 1) as f64 };
             let row = class * n + i;
             let t = 4.0 * class as f64 + 4.0 * s + noise * z[row];
-            inputs[[row, 0]] = F::lit(s * t.sin());
-            inputs[[row, 1]] = F::lit(s * t.cos());
+            points[[row, 0]] = s * t.sin();
+            points[[row, 1]] = s * t.cos();
             labels.push(class);
         }
     }
-    Dataset::new(inputs, TargetData::Classes(labels))
+    (points, labels)
 }
 
 #[cfg(test)]

@@ -55,12 +55,12 @@ mod approx_eq;
 mod context;
 mod event;
 mod lent;
-mod nonfinite;
+pub(crate) mod nonfinite;
 mod numbering;
-mod recorder;
+pub(crate) mod recorder;
 mod recording;
 mod set;
-mod stats;
+pub(crate) mod stats;
 mod time_step;
 
 pub use context::Context;

@@ -152,23 +152,27 @@ impl NonFiniteDetector {
     }
 }
 
-/// The number of NaN or infinite entries of `a`. The common case, none, is found with a
-/// branch-free sum of `0 · x` (0 for finite `x`, NaN otherwise) that the compiler vectorizes.
+/// The number of NaN or infinite entries of `a` (contiguous arrays: [`count_non_finite`]).
 fn non_finite<F: Float, D: Dimension>(a: &ArrayView<'_, F, D>) -> usize {
+    match a.as_slice_memory_order() {
+        Some(slice) => F::count_non_finite(slice),
+        None if a.iter().all(|x| x.is_finite()) => 0,
+        None => a.iter().filter(|v| !v.is_finite()).count(),
+    }
+}
+
+/// The number of NaN or infinite entries of `values`. The common case, none, is found with a
+/// branch-free sum of `0 · x` (0 for finite `x`, NaN otherwise) that the compiler vectorizes. A
+/// kernel ([`crate::kernels`]).
+pub(crate) fn count_non_finite<F: Float>(values: &[F]) -> usize {
     const LANES: usize = 8;
-    let all_finite = match a.as_slice_memory_order() {
-        Some(slice) => {
-            let mut lanes = [F::zero(); LANES];
-            for chunk in slice.chunks(LANES) {
-                for (lane, &x) in lanes.iter_mut().zip(chunk) {
-                    *lane += x * F::zero();
-                }
-            }
-            lanes.iter().all(|l| *l == F::zero())
+    let mut lanes = [F::zero(); LANES];
+    for chunk in values.chunks(LANES) {
+        for (lane, &x) in lanes.iter_mut().zip(chunk) {
+            *lane += x * F::zero();
         }
-        None => a.iter().all(|x| x.is_finite()),
-    };
-    if all_finite { 0 } else { a.iter().filter(|v| !v.is_finite()).count() }
+    }
+    if lanes.iter().all(|l| *l == F::zero()) { 0 } else { values.iter().filter(|v| !v.is_finite()).count() }
 }
 
 fn report<F: Float>(

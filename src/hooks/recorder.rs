@@ -394,15 +394,20 @@ impl Recorder {
 /// statistics.
 fn value_norm<F: Float>(value: &ndarray::ArrayViewD<'_, F>) -> f64 {
     if let Some(values) = value.as_slice() {
-        let square: f64 = vectorized(
-            #[inline(always)]
-            || values.chunks(BLOCK).map(|block| block_sum_sq(block).as_f64()).sum(),
-        );
+        let square = F::block_sum_of_squares(values);
         if square.is_finite() {
             return square.sqrt();
         }
     }
     TensorStats::of_array(value).l2_norm
+}
+
+/// Σ x², summed in blocks as [`TensorStats::of_array`] sums it. A kernel ([`crate::kernels`]).
+pub(crate) fn block_sum_of_squares<F: Float>(values: &[F]) -> f64 {
+    vectorized(
+        #[inline(always)]
+        || values.chunks(BLOCK).map(|block| block_sum_sq(block).as_f64()).sum(),
+    )
 }
 
 /// One pass over a parameter's value `new` and its snapshot `old`. When `measure` is set and
@@ -430,13 +435,26 @@ fn compare_and_copy<F: Float>(
         old.clear();
         old.resize(new.len(), F::zero());
     }
-    let (distance, square) = match (measure, copy) {
+    if !(measure || copy) {
+        return (None, None);
+    }
+    let (distance, square) = F::distance_and_copy(new, old, measure, copy);
+    (measure.then_some(distance), copy.then_some(square))
+}
+
+/// [`distance_and_copy`] with the choices made at run time (at least one of them set). A kernel
+/// ([`crate::kernels`]).
+pub(crate) fn distance_and_copy_kernel<F: Float>(
+    new: &[F],
+    old: &mut [F],
+    measure: bool,
+    copy: bool,
+) -> (f64, f64) {
+    match (measure, copy) {
         (true, true) => distance_and_copy::<F, true, true>(new, old),
         (true, false) => distance_and_copy::<F, true, false>(new, old),
-        (false, true) => distance_and_copy::<F, false, true>(new, old),
-        (false, false) => return (None, None),
-    };
-    (measure.then_some(distance), copy.then_some(square))
+        (false, _) => distance_and_copy::<F, false, true>(new, old),
+    }
 }
 
 /// The loop of [`compare_and_copy`], compiled once per choice so that it has no branches and

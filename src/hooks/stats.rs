@@ -236,7 +236,14 @@ impl TensorStats {
     /// Statistics of an array of any shape: [`TensorStats::of`] with a faster pass over
     /// contiguous arrays (same result).
     pub fn of_array<F: Float, D: ndarray::Dimension>(values: &ndarray::ArrayView<'_, F, D>) -> Self {
-        let Some(slice) = values.as_slice() else { return Self::of(values.iter().copied()) };
+        match values.as_slice() {
+            Some(slice) => F::tensor_stats(slice),
+            None => Self::of(values.iter().copied()),
+        }
+    }
+
+    /// [`TensorStats::of_array`] on a contiguous tensor. A kernel ([`crate::kernels`]).
+    pub(crate) fn of_slice<F: Float>(slice: &[F]) -> Self {
         match Totals::of_slice(slice).finish() {
             Some(sums) => Self::from_sums(sums, 1.0),
             None => Self::careful(slice.iter().copied()),
@@ -343,6 +350,17 @@ impl ActivationStats {
     /// [`ActivationStats::of`], reusing `scratch` for the per-unit flags of the dead-unit count
     /// (so that a recorder allocates nothing in steady state).
     pub(crate) fn of_with_scratch<F: Float>(
+        input: ndarray::ArrayView2<'_, F>,
+        output: ndarray::ArrayView2<'_, F>,
+        activation: Option<&dyn Activation<F>>,
+        saturation_level: f64,
+        scratch: &mut Vec<bool>,
+    ) -> Self {
+        F::activation_stats(input, output, activation, saturation_level, scratch)
+    }
+
+    /// [`ActivationStats::of_with_scratch`]'s kernel ([`crate::kernels`]).
+    pub(crate) fn of_with_scratch_kernel<F: Float>(
         input: ndarray::ArrayView2<'_, F>,
         output: ndarray::ArrayView2<'_, F>,
         activation: Option<&dyn Activation<F>>,

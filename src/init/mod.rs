@@ -172,7 +172,21 @@ pub fn sample_as<F: Float>(
     fans: Fans,
     rng: &mut dyn RngCore,
 ) -> Result<Array2<F>> {
-    Ok(init.sample(shape, fans, rng)?.mapv(F::lit))
+    Ok(from_f64(&init.sample(shape, fans, rng)?))
+}
+
+/// `values` converted to `F` (rounded to nearest for `f32`), in the same layout.
+pub(crate) fn from_f64<F: Float, D: ndarray::Dimension>(
+    values: &ndarray::Array<f64, D>,
+) -> ndarray::Array<F, D> {
+    match values.as_slice() {
+        Some(drawn) => {
+            let mut out = ndarray::Array::zeros(values.raw_dim());
+            F::convert_from_f64(drawn, out.as_slice_mut().expect("standard layout"));
+            out
+        }
+        None => values.mapv(F::lit),
+    }
 }
 
 /// A number as shown in an initializer's [`Initializer::name`]: at most 4 decimals, trailing

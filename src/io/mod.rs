@@ -36,7 +36,7 @@
 
 mod file;
 mod mismatch;
-mod safetensors;
+pub(crate) mod safetensors;
 mod spec;
 
 pub(crate) use file::write_atomically;

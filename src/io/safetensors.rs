@@ -174,13 +174,13 @@ pub fn load_safetensors_bytes<F: Float>(
     let mut params = plan.params.into_iter();
     layer.visit_parameters_mut(&mut |mut p| {
         if let Some(Some(values)) = params.next() {
-            p.value.iter_mut().zip(values).for_each(|(dst, src)| *dst = src);
+            write_logical(&mut p.value, &values);
         }
     });
     let mut buffers = plan.buffers.into_iter();
     layer.visit_buffers_mut(&mut |b| match (b, buffers.next()) {
         (BufferViewMut::Tensor { mut value, .. }, Some(Some(Decoded::Floats(values)))) => {
-            value.iter_mut().zip(values).for_each(|(dst, src)| *dst = src);
+            write_logical(&mut value, &values);
         }
         (BufferViewMut::Count { value, .. }, Some(Some(Decoded::Count(count)))) => *value = count,
         _ => {}
@@ -431,20 +431,10 @@ fn decode_floats<F: Float>(
     };
     let bytes = view.data();
     let values: Vec<F> = match (model, found) {
-        (Dtype::F32, Dtype::F32) => bytes
-            .chunks_exact(4)
-            .map(|c| F::lit(f64::from(f32::from_le_bytes(c.try_into().unwrap()))))
-            .collect(),
-        (Dtype::F64, Dtype::F64) => {
-            bytes.chunks_exact(8).map(|c| F::lit(f64::from_le_bytes(c.try_into().unwrap()))).collect()
-        }
-        (Dtype::F64, Dtype::F32) if options.widen_f32_to_f64 => bytes
-            .chunks_exact(4)
-            .map(|c| F::lit(f64::from(f32::from_le_bytes(c.try_into().unwrap()))))
-            .collect(),
-        (Dtype::F32, Dtype::F64) if options.narrow_f64_to_f32 => {
-            bytes.chunks_exact(8).map(|c| F::lit(f64::from_le_bytes(c.try_into().unwrap()))).collect()
-        }
+        (Dtype::F32, Dtype::F32) => F::decode_le(bytes, true),
+        (Dtype::F64, Dtype::F64) => F::decode_le(bytes, false),
+        (Dtype::F64, Dtype::F32) if options.widen_f32_to_f64 => F::decode_le(bytes, true),
+        (Dtype::F32, Dtype::F64) if options.narrow_f64_to_f32 => F::decode_le(bytes, false),
         (Dtype::F64, Dtype::F32) => {
             return Err(wrong("F64", "widening F32 was turned off with LoadOptions::widen_f32_to_f64"));
         }
@@ -458,7 +448,7 @@ fn decode_floats<F: Float>(
         (Dtype::F32, _) => return Err(wrong("F32", "")),
         _ => return Err(wrong("F64", "")),
     };
-    let bad = values.iter().filter(|v| !v.is_finite()).count();
+    let bad = F::count_non_finite(&values);
     if bad > 0 {
         let first_index = values.iter().position(|v| !v.is_finite()).unwrap_or(0);
         return Err(Mismatch::NonFinite { name: name.to_string(), count: bad, first_index });
@@ -482,6 +472,37 @@ fn decode_count(name: &str, view: &TensorView<'_>) -> std::result::Result<u64, M
     u64::try_from(value).map_err(|_| Mismatch::NegativeCount { name: name.to_string(), value })
 }
 
+/// `dst`'s entries, in logical order, set to `values` (a copy of memory when `dst` is in
+/// standard layout).
+fn write_logical<F: Float>(dst: &mut ndarray::ArrayViewMutD<'_, F>, values: &[F]) {
+    match dst.as_slice_mut() {
+        Some(d) if d.len() == values.len() => d.copy_from_slice(values),
+        _ => dst.iter_mut().zip(values).for_each(|(d, &v)| *d = v),
+    }
+}
+
+/// Little-endian `f32` (`stored_f32`) or `f64` values, converted to `F`. A kernel
+/// ([`crate::kernels`]).
+pub(crate) fn decode_le<F: Float>(bytes: &[u8], stored_f32: bool) -> Vec<F> {
+    if stored_f32 {
+        bytes.chunks_exact(4).map(|c| F::lit(f64::from(f32::from_le_bytes(c.try_into().unwrap())))).collect()
+    } else {
+        bytes.chunks_exact(8).map(|c| F::lit(f64::from_le_bytes(c.try_into().unwrap()))).collect()
+    }
+}
+
+/// Appends `values` (in logical order) to `bytes` as little-endian `f32` (`as_f32`) or `f64`. A
+/// kernel ([`crate::kernels`]).
+pub(crate) fn encode_le<F: Float>(values: ndarray::ArrayViewD<'_, F>, as_f32: bool, bytes: &mut Vec<u8>) {
+    for v in values.iter() {
+        if as_f32 {
+            bytes.extend_from_slice(&(v.as_f64() as f32).to_le_bytes());
+        } else {
+            bytes.extend_from_slice(&v.as_f64().to_le_bytes());
+        }
+    }
+}
+
 /// A tensor to be written: name, dtype, shape and little-endian bytes.
 struct Encoded {
     name: String,
@@ -493,26 +514,20 @@ struct Encoded {
 fn encode_state<F: Float>(layer: &dyn Layer<F>) -> Result<Vec<Encoded>> {
     model_slots(layer)?; // refuses duplicate names
     let dtype = dtype_of::<F>();
-    let encode_floats = |values: &mut dyn Iterator<Item = F>| -> Vec<u8> {
+    let encode_floats = |values: ndarray::ArrayViewD<'_, F>| -> Vec<u8> {
         let mut bytes = Vec::new();
-        for v in values {
-            if dtype == Dtype::F32 {
-                bytes.extend_from_slice(&(v.as_f64() as f32).to_le_bytes());
-            } else {
-                bytes.extend_from_slice(&v.as_f64().to_le_bytes());
-            }
-        }
+        F::encode_le(values, dtype == Dtype::F32, &mut bytes);
         bytes
     };
     let mut out = Vec::new();
     for (name, p) in named_parameters(layer) {
-        let bytes = encode_floats(&mut p.value.iter().copied());
+        let bytes = encode_floats(p.value.view());
         out.push(Encoded { name, dtype, shape: p.value.shape().to_vec(), bytes });
     }
     for (name, b) in named_buffers(layer) {
         match b {
             BufferView::Tensor { value, .. } => {
-                let bytes = encode_floats(&mut value.iter().copied());
+                let bytes = encode_floats(value.view());
                 out.push(Encoded { name, dtype, shape: value.shape().to_vec(), bytes });
             }
             BufferView::Count { value, .. } => {

@@ -3,6 +3,7 @@
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Ix1};
 
+use crate::elementwise::{add_assign_array, contiguous};
 use crate::hooks::Context;
 use crate::layer::{Layer, Mode, check_input_features, check_shape, ensure_shape};
 use crate::param::{BufferView, BufferViewMut, Param, ParamView, ParamViewMut};
@@ -245,63 +246,47 @@ impl<F: Float> BatchNorm1d<F> {
         let inv_n = F::one() / F::lit(batch as f64);
         let mean = self.mean.as_slice_mut().expect("buffers are standard layout");
         let var = self.inv_std.as_slice_mut().expect("buffers are standard layout");
-        vectorized(
-            #[inline(always)]
-            || {
-                mean.fill(F::zero());
-                for row in x.chunks_exact(c) {
-                    for (m, &v) in mean.iter_mut().zip(row) {
-                        *m += v;
-                    }
-                }
-                for m in mean.iter_mut() {
-                    *m *= inv_n;
-                }
-                // Two-pass variance: Σ(x − μ)², stable when |μ| ≫ σ.
-                var.fill(F::zero());
-                for row in x.chunks_exact(c) {
-                    for ((s, &v), &m) in var.iter_mut().zip(row).zip(&*mean) {
-                        let d = v - m;
-                        *s += d * d;
-                    }
-                }
-                for s in var.iter_mut() {
-                    *s *= inv_n;
-                }
-            },
-        );
-        let var = &mut self.inv_std;
+        F::batch_norm_statistics(x, c, inv_n, mean, var);
 
         self.num_batches_tracked += 1;
         let factor = F::lit(self.config.momentum.unwrap_or(1.0 / self.num_batches_tracked as f64));
-        let keep = F::one() - factor;
-        let unbias = F::lit(batch as f64 / (batch as f64 - 1.0));
-        let rows = self.running_mean.iter_mut().zip(self.running_var.iter_mut());
-        for ((rm, rv), (&m, &v)) in rows.zip(self.mean.iter().zip(var.iter())) {
-            *rm = keep * *rm + factor * m;
-            *rv = keep * *rv + factor * v * unbias;
-        }
-        let eps = F::lit(self.config.eps);
-        var.mapv_inplace(|v| F::one() / (v + eps).sqrt());
+        let update = RunningUpdate {
+            factor,
+            keep: F::one() - factor,
+            unbias: F::lit(batch as f64 / (batch as f64 - 1.0)),
+            eps: F::lit(self.config.eps),
+        };
+        F::batch_norm_update_running(
+            self.running_mean.as_slice_mut().expect("buffers are standard layout"),
+            self.running_var.as_slice_mut().expect("buffers are standard layout"),
+            self.mean.as_slice().expect("buffers are standard layout"),
+            self.inv_std.as_slice_mut().expect("buffers are standard layout"),
+            &update,
+        );
     }
 
     /// Copies the running statistics into `mean` and `inv_std`, refusing corrupt ones (a negative
     /// or non-finite running variance would otherwise put NaN in the output).
     fn running_statistics(&mut self) -> Result<()> {
         let eps = F::lit(self.config.eps);
-        for (c, (&m, &v)) in self.running_mean.iter().zip(&self.running_var).enumerate() {
-            if !(m.is_finite() && v.is_finite() && v + eps > F::zero()) {
-                return Err(Error::NonFinite {
-                    location: format!("{} in Eval mode", self.describe()),
-                    detail: format!(
-                        "running statistics of feature {c} are invalid (running_mean {m}, \
-                         running_var {v}); call reset_running_stats or load valid ones"
-                    ),
-                });
-            }
+        let running_mean = self.running_mean.as_slice().expect("buffers are standard layout");
+        let running_var = self.running_var.as_slice().expect("buffers are standard layout");
+        if let Some(c) = F::batch_norm_first_invalid_running(running_mean, running_var, eps) {
+            let (m, v) = (running_mean[c], running_var[c]);
+            return Err(Error::NonFinite {
+                location: format!("{} in Eval mode", self.describe()),
+                detail: format!(
+                    "running statistics of feature {c} are invalid (running_mean {m}, \
+                     running_var {v}); call reset_running_stats or load valid ones"
+                ),
+            });
         }
-        self.mean.assign(&self.running_mean);
-        self.inv_std.zip_mut_with(&self.running_var, |s, &v| *s = F::one() / (v + eps).sqrt());
+        self.mean.as_slice_mut().expect("buffers are standard layout").copy_from_slice(running_mean);
+        F::batch_norm_inv_std(
+            running_var,
+            eps,
+            self.inv_std.as_slice_mut().expect("buffers are standard layout"),
+        );
         Ok(())
     }
 }
@@ -416,27 +401,8 @@ impl<F: Float> Layer<F> for BatchNorm1d<F> {
         let mean = self.mean.as_slice().expect("buffers are standard layout");
         let inv_std = self.inv_std.as_slice().expect("buffers are standard layout");
         let affine = self.affine.as_ref().map(|a| (contiguous(&a.weight.value), contiguous(&a.bias.value)));
-        let rows = x.chunks_exact(c).zip(x_hat.chunks_exact_mut(c)).zip(y.chunks_exact_mut(c));
-        vectorized(
-            #[inline(always)]
-            || {
-                for ((x_row, x_hat_row), y_row) in rows {
-                    for (((h, &v), &m), &s) in x_hat_row.iter_mut().zip(x_row).zip(mean).zip(inv_std) {
-                        *h = (v - m) * s;
-                    }
-                    match &affine {
-                        Some((weight, bias)) => {
-                            for (((out, &h), &w), &b) in
-                                y_row.iter_mut().zip(&*x_hat_row).zip(&**weight).zip(&**bias)
-                            {
-                                *out = h * w + b;
-                            }
-                        }
-                        None => y_row.copy_from_slice(x_hat_row),
-                    }
-                }
-            },
-        );
+        let affine = affine.as_ref().map(|(w, b)| (&**w, &**b));
+        F::batch_norm_normalize(x, mean, inv_std, affine, x_hat, y);
         self.last_mode = Some(mode);
         Ok(())
     }
@@ -462,23 +428,10 @@ impl<F: Float> Layer<F> for BatchNorm1d<F> {
 
         let sum_dy = self.sum_dy.as_slice_mut().expect("buffers are standard layout");
         let sum_dy_x_hat = self.sum_dy_x_hat.as_slice_mut().expect("buffers are standard layout");
-        sum_dy.fill(F::zero());
-        sum_dy_x_hat.fill(F::zero());
-        vectorized(
-            #[inline(always)]
-            || {
-                for (dy_row, x_hat_row) in dy.chunks_exact(c).zip(x_hat.chunks_exact(c)) {
-                    let sums = sum_dy.iter_mut().zip(sum_dy_x_hat.iter_mut());
-                    for ((s, sx), (&g, &h)) in sums.zip(dy_row.iter().zip(x_hat_row)) {
-                        *s += g;
-                        *sx += g * h;
-                    }
-                }
-            },
-        );
+        F::batch_norm_grad_sums(dy, x_hat, sum_dy, sum_dy_x_hat);
         if let Some(a) = &mut self.affine {
-            a.weight.grad += &self.sum_dy_x_hat;
-            a.bias.grad += &self.sum_dy;
+            add_assign_array(&mut a.weight.grad, &self.sum_dy_x_hat.view());
+            add_assign_array(&mut a.bias.grad, &self.sum_dy.view());
         }
 
         let Some(grad_input) = grad_input else { return Ok(()) };
@@ -493,18 +446,7 @@ impl<F: Float> Layer<F> for BatchNorm1d<F> {
             inv_n: F::one() / F::lit(batch as f64),
             train: mode == Mode::Train,
         };
-        let rows = dy.chunks_exact(c).zip(x_hat.chunks_exact(c)).zip(dx.chunks_exact_mut(c));
-        vectorized(
-            #[inline(always)]
-            || {
-                for ((dy_row, x_hat_row), dx_row) in rows {
-                    match &gamma {
-                        Some(w) => stats.input_grad_row(dx_row, dy_row, x_hat_row, w.iter().copied()),
-                        None => stats.input_grad_row(dx_row, dy_row, x_hat_row, std::iter::repeat(F::one())),
-                    }
-                }
-            },
-        );
+        F::batch_norm_input_grad(dy, x_hat, gamma.as_deref(), &stats, dx);
         Ok(())
     }
 
@@ -524,12 +466,23 @@ impl<F: Float> Layer<F> for BatchNorm1d<F> {
 }
 
 /// Per-feature quantities of a backward pass.
-struct FeatureStats<'a, F: Float> {
+pub struct FeatureStats<'a, F> {
     inv_std: &'a [F],
     sum_dy: &'a [F],
     sum_dy_x_hat: &'a [F],
     inv_n: F,
     train: bool,
+}
+
+/// The factors of the running statistics' update, in the layer's type.
+pub struct RunningUpdate<F> {
+    /// The weight of the new value: the momentum, or 1/n for the cumulative average.
+    factor: F,
+    /// `1 − factor`.
+    keep: F,
+    /// `n/(n − 1)`, which makes the batch's variance unbiased.
+    unbias: F,
+    eps: F,
 }
 
 impl<F: Float> FeatureStats<'_, F> {
@@ -546,13 +499,146 @@ impl<F: Float> FeatureStats<'_, F> {
     }
 }
 
-/// The entries of `values` as a slice: borrowed when it is contiguous (always, unless a caller
-/// replaced a parameter by a strided array), copied otherwise.
-fn contiguous<F: Float>(values: &Array1<F>) -> std::borrow::Cow<'_, [F]> {
-    match values.as_slice() {
-        Some(slice) => std::borrow::Cow::Borrowed(slice),
-        None => std::borrow::Cow::Owned(values.to_vec()),
+/// The batch mean and biased variance of every feature of `x`, `(batch, c)` row-major, with
+/// `inv_n = 1/batch`: two passes, Σ(x − μ)² for the variance (stable when |μ| ≫ σ). A kernel
+/// ([`crate::kernels`]).
+pub(crate) fn statistics<F: Float>(x: &[F], c: usize, inv_n: F, mean: &mut [F], var: &mut [F]) {
+    vectorized(
+        #[inline(always)]
+        || {
+            mean.fill(F::zero());
+            for row in x.chunks_exact(c) {
+                for (m, &v) in mean.iter_mut().zip(row) {
+                    *m += v;
+                }
+            }
+            for m in mean.iter_mut() {
+                *m *= inv_n;
+            }
+            // Two-pass variance: Σ(x − μ)², stable when |μ| ≫ σ.
+            var.fill(F::zero());
+            for row in x.chunks_exact(c) {
+                for ((s, &v), &m) in var.iter_mut().zip(row).zip(&*mean) {
+                    let d = v - m;
+                    *s += d * d;
+                }
+            }
+            for s in var.iter_mut() {
+                *s *= inv_n;
+            }
+        },
+    )
+}
+
+/// Moves the running statistics towards the batch's (`var` holds the batch's biased variance)
+/// and turns `var` into `1/√(var + ε)`. A kernel ([`crate::kernels`]).
+pub(crate) fn update_running<F: Float>(
+    running_mean: &mut [F],
+    running_var: &mut [F],
+    mean: &[F],
+    var: &mut [F],
+    u: &RunningUpdate<F>,
+) {
+    let rows = running_mean.iter_mut().zip(running_var.iter_mut());
+    for ((rm, rv), (&m, &v)) in rows.zip(mean.iter().zip(var.iter())) {
+        *rm = u.keep * *rm + u.factor * m;
+        *rv = u.keep * *rv + u.factor * v * u.unbias;
     }
+    var.iter_mut().for_each(|v| *v = F::one() / (*v + u.eps).sqrt());
+}
+
+/// The first feature whose running statistics cannot normalize (a non-finite mean or variance,
+/// or `var + ε ≤ 0`). A kernel ([`crate::kernels`]).
+pub(crate) fn first_invalid_running<F: Float>(
+    running_mean: &[F],
+    running_var: &[F],
+    eps: F,
+) -> Option<usize> {
+    running_mean
+        .iter()
+        .zip(running_var)
+        .position(|(&m, &v)| !(m.is_finite() && v.is_finite() && v + eps > F::zero()))
+}
+
+/// `inv_std = 1/√(var + ε)`. A kernel ([`crate::kernels`]).
+pub(crate) fn inv_std<F: Float>(var: &[F], eps: F, inv_std: &mut [F]) {
+    inv_std.iter_mut().zip(var).for_each(|(s, &v)| *s = F::one() / (v + eps).sqrt());
+}
+
+/// `x̂ = (x − mean)·inv_std` and `y = x̂·γ + β` (or `y = x̂` without `affine`), row by row. A
+/// kernel ([`crate::kernels`]).
+pub(crate) fn normalize<F: Float>(
+    x: &[F],
+    mean: &[F],
+    inv_std: &[F],
+    affine: Option<(&[F], &[F])>,
+    x_hat: &mut [F],
+    y: &mut [F],
+) {
+    let c = mean.len();
+    let rows = x.chunks_exact(c).zip(x_hat.chunks_exact_mut(c)).zip(y.chunks_exact_mut(c));
+    vectorized(
+        #[inline(always)]
+        || {
+            for ((x_row, x_hat_row), y_row) in rows {
+                for (((h, &v), &m), &s) in x_hat_row.iter_mut().zip(x_row).zip(mean).zip(inv_std) {
+                    *h = (v - m) * s;
+                }
+                match affine {
+                    Some((weight, bias)) => {
+                        for (((out, &h), &w), &b) in y_row.iter_mut().zip(&*x_hat_row).zip(weight).zip(bias) {
+                            *out = h * w + b;
+                        }
+                    }
+                    None => y_row.copy_from_slice(x_hat_row),
+                }
+            }
+        },
+    );
+}
+
+/// `sum_dy = Σ dy` and `sum_dy_x_hat = Σ dy·x̂` per feature, over the rows. A kernel
+/// ([`crate::kernels`]).
+pub(crate) fn grad_sums<F: Float>(dy: &[F], x_hat: &[F], sum_dy: &mut [F], sum_dy_x_hat: &mut [F]) {
+    let c = sum_dy.len();
+    sum_dy.fill(F::zero());
+    sum_dy_x_hat.fill(F::zero());
+    vectorized(
+        #[inline(always)]
+        || {
+            for (dy_row, x_hat_row) in dy.chunks_exact(c).zip(x_hat.chunks_exact(c)) {
+                let sums = sum_dy.iter_mut().zip(sum_dy_x_hat.iter_mut());
+                for ((s, sx), (&g, &h)) in sums.zip(dy_row.iter().zip(x_hat_row)) {
+                    *s += g;
+                    *sx += g * h;
+                }
+            }
+        },
+    );
+}
+
+/// dL/dx, row by row ([`FeatureStats::input_grad_row`]); `gamma` is γ when the layer is
+/// affine. A kernel ([`crate::kernels`]).
+pub(crate) fn input_grad<F: Float>(
+    dy: &[F],
+    x_hat: &[F],
+    gamma: Option<&[F]>,
+    stats: &FeatureStats<'_, F>,
+    dx: &mut [F],
+) {
+    let c = stats.inv_std.len();
+    let rows = dy.chunks_exact(c).zip(x_hat.chunks_exact(c)).zip(dx.chunks_exact_mut(c));
+    vectorized(
+        #[inline(always)]
+        || {
+            for ((dy_row, x_hat_row), dx_row) in rows {
+                match gamma {
+                    Some(w) => stats.input_grad_row(dx_row, dy_row, x_hat_row, w.iter().copied()),
+                    None => stats.input_grad_row(dx_row, dy_row, x_hat_row, std::iter::repeat(F::one())),
+                }
+            }
+        },
+    );
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use crate::hooks::Context;
 use crate::init::{Initializer, LinearDefault};
 use crate::layer::{Layer, Mode, check_shape, ensure_shape};
 use crate::param::{ParamView, ParamViewMut};
+use crate::vectorize::vectorized;
 use crate::{Error, Float, Result};
 
 /// How to build a [`Highway`] layer: width, activation of `H`, gate bias and initializers.
@@ -275,14 +276,24 @@ impl<F: Float> Layer<F> for Highway<F> {
         ctx.forward_child(&"activation", &mut self.activation, self.h_pre.view(), &mut self.h, mode)?;
         ctx.forward_child(&"gate", &mut self.gate, input.view(), &mut self.t_pre, mode)?;
         ensure_shape(&mut self.t, dim);
-        Zip::from(&mut self.t).and(&self.t_pre).for_each(|t, &z| *t = sigmoid(z));
+        let t = self.t.as_slice_mut().expect("buffers are standard layout");
+        F::highway_gate(self.t_pre.as_slice().expect("buffers are standard layout"), t);
         // y = H·T + x·(1 − T) = x + T·(H − x)
         ensure_shape(output, dim);
-        Zip::from(output)
-            .and(&input)
-            .and(&self.h)
-            .and(&self.t)
-            .for_each(|y, &x, &h, &t| *y = x + t * (h - x));
+        match input.as_slice() {
+            Some(x) => F::highway_combine(
+                x,
+                self.h.as_slice().expect("buffers are standard layout"),
+                self.t.as_slice().expect("buffers are standard layout"),
+                output.as_slice_mut().expect("buffers are standard layout"),
+            ),
+            // Strided input (a rare path).
+            None => Zip::from(output)
+                .and(&input)
+                .and(&self.h)
+                .and(&self.t)
+                .for_each(|y, &x, &h, &t| *y = x + t * (h - x)),
+        }
         self.forward_batch = Some(dim.0);
         Ok(())
     }
@@ -304,16 +315,29 @@ impl<F: Float> Layer<F> for Highway<F> {
         let dim = input.dim();
         ensure_shape(&mut self.grad_h, dim);
         ensure_shape(&mut self.grad_t_pre, dim);
-        Zip::from(&mut self.grad_h)
-            .and(&mut self.grad_t_pre)
-            .and(&grad_output)
-            .and(&input)
-            .and(&self.h)
-            .and(&self.t)
-            .for_each(|dh, dt, &dy, &x, &h, &t| {
-                *dh = dy * t;
-                *dt = dy * (h - x) * t * (F::one() - t);
-            });
+        match (grad_output.as_slice(), input.as_slice()) {
+            (Some(dy), Some(x)) => F::highway_backward(
+                &GateRows {
+                    dy,
+                    x,
+                    h: self.h.as_slice().expect("buffers are standard layout"),
+                    t: self.t.as_slice().expect("buffers are standard layout"),
+                },
+                self.grad_h.as_slice_mut().expect("buffers are standard layout"),
+                self.grad_t_pre.as_slice_mut().expect("buffers are standard layout"),
+            ),
+            // Strided arrays (a rare path).
+            _ => Zip::from(&mut self.grad_h)
+                .and(&mut self.grad_t_pre)
+                .and(&grad_output)
+                .and(&input)
+                .and(&self.h)
+                .and(&self.t)
+                .for_each(|dh, dt, &dy, &x, &h, &t| {
+                    *dh = dy * t;
+                    *dt = dy * (h - x) * t * (F::one() - t);
+                }),
+        }
 
         // Gate: its input gradient goes straight into grad_input; the others are added to it.
         let gate_out = self.t_pre.view();
@@ -340,11 +364,20 @@ impl<F: Float> Layer<F> for Highway<F> {
 
         if let Some(grad_input) = grad_input {
             // Carry path: dy ⊙ (1 − T), plus what the transform sent down.
-            Zip::from(grad_input)
-                .and(&self.grad_x_transform)
-                .and(&grad_output)
-                .and(&self.t)
-                .for_each(|dx, &dxh, &dy, &t| *dx += dxh + dy * (F::one() - t));
+            match grad_output.as_slice() {
+                Some(dy) => F::highway_carry(
+                    self.grad_x_transform.as_slice().expect("buffers are standard layout"),
+                    dy,
+                    self.t.as_slice().expect("buffers are standard layout"),
+                    grad_input.as_slice_mut().expect("buffers are standard layout"),
+                ),
+                // Strided gradient (a rare path).
+                None => Zip::from(grad_input)
+                    .and(&self.grad_x_transform)
+                    .and(&grad_output)
+                    .and(&self.t)
+                    .for_each(|dx, &dxh, &dy, &t| *dx += dxh + dy * (F::one() - t)),
+            }
         }
         Ok(())
     }
@@ -375,6 +408,64 @@ impl<F: Float> Layer<F> for Highway<F> {
             _ => None,
         }
     }
+}
+
+/// `t = σ(z)`, the gate. A kernel ([`crate::kernels`]).
+pub(crate) fn gate<F: Float>(z: &[F], t: &mut [F]) {
+    vectorized(
+        #[inline(always)]
+        || t.iter_mut().zip(z).for_each(|(t, &z)| *t = sigmoid(z)),
+    )
+}
+
+/// `y = x + t·(h − x)`. A kernel ([`crate::kernels`]).
+pub(crate) fn combine<F: Float>(x: &[F], h: &[F], t: &[F], y: &mut [F]) {
+    vectorized(
+        #[inline(always)]
+        || {
+            for (((y, &x), &h), &t) in y.iter_mut().zip(x).zip(h).zip(t) {
+                *y = x + t * (h - x);
+            }
+        },
+    )
+}
+
+/// What a backward pass reads, entry by entry: dL/dy, the input, `H(x)` and the gate.
+pub struct GateRows<'a, F> {
+    dy: &'a [F],
+    x: &'a [F],
+    h: &'a [F],
+    t: &'a [F],
+}
+
+/// `dh = dy·t` and `dt = dy·(h − x)·t·(1 − t)` (the gradient of the gate's pre-activation). A
+/// kernel ([`crate::kernels`]).
+pub(crate) fn backward<F: Float>(rows: &GateRows<'_, F>, grad_h: &mut [F], grad_t_pre: &mut [F]) {
+    let GateRows { dy, x, h, t } = *rows;
+    vectorized(
+        #[inline(always)]
+        || {
+            let entries =
+                grad_h.iter_mut().zip(grad_t_pre.iter_mut()).zip(dy.iter().zip(x)).zip(h.iter().zip(t));
+            for (((dh, dt), (&dy, &x)), (&h, &t)) in entries {
+                *dh = dy * t;
+                *dt = dy * (h - x) * t * (F::one() - t);
+            }
+        },
+    )
+}
+
+/// `dx += dx_transform + dy·(1 − t)`: the carry path plus what the transform sent down. A kernel
+/// ([`crate::kernels`]).
+pub(crate) fn carry<F: Float>(dx_transform: &[F], dy: &[F], t: &[F], grad_x: &mut [F]) {
+    vectorized(
+        #[inline(always)]
+        || {
+            for (((dx, &dxh), &dy), &t) in grad_x.iter_mut().zip(dx_transform).zip(dy).zip(t) {
+                *dx += dxh + dy * (F::one() - t);
+            }
+        },
+    )
 }
 
 #[cfg(test)]

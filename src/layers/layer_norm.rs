@@ -2,6 +2,7 @@
 
 use ndarray::{Array1, Array2, ArrayView2, Ix1};
 
+use crate::elementwise::contiguous;
 use crate::hooks::Context;
 use crate::layer::{Layer, Mode, check_input_features, check_shape, ensure_shape};
 use crate::param::{Param, ParamView, ParamViewMut};
@@ -209,31 +210,11 @@ impl<F: Float> Layer<F> for LayerNorm<F> {
         let x = x.as_slice().expect("standard layout");
         let x_hat = self.x_hat.as_slice_mut().expect("buffers are standard layout");
         let y = output.as_slice_mut().expect("buffers are standard layout");
-        let inv_d = F::one() / F::lit(d as f64);
-        let eps = F::lit(self.config.eps);
-        let rows = x.chunks_exact(d).zip(x_hat.chunks_exact_mut(d)).zip(y.chunks_exact_mut(d));
-        for (((x_row, x_hat_row), y_row), inv_std) in rows.zip(self.inv_std.iter_mut()) {
-            let mean = x_row.iter().fold(F::zero(), |s, &v| s + v) * inv_d;
-            let var = x_row.iter().fold(F::zero(), |s, &v| s + (v - mean) * (v - mean)) * inv_d;
-            *inv_std = F::one() / (var + eps).sqrt();
-            for (h, &v) in x_hat_row.iter_mut().zip(x_row) {
-                *h = (v - mean) * *inv_std;
-            }
-            match (&self.weight, &self.bias) {
-                (Some(w), Some(b)) => {
-                    for (((out, &h), &g), &b) in y_row.iter_mut().zip(&*x_hat_row).zip(&w.value).zip(&b.value)
-                    {
-                        *out = h * g + b;
-                    }
-                }
-                (Some(w), None) => {
-                    for ((out, &h), &g) in y_row.iter_mut().zip(&*x_hat_row).zip(&w.value) {
-                        *out = h * g;
-                    }
-                }
-                _ => y_row.copy_from_slice(x_hat_row),
-            }
-        }
+        let inv_std = self.inv_std.as_slice_mut().expect("buffers are standard layout");
+        let weight = self.weight.as_ref().map(|w| contiguous(&w.value));
+        let bias = self.bias.as_ref().map(|b| contiguous(&b.value));
+        let affine = Affine { weight: weight.as_deref(), bias: bias.as_deref() };
+        F::layer_norm_forward(x, d, F::lit(self.config.eps), &affine, x_hat, y, inv_std);
         self.seen_forward = true;
         Ok(())
     }
@@ -257,39 +238,18 @@ impl<F: Float> Layer<F> for LayerNorm<F> {
         let dy = dy.as_slice().expect("standard layout");
         let x_hat = self.x_hat.as_slice().expect("buffers are standard layout");
 
-        for (dy_row, x_hat_row) in dy.chunks_exact(d).zip(x_hat.chunks_exact(d)) {
-            if let Some(w) = &mut self.weight {
-                for ((g, &dy), &h) in w.grad.iter_mut().zip(dy_row).zip(x_hat_row) {
-                    *g += dy * h;
-                }
-            }
-            if let Some(b) = &mut self.bias {
-                for (g, &dy) in b.grad.iter_mut().zip(dy_row) {
-                    *g += dy;
-                }
-            }
-        }
+        let weight_grad =
+            self.weight.as_mut().map(|w| w.grad.as_slice_mut().expect("gradients are standard layout"));
+        let bias_grad =
+            self.bias.as_mut().map(|b| b.grad.as_slice_mut().expect("gradients are standard layout"));
+        F::layer_norm_param_grads(dy, x_hat, d, weight_grad, bias_grad);
 
         let Some(grad_input) = grad_input else { return Ok(()) };
         ensure_shape(grad_input, (batch, d));
         let dx = grad_input.as_slice_mut().expect("buffers are standard layout");
-        let inv_d = F::one() / F::lit(d as f64);
-        let gamma = |k: usize| self.weight.as_ref().map_or(F::one(), |w| w.value[k]);
-        let rows = dy.chunks_exact(d).zip(x_hat.chunks_exact(d)).zip(dx.chunks_exact_mut(d));
-        for (((dy_row, x_hat_row), dx_row), &inv_std) in rows.zip(&self.inv_std) {
-            // g = dy ⊙ γ; its mean and the mean of g ⊙ x̂ over the row.
-            let (mut mean_g, mut mean_g_x_hat) = (F::zero(), F::zero());
-            for k in 0..d {
-                let g = dy_row[k] * gamma(k);
-                mean_g += g;
-                mean_g_x_hat += g * x_hat_row[k];
-            }
-            mean_g *= inv_d;
-            mean_g_x_hat *= inv_d;
-            for k in 0..d {
-                dx_row[k] = inv_std * (dy_row[k] * gamma(k) - mean_g - x_hat_row[k] * mean_g_x_hat);
-            }
-        }
+        let gamma = self.weight.as_ref().map(|w| contiguous(&w.value));
+        let inv_std = self.inv_std.as_slice().expect("buffers are standard layout");
+        F::layer_norm_input_grad(dy, x_hat, d, inv_std, gamma.as_deref(), dx);
         Ok(())
     }
 
@@ -308,6 +268,100 @@ impl<F: Float> Layer<F> for LayerNorm<F> {
         }
         if let Some(b) = &mut self.bias {
             visitor(b.view_mut("bias"));
+        }
+    }
+}
+
+/// γ and β of a forward pass (`None` where the layer has none).
+pub struct Affine<'a, F> {
+    weight: Option<&'a [F]>,
+    bias: Option<&'a [F]>,
+}
+
+/// Normalizes every row of `x` (rows of `d` features): `x̂` and
+/// `inv_std = 1/√(var + ε)` per row, and `y = x̂·γ + β`. A kernel ([`crate::kernels`]).
+pub(crate) fn forward<F: Float>(
+    x: &[F],
+    d: usize,
+    eps: F,
+    affine: &Affine<'_, F>,
+    x_hat: &mut [F],
+    y: &mut [F],
+    inv_std: &mut [F],
+) {
+    let inv_d = F::one() / F::lit(d as f64);
+    let rows = x.chunks_exact(d).zip(x_hat.chunks_exact_mut(d)).zip(y.chunks_exact_mut(d));
+    for (((x_row, x_hat_row), y_row), inv_std) in rows.zip(inv_std.iter_mut()) {
+        let mean = x_row.iter().fold(F::zero(), |s, &v| s + v) * inv_d;
+        let var = x_row.iter().fold(F::zero(), |s, &v| s + (v - mean) * (v - mean)) * inv_d;
+        *inv_std = F::one() / (var + eps).sqrt();
+        for (h, &v) in x_hat_row.iter_mut().zip(x_row) {
+            *h = (v - mean) * *inv_std;
+        }
+        match (affine.weight, affine.bias) {
+            (Some(w), Some(b)) => {
+                for (((out, &h), &g), &b) in y_row.iter_mut().zip(&*x_hat_row).zip(w).zip(b) {
+                    *out = h * g + b;
+                }
+            }
+            (Some(w), None) => {
+                for ((out, &h), &g) in y_row.iter_mut().zip(&*x_hat_row).zip(w) {
+                    *out = h * g;
+                }
+            }
+            _ => y_row.copy_from_slice(x_hat_row),
+        }
+    }
+}
+
+/// `dγ += Σ dy·x̂` and `dβ += Σ dy` over the rows (of `d` features). A kernel
+/// ([`crate::kernels`]).
+pub(crate) fn param_grads<F: Float>(
+    dy: &[F],
+    x_hat: &[F],
+    d: usize,
+    mut weight_grad: Option<&mut [F]>,
+    mut bias_grad: Option<&mut [F]>,
+) {
+    for (dy_row, x_hat_row) in dy.chunks_exact(d).zip(x_hat.chunks_exact(d)) {
+        if let Some(w) = weight_grad.as_deref_mut() {
+            for ((g, &dy), &h) in w.iter_mut().zip(dy_row).zip(x_hat_row) {
+                *g += dy * h;
+            }
+        }
+        if let Some(b) = bias_grad.as_deref_mut() {
+            for (g, &dy) in b.iter_mut().zip(dy_row) {
+                *g += dy;
+            }
+        }
+    }
+}
+
+/// dL/dx row by row (rows of `d` features): `istd·(g − mean(g) − x̂·mean(g·x̂))` with `g = dy ⊙ γ` (γ = 1 without
+/// `gamma`). A kernel ([`crate::kernels`]).
+pub(crate) fn input_grad<F: Float>(
+    dy: &[F],
+    x_hat: &[F],
+    d: usize,
+    inv_std: &[F],
+    gamma: Option<&[F]>,
+    dx: &mut [F],
+) {
+    let inv_d = F::one() / F::lit(d as f64);
+    let gamma = |k: usize| gamma.map_or(F::one(), |w| w[k]);
+    let rows = dy.chunks_exact(d).zip(x_hat.chunks_exact(d)).zip(dx.chunks_exact_mut(d));
+    for (((dy_row, x_hat_row), dx_row), &inv_std) in rows.zip(inv_std) {
+        // g = dy ⊙ γ; its mean and the mean of g ⊙ x̂ over the row.
+        let (mut mean_g, mut mean_g_x_hat) = (F::zero(), F::zero());
+        for k in 0..d {
+            let g = dy_row[k] * gamma(k);
+            mean_g += g;
+            mean_g_x_hat += g * x_hat_row[k];
+        }
+        mean_g *= inv_d;
+        mean_g_x_hat *= inv_d;
+        for k in 0..d {
+            dx_row[k] = inv_std * (dy_row[k] * gamma(k) - mean_g - x_hat_row[k] * mean_g_x_hat);
         }
     }
 }

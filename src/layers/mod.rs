@@ -1,11 +1,11 @@
 //! Layers and containers.
 
-mod batch_norm;
+pub(crate) mod batch_norm;
 mod builder;
-mod highway;
-mod layer_norm;
+pub(crate) mod highway;
+pub(crate) mod layer_norm;
 mod linear;
-mod prelu;
+pub(crate) mod prelu;
 mod residual;
 mod scale;
 mod sequential;

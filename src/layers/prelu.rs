@@ -150,6 +150,12 @@ impl<F: Float> Layer<F> for PRelu<F> {
         check_shape(&|| self.describe(), "input", &input, None, self.required_features())?;
         ensure_shape(output, input.dim());
         let slopes = &self.weight.value;
+        if let (Some(x), Some(y), Some(a)) = (input.as_slice(), output.as_slice_mut(), slopes.as_slice()) {
+            F::prelu_forward(x, a, input.ncols(), y);
+            self.seen_forward = true;
+            return Ok(());
+        }
+        // Strided input (a rare path): row by row.
         for (x_row, mut y_row) in input.rows().into_iter().zip(output.rows_mut()) {
             for (j, (&x, y)) in x_row.iter().zip(y_row.iter_mut()).enumerate() {
                 *y = if x > F::zero() { x } else { slopes[self.slope_index(j)] * x };
@@ -176,6 +182,22 @@ impl<F: Float> Layer<F> for PRelu<F> {
         check_shape(&name, "output", &output, Some(rows), Some(cols))?;
         check_shape(&name, "grad_output", &grad_output, Some(rows), Some(cols))?;
 
+        if let (Some(x), Some(gy), Some(a), Some(da)) = (
+            input.as_slice(),
+            grad_output.as_slice(),
+            self.weight.value.as_slice(),
+            self.weight.grad.as_slice_mut(),
+        ) {
+            F::prelu_slope_grad(x, gy, cols, da);
+            if let Some(grad_input) = grad_input {
+                ensure_shape(grad_input, (rows, cols));
+                let gx = grad_input.as_slice_mut().expect("buffers are standard layout");
+                F::prelu_input_grad(x, gy, a, cols, gx);
+            }
+            return Ok(());
+        }
+
+        // Strided arrays (a rare path): row by row.
         // da += Σ dy·x over the entries on the negative side.
         let shared = self.weight.value.len() == 1;
         for (x_row, g_row) in input.rows().into_iter().zip(grad_output.rows()) {
@@ -205,6 +227,50 @@ impl<F: Float> Layer<F> for PRelu<F> {
 
     fn visit_parameters_mut<'a>(&'a mut self, visitor: &mut dyn FnMut(ParamViewMut<'a, F>)) {
         visitor(self.weight.view_mut("weight"));
+    }
+}
+
+/// `y = x` where `x > 0`, `a·x` elsewhere, for row-major `x` of `cols` columns; `slopes` holds
+/// one slope (shared) or one per column. A kernel ([`crate::kernels`]).
+pub(crate) fn forward<F: Float>(x: &[F], slopes: &[F], cols: usize, y: &mut [F]) {
+    if cols == 0 {
+        return;
+    }
+    let shared = slopes.len() == 1;
+    for (x_row, y_row) in x.chunks_exact(cols).zip(y.chunks_exact_mut(cols)) {
+        for (j, (&x, y)) in x_row.iter().zip(y_row.iter_mut()).enumerate() {
+            *y = if x > F::zero() { x } else { slopes[if shared { 0 } else { j }] * x };
+        }
+    }
+}
+
+/// `da += Σ dy·x` over the entries on the negative side (`x ≤ 0`), row by row, into one shared
+/// slope's gradient or one per column. A kernel ([`crate::kernels`]).
+pub(crate) fn slope_grad<F: Float>(x: &[F], grad_y: &[F], cols: usize, slope_grad: &mut [F]) {
+    if cols == 0 {
+        return;
+    }
+    let shared = slope_grad.len() == 1;
+    for (x_row, g_row) in x.chunks_exact(cols).zip(grad_y.chunks_exact(cols)) {
+        for (j, (&x, &g)) in x_row.iter().zip(g_row).enumerate() {
+            if x <= F::zero() {
+                slope_grad[if shared { 0 } else { j }] += g * x;
+            }
+        }
+    }
+}
+
+/// `dx = dy` where `x > 0`, `a·dy` elsewhere. A kernel ([`crate::kernels`]).
+pub(crate) fn input_grad<F: Float>(x: &[F], grad_y: &[F], slopes: &[F], cols: usize, grad_x: &mut [F]) {
+    if cols == 0 {
+        return;
+    }
+    let shared = slopes.len() == 1;
+    let rows = x.chunks_exact(cols).zip(grad_y.chunks_exact(cols)).zip(grad_x.chunks_exact_mut(cols));
+    for ((x_row, g_row), gx_row) in rows {
+        for (j, ((&x, &g), gx)) in x_row.iter().zip(g_row).zip(gx_row.iter_mut()).enumerate() {
+            *gx = if x > F::zero() { g } else { slopes[if shared { 0 } else { j }] * g };
+        }
     }
 }
 

@@ -1,9 +1,10 @@
 //! [`Residual`] and [`ResidualBlock`]: `y = shortcut(x) + α·branch(x)`, the skip connection of
 //! residual networks (He et al. 2016).
 
-use ndarray::{Array2, ArrayView2, Zip};
+use ndarray::{Array2, ArrayView2};
 
 use super::{Linear, Scale};
+use crate::elementwise::{add_arrays, add_assign_array};
 use crate::hooks::Context;
 use crate::layer::{Layer, Mode, check_input_features, check_shape, ensure_shape};
 use crate::param::{BufferView, BufferViewMut, ParamView, ParamViewMut};
@@ -303,9 +304,9 @@ impl<F: Float> Layer<F> for ResidualBlock<F> {
         match &mut self.shortcut {
             Some(projection) => {
                 ctx.forward_child(&"shortcut", projection, input, &mut self.shortcut_out, mode)?;
-                Zip::from(&mut *output).and(&self.shortcut_out).and(added).for_each(|y, &s, &b| *y = s + b);
+                add_arrays(self.shortcut_out.view(), added.view(), output);
             }
-            None => Zip::from(&mut *output).and(&input).and(added).for_each(|y, &x, &b| *y = x + b),
+            None => add_arrays(input, added.view(), output),
         }
         self.forward_batch = Some(batch);
         Ok(())
@@ -361,12 +362,12 @@ impl<F: Float> Layer<F> for ResidualBlock<F> {
                 let g = grad_input.is_some().then_some(&mut *grad_shortcut);
                 ctx.backward_child(&"shortcut", projection, input, shortcut_out.view(), grad_output, g)?;
                 if let Some(grad_input) = grad_input {
-                    *grad_input += &*grad_shortcut;
+                    add_assign_array(grad_input, &grad_shortcut.view());
                 }
             }
             None => {
                 if let Some(grad_input) = grad_input {
-                    *grad_input += &grad_output;
+                    add_assign_array(grad_input, &grad_output);
                 }
             }
         }

@@ -2,6 +2,7 @@
 
 use ndarray::{Array1, Array2, ArrayView2, Ix1, Zip};
 
+use crate::elementwise::matching_slices;
 use crate::hooks::Context;
 use crate::layer::{Layer, Mode, check_shape, ensure_shape};
 use crate::param::{Param, ParamView, ParamViewMut};
@@ -94,7 +95,10 @@ impl<F: Float> Layer<F> for Scale<F> {
     ) -> Result<()> {
         ensure_shape(output, input.dim());
         let alpha = self.alpha();
-        Zip::from(output).and(&input).for_each(|y, &x| *y = alpha * x);
+        match input.as_slice() {
+            Some(x) => F::scale_into(alpha, x, output.as_slice_mut().expect("buffers are standard layout")),
+            None => Zip::from(output).and(&input).for_each(|y, &x| *y = alpha * x),
+        }
         self.seen_forward = true;
         Ok(())
     }
@@ -113,14 +117,26 @@ impl<F: Float> Layer<F> for Scale<F> {
         let (rows, cols) = input.dim();
         check_shape(&|| self.describe(), "grad_output", &grad_output, Some(rows), Some(cols))?;
         if self.learnable {
-            let mut sum = F::zero();
-            Zip::from(&grad_output).and(&input).for_each(|&g, &x| sum += g * x);
+            // Σ dy·x, in the order ndarray's `Zip` visits the entries.
+            let sum = match matching_slices(&grad_output, &input) {
+                Some((g, x)) => F::dot(g, x),
+                None => {
+                    let mut sum = F::zero();
+                    Zip::from(&grad_output).and(&input).for_each(|&g, &x| sum += g * x);
+                    sum
+                }
+            };
             self.weight.grad[0] += sum;
         }
         if let Some(grad_input) = grad_input {
             ensure_shape(grad_input, (rows, cols));
             let alpha = self.alpha();
-            Zip::from(grad_input).and(&grad_output).for_each(|dx, &g| *dx = alpha * g);
+            match grad_output.as_slice() {
+                Some(g) => {
+                    F::scale_into(alpha, g, grad_input.as_slice_mut().expect("buffers are standard layout"))
+                }
+                None => Zip::from(grad_input).and(&grad_output).for_each(|dx, &g| *dx = alpha * g),
+            }
         }
         Ok(())
     }

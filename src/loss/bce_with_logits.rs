@@ -1,6 +1,6 @@
 //! [`BceWithLogits`]: binary cross-entropy on logits, PyTorch's `nn.BCEWithLogitsLoss`.
 
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2};
 
 use super::validate;
 use super::{Loss, Reduction, Targets};
@@ -102,41 +102,70 @@ impl<F: Float> Loss<F> for BceWithLogits {
             });
         }
         validate::finite_prediction(NAME, &prediction)?;
-        if let Some(((r, c), t)) = target.indexed_iter().find(|(_, t)| !(**t >= F::zero() && **t <= F::one()))
-        {
+        // Strided arrays (a rare path) are copied into standard layout first.
+        let (x, t) = (prediction.as_standard_layout(), target.as_standard_layout());
+        let (x, t) = (x.as_slice().expect("standard layout"), t.as_slice().expect("standard layout"));
+        if let Some(at) = F::first_outside_unit_interval(t) {
+            let (r, c) = (at / prediction.ncols(), at % prediction.ncols());
             return Err(Error::InvalidTarget {
                 component: NAME.into(),
-                reason: format!("target at row {r}, column {c} is {t}, outside [0, 1]"),
+                reason: format!("target at row {r}, column {c} is {}, outside [0, 1]", t[at]),
             });
         }
 
         let factor = self.reduction.factor(prediction.len());
         let scale = F::lit(factor);
         ensure_shape(grad, prediction.dim());
-        let mut sum = 0.0f64;
-        for ((mut g_row, x_row), t_row) in
-            grad.axis_iter_mut(Axis(0)).zip(prediction.axis_iter(Axis(0))).zip(target.axis_iter(Axis(0)))
-        {
-            for (c, ((g, &x), &t)) in g_row.iter_mut().zip(&x_row).zip(&t_row).enumerate() {
-                let log1p_exp = (-x.abs()).exp().ln_1p();
-                let (loss, dx) = match &self.pos_weight {
-                    None => (x.max(F::zero()) - x * t + log1p_exp, sigmoid(x) - t),
-                    Some(pw) => {
-                        // PyTorch: log_weight = (pos_weight − 1)·t + 1
-                        let log_weight = (F::lit(pw[c]) - F::one()) * t + F::one();
-                        let softplus_neg = (-x).max(F::zero()) + log1p_exp;
-                        (
-                            (F::one() - t) * x + log_weight * softplus_neg,
-                            (F::one() - t) - log_weight * sigmoid(-x),
-                        )
-                    }
-                };
-                sum += loss.as_f64();
-                *g = dx * scale;
-            }
-        }
+        let g = grad.as_slice_mut().expect("buffers are standard layout");
+        let sum = F::bce_with_logits(x, t, prediction.ncols(), self.pos_weight.as_deref(), scale, g);
         validate::finite_loss(NAME, sum * factor)
     }
+}
+
+/// Binary cross-entropy with logits of row-major `x` (rows of `cols` entries) against targets
+/// `t` in [0, 1], with an optional weight per column for the positive term: writes
+/// `grad = dL/dx · scale` and returns Σ of the entries' losses in `f64`, entry by entry. A
+/// kernel ([`crate::kernels`]).
+pub(crate) fn entries<F: Float>(
+    x: &[F],
+    t: &[F],
+    cols: usize,
+    pos_weight: Option<&[f64]>,
+    scale: F,
+    grad: &mut [F],
+) -> f64 {
+    if cols == 0 {
+        return 0.0;
+    }
+    let mut sum = 0.0f64;
+    for ((g_row, x_row), t_row) in
+        grad.chunks_exact_mut(cols).zip(x.chunks_exact(cols)).zip(t.chunks_exact(cols))
+    {
+        for (c, ((g, &x), &t)) in g_row.iter_mut().zip(x_row).zip(t_row).enumerate() {
+            let log1p_exp = (-x.abs()).exp().ln_1p();
+            let (loss, dx) = match pos_weight {
+                None => (x.max(F::zero()) - x * t + log1p_exp, sigmoid(x) - t),
+                Some(pw) => {
+                    // PyTorch: log_weight = (pos_weight − 1)·t + 1
+                    let log_weight = (F::lit(pw[c]) - F::one()) * t + F::one();
+                    let softplus_neg = (-x).max(F::zero()) + log1p_exp;
+                    (
+                        (F::one() - t) * x + log_weight * softplus_neg,
+                        (F::one() - t) - log_weight * sigmoid(-x),
+                    )
+                }
+            };
+            sum += loss.as_f64();
+            *g = dx * scale;
+        }
+    }
+    sum
+}
+
+/// The position of the first value outside [0, 1] (NaN included). A kernel
+/// ([`crate::kernels`]).
+pub(crate) fn first_outside_unit_interval<F: Float>(values: &[F]) -> Option<usize> {
+    values.iter().position(|&t| !(t >= F::zero() && t <= F::one()))
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! [`CrossEntropy`]: softmax cross-entropy from logits, PyTorch's `nn.CrossEntropyLoss`.
 
-use ndarray::{Array2, ArrayView2, Axis, Zip};
+use ndarray::{Array2, ArrayView2};
 
 use super::validate;
 use super::{Loss, Reduction, Targets};
@@ -90,31 +90,65 @@ impl<F: Float> Loss<F> for CrossEntropy {
         let uniform_share = F::lit(smoothing / n_classes as f64);
         let target_share = F::lit(1.0 - smoothing);
         ensure_shape(grad, prediction.dim());
-        let mut sum = 0.0f64;
-        Zip::from(grad.axis_iter_mut(Axis(0))).and(prediction.axis_iter(Axis(0))).and(classes).for_each(
-            |mut g, x, &class| {
-                let max = x.fold(F::neg_infinity(), |m, &v| m.max(v));
-                // g holds exp(x − m) until it is normalized below.
-                let mut total = F::zero();
-                Zip::from(&mut g).and(&x).for_each(|g, &v| {
-                    *g = (v - max).exp();
-                    total += *g;
-                });
-                let log_total = total.ln();
-                // −log softmax(x)_t = log Σ exp(x − m) − (x_t − m)
-                let nll = log_total - (x[class] - max);
-                let mut row_loss = target_share.as_f64() * nll.as_f64();
-                if smoothing > 0.0 {
-                    let all: f64 = x.iter().map(|&v| (log_total - (v - max)).as_f64()).sum();
-                    row_loss += uniform_share.as_f64() * all;
-                }
-                sum += row_loss;
-                g.mapv_inplace(|e| (e / total - uniform_share) * scale);
-                g[class] -= target_share * scale;
-            },
-        );
+        let rule = SoftmaxRule { scale, smoothing, uniform_share, target_share };
+        // A strided prediction (a rare path) is copied into standard layout first.
+        let x = prediction.as_standard_layout();
+        let x = x.as_slice().expect("standard layout");
+        let g = grad.as_slice_mut().expect("buffers are standard layout");
+        let sum = F::cross_entropy_rows(x, classes, &rule, g);
         validate::finite_loss(NAME, sum * factor)
     }
+}
+
+/// The scalars of a cross-entropy pass, in the prediction's type.
+#[derive(Debug, Clone, Copy)]
+pub struct SoftmaxRule<F> {
+    /// The reduction's factor (1/batch for the mean).
+    scale: F,
+    /// The label smoothing ε.
+    smoothing: f64,
+    /// ε/C, the smoothed share of every class.
+    uniform_share: F,
+    /// 1 − ε, the share of the target class.
+    target_share: F,
+}
+
+impl<F: Float> SoftmaxRule<F> {
+    /// One row: writes dL/dx into `g` (`(softmax(x) − target distribution) · scale`) and
+    /// returns the row's loss in `f64` (before the reduction's factor).
+    #[inline(always)]
+    fn row(&self, x: &[F], class: usize, g: &mut [F]) -> f64 {
+        let max = x.iter().fold(F::neg_infinity(), |m, &v| m.max(v));
+        // g holds exp(x − m) until it is normalized below.
+        let mut total = F::zero();
+        for (g, &v) in g.iter_mut().zip(x) {
+            *g = (v - max).exp();
+            total += *g;
+        }
+        let log_total = total.ln();
+        // −log softmax(x)_t = log Σ exp(x − m) − (x_t − m)
+        let nll = log_total - (x[class] - max);
+        let mut row_loss = self.target_share.as_f64() * nll.as_f64();
+        if self.smoothing > 0.0 {
+            let all: f64 = x.iter().map(|&v| (log_total - (v - max)).as_f64()).sum();
+            row_loss += self.uniform_share.as_f64() * all;
+        }
+        g.iter_mut().for_each(|e| *e = (*e / total - self.uniform_share) * self.scale);
+        g[class] -= self.target_share * self.scale;
+        row_loss
+    }
+}
+
+/// Cross-entropy of row-major logits `x` (`classes.len()` rows) against class indices: writes
+/// dL/dx into `grad` and returns Σ of the rows' losses in `f64`, row by row. A kernel
+/// ([`crate::kernels`]).
+pub(crate) fn rows<F: Float>(x: &[F], classes: &[usize], rule: &SoftmaxRule<F>, grad: &mut [F]) -> f64 {
+    let Some(n_classes) = x.len().checked_div(classes.len()).filter(|&n| n > 0) else { return 0.0 };
+    let mut sum = 0.0f64;
+    for ((x, g), &class) in x.chunks_exact(n_classes).zip(grad.chunks_exact_mut(n_classes)).zip(classes) {
+        sum += rule.row(x, class, g);
+    }
+    sum
 }
 
 #[cfg(test)]

@@ -29,12 +29,12 @@ pub fn accuracy<F: Float>(logits: ArrayView2<'_, F>, classes: &[usize]) -> Resul
     if classes.len() != rows {
         return Err(invalid(format!("expected {rows} class indices (one per row), got {}", classes.len())));
     }
-    if let Some((row, &class)) = classes.iter().enumerate().find(|(_, c)| **c >= n_classes) {
+    if let Some((row, class)) = super::validate::first_class_out_of_range(classes, n_classes) {
         return Err(invalid(format!(
             "class index {class} at row {row} is out of range for {n_classes} classes"
         )));
     }
-    if let Some(((r, c), _)) = logits.indexed_iter().find(|(_, v)| v.is_nan()) {
+    if let Some((r, c)) = F::first_nan(logits) {
         return Err(Error::NonFinite {
             location: "accuracy".into(),
             detail: format!("logit at row {r}, column {c} is NaN"),
@@ -46,6 +46,11 @@ pub fn accuracy<F: Float>(logits: ArrayView2<'_, F>, classes: &[usize]) -> Resul
 /// The number of rows whose largest logit (the first one, on ties, as `torch.argmax`) is at
 /// the row's class index. Unchecked: the caller has validated lengths and ranges.
 pub(crate) fn count_correct<F: Float>(logits: ArrayView2<'_, F>, classes: &[usize]) -> usize {
+    F::count_correct(logits, classes)
+}
+
+/// [`count_correct`]'s kernel ([`crate::kernels`]).
+pub(crate) fn count_correct_kernel<F: Float>(logits: ArrayView2<'_, F>, classes: &[usize]) -> usize {
     logits
         .axis_iter(Axis(0))
         .zip(classes)
@@ -59,6 +64,11 @@ pub(crate) fn count_correct<F: Float>(logits: ArrayView2<'_, F>, classes: &[usiz
             best == **class
         })
         .count()
+}
+
+/// The (row, column) of the first NaN, in row-major order. A kernel ([`crate::kernels`]).
+pub(crate) fn first_nan<F: Float>(values: ArrayView2<'_, F>) -> Option<(usize, usize)> {
+    values.indexed_iter().find(|(_, v)| v.is_nan()).map(|(at, _)| at)
 }
 
 #[cfg(test)]

@@ -13,11 +13,11 @@
 //! [`check_loss`] compares a loss's gradient with central differences; [`accuracy`] scores
 //! logits against class indices.
 
-mod bce_with_logits;
-mod cross_entropy;
+pub(crate) mod bce_with_logits;
+pub(crate) mod cross_entropy;
 mod gradcheck;
-mod metrics;
-mod mse;
+pub(crate) mod metrics;
+pub(crate) mod mse;
 mod validate;
 
 pub use bce_with_logits::BceWithLogits;
@@ -26,6 +26,7 @@ pub use gradcheck::check_loss;
 pub use metrics::accuracy;
 pub(crate) use metrics::count_correct;
 pub use mse::Mse;
+pub(crate) use validate::first_class_out_of_range;
 
 use ndarray::{Array2, ArrayView2};
 

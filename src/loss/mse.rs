@@ -57,14 +57,35 @@ impl<F: Float> Loss<F> for Mse {
         let factor = self.reduction.factor(prediction.len());
         let grad_scale = F::lit(2.0 * factor);
         ensure_shape(grad, prediction.dim());
-        let mut sum = 0.0f64;
-        Zip::from(grad.view_mut()).and(&prediction).and(&target).for_each(|g, &x, &t| {
-            let diff = x - t;
-            sum += diff.as_f64() * diff.as_f64();
-            *g = grad_scale * diff;
-        });
+        let sum = match (prediction.as_slice(), target.as_slice()) {
+            (Some(x), Some(t)) => {
+                F::mse(x, t, grad_scale, grad.as_slice_mut().expect("buffers are standard layout"))
+            }
+            // Strided arrays (a rare path).
+            _ => {
+                let mut sum = 0.0f64;
+                Zip::from(grad.view_mut()).and(&prediction).and(&target).for_each(|g, &x, &t| {
+                    let diff = x - t;
+                    sum += diff.as_f64() * diff.as_f64();
+                    *g = grad_scale * diff;
+                });
+                sum
+            }
+        };
         validate::finite_loss(NAME, sum * factor)
     }
+}
+
+/// Σ (x − t)² in `f64`, entry by entry, with `grad = grad_scale · (x − t)`. A kernel
+/// ([`crate::kernels`]).
+pub(crate) fn squared_error<F: Float>(x: &[F], t: &[F], grad_scale: F, grad: &mut [F]) -> f64 {
+    let mut sum = 0.0f64;
+    for ((g, &x), &t) in grad.iter_mut().zip(x).zip(t) {
+        let diff = x - t;
+        sum += diff.as_f64() * diff.as_f64();
+        *g = grad_scale * diff;
+    }
+    sum
 }
 
 #[cfg(test)]

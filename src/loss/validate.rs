@@ -101,13 +101,20 @@ pub(crate) fn class_targets<'a, F: Float>(
             format!("expected {rows} class indices (one per row), got {}", classes.len()),
         ));
     }
-    if let Some((row, &class)) = classes.iter().enumerate().find(|(_, c)| **c >= n_classes) {
+    if let Some((row, class)) = first_class_out_of_range(classes, n_classes) {
         return Err(invalid(
             loss,
             format!("class index {class} at row {row} is out of range for {n_classes} classes"),
         ));
     }
     Ok(classes)
+}
+
+/// The first (row, class index) with an index of `n_classes` or more. Not generic, so compiled
+/// inside gradflow; never inlined into a caller's crate (see [`crate::kernels`]).
+#[inline(never)]
+pub(crate) fn first_class_out_of_range(classes: &[usize], n_classes: usize) -> Option<(usize, usize)> {
+    classes.iter().enumerate().find(|(_, c)| **c >= n_classes).map(|(row, &class)| (row, class))
 }
 
 /// Converts the reduced loss to `F`, refusing NaN and ±∞.

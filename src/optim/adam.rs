@@ -3,7 +3,7 @@
 
 use ndarray::{ArrayD, Zip};
 
-use super::state::ParamStates;
+use super::state::{Optional, ParamStates};
 use super::{Optimizer, validate};
 use crate::layer::Layer;
 use crate::param::ParamViewMut;
@@ -202,6 +202,7 @@ pub(crate) struct AdamSlot<F: Float> {
 }
 
 /// `torch.lerp(start, end, weight)` with ATen's two-sided formula (exact at both ends).
+#[inline(always)]
 pub(crate) fn lerp<F: Float>(start: F, end: F, weight: F) -> F {
     if weight.abs() < F::lit(0.5) {
         start + weight * (end - start)
@@ -224,15 +225,19 @@ pub(crate) fn adam_step<F: Float>(
     // Scalars in f64, as PyTorch computes them in Python floats.
     let bias_correction1 = 1.0 - beta1.powi(t);
     let bias_correction2 = 1.0 - beta2.powi(t);
-    let step_size = F::lit(h.lr / bias_correction1);
-    let bias_correction2_sqrt = F::lit(bias_correction2.sqrt());
-    let one_minus_beta1 = F::lit(1.0 - beta1);
-    let beta2_f = F::lit(beta2);
-    let one_minus_beta2 = F::lit(1.0 - beta2);
-    let eps = F::lit(h.eps);
-    let l2 = (!h.decoupled_weight_decay && h.weight_decay != 0.0).then(|| F::lit(h.weight_decay));
-    let shrink =
-        (h.decoupled_weight_decay && h.weight_decay != 0.0).then(|| F::lit(1.0 - h.lr * h.weight_decay));
+    let rule = AdamRule {
+        step_size: F::lit(h.lr / bias_correction1),
+        bias_correction2_sqrt: F::lit(bias_correction2.sqrt()),
+        one_minus_beta1: F::lit(1.0 - beta1),
+        beta2: F::lit(beta2),
+        one_minus_beta2: F::lit(1.0 - beta2),
+        eps: F::lit(h.eps),
+        l2: Optional::new(!h.decoupled_weight_decay && h.weight_decay != 0.0, F::lit(h.weight_decay)),
+        shrink: Optional::new(
+            h.decoupled_weight_decay && h.weight_decay != 0.0,
+            F::lit(1.0 - h.lr * h.weight_decay),
+        ),
+    };
     let amsgrad = h.amsgrad;
     state.step(
         component,
@@ -244,41 +249,139 @@ pub(crate) fn adam_step<F: Float>(
             max_exp_avg_sq: amsgrad.then(|| ArrayD::zeros(shape)),
         },
         |ParamViewMut { mut value, grad, .. }, slot, moved| {
-            // The weight decay and both moment updates.
-            let moments = |p: &mut F, g: F, m: &mut F, v: &mut F| {
-                if let Some(s) = shrink {
-                    *p *= s;
-                }
-                let g = l2.map_or(g, |wd| g + wd * *p);
-                *m = lerp(*m, g, one_minus_beta1);
-                *v = *v * beta2_f + one_minus_beta2 * g * g;
-            };
-            let apply = |p: &mut F, m: F, second: F| {
-                let denom = second.sqrt() / bias_correction2_sqrt + eps;
-                *p -= step_size * (m / denom);
-            };
             let AdamSlot { exp_avg, exp_avg_sq, max_exp_avg_sq } = slot;
-            match max_exp_avg_sq {
-                None => {
-                    Zip::from(&mut value).and(&grad).and(exp_avg).and(exp_avg_sq).for_each(|p, &g, m, v| {
-                        let old = *p;
-                        moments(p, g, m, v);
-                        apply(p, *m, *v);
-                        moved.entry(old, *p);
-                    })
+            let observing = moved.observing();
+            let slices =
+                (value.as_slice_mut(), grad.as_slice(), exp_avg.as_slice_mut(), exp_avg_sq.as_slice_mut());
+            match (slices, max_exp_avg_sq.as_mut().map(|m| m.as_slice_mut())) {
+                ((Some(p), Some(g), Some(m), Some(v)), None) => {
+                    moved.add(F::adam_update(p, g, m, v, None, &rule, observing))
                 }
-                Some(max_sq) => {
-                    Zip::from(&mut value).and(&grad).and(exp_avg).and(exp_avg_sq).and(max_sq).for_each(
-                        |p, &g, m, v, vmax| {
+                ((Some(p), Some(g), Some(m), Some(v)), Some(Some(vmax))) => {
+                    moved.add(F::adam_update(p, g, m, v, Some(vmax), &rule, observing))
+                }
+                // A parameter replaced by a strided array: entry by entry.
+                _ => match max_exp_avg_sq {
+                    None => Zip::from(&mut value).and(&grad).and(exp_avg).and(exp_avg_sq).for_each(
+                        |p, &g, m, v| {
                             let old = *p;
-                            moments(p, g, m, v);
-                            *vmax = vmax.max(*v);
-                            apply(p, *m, *vmax);
+                            rule.moments(p, g, m, v);
+                            rule.apply(p, *m, *v);
                             moved.entry(old, *p);
                         },
-                    )
+                    ),
+                    Some(max_sq) => {
+                        Zip::from(&mut value).and(&grad).and(exp_avg).and(exp_avg_sq).and(max_sq).for_each(
+                            |p, &g, m, v, vmax| {
+                                let old = *p;
+                                rule.moments(p, g, m, v);
+                                *vmax = vmax.max(*v);
+                                rule.apply(p, *m, *vmax);
+                                moved.entry(old, *p);
+                            },
+                        )
+                    }
+                },
+            }
+        },
+    )
+}
+
+/// The scalars of one Adam (or AdamW) step, in the parameter's type.
+#[derive(Debug, Clone, Copy)]
+pub struct AdamRule<F> {
+    step_size: F,
+    bias_correction2_sqrt: F,
+    one_minus_beta1: F,
+    beta2: F,
+    one_minus_beta2: F,
+    eps: F,
+    /// Adam's L2 weight decay, added to the gradient.
+    l2: Optional<F>,
+    /// AdamW's decoupled weight decay: `p ← p · shrink` first.
+    shrink: Optional<F>,
+}
+
+impl<F: Float> AdamRule<F> {
+    /// The weight decay and both moment updates.
+    #[inline(always)]
+    fn moments(&self, p: &mut F, g: F, m: &mut F, v: &mut F) {
+        if let Some(s) = self.shrink.get() {
+            *p *= s;
+        }
+        let g = self.l2.map_or(g, |wd| g + wd * *p);
+        *m = lerp(*m, g, self.one_minus_beta1);
+        *v = *v * self.beta2 + self.one_minus_beta2 * g * g;
+    }
+
+    /// `p ← p − step_size · m / (√second / √(1 − β₂ᵗ) + eps)`.
+    #[inline(always)]
+    fn apply(&self, p: &mut F, m: F, second: F) {
+        let denom = second.sqrt() / self.bias_correction2_sqrt + self.eps;
+        *p -= self.step_size * (m / denom);
+    }
+}
+
+/// One Adam (or AdamW) update of a parameter's value with its gradient and moment estimates
+/// (contiguous, in the same order; `max_exp_avg_sq` for AMSGrad), returning Σ(new − old)²
+/// (summed in `f64` entry by entry) when `observing`, 0 otherwise. A kernel
+/// ([`crate::kernels`]).
+pub(crate) fn update<F: Float>(
+    value: &mut [F],
+    grad: &[F],
+    exp_avg: &mut [F],
+    exp_avg_sq: &mut [F],
+    max_exp_avg_sq: Option<&mut [F]>,
+    rule: &AdamRule<F>,
+    observing: bool,
+) -> f64 {
+    match observing {
+        true => adam_loop::<F, true>(value, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, rule),
+        false => adam_loop::<F, false>(value, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, rule),
+    }
+}
+
+/// [`update`]'s loop, compiled once per choice so that the plain one has no branch.
+#[allow(clippy::too_many_arguments)]
+fn adam_loop<F: Float, const OBSERVE: bool>(
+    value: &mut [F],
+    grad: &[F],
+    exp_avg: &mut [F],
+    exp_avg_sq: &mut [F],
+    max_exp_avg_sq: Option<&mut [F]>,
+    rule: &AdamRule<F>,
+) -> f64 {
+    crate::vectorize::vectorized(
+        #[inline(always)]
+        || {
+            let mut distance_sq = 0.0f64;
+            let mut measure = |old: F, new: F| {
+                if OBSERVE {
+                    let d = (new - old).as_f64();
+                    distance_sq += d * d;
+                }
+            };
+            let entries = value.iter_mut().zip(grad).zip(exp_avg.iter_mut().zip(exp_avg_sq.iter_mut()));
+            match max_exp_avg_sq {
+                None => {
+                    for ((p, &g), (m, v)) in entries {
+                        let old = *p;
+                        rule.moments(p, g, m, v);
+                        rule.apply(p, *m, *v);
+                        measure(old, *p);
+                    }
+                }
+                Some(max_sq) => {
+                    for (((p, &g), (m, v)), vmax) in entries.zip(max_sq) {
+                        let old = *p;
+                        rule.moments(p, g, m, v);
+                        *vmax = vmax.max(*v);
+                        rule.apply(p, *m, *vmax);
+                        measure(old, *p);
+                    }
                 }
             }
+            distance_sq
         },
     )
 }

@@ -23,7 +23,10 @@ use crate::{Error, Float, Result, named_parameters};
 pub fn global_grad_norm<F: Float>(model: &dyn Layer<F>) -> f64 {
     let mut sum = 0.0f64;
     model.visit_parameters(&mut |p| {
-        sum += p.grad.iter().map(|g| g.as_f64() * g.as_f64()).sum::<f64>();
+        sum += match p.grad.as_slice() {
+            Some(grad) => F::sum_of_squares_f64(grad),
+            None => p.grad.iter().map(|g| g.as_f64() * g.as_f64()).sum::<f64>(),
+        };
     });
     sum.sqrt()
 }
@@ -73,7 +76,10 @@ pub fn clip_grad_norm<F: Float>(model: &mut dyn Layer<F>, max_norm: f64) -> Resu
     let clip_coef = max_norm / (total + 1e-6);
     if clip_coef < 1.0 {
         let scale = F::lit(clip_coef);
-        model.visit_parameters_mut(&mut |mut p| p.grad.mapv_inplace(|g| g * scale));
+        model.visit_parameters_mut(&mut |mut p| match p.grad.as_slice_memory_order_mut() {
+            Some(grad) => F::scale_in_place(grad, scale),
+            None => p.grad.mapv_inplace(|g| g * scale),
+        });
     }
     Ok(total)
 }
@@ -107,7 +113,7 @@ pub fn clip_grad_value<F: Float>(model: &mut dyn Layer<F>, clip_value: f64) -> R
         ));
     }
     let mut all_finite = true;
-    model.visit_parameters(&mut |p| all_finite &= p.grad.iter().all(|g| g.is_finite()));
+    model.visit_parameters(&mut |p| all_finite &= crate::float::all_finite_array(&p.grad.view()));
     if !all_finite {
         return Err(Error::NonFinite {
             location: "clip_grad_value".into(),
@@ -115,7 +121,10 @@ pub fn clip_grad_value<F: Float>(model: &mut dyn Layer<F>, clip_value: f64) -> R
         });
     }
     let (low, high) = (F::lit(-clip_value), F::lit(clip_value));
-    model.visit_parameters_mut(&mut |mut p| p.grad.mapv_inplace(|g| g.max(low).min(high)));
+    model.visit_parameters_mut(&mut |mut p| match p.grad.as_slice_memory_order_mut() {
+        Some(grad) => F::clamp_in_place(grad, low, high),
+        None => p.grad.mapv_inplace(|g| g.max(low).min(high)),
+    });
     Ok(())
 }
 

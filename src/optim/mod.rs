@@ -28,12 +28,12 @@
 //! # Ok::<(), gradflow::Error>(())
 //! ```
 
-mod adam;
+pub(crate) mod adam;
 mod adamw;
 mod clip;
-mod rmsprop;
+pub(crate) mod rmsprop;
 mod schedule;
-mod sgd;
+pub(crate) mod sgd;
 mod state;
 mod validate;
 

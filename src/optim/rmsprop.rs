@@ -3,7 +3,7 @@
 use ndarray::{ArrayD, Zip};
 
 use super::adam::lerp;
-use super::state::ParamStates;
+use super::state::{Optional, ParamStates};
 use super::{Optimizer, validate};
 use crate::layer::Layer;
 use crate::param::ParamViewMut;
@@ -184,12 +184,14 @@ impl<F: Float> RmsProp<F> {
         observer: Option<&mut dyn FnMut(usize, f64)>,
     ) -> Result<()> {
         let c = self.config;
-        let lr = F::lit(c.lr);
-        let alpha = F::lit(c.alpha);
-        let one_minus_alpha = F::lit(1.0 - c.alpha);
-        let eps = F::lit(c.eps);
-        let weight_decay = (c.weight_decay != 0.0).then(|| F::lit(c.weight_decay));
-        let momentum = F::lit(c.momentum);
+        let rule = RmsPropRule {
+            lr: F::lit(c.lr),
+            alpha: F::lit(c.alpha),
+            one_minus_alpha: F::lit(1.0 - c.alpha),
+            eps: F::lit(c.eps),
+            weight_decay: Optional::new(c.weight_decay != 0.0, F::lit(c.weight_decay)),
+            momentum: F::lit(c.momentum),
+        };
         let (centered, with_momentum) = (c.centered, c.momentum > 0.0);
         self.state.step(
             "RmsProp",
@@ -202,42 +204,43 @@ impl<F: Float> RmsProp<F> {
             },
             |ParamViewMut { mut value, grad, .. }, slot, moved| {
                 let RmsSlot { square_avg, grad_avg, momentum_buffer } = slot;
-                // Every parameter's update, with the optional buffers as `Option<&mut F>`.
-                let update = |p: &mut F, g: F, s: &mut F, ga: Option<&mut F>, b: Option<&mut F>| {
-                    let g = weight_decay.map_or(g, |wd| g + wd * *p);
-                    *s = *s * alpha + one_minus_alpha * g * g;
-                    let avg = match ga {
-                        Some(ga) => {
-                            *ga = lerp(*ga, g, one_minus_alpha);
-                            (*s - *ga * *ga).max(F::zero()).sqrt()
-                        }
-                        None => s.sqrt(),
-                    } + eps;
-                    match b {
-                        Some(b) => {
-                            *b = *b * momentum + g / avg;
-                            *p -= lr * *b;
-                        }
-                        None => *p -= lr * (g / avg),
-                    }
-                };
+                let observing = moved.observing();
+                let standard = |b: &Option<ArrayD<F>>| b.as_ref().is_none_or(|b| b.is_standard_layout());
+                if value.is_standard_layout()
+                    && grad.is_standard_layout()
+                    && square_avg.is_standard_layout()
+                    && standard(grad_avg)
+                    && standard(momentum_buffer)
+                {
+                    moved.add(F::rmsprop_update(
+                        value.as_slice_mut().expect("standard layout"),
+                        grad.as_slice().expect("standard layout"),
+                        contiguous(square_avg),
+                        grad_avg.as_mut().map(contiguous),
+                        momentum_buffer.as_mut().map(contiguous),
+                        &rule,
+                        observing,
+                    ));
+                    return;
+                }
+                // A parameter replaced by a strided array: entry by entry.
                 match (grad_avg, momentum_buffer) {
                     (None, None) => Zip::from(&mut value).and(&grad).and(square_avg).for_each(|p, &g, s| {
                         let old = *p;
-                        update(p, g, s, None, None);
+                        rule.entry(p, g, s, None, None);
                         moved.entry(old, *p);
                     }),
                     (Some(ga), None) => {
                         Zip::from(&mut value).and(&grad).and(square_avg).and(ga).for_each(|p, &g, s, ga| {
                             let old = *p;
-                            update(p, g, s, Some(ga), None);
+                            rule.entry(p, g, s, Some(ga), None);
                             moved.entry(old, *p);
                         })
                     }
                     (None, Some(b)) => {
                         Zip::from(&mut value).and(&grad).and(square_avg).and(b).for_each(|p, &g, s, b| {
                             let old = *p;
-                            update(p, g, s, None, Some(b));
+                            rule.entry(p, g, s, None, Some(b));
                             moved.entry(old, *p);
                         })
                     }
@@ -245,7 +248,7 @@ impl<F: Float> RmsProp<F> {
                         Zip::from(&mut value).and(&grad).and(square_avg).and(ga).and(b).for_each(
                             |p, &g, s, ga, b| {
                                 let old = *p;
-                                update(p, g, s, Some(ga), Some(b));
+                                rule.entry(p, g, s, Some(ga), Some(b));
                                 moved.entry(old, *p);
                             },
                         )
@@ -254,6 +257,115 @@ impl<F: Float> RmsProp<F> {
             },
         )
     }
+}
+
+/// The entries of a state buffer (which the optimizer creates in standard layout).
+fn contiguous<F: Float>(buffer: &mut ArrayD<F>) -> &mut [F] {
+    buffer.as_slice_mut().expect("state buffers are standard layout")
+}
+
+/// The scalars of one [`RmsProp`] step, in the parameter's type.
+#[derive(Debug, Clone, Copy)]
+pub struct RmsPropRule<F> {
+    lr: F,
+    alpha: F,
+    one_minus_alpha: F,
+    eps: F,
+    weight_decay: Optional<F>,
+    momentum: F,
+}
+
+impl<F: Float> RmsPropRule<F> {
+    /// Updates a parameter entry `p` with gradient `g`, its square average `s` and, when the
+    /// optimizer keeps them, its gradient average `ga` (centered) and momentum buffer `b`.
+    #[inline(always)]
+    fn entry(&self, p: &mut F, g: F, s: &mut F, ga: Option<&mut F>, b: Option<&mut F>) {
+        let g = self.weight_decay.map_or(g, |wd| g + wd * *p);
+        *s = *s * self.alpha + self.one_minus_alpha * g * g;
+        let avg = match ga {
+            Some(ga) => {
+                *ga = lerp(*ga, g, self.one_minus_alpha);
+                (*s - *ga * *ga).max(F::zero()).sqrt()
+            }
+            None => s.sqrt(),
+        } + self.eps;
+        match b {
+            Some(b) => {
+                *b = *b * self.momentum + g / avg;
+                *p -= self.lr * *b;
+            }
+            None => *p -= self.lr * (g / avg),
+        }
+    }
+}
+
+/// One RMSprop update of a parameter's value with its gradient and running averages
+/// (contiguous, in the same order; `grad_avg` when centered, `momentum_buffer` with momentum),
+/// returning Σ(new − old)² (summed in `f64` entry by entry) when `observing`, 0 otherwise. A
+/// kernel ([`crate::kernels`]).
+pub(crate) fn update<F: Float>(
+    value: &mut [F],
+    grad: &[F],
+    square_avg: &mut [F],
+    grad_avg: Option<&mut [F]>,
+    momentum_buffer: Option<&mut [F]>,
+    rule: &RmsPropRule<F>,
+    observing: bool,
+) -> f64 {
+    match observing {
+        true => rmsprop_loop::<F, true>(value, grad, square_avg, grad_avg, momentum_buffer, rule),
+        false => rmsprop_loop::<F, false>(value, grad, square_avg, grad_avg, momentum_buffer, rule),
+    }
+}
+
+/// [`update`]'s loop, compiled once per choice so that the plain one has no branch.
+#[allow(clippy::too_many_arguments)]
+fn rmsprop_loop<F: Float, const OBSERVE: bool>(
+    value: &mut [F],
+    grad: &[F],
+    square_avg: &mut [F],
+    grad_avg: Option<&mut [F]>,
+    momentum_buffer: Option<&mut [F]>,
+    rule: &RmsPropRule<F>,
+) -> f64 {
+    crate::vectorize::vectorized(
+        #[inline(always)]
+        || {
+            let mut distance_sq = 0.0f64;
+            let mut measure = |old: F, new: F| {
+                if OBSERVE {
+                    let d = (new - old).as_f64();
+                    distance_sq += d * d;
+                }
+            };
+            let entries = value.iter_mut().zip(grad).zip(square_avg.iter_mut());
+            match (grad_avg, momentum_buffer) {
+                (None, None) => entries.for_each(|((p, &g), s)| {
+                    let old = *p;
+                    rule.entry(p, g, s, None, None);
+                    measure(old, *p);
+                }),
+                (Some(ga), None) => entries.zip(ga).for_each(|(((p, &g), s), ga)| {
+                    let old = *p;
+                    rule.entry(p, g, s, Some(ga), None);
+                    measure(old, *p);
+                }),
+                (None, Some(b)) => entries.zip(b).for_each(|(((p, &g), s), b)| {
+                    let old = *p;
+                    rule.entry(p, g, s, None, Some(b));
+                    measure(old, *p);
+                }),
+                (Some(ga), Some(b)) => {
+                    entries.zip(ga.iter_mut().zip(b)).for_each(|(((p, &g), s), (ga, b))| {
+                        let old = *p;
+                        rule.entry(p, g, s, Some(ga), Some(b));
+                        measure(old, *p);
+                    })
+                }
+            }
+            distance_sq
+        },
+    )
 }
 
 #[cfg(test)]

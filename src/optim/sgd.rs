@@ -3,7 +3,7 @@
 
 use ndarray::{ArrayD, Zip};
 
-use super::state::{ParamStates, same_layout_slices, update_measured};
+use super::state::{Optional, ParamStates, same_layout_slices, update_measured};
 use super::{Optimizer, validate};
 use crate::layer::Layer;
 use crate::param::ParamViewMut;
@@ -170,11 +170,14 @@ impl<F: Float> Sgd<F> {
         observer: Option<&mut dyn FnMut(usize, f64)>,
     ) -> Result<()> {
         let c = self.config;
-        let lr = F::lit(c.lr);
-        let weight_decay = (c.weight_decay != 0.0).then(|| F::lit(c.weight_decay));
-        let momentum = F::lit(c.momentum);
-        let keep = F::lit(1.0 - c.dampening);
-        let first = self.state.steps() == 0;
+        let rule = SgdRule {
+            lr: F::lit(c.lr),
+            weight_decay: Optional::new(c.weight_decay != 0.0, F::lit(c.weight_decay)),
+            momentum: F::lit(c.momentum),
+            keep: F::lit(1.0 - c.dampening),
+            first: self.state.steps() == 0,
+            nesterov: c.nesterov,
+        };
         let with_momentum = c.momentum != 0.0;
         self.state.step(
             "Sgd",
@@ -182,52 +185,133 @@ impl<F: Float> Sgd<F> {
             observer,
             |shape| with_momentum.then(|| ArrayD::zeros(shape)),
             |ParamViewMut { mut value, grad, .. }, buffer, moved| {
-                let decayed = |g: F, p: F| weight_decay.map_or(g, |wd| g + wd * p);
+                let observing = moved.observing();
                 match buffer {
                     None => match same_layout_slices(&mut value, &grad) {
                         // The common case (plain SGD on contiguous parameters): one vectorized loop.
-                        Some((value, grad)) if moved.observing() => {
-                            moved.add(zip_chunks_sum(value, grad, |value, grad| {
-                                vectorized(
-                                    #[inline(always)]
-                                    || match weight_decay {
-                                        None => update_measured(value, grad, |p, g| p - lr * g),
-                                        Some(wd) => {
-                                            update_measured(value, grad, |p, g| p - lr * (g + wd * p))
-                                        }
-                                    },
-                                )
-                            }))
-                        }
-                        Some((value, grad)) => zip_chunks(value, grad, |value, grad| {
-                            vectorized(
-                                #[inline(always)]
-                                || match weight_decay {
-                                    None => value.iter_mut().zip(grad).for_each(|(p, &g)| *p -= lr * g),
-                                    Some(wd) => value
-                                        .iter_mut()
-                                        .zip(grad)
-                                        .for_each(|(p, &g)| *p -= lr * (g + wd * *p)),
-                                },
-                            )
-                        }),
+                        Some((value, grad)) => moved.add(F::sgd_plain(value, grad, &rule, observing)),
                         None => Zip::from(&mut value).and(&grad).for_each(|p, &g| {
                             let old = *p;
-                            *p -= lr * decayed(g, old);
+                            *p -= rule.lr * rule.decayed(g, old);
                             moved.entry(old, *p);
                         }),
                     },
-                    Some(buffer) => Zip::from(&mut value).and(&grad).and(buffer).for_each(|p, &g, b| {
-                        let (old, g) = (*p, decayed(g, *p));
-                        *b = if first { g } else { momentum * *b + keep * g };
-                        let direction = if c.nesterov { g + momentum * *b } else { *b };
-                        *p -= lr * direction;
-                        moved.entry(old, *p);
-                    }),
+                    Some(buffer) => match (value.as_slice_mut(), grad.as_slice(), buffer.as_slice_mut()) {
+                        (Some(value), Some(grad), Some(buffer)) => {
+                            moved.add(F::sgd_momentum(value, grad, buffer, &rule, observing))
+                        }
+                        // A parameter replaced by a strided array: entry by entry.
+                        _ => Zip::from(&mut value).and(&grad).and(buffer).for_each(|p, &g, b| {
+                            let old = *p;
+                            *p = rule.momentum_entry(old, g, b);
+                            moved.entry(old, *p);
+                        }),
+                    },
                 }
             },
         )
     }
+}
+
+/// The scalars of one [`Sgd`] step, in the parameter's type.
+#[derive(Debug, Clone, Copy)]
+pub struct SgdRule<F> {
+    lr: F,
+    /// Off when the weight decay is zero (the gradient is then used as it is).
+    weight_decay: Optional<F>,
+    momentum: F,
+    /// `1 − dampening`.
+    keep: F,
+    /// The first step, which starts the momentum buffer at the gradient.
+    first: bool,
+    nesterov: bool,
+}
+
+impl<F: Float> SgdRule<F> {
+    /// `g + weight_decay · p`.
+    #[inline(always)]
+    fn decayed(&self, g: F, p: F) -> F {
+        self.weight_decay.map_or(g, |wd| g + wd * p)
+    }
+
+    /// The new value of a parameter entry `p` with gradient `g` and momentum buffer entry `b`
+    /// (updated in place).
+    #[inline(always)]
+    fn momentum_entry(&self, p: F, g: F, b: &mut F) -> F {
+        let g = self.decayed(g, p);
+        *b = if self.first { g } else { self.momentum * *b + self.keep * g };
+        let direction = if self.nesterov { g + self.momentum * *b } else { *b };
+        p - self.lr * direction
+    }
+}
+
+/// Plain SGD (no momentum) over a parameter's value and gradient, shared between threads when
+/// long, returning Σ(new − old)² when `observing` (0 otherwise). A kernel ([`crate::kernels`]).
+pub(crate) fn plain_update<F: Float>(value: &mut [F], grad: &[F], rule: &SgdRule<F>, observing: bool) -> f64 {
+    let lr = rule.lr;
+    if observing {
+        zip_chunks_sum(value, grad, |value, grad| {
+            vectorized(
+                #[inline(always)]
+                || match rule.weight_decay.get() {
+                    None => update_measured(value, grad, |p, g| p - lr * g),
+                    Some(wd) => update_measured(value, grad, |p, g| p - lr * (g + wd * p)),
+                },
+            )
+        })
+    } else {
+        zip_chunks(value, grad, |value, grad| {
+            vectorized(
+                #[inline(always)]
+                || match rule.weight_decay.get() {
+                    None => value.iter_mut().zip(grad).for_each(|(p, &g)| *p -= lr * g),
+                    Some(wd) => value.iter_mut().zip(grad).for_each(|(p, &g)| *p -= lr * (g + wd * *p)),
+                },
+            )
+        });
+        0.0
+    }
+}
+
+/// SGD with momentum over a parameter's value, gradient and momentum buffer (contiguous, in the
+/// same order), returning Σ(new − old)² (summed in `f64` entry by entry) when `observing`, 0
+/// otherwise. A kernel ([`crate::kernels`]).
+pub(crate) fn momentum_update<F: Float>(
+    value: &mut [F],
+    grad: &[F],
+    buffer: &mut [F],
+    rule: &SgdRule<F>,
+    observing: bool,
+) -> f64 {
+    match observing {
+        true => momentum_loop::<F, true>(value, grad, buffer, rule),
+        false => momentum_loop::<F, false>(value, grad, buffer, rule),
+    }
+}
+
+/// [`momentum_update`]'s loop, compiled once per choice so that the plain one has no branch
+/// (and vectorizes).
+fn momentum_loop<F: Float, const OBSERVE: bool>(
+    value: &mut [F],
+    grad: &[F],
+    buffer: &mut [F],
+    rule: &SgdRule<F>,
+) -> f64 {
+    vectorized(
+        #[inline(always)]
+        || {
+            let mut distance_sq = 0.0f64;
+            for ((p, &g), b) in value.iter_mut().zip(grad).zip(buffer) {
+                let old = *p;
+                *p = rule.momentum_entry(old, g, b);
+                if OBSERVE {
+                    let d = (*p - old).as_f64();
+                    distance_sq += d * d;
+                }
+            }
+            distance_sq
+        },
+    )
 }
 
 #[cfg(test)]

@@ -148,6 +148,36 @@ impl Moved {
     }
 }
 
+/// An optional scalar of an update rule (a weight decay, a shrink factor) whose value is always
+/// initialized: unlike an `Option`'s, so that a loop that computes both branches and picks one
+/// (as the compiler may, to avoid a branch) never computes with an uninitialized value, which
+/// may be a subnormal number and slow every operation down by a hundred times.
+#[derive(Debug, Clone, Copy)]
+pub struct Optional<F> {
+    on: bool,
+    /// The value when on, zero otherwise.
+    value: F,
+}
+
+impl<F: Float> Optional<F> {
+    /// `value` when `on`, nothing otherwise.
+    pub(crate) fn new(on: bool, value: F) -> Self {
+        Optional { on, value: if on { value } else { F::zero() } }
+    }
+
+    /// The value, if on.
+    #[inline(always)]
+    pub(crate) fn get(self) -> Option<F> {
+        self.on.then_some(self.value)
+    }
+
+    /// `f(value)` if on, `default` otherwise.
+    #[inline(always)]
+    pub(crate) fn map_or(self, default: F, f: impl FnOnce(F) -> F) -> F {
+        if self.on { f(self.value) } else { default }
+    }
+}
+
 /// `value[i] = rule(value[i], grad[i])` over matching slices, vectorized, returning
 /// Σ(new − old)²: summed in the parameter's type within blocks of 1024 entries and in `f64`
 /// across blocks, as the recorder's statistics are.

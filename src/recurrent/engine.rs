@@ -21,6 +21,7 @@ use super::init::{RecurrentInit, pytorch_default};
 use super::state::RecurrentState;
 use super::step_rows::{self, BackwardRows, ForwardRows};
 use crate::hooks::{Gate, GateFunction};
+use crate::init::from_f64;
 use crate::linalg::gemm;
 use crate::param::{Param, ParamView, ParamViewMut};
 use crate::vectorize::vectorized;
@@ -179,8 +180,11 @@ struct Scratch<F: Float> {
 }
 
 /// The shared recurrent machinery. See the module documentation.
+///
+/// Its forward and backward passes run as kernels ([`crate::kernels`]): the whole recursion,
+/// with its matrix products and cell steps, is compiled inside gradflow.
 #[derive(Debug, Clone)]
-pub(crate) struct Engine<F: Float> {
+pub struct Engine<F: Float> {
     cell: CellKind,
     input_size: usize,
     hidden_size: usize,
@@ -289,14 +293,12 @@ impl<F: Float> Engine<F> {
                 b_hh.slice_mut(ndarray::s![h..2 * h]).fill(0.0);
             }
             let (bias_ih, bias_hh) = match biases {
-                Some((b_ih, b_hh)) => {
-                    (Some(Param::new(b_ih.mapv(F::lit))), Some(Param::new(b_hh.mapv(F::lit))))
-                }
+                Some((b_ih, b_hh)) => (Some(Param::new(from_f64(&b_ih))), Some(Param::new(from_f64(&b_hh)))),
                 None => (None, None),
             };
             params.push(LayerParams {
-                weight_ih: Param::new(w_ih.mapv(F::lit)),
-                weight_hh: Param::new(w_hh.mapv(F::lit)),
+                weight_ih: Param::new(from_f64(&w_ih)),
+                weight_hh: Param::new(from_f64(&w_hh)),
                 bias_ih,
                 bias_hh,
                 names: parameter_names(layer),
@@ -385,6 +387,23 @@ impl<F: Float> Engine<F> {
         input: ArrayView3<'_, F>,
         initial: Option<&RecurrentState<F>>,
     ) -> Result<()> {
+        F::recurrent_forward(self, input, initial)
+    }
+
+    /// Backpropagates through time; see [`super::Recurrent::backward_sequence`]. Without
+    /// `input_grad`, dL/d(input) is not computed (one GEMM less) and `grad_input` is `None`.
+    pub(crate) fn backward(
+        &mut self,
+        grad_outputs: ArrayView3<'_, F>,
+        grad_final: Option<&RecurrentState<F>>,
+        truncate: Option<usize>,
+        input_grad: bool,
+    ) -> Result<()> {
+        F::recurrent_backward(self, grad_outputs, grad_final, truncate, input_grad)
+    }
+
+    /// [`Engine::forward`]'s kernel.
+    fn forward_pass(&mut self, input: ArrayView3<'_, F>, initial: Option<&RecurrentState<F>>) -> Result<()> {
         // A failed pass leaves nothing behind for backward to use.
         self.shape = None;
         self.backward_done = false;
@@ -456,9 +475,8 @@ impl<F: Float> Engine<F> {
         Ok(())
     }
 
-    /// Backpropagates through time; see [`super::Recurrent::backward_sequence`]. Without
-    /// `input_grad`, dL/d(input) is not computed (one GEMM less) and `grad_input` is `None`.
-    pub(crate) fn backward(
+    /// [`Engine::backward`]'s kernel.
+    fn backward_pass(
         &mut self,
         grad_outputs: ArrayView3<'_, F>,
         grad_final: Option<&RecurrentState<F>>,
@@ -705,6 +723,26 @@ impl<F: Float> Engine<F> {
             }
         }
     }
+}
+
+/// [`Engine::forward`]'s whole pass. A kernel ([`crate::kernels`]).
+pub(crate) fn forward<F: Float>(
+    engine: &mut Engine<F>,
+    input: ArrayView3<'_, F>,
+    initial: Option<&RecurrentState<F>>,
+) -> Result<()> {
+    engine.forward_pass(input, initial)
+}
+
+/// [`Engine::backward`]'s whole pass. A kernel ([`crate::kernels`]).
+pub(crate) fn backward<F: Float>(
+    engine: &mut Engine<F>,
+    grad_outputs: ArrayView3<'_, F>,
+    grad_final: Option<&RecurrentState<F>>,
+    truncate: Option<usize>,
+    input_grad: bool,
+) -> Result<()> {
+    engine.backward_pass(grad_outputs, grad_final, truncate, input_grad)
 }
 
 impl<F: Float> LayerCache<F> {

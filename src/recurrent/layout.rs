@@ -55,7 +55,13 @@ pub(crate) fn steps_in<F>(
 
 /// `rows[b, t·F + f] = sequence[t, b, f]`; `rows` must already be `(B, T·F)`.
 pub(crate) fn write_rows<F: Float>(sequence: ArrayView3<'_, F>, rows: &mut Array2<F>) {
-    let features = sequence.dim().2;
+    let (_, batch, features) = sequence.dim();
+    if let (Some(seq), Some(out)) = (sequence.as_slice(), rows.as_slice_mut())
+        && seq.len() == out.len()
+    {
+        return F::sequence_to_rows(seq, batch, features, out);
+    }
+    // Strided arrays (a rare path): step by step.
     for (t, step) in sequence.outer_iter().enumerate() {
         rows.slice_mut(ndarray::s![.., t * features..(t + 1) * features]).assign(&step);
     }
@@ -63,8 +69,54 @@ pub(crate) fn write_rows<F: Float>(sequence: ArrayView3<'_, F>, rows: &mut Array
 
 /// `sequence[t, b, f] = rows[b, t·F + f]`; `sequence` must already be `(T, B, F)`.
 pub(crate) fn write_sequence<F: Float>(rows: ArrayView2<'_, F>, sequence: &mut Array3<F>) {
-    let features = sequence.dim().2;
+    let (_, batch, features) = sequence.dim();
+    if let (Some(src), Some(seq)) = (rows.as_slice(), sequence.as_slice_mut())
+        && src.len() == seq.len()
+    {
+        return F::rows_to_sequence(src, batch, features, seq);
+    }
+    // Strided arrays (a rare path): step by step.
     for (t, mut step) in sequence.outer_iter_mut().enumerate() {
         step.assign(&rows.slice(ndarray::s![.., t * features..(t + 1) * features]));
+    }
+}
+
+/// [`write_rows`] on contiguous buffers: `sequence` `(T, B, F)` into `rows` `(B, T·F)`, both
+/// row-major. A kernel ([`crate::kernels`]).
+pub(crate) fn sequence_to_rows_kernel<F: Float>(
+    sequence: &[F],
+    batch: usize,
+    features: usize,
+    rows: &mut [F],
+) {
+    let step_len = batch * features;
+    if step_len == 0 || sequence.is_empty() {
+        return;
+    }
+    let row_len = sequence.len() / batch;
+    for (t, step) in sequence.chunks_exact(step_len).enumerate() {
+        for (row, sample) in rows.chunks_exact_mut(row_len).zip(step.chunks_exact(features)) {
+            row[t * features..(t + 1) * features].copy_from_slice(sample);
+        }
+    }
+}
+
+/// [`write_sequence`] on contiguous buffers: `rows` `(B, T·F)` into `sequence` `(T, B, F)`. A
+/// kernel ([`crate::kernels`]).
+pub(crate) fn rows_to_sequence_kernel<F: Float>(
+    rows: &[F],
+    batch: usize,
+    features: usize,
+    sequence: &mut [F],
+) {
+    let step_len = batch * features;
+    if step_len == 0 || rows.is_empty() {
+        return;
+    }
+    let row_len = rows.len() / batch;
+    for (t, step) in sequence.chunks_exact_mut(step_len).enumerate() {
+        for (row, sample) in rows.chunks_exact(row_len).zip(step.chunks_exact_mut(features)) {
+            sample.copy_from_slice(&row[t * features..(t + 1) * features]);
+        }
     }
 }

@@ -53,10 +53,10 @@
 //! # Ok::<(), gradflow::Error>(())
 //! ```
 
-mod engine;
+pub(crate) mod engine;
 mod gru;
 mod init;
-mod layout;
+pub(crate) mod layout;
 mod lstm;
 mod nonlinearity;
 mod rnn;
@@ -64,7 +64,7 @@ mod sequence_layer;
 mod sequence_model;
 mod state;
 mod step_rows;
-mod time_step_recorder;
+pub(crate) mod time_step_recorder;
 
 pub use gru::{Gru, GruConfig};
 pub use init::RecurrentInit;
@@ -227,7 +227,11 @@ pub trait Recurrent<F: Float>: Send {
     /// the gradient that survived a time lag of T−1−t steps.
     fn time_step_grad_norms(&self) -> Vec<f64> {
         let Some(grad) = self.grad_hidden(self.num_layers() - 1) else { return Vec::new() };
-        grad.outer_iter().map(|g| g.iter().map(|v| v.as_f64() * v.as_f64()).sum::<f64>().sqrt()).collect()
+        let norm = |g: ndarray::ArrayView2<'_, F>| match g.as_slice() {
+            Some(g) => F::sum_of_squares_f64(g).sqrt(),
+            None => g.iter().map(|v| v.as_f64() * v.as_f64()).sum::<f64>().sqrt(),
+        };
+        grad.outer_iter().map(norm).collect()
     }
 
     /// Calls `visitor` with each parameter under its PyTorch name (`weight_ih_l0`,
@@ -239,7 +243,10 @@ pub trait Recurrent<F: Float>: Send {
 
     /// Resets every parameter gradient to zero.
     fn zero_grad(&mut self) {
-        self.visit_parameters_mut(&mut |mut p| p.grad.fill(F::zero()));
+        self.visit_parameters_mut(&mut |mut p| match p.grad.as_slice_mut() {
+            Some(grad) => F::fill_zero(grad),
+            None => p.grad.fill(F::zero()),
+        });
     }
 
     /// The total number of scalar parameters.

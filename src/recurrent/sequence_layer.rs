@@ -4,6 +4,7 @@ use ndarray::{Array2, Array3, ArrayView2, Axis};
 
 use super::Recurrent;
 use super::layout::{steps_in, write_rows, write_sequence};
+use crate::elementwise::assign_array;
 use crate::hooks::{Context, Event, TimeStepEvent, TimeStepPass};
 use crate::layer::{Layer, Mode, ensure_shape};
 use crate::param::{ParamView, ParamViewMut};
@@ -230,7 +231,9 @@ impl<F: Float> Layer<F> for SequenceLayer<F> {
         let outputs = self.recurrent.outputs().expect("forward succeeded");
         ensure_shape(output, (batch, self.output_width(t_len)));
         match self.readout {
-            Readout::LastStep => output.assign(&outputs.index_axis(Axis(0), t_len - 1)),
+            Readout::LastStep => {
+                assign_array(&mut output.view_mut(), &outputs.index_axis(Axis(0), t_len - 1))
+            }
             Readout::EveryStep => write_rows(outputs, output),
         }
         self.forward_shape = Some((batch, t_len));
@@ -272,8 +275,8 @@ impl<F: Float> Layer<F> for SequenceLayer<F> {
         }
         match self.readout {
             Readout::LastStep => {
-                self.grad_outputs.fill(F::zero());
-                self.grad_outputs.index_axis_mut(Axis(0), t_len - 1).assign(&grad_output);
+                F::fill_zero(self.grad_outputs.as_slice_mut().expect("buffers are standard layout"));
+                assign_array(&mut self.grad_outputs.index_axis_mut(Axis(0), t_len - 1), &grad_output);
             }
             Readout::EveryStep => write_sequence(grad_output, &mut self.grad_outputs),
         }

@@ -93,18 +93,18 @@ impl TimeStepRecorder {
                 for (k, gate) in e.gates.iter().enumerate() {
                     let Some(values) = e.gate(gate.name) else { continue };
                     let n = values.len().max(1) as f64;
-                    let saturated = values.iter().filter(|v| is_saturated(gate.function, v.as_f64())).count();
-                    let mean = values.iter().map(|v| v.as_f64()).sum::<f64>() / n;
+                    let (saturated, sum) = F::gate_saturation(values, gate.function);
+                    let mean = sum / n;
                     set_at(&mut profile.gate_saturation[k], t, t_len, saturated as f64 / n);
                     set_at(&mut profile.gate_mean[k], t, t_len, mean);
                 }
             }
             TimeStepPass::Backward => {
                 if let Some(g) = &e.grad_hidden {
-                    set_at(&mut profile.grad_hidden_norms, t, t_len, norm(g.iter().map(|v| v.as_f64())));
+                    set_at(&mut profile.grad_hidden_norms, t, t_len, norm(g));
                 }
                 if let Some(g) = &e.grad_cell {
-                    set_at(&mut profile.grad_cell_norms, t, t_len, norm(g.iter().map(|v| v.as_f64())));
+                    set_at(&mut profile.grad_cell_norms, t, t_len, norm(g));
                 }
             }
         }
@@ -119,8 +119,22 @@ impl<F: Float> Hook<F> for TimeStepRecorder {
     }
 }
 
-fn norm(values: impl Iterator<Item = f64>) -> f64 {
-    values.map(|v| v * v).sum::<f64>().sqrt()
+/// √(Σ x²), summed in `f64` from the first entry to the last.
+fn norm<F: Float>(values: &ndarray::ArrayView2<'_, F>) -> f64 {
+    match values.as_slice() {
+        Some(values) => F::sum_of_squares_f64(values).sqrt(),
+        None => values.iter().map(|v| v.as_f64() * v.as_f64()).sum::<f64>().sqrt(),
+    }
+}
+
+/// The number of saturated entries of one gate's activations ([`is_saturated`]) and their sum in
+/// `f64`, in the order of the entries. A kernel ([`crate::kernels`]).
+pub(crate) fn gate_saturation<F: Float>(
+    values: ndarray::ArrayView2<'_, F>,
+    function: GateFunction,
+) -> (usize, f64) {
+    let saturated = values.iter().filter(|v| is_saturated(function, v.as_f64())).count();
+    (saturated, values.iter().map(|v| v.as_f64()).sum::<f64>())
 }
 
 fn set_at(series: &mut Vec<f64>, t: usize, len: usize, value: f64) {

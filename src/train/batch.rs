@@ -1,7 +1,7 @@
 //! Minibatches gathered from an in-memory [`Dataset`] in a (shuffled) sample order, into buffers
 //! that are allocated once and reused for every batch.
 
-use ndarray::{Array2, ArrayView2, s};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, s};
 use rand::Rng;
 use rand::seq::SliceRandom;
 
@@ -56,9 +56,7 @@ impl<F: Float> Batcher<F> {
         let end = (start + self.batch_size).min(self.order.len());
         let indices = &self.order[start..end];
         let rows = indices.len();
-        for (row, &sample) in indices.iter().enumerate() {
-            self.inputs.row_mut(row).assign(&data.inputs.row(sample));
-        }
+        F::gather_rows(data.inputs.view(), indices, self.inputs.view_mut());
         let targets = match &data.targets {
             TargetData::Classes(labels) => {
                 for (row, &sample) in indices.iter().enumerate() {
@@ -67,13 +65,23 @@ impl<F: Float> Batcher<F> {
                 Targets::Classes(&self.classes[..rows])
             }
             TargetData::Values(values) => {
-                for (row, &sample) in indices.iter().enumerate() {
-                    self.values.row_mut(row).assign(&values.row(sample));
-                }
+                F::gather_rows(values.view(), indices, self.values.view_mut());
                 Targets::Values(self.values.slice(s![..rows, ..]))
             }
         };
         (self.inputs.slice(s![..rows, ..]), targets)
+    }
+}
+
+/// `dest[i] = source[indices[i]]`, row by row (for as many rows as both have). A kernel
+/// ([`crate::kernels`]).
+pub(crate) fn gather_rows<F: Float>(
+    source: ArrayView2<'_, F>,
+    indices: &[usize],
+    mut dest: ArrayViewMut2<'_, F>,
+) {
+    for (mut row, &sample) in dest.rows_mut().into_iter().zip(indices) {
+        crate::elementwise::assign_array(&mut row, &source.row(sample));
     }
 }
 

@@ -88,7 +88,7 @@ pub(crate) fn check_data<F: Float>(net: &Network<F>, data: &Dataset<F>, name: &s
     let outputs = net.model().check(data.num_features())?;
     match &data.targets {
         TargetData::Classes(labels) => {
-            if let Some((sample, &label)) = labels.iter().enumerate().find(|&(_, &l)| l >= outputs) {
+            if let Some((sample, label)) = crate::loss::first_class_out_of_range(labels, outputs) {
                 return Err(Error::InvalidTarget {
                     component: component(),
                     reason: format!(

@@ -8,7 +8,7 @@
 //! - [`Clip`]: PyTorch's gradient-norm and gradient-value clipping.
 //! - [`Progress`]: a bar on a terminal, one [`epoch_line`] per epoch otherwise, or nothing.
 
-mod batch;
+pub(crate) mod batch;
 mod clip;
 mod config;
 mod evaluate;
