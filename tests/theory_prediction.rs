@@ -18,6 +18,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
+/// A network of the initializers example: its name, activation, initializer and the expected
+/// per-layer factor.
+type Case = (&'static str, Arc<dyn Activation<f64>>, Arc<dyn gradflow::Initializer>, f64);
+
 /// One recorded cross-entropy pass, diagnosed.
 fn measure<F: Float>(net: &mut Network<F>, x: &Array2<F>, classes: &[usize]) -> Diagnosis {
     let handle = net.attach_hook(Recorder::new(RecorderConfig::gradients()).unwrap());
@@ -71,7 +75,7 @@ fn initializers_plain_networks_predicted_and_measured_factors_agree() {
     let classes: Vec<usize> = (0..batch).map(|_| rng.random_range(0..10)).collect();
     let tanh: Arc<dyn Activation<f64>> = Arc::new(Tanh);
     let relu: Arc<dyn Activation<f64>> = Arc::new(Relu);
-    let cases: Vec<(&str, Arc<dyn Activation<f64>>, Arc<dyn gradflow::Initializer>, f64)> = vec![
+    let cases: Vec<Case> = vec![
         ("tanh, standard", tanh.clone(), Arc::new(LinearDefault), 0.576),
         ("tanh, glorot", tanh.clone(), Arc::new(GlorotUniform::default()), 0.950),
         ("tanh, normal(1): saturated, exploding", tanh, Arc::new(Normal::new(0.0, 1.0).unwrap()), 2.50),

@@ -507,7 +507,7 @@ impl<'a, F: Float> MeanField<'a, F> {
 
     /// The stable fixed point of the correlation map at variance `q` (normally `q*`): 1 when
     /// `C′(1) ≤ 1`, otherwise the largest `c < 1` with `C(c) = c` (found by scanning down from 1
-    /// and the Illinois method, to 10⁻¹²).
+    /// at 16 points crowded near 1, then the Illinois method, to 10⁻¹²).
     ///
     /// # Errors
     /// As [`MeanField::correlation_map`].
@@ -518,8 +518,10 @@ impl<'a, F: Float> MeanField<'a, F> {
         let gap = |c: f64| -> Result<f64> { Ok(self.correlation_map(q, c)? - c) };
         // C(c) < c just below 1 (slope above 1); C(−1) ≥ −1, so a sign change exists in [−1, 1).
         let mut above = 1.0;
-        for k in 1..=40 {
-            let c = 1.0 - 2.0 * (k as f64 / 40.0).powi(2);
+        // Points crowd near 1, where the map's structure is (16 of them: a double root between
+        // two would be missed, which an increasing, convex-then-concave map does not have).
+        for k in 1..=16 {
+            let c = 1.0 - 2.0 * (k as f64 / 16.0).powi(2);
             let g = gap(c)?;
             if g >= 0.0 {
                 return if g == 0.0 { Ok(c) } else { illinois(&mut |c| gap(c), c, above, 1e-12) };

@@ -105,7 +105,7 @@ impl LayerDescriptor {
     ) -> Result<Self> {
         let path = path.into();
         let out = out_features as u64;
-        if out == 0 || weight_count == 0 || weight_count % out != 0 {
+        if out == 0 || weight_count == 0 || !weight_count.is_multiple_of(out) {
             return Err(Error::config(
                 format!("LayerDescriptor {path}"),
                 "weight_count",

@@ -23,6 +23,7 @@ use crate::Error;
 /// The 15-point Kronrod nodes on [−1, 1] (the non-negative half, descending); the odd entries
 /// (1, 3, 5, 7) are the 7-point Gauss nodes. Values from QUADPACK's `qk15.f` (Piessens et al.
 /// 1983), checked in the tests by exactness on polynomials.
+#[allow(clippy::excessive_precision)] // QUADPACK's digits, to compare with the source
 const KRONROD_NODES: [f64; 8] = [
     0.991_455_371_120_812_639_206_854_697_526_329,
     0.949_107_912_342_758_524_526_189_684_047_851,
@@ -35,6 +36,7 @@ const KRONROD_NODES: [f64; 8] = [
 ];
 
 /// The 15-point Kronrod weights for [`KRONROD_NODES`] (QUADPACK `qk15.f`).
+#[allow(clippy::excessive_precision)] // QUADPACK's digits, to compare with the source
 const KRONROD_WEIGHTS: [f64; 8] = [
     0.022_935_322_010_529_224_963_732_008_058_970,
     0.063_092_092_629_978_553_290_700_663_189_204,
@@ -47,6 +49,7 @@ const KRONROD_WEIGHTS: [f64; 8] = [
 ];
 
 /// The 7-point Gauss weights for the nodes `KRONROD_NODES[1, 3, 5, 7]` (QUADPACK `qk15.f`).
+#[allow(clippy::excessive_precision)] // QUADPACK's digits, to compare with the source
 const GAUSS_WEIGHTS: [f64; 4] = [
     0.129_484_966_168_869_693_270_611_432_679_082,
     0.279_705_391_489_276_667_901_467_771_423_780,
