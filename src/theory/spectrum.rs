@@ -33,12 +33,16 @@ pub struct Spectrum {
     pub max: f64,
     /// The smallest singular value.
     pub min: f64,
-    /// `max / min` (∞ when `min` is 0).
+    /// `max / min` (∞ when some singular value is unresolved).
     pub condition: f64,
     /// The standard deviation of `log₁₀ σ` over the singular values: 0 when all are equal; 1
-    /// when they typically differ from their geometric mean by a factor of 10. ∞ when a
-    /// singular value is 0.
+    /// when they typically differ from their geometric mean by a factor of 10. ∞ when some
+    /// singular value is unresolved (its logarithm means nothing).
     pub log10_spread: f64,
+    /// How many singular values are below the rounding level `max · max(rows, cols) · ε` of an
+    /// f64 SVD: zero to working precision (a ReLU network's dead units give exact zeros, a deep
+    /// Gaussian network's smallest singular values fall below 10⁻¹⁶ of the largest).
+    pub unresolved: usize,
 }
 
 /// How many sweeps of implicit QR steps the SVD may take per singular value before giving up.
@@ -77,18 +81,54 @@ impl Spectrum {
                 format!("the SVD of the {rows}×{cols} matrix did not converge"),
             )
         })?;
-        let mut values: Vec<f64> = svd.singular_values.iter().copied().collect();
-        values.sort_by(|a, b| b.total_cmp(a));
-        Ok(Self::from_singular_values(values))
+        let values: Vec<f64> = svd.singular_values.iter().copied().collect();
+        let floor = values.iter().fold(0.0f64, |m, &v| m.max(v)) * rows.max(cols) as f64 * f64::EPSILON;
+        let unresolved = values.iter().filter(|&&v| v <= floor).count();
+        Ok(Self::summarize(values, unresolved))
     }
 
-    /// Summarizes singular values given in decreasing order.
-    fn from_singular_values(singular_values: Vec<f64>) -> Self {
-        let n = singular_values.len() as f64;
+    /// The singular values of several spectra pooled into one (e.g. a network's Jacobians at
+    /// several inputs), summarized together; the unresolved counts add up.
+    ///
+    /// ```
+    /// use gradflow::theory::Spectrum;
+    /// use ndarray::array;
+    ///
+    /// let a = Spectrum::of(array![[2.0, 0.0], [0.0, 1.0]].view())?;
+    /// let b = Spectrum::of(array![[4.0]].view())?;
+    /// let pooled = Spectrum::pooled(&[a, b]);
+    /// assert_eq!(pooled.singular_values, [4.0, 2.0, 1.0]);
+    /// assert_eq!(pooled.mean_squared, 7.0);
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    pub fn pooled(spectra: &[Spectrum]) -> Self {
+        let values = spectra.iter().flat_map(|s| s.singular_values.iter().copied()).collect();
+        Self::summarize(values, spectra.iter().map(|s| s.unresolved).sum())
+    }
+
+    /// The `p`-quantile of the singular values (`p` in [0, 1]; 0.5 is the median), by linear
+    /// interpolation between the sorted values; NaN for an empty spectrum.
+    pub fn quantile(&self, p: f64) -> f64 {
+        let n = self.singular_values.len();
+        if n == 0 {
+            return f64::NAN;
+        }
+        // Increasing order: index from the end of the decreasing list.
+        let at = p.clamp(0.0, 1.0) * (n - 1) as f64;
+        let (below, frac) = (at.floor() as usize, at.fract());
+        let value = |i: usize| self.singular_values[n - 1 - i.min(n - 1)];
+        value(below) + frac * (value(below + 1) - value(below))
+    }
+
+    /// Summarizes singular values (any order; sorted here).
+    fn summarize(mut singular_values: Vec<f64>, unresolved: usize) -> Self {
+        singular_values.sort_by(|a, b| b.total_cmp(a));
+        let n = singular_values.len().max(1) as f64;
         let max = singular_values.first().copied().unwrap_or(0.0);
         let min = singular_values.last().copied().unwrap_or(0.0);
         let mean_squared = singular_values.iter().map(|s| s * s).sum::<f64>() / n;
-        let log10_spread = if min > 0.0 {
+        let resolved = unresolved == 0 && min > 0.0;
+        let log10_spread = if resolved {
             let logs: Vec<f64> = singular_values.iter().map(|s| s.log10()).collect();
             let mean = logs.iter().sum::<f64>() / n;
             (logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / n).sqrt()
@@ -100,8 +140,9 @@ impl Spectrum {
             mean_squared,
             max,
             min,
-            condition: if min > 0.0 { max / min } else { f64::INFINITY },
+            condition: if resolved { max / min } else { f64::INFINITY },
             log10_spread,
+            unresolved,
         }
     }
 }
@@ -154,7 +195,13 @@ mod tests {
         let rank_one = ndarray::array![[1.0, 2.0], [2.0, 4.0]];
         let s = Spectrum::of(rank_one.view()).unwrap();
         assert!((s.max - 5.0).abs() < 1e-14 && s.min.abs() < 1e-15, "{s:?}");
-        assert!(s.condition > 1e15 && s.log10_spread > 1.0, "{s:?}");
+        assert_eq!((s.unresolved, s.condition, s.log10_spread), (1, f64::INFINITY, f64::INFINITY));
+        // Just above the rounding level, a small singular value is resolved.
+        let s = Spectrum::of(ndarray::array![[1.0, 0.0], [0.0, 1e-12]].view()).unwrap();
+        assert_eq!(s.unresolved, 0);
+        assert!((s.condition / 1e12 - 1.0).abs() < 1e-9 && (s.log10_spread - 6.0).abs() < 1e-9, "{s:?}");
+        assert_eq!((s.quantile(0.0), s.quantile(1.0)), (1e-12, 1.0));
+        assert!((s.quantile(0.5) - 0.5).abs() < 1e-12);
     }
 
     #[test]
