@@ -1,39 +1,7 @@
 //! [`predict`] and [`predict_model`]: the per-layer gradient factors mean-field theory predicts
 //! for a real model, from its weights' variances and its activations.
 //!
-//! # What is covered
-//! Hidden layers are grouped as in [`crate::diagnose::HiddenLayer`] ("Linear + tanh" is one).
-//! A hidden layer is **covered** when it is a `Linear` (followed by an activation or not) whose
-//! weights and biases look like independent zero-mean draws — the situation at initialization
-//! — and the second moment of its input is known (the data's for the first layer, the
-//! prediction's for the next ones). For it the theory gives the pre-activation variance `q`,
-//! the output's standard deviation, and the gradient factor `√χ` with
-//! `χ = σ_w²·E[φ′(√q·z)²]`: the predicted `‖∂L/∂h_{l−1}‖ / ‖∂L/∂h_l‖`, whatever the widths.
-//!
-//! **Not covered**, with the reason named in the result:
-//! - normalization layers (`BatchNorm1d`, `LayerNorm`) and groups containing them: batch
-//!   normalization couples the examples of a batch, and its mean-field theory (Yang, Pennington,
-//!   Rao, Sohl-Dickstein & Schoenholz 2019, "A Mean Field Theory of Batch Normalization")
-//!   predicts a gradient explosion that depends on the batch size, which gradflow does not
-//!   compute;
-//! - residual and highway blocks: their gradient factor `√(1 + χ_branch)` (Yang & Schoenholz
-//!   2017, "Mean Field Residual Networks") needs the branch's own prediction, which gradflow
-//!   does not yet assemble;
-//! - any other layer kind, an activation with no `Linear` before it, weights or biases whose
-//!   mean is far from zero (more than 4 standard errors, e.g. a constant bias of 0.1), and every
-//!   layer after one that is not covered (its input's variance is then unknown).
-//!
-//! # How well it agrees with a measurement
-//! The theory is exact for infinitely wide layers with independent weights. At width 64–128 a
-//! single batch's ‖∂L/∂h‖ fluctuates by a few per cent per layer around it. On the plain
-//! networks of the `resnet_vs_plain` example (20 × Linear(64→64) + tanh, ReLU or sigmoid,
-//! PyTorch's default init, the digits) and of the `initializers` example (30 × Linear(128→128) +
-//! tanh or ReLU under six initializations, from ×0.08 to ×8 per layer), the measured per-layer
-//! factor [`crate::diagnose::Diagnosis::per_layer_factor`] was within **3%** of
-//! [`Prediction::per_layer_factor`] on every seed tried (measured/predicted 0.975–1.026; the
-//! tests hold it to 4%), and the first/last gradient ratio over 19–29 layers within a factor
-//! 1.7. A larger disagreement is a finding: a layer the theory does not cover, a narrow layer,
-//! inputs far from the stated scale, or trained weights, which are no longer independent draws.
+//! What is covered and how well it agrees with a measurement: see the [`crate::theory`] docs.
 
 use std::sync::Arc;
 
@@ -330,7 +298,7 @@ pub fn describe_model<F: Float>(model: &dyn Layer<F>) -> Result<Vec<LayerDescrip
         .collect()
 }
 
-/// The prediction for described layers (see the [module docs](self) for what is covered).
+/// The prediction for described layers (see [what the prediction covers](crate::theory#what-the-prediction-covers)).
 ///
 /// ```
 /// use gradflow::theory::{predict, InputScale, LayerDescriptor};
@@ -372,7 +340,7 @@ pub fn predict(layers: &[LayerDescriptor], input: InputScale) -> Result<Predicti
 }
 
 /// The prediction for `model`'s direct children, read from its weights and activations (see
-/// the [module docs](self) for what is covered). Activations are used as they are, evaluated
+/// [what the prediction covers](crate::theory#what-the-prediction-covers)). Activations are used as they are, evaluated
 /// in `F` (so an `f32` model's prediction is accurate to about 10⁻⁶).
 ///
 /// ```
