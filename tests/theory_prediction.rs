@@ -182,6 +182,14 @@ fn layers_the_theory_does_not_cover_are_named_with_the_reason() {
     let p = predict_model(&constant_bias, InputScale::SecondMoment(1.0)).unwrap();
     assert!(p.layers[0].not_covered.as_deref().unwrap().contains("biases have mean"), "{:?}", p.layers[0]);
 
+    // From a recording's kinds: the same reason.
+    let described = predict(
+        &[LayerDescriptor::linear("0", 16, 1.0, 0.0), LayerDescriptor::other("1", "BatchNorm1d")],
+        InputScale::SecondMoment(1.0),
+    )
+    .unwrap();
+    assert!(described.layers[0].not_covered.as_deref().unwrap().contains("batch normalization"));
+
     let err = predict_model(&constant_bias, InputScale::SecondMoment(-1.0)).unwrap_err();
     assert!(matches!(err, Error::InvalidConfig { .. }) && err.to_string().contains("-1"), "{err}");
     let err = predict(&[LayerDescriptor::linear("0", 4, f64::NAN, 0.0)], InputScale::SecondMoment(1.0))

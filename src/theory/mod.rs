@@ -31,7 +31,7 @@
 //! Nothing in the layers depends on this module.
 //!
 //! # What the prediction covers
-//! Hidden layers are grouped as in [`crate::diagnose::HiddenLayer`] ("Linear + tanh" is one).
+//! Hidden layers are grouped by [`crate::hooks::layer_numbers`], as in the diagnosis ("Linear + tanh" is one).
 //! A hidden layer is **covered** when it is a `Linear` (followed by an activation or not) whose
 //! weights and biases look like independent zero-mean draws — the situation at initialization
 //! — and the second moment of its input is known (the data's for the first layer, the

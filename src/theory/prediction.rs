@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::MeanField;
-use super::groups::{Role, children, group};
+use super::groups::{children, group};
 use crate::activation::{Activation, Identity, by_name};
 use crate::{Error, Float, Layer, Result};
 
@@ -110,7 +110,15 @@ impl LayerDescriptor {
         Ok(Self::activation(path, by_name::<f64>(name)?))
     }
 
-    /// A layer the theory does not cover.
+    /// Any other layer by its kind (e.g. `"BatchNorm1d"`, `"Residual"`, as a recording names
+    /// it): not covered, with the reason gradflow gives for that kind.
+    pub fn other(path: impl Into<String>, kind: impl Into<String>) -> Self {
+        let kind = kind.into();
+        let reason = not_covered_reason(&kind);
+        LayerDescriptor { path: path.into(), kind, layer: DescribedLayer::NotCovered { reason } }
+    }
+
+    /// A layer the theory does not cover, with your reason.
     pub fn not_covered(path: impl Into<String>, kind: impl Into<String>, reason: impl Into<String>) -> Self {
         LayerDescriptor {
             path: path.into(),
@@ -381,9 +389,9 @@ fn predict_seen<F: Float>(layers: &[SeenLayer<'_, F>], input: InputScale) -> Res
             format!("the {field} must be finite and ≥ 0, got {scale}"),
         ));
     }
-    let roles: Vec<Role> =
-        layers.iter().map(|l| Role::of(&l.kind, matches!(l.seen, Seen::Activation(_)))).collect();
-    let groups = group(&roles);
+    let kinds: Vec<(&str, bool)> =
+        layers.iter().map(|l| (l.kind.as_str(), matches!(l.seen, Seen::Activation(_)))).collect();
+    let groups = group(&kinds);
     let count = groups.len();
     let identity = Identity;
     // The second moment of the current layer's input, while it is known.
