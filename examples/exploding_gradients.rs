@@ -122,7 +122,8 @@ struct Run {
     losses: Vec<f64>,
     /// Global L2 norm of the gradients before clipping, per step.
     grad_norms: Vec<f64>,
-    /// The 1-based step at which the loss or the gradient stopped being finite.
+    /// The step (the network's count, from 0) at which the loss or the gradient stopped being
+    /// finite.
     failed_at: Option<usize>,
     failure: Option<String>,
     detector: Option<NonFiniteReport>,
@@ -268,8 +269,10 @@ fn train_run(
         seconds: 0.0,
     };
     let started = Instant::now();
-    for step in 1..=steps {
-        let rows = (step - 1) * BATCH..step * BATCH;
+    for batch in 0..steps {
+        // The network's step counter: the same number its hooks, the detector and errors use.
+        let step = net.step_count() as usize;
+        let rows = batch * BATCH..(batch + 1) * BATCH;
         let x = train.inputs.slice(s![rows.clone(), ..]);
         let t = targets.slice(s![rows, ..]);
         net.zero_grad();
@@ -356,10 +359,10 @@ fn print_runs(unclipped: &Run, clipped: &Run, lr: f64, max_norm: f64, clipped_te
                 let applied = clip.map_or(norm, |c| norm.min(c));
                 format!("{:>10} {:>10} {:>10}", sci(loss), sci(norm), sci(lr * applied))
             }
-            _ if run.failed_at == Some(i + 1) => format!("{:>32}", "non-finite: stopped"),
+            _ if run.failed_at == Some(i) => format!("{:>32}", "non-finite: stopped"),
             _ => format!("{:>32}", ""),
         };
-        println!("  {:>4}   {}   {}", i + 1, cells(unclipped, None), cells(clipped, Some(max_norm)));
+        println!("  {:>4}   {}   {}", i, cells(unclipped, None), cells(clipped, Some(max_norm)));
     }
     println!();
     println!("The whole runs (global gradient norm before clipping)");
@@ -405,12 +408,7 @@ fn print_failure(unclipped: &Run, trainer_error: Option<&str>) {
         _ => print_wrapped("It did not fail within the budget."),
     }
     match &unclipped.detector {
-        Some(report) => print_wrapped(&format!(
-            "NonFiniteDetector: {report} (the network's step counter counts backward passes from 0: step {} \
-             is minibatch {})",
-            report.step,
-            report.step + 1
-        )),
+        Some(report) => print_wrapped(&format!("NonFiniteDetector: {report}")),
         None => print_wrapped("NonFiniteDetector: no NaN or infinity seen."),
     }
     match trainer_error {
@@ -553,7 +551,7 @@ fn write_outputs(
         &[Series::indexed(format!("{} RNN", activation_name(args.activation)), grad_by_t)],
     )?;
     let by_step =
-        |v: &[f64]| -> Vec<(f64, f64)> { v.iter().enumerate().map(|(i, &y)| ((i + 1) as f64, y)).collect() };
+        |v: &[f64]| -> Vec<(f64, f64)> { v.iter().enumerate().map(|(i, &y)| (i as f64, y)).collect() };
     // The unclipped run usually fails within a few steps: a vertical line marks where.
     let failure_marker = |values: &[f64]| -> Option<Series> {
         let step = unclipped.failed_at? as f64;

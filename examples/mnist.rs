@@ -578,8 +578,9 @@ fn write_report(
             "stopped_early": m.failure,
             "train_seconds": m.seconds,
         }));
-        loss_series.push(Series::new(format!("{} (train)", m.kind.name()), by_epoch(&loss_by_epoch)));
-        loss_series.push(Series::new(format!("{} (test)", m.kind.name()), by_epoch(&test_loss_by_epoch)));
+        let group = m.kind.name();
+        loss_series.push(Series::new(format!("{group} (train)"), by_epoch(&loss_by_epoch)).group(group));
+        loss_series.push(Series::new(format!("{group} (test)"), by_epoch(&test_loss_by_epoch)).group(group));
         let accuracy_percent: Vec<f64> = test_accuracy_by_epoch.iter().map(|a| 100.0 * a).collect();
         accuracy_series.push(Series::new(m.kind.name(), by_epoch(&accuracy_percent)));
         if let Some(history) = &m.history {

@@ -167,11 +167,13 @@ fn placeholder_diagnosis() -> Diagnosis {
     Diagnosis {
         step: 0,
         verdict: Verdict::Healthy,
+        flow_verdict: Verdict::Healthy,
         gradient_ratio: None,
         per_layer_factor: None,
         layers: Vec::new(),
         evidence: Vec::new(),
         remedies: Vec::new(),
+        training: None,
         thresholds: Default::default(),
     }
 }
@@ -209,10 +211,17 @@ fn print_gradient_table(models: &[Model; 2]) {
             );
         }
     }
+    let spread = |v: &[f64]| {
+        let (lo, hi) = v.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        hi / lo
+    };
     println!(
-        "  (‖dL/dh‖: gradient w.r.t. each hidden layer's output; ‖dL/dW‖: w.r.t. its weights. Without biases, \
-         ‖dL/dW‖ of a plain tanh stack stays nearly even across layers even while it cannot learn — \
-         Glorot & Bengio 2010 — so gradflow judges from ‖dL/dh‖ and ‖dL/dW‖/‖W‖.)"
+        "  (‖dL/dh‖: gradient w.r.t. each hidden layer's output; ‖dL/dW‖: w.r.t. its weights. In the plain network \
+         ‖dL/dW‖ spans ×{:.0} across the layers against ×{:.0} for ‖dL/dh‖: dL/dW = (dL/dz)ᵀh also scales with \
+         the layer's input h, which is largest near the input, so weight-gradient norms understate the vanishing. \
+         gradflow judges from ‖dL/dh‖ and ‖dL/dW‖/‖W‖.)",
+        spread(&plain_w),
+        spread(&plain_h)
     );
 }
 

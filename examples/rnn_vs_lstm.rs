@@ -274,14 +274,14 @@ fn grad_by_time_step(net: &mut Network<f32>, data: &Dataset<f32>) -> Result<Vec<
     Ok(profile.grad_hidden_norms.clone())
 }
 
-/// The mean of `values` over consecutive windows, about `points` of them: (last step of the
-/// window, counted from 1; mean).
+/// The mean of `values` (one per step, from step 0) over consecutive windows, about `points` of
+/// them: (last step of the window, as the network counts steps from 0; mean).
 fn windowed_means(values: &[f64], points: usize) -> Vec<(usize, f64)> {
     let window = values.len().div_ceil(points).max(1);
     values
         .chunks(window)
         .enumerate()
-        .map(|(i, chunk)| (i * window + chunk.len(), chunk.iter().sum::<f64>() / chunk.len() as f64))
+        .map(|(i, chunk)| (i * window + chunk.len() - 1, chunk.iter().sum::<f64>() / chunk.len() as f64))
         .collect()
 }
 
@@ -453,7 +453,7 @@ fn write_outputs(
         "solved_below_mse": SOLVED_MSE,
         "grad_norm_probe_sequences": PROBE_SEQUENCES,
         "notes": {
-            "loss_by_step": "mean training MSE over each window of steps, ending at `step` (counted from 1)",
+            "loss_by_step": "mean training MSE over each window of steps, ending at `step` (counted from 0, as the network counts)",
             "grad_norm_by_time_step": "‖dL/dh_t‖ at initialization for t = 0..T−1 (index 0 = first step), MSE of the last-step readout",
             "grad_norm_by_time_step_trained": "the same after training",
         },

@@ -68,14 +68,42 @@ pub enum Error {
         reason: String,
     },
     /// An I/O error while reading or writing a file.
-    #[error("{path}: {source}")]
+    #[error("{}", io_message(path, source))]
     Io {
-        /// The file.
+        /// The file (empty when the error came through `?` from code that did not say which
+        /// file: `From<std::io::Error>`).
         path: PathBuf,
         /// The underlying error.
         #[source]
         source: std::io::Error,
     },
+}
+
+fn io_message(path: &std::path::Path, source: &std::io::Error) -> String {
+    if path.as_os_str().is_empty() {
+        format!("I/O error: {source}")
+    } else {
+        format!("{}: {source}", path.display())
+    }
+}
+
+/// An I/O error from the caller's own code, so that `?` works on it in a function returning
+/// `gradflow::Result`. It names no file (gradflow's own functions always do); use
+/// [`Error::io`] to name one.
+///
+/// ```
+/// fn save_notes(path: &std::path::Path) -> gradflow::Result<()> {
+///     std::fs::write(path, "lr 0.01")?;                                   // no file named
+///     std::fs::read(path).map_err(|e| gradflow::Error::io(path, e))?;    // names it
+///     Ok(())
+/// }
+/// let err = save_notes(std::path::Path::new("/nonexistent/dir/notes.txt")).unwrap_err();
+/// assert!(err.to_string().starts_with("I/O error: "), "{err}");
+/// ```
+impl From<std::io::Error> for Error {
+    fn from(source: std::io::Error) -> Self {
+        Error::Io { path: PathBuf::new(), source }
+    }
 }
 
 /// `Result<T, gradflow::Error>`.
@@ -85,6 +113,11 @@ impl Error {
     /// Shorthand for [`Error::InvalidConfig`].
     pub fn config(component: impl Into<String>, field: &'static str, reason: impl Into<String>) -> Self {
         Error::InvalidConfig { component: component.into(), field, reason: reason.into() }
+    }
+
+    /// [`Error::Io`] naming `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
     }
 
     /// Shorthand for [`Error::ShapeMismatch`].

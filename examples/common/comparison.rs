@@ -199,8 +199,8 @@ impl Figures {
         let test_accuracy: Vec<f64> = epochs.iter().filter_map(|e| e.test_accuracy).collect();
         self.grad.push(Series::new(name, from_one(grad)));
         self.weight.push(Series::new(name, from_one(weight)));
-        self.loss.push(Series::new(format!("{name} (train)"), from_one(&loss)));
-        self.loss.push(Series::new(format!("{name} (test)"), from_one(&test_loss)));
+        self.loss.push(Series::new(format!("{name} (train)"), from_one(&loss)).group(name));
+        self.loss.push(Series::new(format!("{name} (test)"), from_one(&test_loss)).group(name));
         self.accuracy.push(Series::new(name, from_one(&test_accuracy)));
     }
 

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::training::{TrainingDiagnosis, diagnose_training};
 use super::{HiddenLayer, Remedy, Thresholds, Verdict};
 use crate::activation::ActivationFamily;
 use crate::hooks::Recording;
@@ -20,19 +21,25 @@ pub struct LayerDiagnosis {
     pub evidence: Vec<String>,
 }
 
-/// The diagnosis of a recorded network at one step.
+/// The diagnosis of a recorded network: its gradient flow at one step and, when the recording
+/// covers training, how training went.
 ///
-/// Built by [`diagnose`] / [`diagnose_step`] from a [`Recording`]. The model's verdict is, in
-/// this order: non-finite if any NaN or ∞ was recorded; exploding or vanishing when ‖dL/dh‖ at
-/// the first hidden layer is above [`Thresholds::exploding_ratio`] or below
-/// [`Thresholds::vanishing_ratio`] times the last hidden layer's; saturated or dead when any
-/// hidden layer is; healthy otherwise.
+/// Built by [`diagnose`] / [`diagnose_step`] from a [`Recording`]. The gradient-flow verdict
+/// at the step ([`Diagnosis::flow_verdict`]) is, in this order: non-finite if any NaN or ∞ was
+/// recorded; exploding or vanishing when ‖dL/dh‖ at the first hidden layer is above
+/// [`Thresholds::exploding_ratio`] or below [`Thresholds::vanishing_ratio`] times the last
+/// hidden layer's; saturated or dead when any hidden layer is; healthy otherwise. The model's
+/// [`Diagnosis::verdict`] is that verdict when it names a problem, and otherwise the verdict of
+/// training ([`TrainingDiagnosis::verdict`]), so that a network that starts healthy but does not
+/// train is not called healthy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Diagnosis {
-    /// The step diagnosed.
+    /// The step whose gradient flow is diagnosed (the first recorded one for [`diagnose`]).
     pub step: u64,
-    /// The model's verdict.
+    /// The model's verdict: the gradient flow's at `step` if not healthy, else training's.
     pub verdict: Verdict,
+    /// The verdict of the gradient flow at `step` alone.
+    pub flow_verdict: Verdict,
     /// ‖dL/dh‖ at the first hidden layer divided by the last hidden layer's.
     pub gradient_ratio: Option<f64>,
     /// The geometric mean of that ratio per layer: `gradient_ratio^(1/(hidden layers − 1))`.
@@ -42,15 +49,21 @@ pub struct Diagnosis {
     /// The numbers behind the model's verdict, e.g. "gradient norm ‖dL/dh‖ falls ×1.4e-7
     /// (10^-6.9) from layer 30 to layer 1, about ×0.58 per layer".
     pub evidence: Vec<String>,
-    /// What to do, the remedy the evidence points at most directly first (empty when healthy).
+    /// What to do, the remedy the evidence points at most directly first (empty when healthy):
+    /// those of the gradient flow at `step`, then those of training.
     pub remedies: Vec<Remedy>,
+    /// How training went over the whole recording ([`diagnose`] only, when at least two steps
+    /// with a backward pass were recorded).
+    pub training: Option<TrainingDiagnosis>,
     /// The thresholds applied.
     pub thresholds: Thresholds,
 }
 
-/// Diagnoses the first recorded step that has a backward pass: the network at initialization,
-/// when recording started with training. This is the state that decides whether training can
-/// start at all; use [`diagnose_step`] to look at a later step.
+/// Diagnoses the first recorded step that has a backward pass — the network at initialization,
+/// when recording started with training, the state that decides whether training can start at
+/// all — and, when the recording goes on, how training went over every recorded step
+/// ([`TrainingDiagnosis`]: the loss trend, the update-to-weight ratios, the gradient flow's
+/// changes). Use [`diagnose_step`] to look at one later step alone.
 ///
 /// # Errors
 /// [`Error::InvalidConfig`] for invalid `thresholds` (naming the field) or a recording without
@@ -87,7 +100,25 @@ pub fn diagnose(recording: &Recording, thresholds: &Thresholds) -> Result<Diagno
         .into_iter()
         .find(|&s| recording.layers.iter().any(|l| l.at_step(s).is_some_and(|r| r.grad_output.is_some())))
         .ok_or_else(|| Error::config("diagnose", "recording", "has no recorded backward pass"))?;
-    diagnose_step(recording, step, thresholds)
+    let mut diagnosis = diagnose_step(recording, step, thresholds)?;
+    if let Some(training) = diagnose_training(recording, thresholds) {
+        if diagnosis.verdict == Verdict::Healthy {
+            diagnosis.verdict = training.verdict;
+        }
+        for &r in &training.remedies {
+            if !diagnosis.remedies.contains(&r) {
+                diagnosis.remedies.push(r);
+            }
+        }
+        diagnosis.training = Some(training);
+    }
+    Ok(diagnosis)
+}
+
+/// The gradient-flow diagnosis at `step`, or `None` when no backward pass was recorded there.
+pub(crate) fn flow_at(recording: &Recording, step: u64, thresholds: &Thresholds) -> Option<Diagnosis> {
+    let layers = recording.hidden_layers(step);
+    layers.iter().any(|l| l.grad_norm.is_some()).then(|| Analysis::new(layers, step, *thresholds).finish())
 }
 
 /// Diagnoses the recording at `step`.
@@ -152,7 +183,9 @@ impl Analysis {
         (top > 0.0).then(|| g / top)
     }
 
-    fn layer_verdict(&self, i: usize) -> (Verdict, Vec<String>) {
+    /// The layer's verdict; `flow` is the model's gradient trend (vanishing, exploding or
+    /// neither), which lowers the bar for labelling a layer part of it ([`Thresholds::layer_ratio`]).
+    fn layer_verdict(&self, i: usize, flow: Option<Verdict>) -> (Verdict, Vec<String>) {
         let l = &self.layers[i];
         let n = i + 1;
         let mut found = Vec::new();
@@ -173,9 +206,14 @@ impl Analysis {
         }
         if let Some(r) = self.relative_grad(i).filter(|_| !l.is_output) {
             let text = format!("layer {n}: ‖dL/dh‖ is {} times the last hidden layer's", sci(r));
-            if r > self.t.exploding_ratio {
+            let (low, high) = match flow {
+                Some(Verdict::Vanishing) => (self.t.layer_ratio, self.t.exploding_ratio),
+                Some(Verdict::Exploding) => (self.t.vanishing_ratio, 1.0 / self.t.layer_ratio),
+                _ => (self.t.vanishing_ratio, self.t.exploding_ratio),
+            };
+            if r > high {
                 found.push((Verdict::Exploding, text));
-            } else if r < self.t.vanishing_ratio {
+            } else if r < low {
                 found.push((Verdict::Vanishing, text));
             }
         }
@@ -184,20 +222,25 @@ impl Analysis {
     }
 
     fn finish(mut self) -> Diagnosis {
-        let per_layer: Vec<(Verdict, Vec<String>)> =
-            (0..self.layers.len()).map(|i| self.layer_verdict(i)).collect();
-        let hidden_verdicts = || per_layer[..self.hidden].iter().map(|v| v.0);
         let (gradient_ratio, per_layer_factor) = self.gradient_ratio();
+        let flow = if gradient_ratio.is_some_and(|r| r > self.t.exploding_ratio) {
+            Some(Verdict::Exploding)
+        } else if gradient_ratio.is_some_and(|r| r < self.t.vanishing_ratio) || self.no_gradient_at_top() {
+            Some(Verdict::Vanishing)
+        } else {
+            None
+        };
+        let per_layer: Vec<(Verdict, Vec<String>)> =
+            (0..self.layers.len()).map(|i| self.layer_verdict(i, flow)).collect();
+        let hidden_verdicts = || per_layer[..self.hidden].iter().map(|v| v.0);
         let any = |v: Verdict| per_layer.iter().any(|p| p.0 == v);
         let verdict = if any(Verdict::NonFinite) {
             Verdict::NonFinite
-        } else if gradient_ratio.is_some_and(|r| r > self.t.exploding_ratio) {
-            Verdict::Exploding
-        } else if gradient_ratio.is_some_and(|r| r < self.t.vanishing_ratio) || self.no_gradient_at_top() {
-            Verdict::Vanishing
+        } else if let Some(flow) = flow {
+            flow
         } else if hidden_verdicts().any(|v| v == Verdict::Saturated) {
             Verdict::Saturated
-        } else if hidden_verdicts().any(|v| v == Verdict::Dead) {
+        } else if self.mostly_dead() {
             Verdict::Dead
         } else {
             Verdict::Healthy
@@ -212,13 +255,26 @@ impl Analysis {
         Diagnosis {
             step: self.step,
             verdict,
+            flow_verdict: verdict,
             gradient_ratio,
             per_layer_factor,
             layers,
             evidence: self.evidence,
             remedies,
+            training: None,
             thresholds: self.t,
         }
+    }
+
+    /// Whether the hidden layers' rectifier units are dead on average beyond
+    /// [`Thresholds::dead_fraction`], or one layer's beyond [`Thresholds::dead_fraction_severe`].
+    /// One layer just beyond the first is labelled dead but does not make the model dead: it can
+    /// be chance in a healthy deep ReLU stack (see the threshold).
+    fn mostly_dead(&self) -> bool {
+        let shares: Vec<f64> = self.layers[..self.hidden].iter().filter_map(|l| l.dead_fraction).collect();
+        let mean = shares.iter().sum::<f64>() / shares.len().max(1) as f64;
+        !shares.is_empty()
+            && (mean > self.t.dead_fraction || shares.iter().any(|&s| s > self.t.dead_fraction_severe))
     }
 
     fn no_gradient_at_top(&self) -> bool {
@@ -244,7 +300,11 @@ impl Analysis {
     ) -> Vec<Remedy> {
         let hidden = self.hidden;
         let saturated = self.worst("saturated", self.t.saturated_fraction, |l| l.saturated_fraction);
-        let dead = self.worst("dead", self.t.dead_fraction, |l| l.dead_fraction);
+        let dead = if self.mostly_dead() {
+            self.worst("dead", self.t.dead_fraction, |l| l.dead_fraction)
+        } else {
+            None
+        };
         let non_finite: Vec<usize> =
             (0..per_layer.len()).filter(|&i| per_layer[i].0 == Verdict::NonFinite).collect();
         if let Some(&first) = non_finite.first() {
@@ -313,6 +373,8 @@ impl Analysis {
             Verdict::Vanishing => vec![Initialization, ResidualConnections, BatchNorm],
             Verdict::Saturated => vec![RectifierActivations, Initialization, BatchNorm],
             Verdict::Dead => vec![LeakyRelu, LowerLearningRate, Initialization],
+            // Judged over training, not at one step (see `training`).
+            Verdict::Unstable | Verdict::Stalled => vec![],
         };
         // Problems beyond the main one add their own remedies after it.
         if saturated.is_some() {

@@ -25,6 +25,8 @@ pub enum Remedy {
     LeakyRelu,
     /// Lower the learning rate.
     LowerLearningRate,
+    /// Raise the learning rate.
+    RaiseLearningRate,
 }
 
 impl Remedy {
@@ -55,7 +57,14 @@ impl Remedy {
                 "use gated recurrent cells (gradflow::recurrent::Lstm or Gru) instead of a plain RNN"
             }
             Remedy::LeakyRelu => "use LeakyReLU (gradflow::activation::LeakyRelu), whose units cannot die",
-            Remedy::LowerLearningRate => "lower the learning rate (Optimizer::set_learning_rate)",
+            Remedy::LowerLearningRate => {
+                "lower the learning rate (the `lr` of SgdConfig/AdamConfig, or Optimizer::set_learning_rate), \
+                 e.g. 3 to 10 times, or add a decaying schedule (gradflow::optim::StepLr, CosineAnnealingLr)"
+            }
+            Remedy::RaiseLearningRate => {
+                "raise the learning rate (the `lr` of SgdConfig/AdamConfig, or Optimizer::set_learning_rate), \
+                 e.g. 10 times: each update moves the weights by a tiny fraction of their size"
+            }
         }
     }
 }

@@ -20,10 +20,17 @@ pub enum Verdict {
     Dead,
     /// NaN or infinite values appeared in the outputs or gradients.
     NonFinite,
+    /// Training: the loss rises again after falling, or ends above where it started — the
+    /// optimizer's steps are too large (the learning rate).
+    Unstable,
+    /// Training: the loss barely falls, falls only slowly with tiny updates, or stops falling
+    /// well above its minimum — the optimizer's steps are too small, or too large to settle (the
+    /// learning rate), or the gradient does not reach the layers.
+    Stalled,
 }
 
 impl Verdict {
-    /// Lower-case name, as in reports: `"healthy"`, `"vanishing"`, `"non-finite"`, ….
+    /// Lower-case name, as in reports: `"healthy"`, `"vanishing"`, `"non-finite"`, `"unstable"`, ….
     pub fn name(self) -> &'static str {
         match self {
             Verdict::Healthy => "healthy",
@@ -32,6 +39,8 @@ impl Verdict {
             Verdict::Saturated => "saturated",
             Verdict::Dead => "dead",
             Verdict::NonFinite => "non-finite",
+            Verdict::Unstable => "unstable",
+            Verdict::Stalled => "stalled",
         }
     }
 }

@@ -52,12 +52,15 @@ pub struct MetricsWriter<W: Write = BufWriter<File>> {
 }
 
 impl MetricsWriter<BufWriter<File>> {
-    /// Creates (or truncates) the file at `path`.
+    /// Creates (or truncates) the file at `path`, and its parent directory if it is missing.
     ///
     /// # Errors
-    /// [`Error::Io`] naming the file.
+    /// [`Error::Io`] naming the directory or file.
     pub fn create(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
         let file = File::create(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
         Ok(MetricsWriter::new(BufWriter::new(file), &path.display().to_string()))
     }
@@ -142,6 +145,62 @@ impl<W: Write> MetricsWriter<W> {
         Ok(())
     }
 
+    /// Writes a whole recording: one `{"step":…,"tag":"loss","value":…}` line per reported loss,
+    /// then, for every recorded step, one line per layer (numbered from 1 at the input, as in the
+    /// diagnosis tables) with the statistics that were recorded:
+    /// `{"step":12,"layer":3,"label":"Linear+tanh","paths":"4,5","grad_norm":…,"weight_grad_norm":…,
+    /// "grad_to_weight_ratio":…,"update_to_weight_ratio":…,"activation_std":…,"saturated_fraction":…,
+    /// "dead_fraction":…,"mean_derivative":…}`. In pandas,
+    /// `df[df.layer.notna()].pivot_table(index="step", columns="layer", values="grad_norm")` gives
+    /// one column per layer.
+    ///
+    /// ```
+    /// use gradflow::{Network, Sequential, Mode};
+    /// use gradflow::activation::Tanh;
+    /// use gradflow::export::MetricsWriter;
+    /// use gradflow::hooks::Recorder;
+    /// use gradflow::ndarray::Array2;
+    /// use gradflow::rand::SeedableRng;
+    ///
+    /// let mut rng = gradflow::rand::rngs::StdRng::seed_from_u64(0);
+    /// let mut net = Network::new(Sequential::<f32>::builder(4).repeat(2, 8, Tanh).linear(1).build(&mut rng)?);
+    /// let recorder = net.attach_hook(Recorder::default());
+    /// net.forward(Array2::ones((3, 4)).view(), Mode::Train)?;
+    /// net.report_loss(0.5);
+    /// net.backward(Array2::ones((3, 1)).view())?;
+    ///
+    /// let mut out = MetricsWriter::new(Vec::new(), "memory");
+    /// out.write_recording(net.hook(recorder).unwrap().recording())?;
+    /// let text = String::from_utf8(out.into_inner()?).unwrap();
+    /// let lines: Vec<&str> = text.lines().collect();
+    /// assert_eq!(lines.len(), 1 + 3); // the loss, then layers 1, 2 and the output layer
+    /// assert_eq!(lines[0], r#"{"step":0,"tag":"loss","value":0.5}"#);
+    /// assert!(lines[1].starts_with(r#"{"step":0,"layer":1,"label":"Linear+tanh","paths":"0,1","grad_norm":"#));
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Io`] when writing fails.
+    pub fn write_recording(&mut self, recording: &crate::hooks::Recording) -> Result<()> {
+        for l in &recording.losses {
+            self.write(l.step, &[("loss", l.loss)])?;
+        }
+        for (step, layers) in super::layer_rows::steps_and_layers(recording) {
+            for layer in &layers {
+                let paths = layer.paths.join(",");
+                let stats = super::layer_rows::layer_stats(layer);
+                self.line(&RecordingLine {
+                    step,
+                    layer: layer.index + 1,
+                    label: &layer.label,
+                    paths: &paths,
+                    stats: &stats,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     /// Number of lines written so far.
     pub fn lines_written(&self) -> u64 {
         self.lines
@@ -174,6 +233,30 @@ impl<W: Write> MetricsWriter<W> {
 
     fn io_error(&self, source: std::io::Error) -> Error {
         Error::Io { path: self.name.clone().into(), source }
+    }
+}
+
+/// `{"step":…,"layer":<number>,"label":…,"paths":…,"<stat>":…,…}`, in that order.
+struct RecordingLine<'a> {
+    step: u64,
+    layer: usize,
+    label: &'a str,
+    paths: &'a str,
+    stats: &'a [(&'a str, f64)],
+}
+
+impl Serialize for RecordingLine<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(4 + self.stats.len()))?;
+        map.serialize_entry("step", &self.step)?;
+        map.serialize_entry("layer", &self.layer)?;
+        map.serialize_entry("label", self.label)?;
+        map.serialize_entry("paths", self.paths)?;
+        for (name, value) in self.stats {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
     }
 }
 

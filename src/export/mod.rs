@@ -1,9 +1,12 @@
 //! Exporting metrics for other tools: JSON lines for pandas and plotting, and TensorBoard
 //! event files (scalars and histograms).
 //!
-//! Both writers take plain numbers (a step, a tag, a value or a set of values), so they work
-//! with any recorder: feed them the per-layer gradient norms of a hook, the loss of a training
-//! loop, or a layer's gradient as a histogram.
+//! Both writers take a whole [`crate::hooks::Recording`]
+//! ([`MetricsWriter::write_recording`], [`TensorBoardWriter::add_recording`]: the loss of every
+//! step, and every layer's statistics at every recorded step, numbered as the diagnosis numbers
+//! layers), or plain numbers (a step, a tag, a value or a set of values), so they work with any
+//! hook: feed them the per-layer gradient norms it collected, the loss of a training loop, or a
+//! layer's gradient as a histogram.
 //!
 //! - [`MetricsWriter`]: one JSON object per line, `pd.read_json(path, lines=True)`.
 //! - [`TensorBoardWriter`]: `events.out.tfevents.*` files for `tensorboard --logdir`.
@@ -12,6 +15,7 @@
 mod event;
 mod histogram;
 mod jsonl;
+mod layer_rows;
 mod tensorboard;
 mod tfrecord;
 

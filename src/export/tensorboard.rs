@@ -143,6 +143,61 @@ impl TensorBoardWriter {
         self.record(&summary_event(wall_time(), step, &values))
     }
 
+    /// Writes a whole recording: the scalar `loss` at every reported step, and for every recorded
+    /// step one scalar per layer and statistic, tagged `<statistic>/layer NN` with the layer
+    /// number of the diagnosis tables (zero-padded, so that TensorBoard sorts the layers):
+    /// `grad_norm/layer 03`, `update_to_weight_ratio/layer 03`, `dead_fraction/layer 03`, … —
+    /// one chart per statistic, one line per layer.
+    ///
+    /// ```
+    /// use gradflow::{Network, Sequential, Mode};
+    /// use gradflow::activation::Tanh;
+    /// use gradflow::export::{TensorBoardWriter, read_tfrecords};
+    /// use gradflow::hooks::Recorder;
+    /// use gradflow::ndarray::Array2;
+    /// use gradflow::rand::SeedableRng;
+    ///
+    /// let mut rng = gradflow::rand::rngs::StdRng::seed_from_u64(0);
+    /// let mut net = Network::new(Sequential::<f32>::builder(4).repeat(2, 8, Tanh).linear(1).build(&mut rng)?);
+    /// let recorder = net.attach_hook(Recorder::default());
+    /// for _ in 0..3 {
+    ///     net.forward(Array2::ones((3, 4)).view(), Mode::Train)?;
+    ///     net.report_loss(0.5);
+    ///     net.backward(Array2::ones((3, 1)).view())?;
+    /// }
+    /// let dir = std::env::temp_dir().join(format!("gradflow-tb-recording-{}", std::process::id()));
+    /// let mut tb = TensorBoardWriter::create(&dir)?;
+    /// tb.add_recording(net.hook(recorder).unwrap().recording())?;
+    /// tb.flush()?;
+    /// // The file version, 3 losses, and one event per step and layer.
+    /// assert_eq!(read_tfrecords(tb.path())?.len(), 1 + 3 + 3 * 3);
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`TensorBoardWriter::add_scalar`].
+    pub fn add_recording(&mut self, recording: &crate::hooks::Recording) -> Result<()> {
+        for l in &recording.losses {
+            self.add_scalar("loss", l.step, l.loss)?;
+        }
+        for (step, layers) in super::layer_rows::steps_and_layers(recording) {
+            let width = layers.len().to_string().len().max(2);
+            for layer in &layers {
+                let number = layer.index + 1;
+                let stats = super::layer_rows::layer_stats(layer);
+                let tags: Vec<String> =
+                    stats.iter().map(|(name, _)| format!("{name}/layer {number:0width$}")).collect();
+                let scalars: Vec<(&str, f64)> =
+                    tags.iter().zip(&stats).map(|(tag, &(_, value))| (tag.as_str(), value)).collect();
+                if !scalars.is_empty() {
+                    self.add_scalars(step, &scalars)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Writes buffered events to the file (TensorBoard reads what has been flushed).
     ///
     /// # Errors

@@ -34,10 +34,12 @@
 //! model.load_state_dict(load_file("model.safetensors"))   # ← gradflow::io::save_safetensors
 //! ```
 
+mod file;
 mod mismatch;
 mod safetensors;
 mod spec;
 
+pub(crate) use file::write_atomically;
 pub use mismatch::Mismatch;
 pub use safetensors::{
     LoadOptions, LoadReport, check_safetensors, load_safetensors, load_safetensors_bytes,

@@ -80,7 +80,8 @@ pub struct LoadReport {
 /// PyTorch names (`"0.weight"`, `"1.running_mean"`, …) and shapes; `f32` models write `F32`
 /// tensors, `f64` models `F64`, and counters such as `num_batches_tracked` an `I64` scalar
 /// (shape `[]`) as PyTorch does. The header's metadata is `{"format": "pt"}`. The file is
-/// written to a temporary sibling and renamed, so an existing file is never left half-written.
+/// written to a temporary sibling and renamed, so an existing file is never left half-written,
+/// and gets the mode of any new file (usually 0644).
 ///
 /// ```
 /// use gradflow::{Sequential, activation::Tanh};
@@ -104,12 +105,11 @@ pub struct LoadReport {
 /// not fit an `i64`; [`Error::Io`] naming the file when it cannot be written.
 pub fn save_safetensors<F: Float>(layer: &dyn Layer<F>, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
-    let tensors = encode_state(layer)?;
-    let views = tensor_views(&tensors)?;
-    ::safetensors::serialize_to_file(views, Some(pt_metadata()), path).map_err(|e| match e {
-        SafeTensorError::IoError(source) => Error::Io { path: path.to_path_buf(), source },
-        other => Error::Data { source_name: path.display().to_string(), reason: other.to_string() },
-    })
+    let bytes = safetensors_bytes(layer).map_err(|e| match e {
+        Error::Data { reason, .. } => Error::Data { source_name: path.display().to_string(), reason },
+        other => other,
+    })?;
+    super::write_atomically(path, &bytes)
 }
 
 /// The bytes [`save_safetensors`] would write.

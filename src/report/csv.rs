@@ -8,8 +8,8 @@
 use std::fmt::Write;
 use std::path::Path;
 
+use crate::Result;
 use crate::hooks::{Recording, TensorStats};
-use crate::{Error, Result};
 
 /// Header of [`to_string`]: one row per step, layer and quantity.
 ///
@@ -127,7 +127,7 @@ pub fn hidden_layers_to_string(recording: &Recording) -> String {
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).map_err(|source| Error::Io { path: path.to_path_buf(), source })
+    crate::io::write_atomically(path, text.as_bytes())
 }
 
 /// Writes [`to_string`] to `path`.

@@ -71,7 +71,7 @@ fn pretty<T: Serialize>(schema: &str, body: &T, name: &str) -> Result<String> {
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).map_err(|source| Error::Io { path: path.to_path_buf(), source })
+    crate::io::write_atomically(path, text.as_bytes())
 }
 
 /// The recording as pretty-printed JSON (schema [`SCHEMA_VERSION`]).

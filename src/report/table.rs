@@ -48,16 +48,20 @@ pub fn render(diagnosis: &Diagnosis) -> String {
     render_with(diagnosis, &TableOptions::default())
 }
 
-/// The table: a header line, then one row per hidden layer (numbered from 1 at the input; the
-/// output layer last) with
-/// `#`, `layer` (e.g. `Linear+tanh`), `‖dL/dh‖`, a bar whose length is the log of ‖dL/dh‖
+/// The table: a header line, then one row per hidden layer (numbered from 1 at the input, the
+/// output layer last: the layer numbers hook events carry) with
+/// `#`, `layer` (e.g. `Linear+tanh`), `path` (the paths of its children, as in hook events and
+/// safetensors names), `‖dL/dh‖`, a bar whose length is the log of ‖dL/dh‖
 /// between the smallest and largest power of ten in the table, `‖dW‖/‖W‖`, `sat%` (saturated
 /// units), `dead%` (dead units) and the layer's verdict; `-` marks a quantity that was not
-/// recorded or does not apply. Then the model's verdict, the evidence and the numbered remedies.
+/// recorded or does not apply. Then the model's verdict, the evidence, how training went (when
+/// the diagnosis has a [`crate::diagnose::TrainingDiagnosis`]) and the numbered remedies.
 pub fn render_with(diagnosis: &Diagnosis, options: &TableOptions) -> String {
     let rows = &diagnosis.layers;
     let (lo, hi) = decades(rows);
     let label_width = rows.iter().map(|r| r.layer.label.chars().count()).max().unwrap_or(5).max(5);
+    let paths: Vec<String> = rows.iter().map(|r| compact_paths(&r.layer.paths)).collect();
+    let path_width = paths.iter().map(|p| p.chars().count()).max().unwrap_or(4).max(4);
     let number_width = rows.len().to_string().len().max(1);
     let bar_width = options.bar_width.max(1);
     let mut out = String::new();
@@ -70,11 +74,11 @@ pub fn render_with(diagnosis: &Diagnosis, options: &TableOptions) -> String {
     let scale = format!("log ‖dL/dh‖: 1e{lo} … 1e{hi}");
     let _ = writeln!(
         out,
-        "{:>number_width$}  {:<label_width$}  {:>8}  {:<bar_width$}  {:>9}  {:>5}  {:>5}  verdict",
-        "#", "layer", "‖dL/dh‖", scale, "‖dW‖/‖W‖", "sat%", "dead%"
+        "{:>number_width$}  {:<label_width$}  {:<path_width$}  {:>8}  {:<bar_width$}  {:>9}  {:>5}  {:>5}  verdict",
+        "#", "layer", "path", "‖dL/dh‖", scale, "‖dW‖/‖W‖", "sat%", "dead%"
     );
     let block = if options.ascii { '#' } else { '█' };
-    for row in rows {
+    for (row, path) in rows.iter().zip(&paths) {
         let l = &row.layer;
         let bar: String = match l.grad_norm {
             Some(g) if g > 0.0 => {
@@ -87,9 +91,10 @@ pub fn render_with(diagnosis: &Diagnosis, options: &TableOptions) -> String {
         let output = if l.is_output { " (output)" } else { "" };
         let _ = writeln!(
             out,
-            "{:>number_width$}  {:<label_width$}  {:>8}  {:<bar_width$}  {:>9}  {:>5}  {:>5}  {}{output}",
+            "{:>number_width$}  {:<label_width$}  {:<path_width$}  {:>8}  {:<bar_width$}  {:>9}  {:>5}  {:>5}  {}{output}",
             l.index + 1,
             l.label,
+            path,
             sci(l.grad_norm),
             bar,
             sci(l.grad_to_weight_ratio),
@@ -100,8 +105,20 @@ pub fn render_with(diagnosis: &Diagnosis, options: &TableOptions) -> String {
     }
     let _ = writeln!(out, "\nmodel: {}", diagnosis.verdict.name().to_uppercase());
     if !diagnosis.evidence.is_empty() {
-        let _ = writeln!(out, "evidence:");
+        let _ = writeln!(out, "gradient flow at step {}: {}", diagnosis.step, diagnosis.flow_verdict);
         for e in &diagnosis.evidence {
+            let _ = writeln!(out, "  - {e}");
+        }
+    } else if diagnosis.training.is_some() {
+        let _ = writeln!(out, "gradient flow at step {}: {}", diagnosis.step, diagnosis.flow_verdict);
+    }
+    if let Some(training) = &diagnosis.training {
+        let _ = writeln!(
+            out,
+            "training, steps {}–{}: {}",
+            training.first_step, training.last_step, training.verdict
+        );
+        for e in &training.evidence {
             let _ = writeln!(out, "  - {e}");
         }
     }
@@ -112,6 +129,15 @@ pub fn render_with(diagnosis: &Diagnosis, options: &TableOptions) -> String {
         }
     }
     out
+}
+
+/// The paths of a layer's children: `"4"`, `"0–1"` for consecutive numbers, else joined by commas.
+fn compact_paths(paths: &[String]) -> String {
+    let numbers: Option<Vec<u64>> = paths.iter().map(|p| p.parse().ok()).collect();
+    match numbers.as_deref() {
+        Some([first, .., last]) if last - first + 1 == paths.len() as u64 => format!("{first}–{last}"),
+        _ => paths.join(","),
+    }
 }
 
 /// The powers of ten that bound the positive gradient norms (at least one decade apart).

@@ -342,7 +342,9 @@ fn render<S: AsRef<str>>(
         })();
         drawn.map_err(|e| drawing_error(target, e))?;
     }
-    Ok(svg)
+    // Adjacent cells share their edges; without crisp edges, browsers anti-alias each edge and
+    // leave hairline white seams between the columns.
+    Ok(svg.replacen("<svg ", "<svg shape-rendering=\"crispEdges\" ", 1))
 }
 
 /// Draws `lines` over the cells, mapping cell coordinates to pixels of the plotting area, and
@@ -476,6 +478,19 @@ mod tests {
 
     fn grid(rows: usize, cols: usize) -> Array2<f64> {
         Array2::from_shape_fn((rows, cols), |(r, c)| 10f64.powi(-(r as i32)) * (1.0 + c as f64))
+    }
+
+    #[test]
+    fn cells_are_drawn_with_crisp_edges_so_no_seams_show_between_them() {
+        let values = ndarray::Array2::from_shape_fn((3, 40), |(r, c)| (r * 40 + c) as f64 + 1.0);
+        let columns: Vec<f64> = (0..40).map(f64::from).collect();
+        let svg = heatmap_svg(&HeatmapSpec::new("seams"), &["a", "b", "c"], &columns, values.view()).unwrap();
+        let root = &svg[svg.find("<svg").unwrap()..];
+        assert!(
+            root[..root.find('>').unwrap()].contains(r#"shape-rendering="crispEdges""#),
+            "{}",
+            &root[..200]
+        );
     }
 
     #[test]

@@ -82,19 +82,37 @@ impl ChartSpec {
     }
 }
 
-/// One named line of a [`line_chart`]: its points in drawing order.
+/// One named line of a [`line_chart`]: its points in drawing order, and the group that decides
+/// its colour.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
     /// The name shown in the legend.
     pub name: String,
     /// The `(x, y)` points, joined by straight lines in this order.
     pub points: Vec<(f64, f64)>,
+    /// The group the series belongs to (e.g. the model, for its train and test curves): series
+    /// of one group share a colour and differ by their dash pattern. `None`: a group of its own.
+    pub group: Option<String>,
 }
 
 impl Series {
     /// A series from `(x, y)` points.
     pub fn new(name: impl Into<String>, points: impl IntoIterator<Item = (f64, f64)>) -> Self {
-        Series { name: name.into(), points: points.into_iter().collect() }
+        Series { name: name.into(), points: points.into_iter().collect(), group: None }
+    }
+
+    /// Puts the series in `group`: series of one group share a colour (the first is solid, the
+    /// next dashed, then dotted), so that "plain (train)" and "plain (test)" read as one model
+    /// and stay visible even where they coincide.
+    ///
+    /// ```
+    /// use gradflow::report::plot::Series;
+    /// let train = Series::indexed("plain (train)", &[2.3, 2.3]).group("plain");
+    /// assert_eq!(train.group.as_deref(), Some("plain"));
+    /// ```
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.group = Some(group.into());
+        self
     }
 
     /// A series whose *x* is the position in `values`, counted from 0 (as layer paths are):
@@ -107,9 +125,13 @@ impl Series {
 /// Draws `series` as lines on one chart and writes it as an SVG file at `path`, creating the
 /// parent directory if needed.
 ///
-/// Each series gets its own colour (matplotlib's ten-colour cycle, repeated after ten series)
-/// and an entry in the legend, which sits to the right of the plotting area so that it never
-/// hides a line.
+/// Each group of series ([`Series::group`]; an ungrouped series is a group of its own) gets its
+/// own colour, in the order the groups first appear (matplotlib's ten-colour cycle, repeated
+/// after ten groups): charts that list the same models in the same order colour each model
+/// alike. Within a group the first series is solid, the second dashed, the third dotted, so
+/// that no two series of a chart look the same (up to ten groups of three) and a series drawn
+/// over an identical one leaves it visible. Every series has an entry in the legend, which sits
+/// to the right of the plotting area so that it never hides a line.
 ///
 /// # Points that cannot be shown
 /// A point whose *x* or *y* is NaN or infinite, or whose *y* is `≤ 0` on a
@@ -153,6 +175,38 @@ pub fn line_chart_svg(spec: &ChartSpec, series: &[Series]) -> Result<String> {
 struct Prepared<'s> {
     name: &'s str,
     runs: Vec<Vec<(f64, f64)>>,
+    /// Index into the colour cycle, and dash pattern (0 solid, 1 dashed, 2 dotted, …).
+    color: usize,
+    dash: usize,
+}
+
+/// The colour (group number) and dash pattern (position within its group) of each series.
+pub(super) fn series_styles(series: &[Series]) -> Vec<(usize, usize)> {
+    let mut groups: Vec<&str> = Vec::new();
+    let mut counts: Vec<usize> = Vec::new();
+    series
+        .iter()
+        .map(|s| {
+            let key = s.group.as_deref().unwrap_or(&s.name);
+            let color = groups.iter().position(|g| *g == key).unwrap_or_else(|| {
+                groups.push(key);
+                counts.push(0);
+                groups.len() - 1
+            });
+            counts[color] += 1;
+            (color, counts[color] - 1)
+        })
+        .collect()
+}
+
+/// Dash length and gap, in pixels, of dash pattern `dash` (0 is solid).
+fn dash_pattern(dash: usize) -> Option<(u32, u32)> {
+    match dash % 4 {
+        0 => None,
+        1 => Some((9, 5)),
+        2 => Some((2, 4)),
+        _ => Some((12, 4)),
+    }
 }
 
 impl Prepared<'_> {
@@ -175,7 +229,7 @@ fn prepare(series: &Series, y_scale: Scale) -> Prepared<'_> {
     if !run.is_empty() {
         runs.push(run);
     }
-    Prepared { name: &series.name, runs }
+    Prepared { name: &series.name, runs, color: 0, dash: 0 }
 }
 
 /// `(min, max)` of the `pick`ed coordinate over all points of all runs; `None` if there are
@@ -199,7 +253,12 @@ fn render(target: &str, spec: &ChartSpec, series: &[Series]) -> Result<String> {
     if series.is_empty() {
         return Err(data_error(target, "no series to plot"));
     }
-    let prepared: Vec<Prepared<'_>> = series.iter().map(|s| prepare(s, spec.y_scale)).collect();
+    let styles = series_styles(series);
+    let prepared: Vec<Prepared<'_>> = series
+        .iter()
+        .zip(styles)
+        .map(|(s, (color, dash))| Prepared { color, dash, ..prepare(s, spec.y_scale) })
+        .collect();
     let (Some((x_lo, x_hi)), Some((y_lo, y_hi))) = (bounds(&prepared, |p| p.0), bounds(&prepared, |p| p.1))
     else {
         let needs = match spec.y_scale {
@@ -305,11 +364,14 @@ where
         .x_label_formatter(&x_format)
         .y_label_formatter(y_format)
         .draw()?;
-    for (index, series) in prepared.iter().enumerate() {
-        let color = series_color(index);
+    for series in prepared {
+        let color = series_color(series.color);
         for run in &series.runs {
             if let [point] = run.as_slice() {
                 chart.draw_series(std::iter::once(Circle::new(*point, 3, color.filled())))?;
+            } else if let Some((dash, gap)) = dash_pattern(series.dash) {
+                let points = run.iter().copied();
+                chart.draw_series(DashedLineSeries::new(points, dash, gap, color.stroke_width(2)))?;
             } else {
                 chart.draw_series(LineSeries::new(run.iter().copied(), color.stroke_width(2)))?;
             }
@@ -330,8 +392,17 @@ fn draw_legend(
     let style = (FONT, LABEL_SIZE).into_font().color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center));
     for (index, series) in prepared.iter().enumerate() {
         let y = plot_y.start + row_height / 2 + index as i32 * row_height;
-        let color = series_color(index);
-        root.draw(&PathElement::new(vec![(x0, y), (x0 + 24, y)], color.stroke_width(2)))?;
+        let color = series_color(series.color);
+        let sample = vec![(x0, y), (x0 + 24, y)];
+        match dash_pattern(series.dash) {
+            Some((dash, gap)) => root.draw(&plotters::element::DashedPathElement::new(
+                sample,
+                dash as i32,
+                gap as i32,
+                color.stroke_width(2),
+            ))?,
+            None => root.draw(&PathElement::new(sample, color.stroke_width(2)))?,
+        }
         root.draw(&Text::new(legend_text(series), (x0 + 32, y), style.clone()))?;
     }
     Ok(())
@@ -411,6 +482,39 @@ mod tests {
         // Legend rows are stacked in series order, to the right of the data.
         let y = |name| crate::report::plot::test_util::text_y(&svg, name).unwrap();
         assert!(y("train") < y("test") && y("test") < y("baseline"));
+    }
+
+    #[test]
+    fn a_group_shares_a_colour_and_its_series_stay_visible_where_they_coincide() {
+        // The plain network learns nothing: its train and test losses are the same line.
+        let loss = [
+            Series::indexed("plain (train)", &[2.3, 2.3, 2.3]).group("plain"),
+            Series::indexed("plain (test)", &[2.3, 2.3, 2.3]).group("plain"),
+            Series::indexed("residual (train)", &[2.0, 0.5, 0.1]).group("residual"),
+            Series::indexed("residual (test)", &[2.1, 0.7, 0.3]).group("residual"),
+        ];
+        assert_eq!(series_styles(&loss), [(0, 0), (0, 1), (1, 0), (1, 1)]);
+        let svg = line_chart_svg(&ChartSpec::new("loss"), &loss).unwrap();
+        // Solid: one data line and one legend sample per group; the dashed series are drawn as
+        // many short segments in the same colour, so the solid line shows between them.
+        for color in [BLUE, ORANGE] {
+            let lines = polylines_in(&svg, color);
+            let spans: Vec<(i32, i32)> = lines.iter().map(|l| (l[0].0, l[l.len() - 1].0)).collect();
+            let width = spans.iter().map(|&(a, b)| b - a).max().unwrap();
+            // The solid line runs across the plot; the dashed one is short pieces of it.
+            assert_eq!(spans.iter().filter(|&&(a, b)| b - a == width).count(), 1, "{color}: {spans:?}");
+            assert!(lines.len() > 6, "{color}: dashed segments drawn too ({} lines)", lines.len());
+        }
+        assert!(polylines_in(&svg, GREEN).is_empty(), "two groups, two colours");
+
+        // Another chart with the same models in the same order colours each model alike.
+        let accuracy = [Series::indexed("plain", &[10.0, 10.0]), Series::indexed("residual", &[50.0, 97.0])];
+        assert_eq!(series_styles(&accuracy), [(0, 0), (1, 0)]);
+        // Every series of a chart differs from every other in colour or dash.
+        let styles = series_styles(&loss);
+        for (i, a) in styles.iter().enumerate() {
+            assert!(styles[i + 1..].iter().all(|b| b != a));
+        }
     }
 
     #[test]

@@ -41,8 +41,5 @@ pub(super) fn chart_name(title: &str) -> String {
 
 /// Writes `svg` to `path`, creating the parent directory if it is missing.
 pub(super) fn write_svg(path: &Path, svg: &str) -> Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|source| Error::Io { path: parent.to_path_buf(), source })?;
-    }
-    std::fs::write(path, svg).map_err(|source| Error::Io { path: path.to_path_buf(), source })
+    crate::io::write_atomically(path, svg.as_bytes())
 }
