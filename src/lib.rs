@@ -46,6 +46,9 @@
 //! - [`io`]: saving and loading a model's state as safetensors, with PyTorch's names; model specs.
 //! - [`export`]: metrics as JSON lines and TensorBoard event files.
 //! - [`gradcheck`]: the finite-difference checker every backward pass is tested with.
+//! - [`theory`]: what mean-field theory predicts for a network at initialization (signal
+//!   propagation, the edge of chaos, per-layer gradient factors) and the singular values of its
+//!   input–output Jacobian.
 //!
 //! ## The crates in gradflow's API
 //! Arrays are [`ndarray`]'s, random draws come from a [`rand`] RNG, and recordings and
@@ -107,6 +110,7 @@ mod param;
 pub mod recurrent;
 pub mod report;
 mod scratch;
+pub mod theory;
 pub mod threads;
 pub mod train;
 mod vectorize;

@@ -186,6 +186,14 @@ impl<F: Float> Network<F> {
         Ok(self.output.view())
     }
 
+    /// Forgets the last forward pass, so that the next backward pass is refused until a new
+    /// forward pass has run (used by [`crate::theory::network_jacobian`], whose passes overwrite
+    /// the layers' caches).
+    pub(crate) fn invalidate_forward(&mut self) {
+        self.forward_done = false;
+        self.model.invalidate_forward();
+    }
+
     /// The output of the last forward pass.
     pub fn output(&self) -> ArrayView2<'_, F> {
         self.output.view()

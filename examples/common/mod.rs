@@ -105,3 +105,59 @@ pub fn table(align: &str, header: &[&str], rows: &[Vec<String>]) -> String {
     }
     out
 }
+
+/// What [`train_steps`] saw: the loss of every step, and whether training stopped early on a
+/// non-finite loss (divergence).
+pub struct StepRun {
+    pub losses: Vec<f64>,
+    pub diverged: bool,
+}
+
+/// Trains `net` with softmax cross-entropy for `steps` minibatch steps of `batch` rows drawn
+/// (with replacement) from `inputs` by `rng`, stepping `optimizer`; stops at a non-finite loss.
+pub fn train_steps<F: Float>(
+    net: &mut Network<F>,
+    optimizer: &mut dyn gradflow::Optimizer<F>,
+    inputs: &Array2<F>,
+    classes: &[usize],
+    steps: usize,
+    batch: usize,
+    rng: &mut impl rand::Rng,
+) -> Result<StepRun> {
+    let loss = CrossEntropy::new(Reduction::Mean);
+    let mut losses = Vec::with_capacity(steps);
+    let mut x = Array2::zeros((batch, inputs.ncols()));
+    let mut y = vec![0; batch];
+    for _ in 0..steps {
+        for (r, target) in y.iter_mut().enumerate() {
+            let i = rng.random_range(0..inputs.nrows());
+            x.row_mut(r).assign(&inputs.row(i));
+            *target = classes[i];
+        }
+        let output = net.forward(x.view(), Mode::Train)?;
+        let (value, grad) = loss.value_and_grad(output, Targets::Classes(&y))?;
+        let value = value.as_f64();
+        losses.push(value);
+        if !value.is_finite() || !grad.iter().all(|g| g.is_finite()) {
+            net.zero_grad();
+            return Ok(StepRun { losses, diverged: true });
+        }
+        net.backward(grad.view())?;
+        net.step(optimizer)?;
+        net.zero_grad();
+    }
+    Ok(StepRun { losses, diverged: false })
+}
+
+/// Accuracy of `net` (in eval mode) on `inputs`; `None` when an output is not finite.
+pub fn eval_accuracy<F: Float>(
+    net: &mut Network<F>,
+    inputs: &Array2<F>,
+    classes: &[usize],
+) -> Result<Option<f64>> {
+    let output = net.predict(inputs.view())?;
+    if !output.iter().all(|v| v.is_finite()) {
+        return Ok(None);
+    }
+    gradflow::loss::accuracy(output.view(), classes).map(Some)
+}

@@ -112,6 +112,13 @@ impl<F: Float> Sequential<F> {
         Some(layer)
     }
 
+    /// Forgets the last forward pass, so that the next backward pass is refused until a new
+    /// forward pass has run (used after passes that overwrite the children's caches, such as
+    /// [`crate::theory::jacobian_spectra`]).
+    pub(crate) fn invalidate_forward(&mut self) {
+        self.forward_batch = None;
+    }
+
     /// Checks that the chain accepts `input_features` and returns its output width, naming the
     /// first layer that does not fit.
     pub fn check(&self, input_features: usize) -> Result<usize> {

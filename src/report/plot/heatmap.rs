@@ -42,6 +42,21 @@ pub struct HeatmapSpec {
     pub color_scale: Scale,
     /// Width and height in pixels (default 800 × 500; at least 200 × 150).
     pub size: (u32, u32),
+    /// Lines drawn over the cells (none by default), e.g. a predicted boundary.
+    pub lines: Vec<HeatmapLine>,
+}
+
+/// A line drawn over a [`heatmap`]'s cells, in *cell coordinates*: `x = c` is the centre of
+/// column `c`, `y = r` the centre of row `r` (row 0 at the top), fractions in between; `x = −0.5`
+/// is the left edge of the grid. Points outside the grid are left out, breaking the line there.
+/// Drawn white with a dark outline, so that it shows on every colour, and named at the top left
+/// of the plot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeatmapLine {
+    /// What the line shows, e.g. `"6·ξ_c (mean-field)"`.
+    pub name: String,
+    /// The points, in drawing order.
+    pub points: Vec<(f64, f64)>,
 }
 
 impl Default for HeatmapSpec {
@@ -53,6 +68,7 @@ impl Default for HeatmapSpec {
             value_label: String::new(),
             color_scale: Scale::Linear,
             size: (800, 500),
+            lines: Vec::new(),
         }
     }
 }
@@ -90,6 +106,12 @@ impl HeatmapSpec {
     /// Sets the size in pixels.
     pub fn size(mut self, width: u32, height: u32) -> Self {
         self.size = (width, height);
+        self
+    }
+
+    /// Adds a line over the cells (see [`HeatmapLine`] for its coordinates).
+    pub fn line(mut self, name: impl Into<String>, points: impl IntoIterator<Item = (f64, f64)>) -> Self {
+        self.lines.push(HeatmapLine { name: name.into(), points: points.into_iter().collect() });
         self
     }
 }
@@ -314,6 +336,7 @@ fn render<S: AsRef<str>>(
                 Rectangle::new([(x, y), (x + 2, y + 2)], colors.color(v).filled())
             }))?;
             let plot = chart.plotting_area().get_pixel_range();
+            draw_lines(&root, &spec.lines, (n_rows, n_cols), plot.clone())?;
             draw_color_bar(&root, spec, &colors, &labels, any_missing, plot)?;
             root.present()
         })();
@@ -322,6 +345,48 @@ fn render<S: AsRef<str>>(
     // Adjacent cells share their edges; without crisp edges, browsers anti-alias each edge and
     // leave hairline white seams between the columns.
     Ok(svg.replacen("<svg ", "<svg shape-rendering=\"crispEdges\" ", 1))
+}
+
+/// Draws `lines` over the cells, mapping cell coordinates to pixels of the plotting area, and
+/// names them at its top left.
+fn draw_lines(
+    root: &DrawingArea<SVGBackend<'_>, Shift>,
+    lines: &[HeatmapLine],
+    (n_rows, n_cols): (usize, usize),
+    (plot_x, plot_y): (Range<i32>, Range<i32>),
+) -> DrawResult<()> {
+    let (width, height) = ((plot_x.end - plot_x.start) as f64, (plot_y.end - plot_y.start) as f64);
+    let inside = |(x, y): (f64, f64)| {
+        x.is_finite()
+            && y.is_finite()
+            && (-0.5..=n_cols as f64 - 0.5).contains(&x)
+            && (-0.5..=n_rows as f64 - 0.5).contains(&y)
+    };
+    let pixel = |(x, y): (f64, f64)| {
+        let px = plot_x.start as f64 + (x + 0.5) / n_cols as f64 * width;
+        let py = plot_y.start as f64 + (y + 0.5) / n_rows as f64 * height;
+        (px.round() as i32, py.round() as i32)
+    };
+    let outline = RGBColor(0x20, 0x20, 0x20);
+    for line in lines {
+        for piece in line.points.split(|&p| !inside(p)).filter(|piece| piece.len() >= 2) {
+            let path: Vec<(i32, i32)> = piece.iter().map(|&p| pixel(p)).collect();
+            root.draw(&PathElement::new(path.clone(), outline.stroke_width(5)))?;
+            root.draw(&PathElement::new(path, WHITE.stroke_width(3)))?;
+        }
+    }
+    let style = (FONT, LABEL_SIZE).into_font().color(&WHITE).pos(Pos::new(HPos::Left, VPos::Center));
+    for (i, line) in lines.iter().enumerate() {
+        let y = plot_y.start + 14 + i as i32 * (LABEL_SIZE as i32 + 6);
+        let x = plot_x.start + 8;
+        root.draw(&Rectangle::new(
+            [(x - 4, y - 9), (x + 30 + 9 * line.name.chars().count() as i32, y + 9)],
+            outline.filled(),
+        ))?;
+        root.draw(&PathElement::new(vec![(x, y), (x + 22, y)], WHITE.stroke_width(3)))?;
+        root.draw(&Text::new(line.name.clone(), (x + 28, y), style.clone()))?;
+    }
+    Ok(())
 }
 
 /// Draws the colour bar to the right of the plotting area, spanning its height: the colour
@@ -543,6 +608,29 @@ mod tests {
         let row_labels = labels(rows).iter().filter(|l| texts.contains(l)).count();
         assert!(row_labels >= 5 && row_labels < rows, "{row_labels} row labels");
         assert!(texts.contains(&"layer 0".to_string()));
+    }
+
+    #[test]
+    fn lines_are_drawn_over_the_cells_and_named_and_leave_out_points_outside() {
+        let spec = HeatmapSpec::new("t")
+            .line("boundary", [(-0.5, 0.0), (0.5, 0.5), (1.0, 1.0), (9.0, 9.0), (0.0, 1.0), (1.0, 0.0)]);
+        let svg = heatmap_svg(&spec, &labels(2), &steps(2), grid(2, 2).view()).unwrap();
+        assert!(svg_texts(&svg).contains(&"boundary".to_string()));
+        // Two pieces (split at the point outside), each drawn twice (outline, white), plus the
+        // legend's sample.
+        let white = elements(&svg, "polyline")
+            .into_iter()
+            .filter(|e| attribute(e, "stroke") == Some("#FFFFFF"))
+            .count();
+        assert_eq!(white, 2 + 1, "{svg}");
+        let plain = heatmap_svg(&HeatmapSpec::new("t"), &labels(2), &steps(2), grid(2, 2).view()).unwrap();
+        assert_eq!(
+            elements(&plain, "polyline")
+                .into_iter()
+                .filter(|e| attribute(e, "stroke") == Some("#FFFFFF"))
+                .count(),
+            0
+        );
     }
 
     #[test]

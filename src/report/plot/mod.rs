@@ -36,7 +36,7 @@ mod output;
 mod style;
 
 pub use axis::Scale;
-pub use heatmap::{HeatmapSpec, heatmap, heatmap_svg};
+pub use heatmap::{HeatmapLine, HeatmapSpec, heatmap, heatmap_svg};
 pub use line::{ChartSpec, Series, line_chart, line_chart_svg};
 
 #[cfg(test)]
