@@ -3,6 +3,7 @@
 mod batch_norm;
 mod builder;
 mod conv;
+mod dropout;
 mod highway;
 mod layer_norm;
 mod linear;
@@ -11,10 +12,11 @@ mod residual;
 mod scale;
 mod sequential;
 
-pub use batch_norm::{BatchNorm, BatchNorm1d, BatchNormConfig};
+pub use batch_norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig};
 pub use builder::SequentialBuilder;
-pub use conv::{Conv2d, Conv2dConfig, ImageShape, Padding};
-pub(crate) use conv::{Window, check_image_features, check_image_input};
+pub use conv::{AdaptiveAvgPool2d, AvgPool2d, Conv2d, Conv2dConfig, Flatten, ImageShape, MaxPool2d, Padding};
+pub(crate) use conv::{check_image_features, check_image_input};
+pub use dropout::{Dropout, Dropout2d};
 pub use highway::{Highway, HighwayConfig};
 pub use layer_norm::{LayerNorm, LayerNormConfig};
 pub use linear::{Linear, LinearConfig};

@@ -266,3 +266,52 @@ mod tests {
         }
     }
 }
+
+/// The window of a pooling layer named `name` over `input` images: every size at least 1, the
+/// padding at most half the kernel (as PyTorch requires of its pooling layers), and a (dilated)
+/// kernel that fits the padded input.
+///
+/// # Errors
+/// [`crate::Error::InvalidConfig`] naming the field and its value, or
+/// [`crate::Error::ShapeMismatch`] naming the layer and both shapes when the window does not fit.
+pub(crate) fn pool_window(
+    name: &str,
+    input: super::ImageShape,
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    padding: (usize, usize),
+    dilation: (usize, usize),
+) -> crate::Result<Window> {
+    use crate::Error;
+    input.check_not_empty(name)?;
+    for (field, (a, b)) in [("kernel_size", kernel), ("stride", stride), ("dilation", dilation)] {
+        if a == 0 || b == 0 {
+            return Err(Error::config(name, field, format!("must be at least 1, got ({a}, {b})")));
+        }
+    }
+    if padding.0 > kernel.0 / 2 || padding.1 > kernel.1 / 2 {
+        return Err(Error::config(
+            name,
+            "padding",
+            format!("must be at most half the kernel size {kernel:?} (as in PyTorch), got {padding:?}"),
+        ));
+    }
+    let pad_h = (padding.0, padding.0);
+    let pad_w = (padding.1, padding.1);
+    Window::new((input.height, input.width), kernel, stride, dilation, pad_h, pad_w).ok_or_else(|| {
+        Error::ShapeMismatch {
+            layer: name.to_string(),
+            what: "input",
+            expected: format!(
+                "images of at least {}×{} once padded (the pooling window)",
+                extent(kernel.0, dilation.0),
+                extent(kernel.1, dilation.1)
+            ),
+            actual: format!(
+                "{input} images, {}×{} once padded",
+                input.height + 2 * padding.0,
+                input.width + 2 * padding.1
+            ),
+        }
+    })
+}

@@ -1,22 +1,30 @@
-//! [`BatchNorm`] and [`BatchNorm1d`]: normalization with batch statistics in training and
-//! running statistics in evaluation, exactly as PyTorch's `nn.BatchNorm1d`.
+//! [`BatchNorm`], [`BatchNorm1d`] and [`BatchNorm2d`]: normalization with batch statistics in
+//! training and running statistics in evaluation, exactly as PyTorch's `nn.BatchNorm1d` and
+//! `nn.BatchNorm2d`. Both share their state and passes ([`core`]): a `BatchNorm2d` over `C`
+//! channels of `H×W` images is a `BatchNorm1d` over `C` features whose statistics run over
+//! `N·H·W` entries instead of `N`.
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Ix1};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
 use crate::hooks::Context;
-use crate::layer::{Layer, Mode, check_input_features, check_shape, ensure_shape};
-use crate::param::{BufferView, BufferViewMut, Param, ParamView, ParamViewMut};
-use crate::vectorize::vectorized;
-use crate::{Error, Float, Result};
+use crate::layer::{Layer, Mode, check_input_features};
+use crate::param::{BufferView, BufferViewMut, ParamView, ParamViewMut};
+use crate::{Float, Result};
+
+mod batch_norm_2d;
+mod core;
+
+pub use batch_norm_2d::BatchNorm2d;
+use core::Core;
 
 /// A batch-normalization layer: its running statistics, its settings, and its buffers.
 ///
-/// Implemented by [`BatchNorm1d`]. The running statistics are what [`Mode::Eval`] normalizes
+/// Implemented by [`BatchNorm1d`] and [`BatchNorm2d`]. The running statistics are what [`Mode::Eval`] normalizes
 /// with; they are *buffers* (saved with the model, never trained), visited by
 /// [`Layer::visit_buffers`] under PyTorch's names
 /// `"running_mean"`, `"running_var"` and `"num_batches_tracked"`.
 pub trait BatchNorm<F: Float>: Layer<F> {
-    /// The number of features `C` normalized independently.
+    /// The number of features (channels) `C` normalized independently.
     fn num_features(&self) -> usize;
 
     /// The running mean of each feature, `(C)`; starts at 0.
@@ -81,51 +89,40 @@ impl BatchNormConfig {
         self
     }
 
+    /// The settings that differ from PyTorch's defaults, as a description lists them after the
+    /// channel count: `", eps=…, momentum=…"`.
+    fn describe_settings(&self) -> String {
+        let mut s = String::new();
+        if self.eps != 1e-5 {
+            s += &format!(", eps={:e}", self.eps);
+        }
+        match self.momentum {
+            Some(0.1) => {}
+            Some(m) => s += &format!(", momentum={m}"),
+            None => s += ", momentum=None",
+        }
+        if !self.affine {
+            s += ", affine=false";
+        }
+        s
+    }
+
     /// Builds the layer.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] naming the field when `num_features` is 0, `eps` is not a
+    /// [`crate::Error::InvalidConfig`] naming the field when `num_features` is 0, `eps` is not a
     /// positive finite number, or `momentum` is outside `[0, 1]`.
     pub fn build<F: Float>(&self) -> Result<BatchNorm1d<F>> {
-        let c = self.num_features;
-        if c == 0 {
-            return Err(Error::config("BatchNorm1d", "num_features", "must be at least 1, got 0"));
-        }
-        if !(self.eps.is_finite() && self.eps > 0.0) {
-            return Err(Error::config(
-                "BatchNorm1d",
-                "eps",
-                format!("must be positive and finite (it keeps 1/sqrt(var + eps) finite), got {}", self.eps),
-            ));
-        }
-        if let Some(m) = self.momentum
-            && !(0.0..=1.0).contains(&m)
-        {
-            return Err(Error::config("BatchNorm1d", "momentum", format!("must be in [0, 1], got {m}")));
-        }
-        let affine = self
-            .affine
-            .then(|| Affine { weight: Param::new(Array1::ones(c)), bias: Param::new(Array1::zeros(c)) });
-        Ok(BatchNorm1d {
-            config: *self,
-            affine,
-            running_mean: Array1::zeros(c),
-            running_var: Array1::ones(c),
-            num_batches_tracked: 0,
-            mean: Array1::zeros(c),
-            inv_std: Array1::zeros(c),
-            x_hat: Array2::zeros((0, 0)),
-            sum_dy: Array1::zeros(c),
-            sum_dy_x_hat: Array1::zeros(c),
-            last_mode: None,
-        })
+        Ok(BatchNorm1d { core: Core::new(self, "BatchNorm1d", "feature")? })
     }
-}
 
-#[derive(Debug, Clone)]
-struct Affine<F: Float> {
-    weight: Param<F, Ix1>,
-    bias: Param<F, Ix1>,
+    /// Builds a [`BatchNorm2d`] over `num_features` channels of images of `(height, width)`.
+    ///
+    /// # Errors
+    /// As [`BatchNormConfig::build`], and [`crate::Error::InvalidConfig`] when the image size is 0.
+    pub fn build_2d<F: Float>(&self, image_size: (usize, usize)) -> Result<BatchNorm2d<F>> {
+        BatchNorm2d::with_config(self, image_size)
+    }
 }
 
 /// Batch normalization over the batch axis of a `(batch, C)` input (Ioffe & Szegedy 2015),
@@ -156,7 +153,7 @@ struct Affine<F: Float> {
 /// the layer is a fixed per-feature affine map and `dx = γ·istd·dy`.
 ///
 /// # Edge cases
-/// - A batch of one in [`Mode::Train`] is refused with [`Error::ShapeMismatch`] (PyTorch raises
+/// - A batch of one in [`Mode::Train`] is refused with [`crate::Error::ShapeMismatch`] (PyTorch raises
 ///   "Expected more than 1 value per channel when training"): its variance is zero and its
 ///   normalized value meaningless. [`Mode::Eval`] accepts any batch.
 /// - A feature that is constant over the batch has σ² = 0: x̂ ≈ 0 (exactly 0 up to the rounding
@@ -177,182 +174,108 @@ struct Affine<F: Float> {
 /// ```
 #[derive(Debug, Clone)]
 pub struct BatchNorm1d<F: Float> {
-    config: BatchNormConfig,
-    affine: Option<Affine<F>>,
-    running_mean: Array1<F>,
-    running_var: Array1<F>,
-    num_batches_tracked: u64,
-    /// The mean used by the last forward pass (batch or running).
-    mean: Array1<F>,
-    /// 1/√(var + ε) used by the last forward pass.
-    inv_std: Array1<F>,
-    /// The normalized input of the last forward pass, `(batch, C)`.
-    x_hat: Array2<F>,
-    /// Backward scratch: Σ dy and Σ dy·x̂ per feature.
-    sum_dy: Array1<F>,
-    sum_dy_x_hat: Array1<F>,
-    last_mode: Option<Mode>,
+    core: Core<F>,
 }
 
 impl<F: Float> BatchNorm1d<F> {
     /// `nn.BatchNorm1d(num_features)` with PyTorch's defaults.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] when `num_features` is 0.
+    /// [`crate::Error::InvalidConfig`] when `num_features` is 0.
     pub fn new(num_features: usize) -> Result<Self> {
         BatchNormConfig::new(num_features).build()
     }
+}
 
-    /// The configuration the layer was built with.
-    pub fn config(&self) -> &BatchNormConfig {
-        &self.config
-    }
+/// The accessors and the [`BatchNorm`] implementation both batch-normalization layers share
+/// (through their `core`).
+macro_rules! batch_norm_common {
+    ($layer:ident) => {
+        impl<F: Float> $layer<F> {
+            /// The configuration the layer was built with.
+            pub fn config(&self) -> &BatchNormConfig {
+                &self.core.config
+            }
 
-    /// γ, `(C)`, if the layer is affine.
-    pub fn weight(&self) -> Option<&Array1<F>> {
-        self.affine.as_ref().map(|a| &a.weight.value)
-    }
+            /// γ, `(C)`, if the layer is affine.
+            pub fn weight(&self) -> Option<&Array1<F>> {
+                self.core.affine.as_ref().map(|a| &a.weight.value)
+            }
 
-    /// γ, mutably.
-    pub fn weight_mut(&mut self) -> Option<&mut Array1<F>> {
-        self.affine.as_mut().map(|a| &mut a.weight.value)
-    }
+            /// γ, mutably.
+            pub fn weight_mut(&mut self) -> Option<&mut Array1<F>> {
+                self.core.affine.as_mut().map(|a| &mut a.weight.value)
+            }
 
-    /// β, `(C)`, if the layer is affine.
-    pub fn bias(&self) -> Option<&Array1<F>> {
-        self.affine.as_ref().map(|a| &a.bias.value)
-    }
+            /// β, `(C)`, if the layer is affine.
+            pub fn bias(&self) -> Option<&Array1<F>> {
+                self.core.affine.as_ref().map(|a| &a.bias.value)
+            }
 
-    /// β, mutably.
-    pub fn bias_mut(&mut self) -> Option<&mut Array1<F>> {
-        self.affine.as_mut().map(|a| &mut a.bias.value)
-    }
+            /// β, mutably.
+            pub fn bias_mut(&mut self) -> Option<&mut Array1<F>> {
+                self.core.affine.as_mut().map(|a| &mut a.bias.value)
+            }
 
-    /// The accumulated gradient of γ, if the layer is affine.
-    pub fn weight_grad(&self) -> Option<&Array1<F>> {
-        self.affine.as_ref().map(|a| &a.weight.grad)
-    }
+            /// The accumulated gradient of γ, if the layer is affine.
+            pub fn weight_grad(&self) -> Option<&Array1<F>> {
+                self.core.affine.as_ref().map(|a| &a.weight.grad)
+            }
 
-    /// The accumulated gradient of β, if the layer is affine.
-    pub fn bias_grad(&self) -> Option<&Array1<F>> {
-        self.affine.as_ref().map(|a| &a.bias.grad)
-    }
-
-    /// Computes mean, biased variance (into `inv_std`, as scratch) of the batch and updates the
-    /// running statistics; leaves `inv_std = 1/√(σ² + ε)`.
-    fn batch_statistics(&mut self, x: &[F], batch: usize) {
-        let c = self.config.num_features;
-        let inv_n = F::one() / F::lit(batch as f64);
-        let mean = self.mean.as_slice_mut().expect("buffers are standard layout");
-        let var = self.inv_std.as_slice_mut().expect("buffers are standard layout");
-        vectorized(
-            #[inline(always)]
-            || {
-                mean.fill(F::zero());
-                for row in x.chunks_exact(c) {
-                    for (m, &v) in mean.iter_mut().zip(row) {
-                        *m += v;
-                    }
-                }
-                for m in mean.iter_mut() {
-                    *m *= inv_n;
-                }
-                // Two-pass variance: Σ(x − μ)², stable when |μ| ≫ σ.
-                var.fill(F::zero());
-                for row in x.chunks_exact(c) {
-                    for ((s, &v), &m) in var.iter_mut().zip(row).zip(&*mean) {
-                        let d = v - m;
-                        *s += d * d;
-                    }
-                }
-                for s in var.iter_mut() {
-                    *s *= inv_n;
-                }
-            },
-        );
-        let var = &mut self.inv_std;
-
-        self.num_batches_tracked += 1;
-        let factor = F::lit(self.config.momentum.unwrap_or(1.0 / self.num_batches_tracked as f64));
-        let keep = F::one() - factor;
-        let unbias = F::lit(batch as f64 / (batch as f64 - 1.0));
-        let rows = self.running_mean.iter_mut().zip(self.running_var.iter_mut());
-        for ((rm, rv), (&m, &v)) in rows.zip(self.mean.iter().zip(var.iter())) {
-            *rm = keep * *rm + factor * m;
-            *rv = keep * *rv + factor * v * unbias;
-        }
-        let eps = F::lit(self.config.eps);
-        var.mapv_inplace(|v| F::one() / (v + eps).sqrt());
-    }
-
-    /// Copies the running statistics into `mean` and `inv_std`, refusing corrupt ones (a negative
-    /// or non-finite running variance would otherwise put NaN in the output).
-    fn running_statistics(&mut self) -> Result<()> {
-        let eps = F::lit(self.config.eps);
-        for (c, (&m, &v)) in self.running_mean.iter().zip(&self.running_var).enumerate() {
-            if !(m.is_finite() && v.is_finite() && v + eps > F::zero()) {
-                return Err(Error::NonFinite {
-                    location: format!("{} in Eval mode", self.describe()),
-                    detail: format!(
-                        "running statistics of feature {c} are invalid (running_mean {m}, \
-                         running_var {v}); call reset_running_stats or load valid ones"
-                    ),
-                });
+            /// The accumulated gradient of β, if the layer is affine.
+            pub fn bias_grad(&self) -> Option<&Array1<F>> {
+                self.core.affine.as_ref().map(|a| &a.bias.grad)
             }
         }
-        self.mean.assign(&self.running_mean);
-        self.inv_std.zip_mut_with(&self.running_var, |s, &v| *s = F::one() / (v + eps).sqrt());
-        Ok(())
-    }
+
+        impl<F: Float> BatchNorm<F> for $layer<F> {
+            fn num_features(&self) -> usize {
+                self.core.config.num_features
+            }
+
+            fn running_mean(&self) -> ArrayView1<'_, F> {
+                self.core.running_mean.view()
+            }
+
+            fn running_var(&self) -> ArrayView1<'_, F> {
+                self.core.running_var.view()
+            }
+
+            fn num_batches_tracked(&self) -> u64 {
+                self.core.num_batches_tracked
+            }
+
+            fn reset_running_stats(&mut self) {
+                self.core.reset_running_stats();
+            }
+
+            fn momentum(&self) -> Option<f64> {
+                self.core.config.momentum
+            }
+
+            fn eps(&self) -> f64 {
+                self.core.config.eps
+            }
+        }
+    };
 }
 
-impl<F: Float> BatchNorm<F> for BatchNorm1d<F> {
-    fn num_features(&self) -> usize {
-        self.config.num_features
-    }
+batch_norm_common!(BatchNorm1d);
 
-    fn running_mean(&self) -> ArrayView1<'_, F> {
-        self.running_mean.view()
-    }
-
-    fn running_var(&self) -> ArrayView1<'_, F> {
-        self.running_var.view()
-    }
-
-    fn num_batches_tracked(&self) -> u64 {
-        self.num_batches_tracked
-    }
-
-    fn reset_running_stats(&mut self) {
-        self.running_mean.fill(F::zero());
-        self.running_var.fill(F::one());
-        self.num_batches_tracked = 0;
-    }
-
-    fn momentum(&self) -> Option<f64> {
-        self.config.momentum
-    }
-
-    fn eps(&self) -> f64 {
-        self.config.eps
-    }
+/// `"BatchNorm1d(C, …)"`, with the settings that differ from PyTorch's defaults.
+fn describe_1d(config: &BatchNormConfig) -> String {
+    format!("BatchNorm1d({}{})", config.num_features, config.describe_settings())
 }
+batch_norm_common!(BatchNorm2d);
 
 impl<F: Float> Layer<F> for BatchNorm1d<F> {
     /// Buffers in the order `running_mean`, `running_var`, `num_batches_tracked` (PyTorch's).
     fn visit_buffers<'a>(&'a self, visitor: &mut dyn FnMut(BufferView<'a, F>)) {
-        visitor(BufferView::Tensor { name: "running_mean", value: self.running_mean.view().into_dyn() });
-        visitor(BufferView::Tensor { name: "running_var", value: self.running_var.view().into_dyn() });
-        visitor(BufferView::Count { name: "num_batches_tracked", value: self.num_batches_tracked });
+        self.core.visit_buffers(visitor);
     }
 
     fn visit_buffers_mut<'a>(&'a mut self, visitor: &mut dyn FnMut(BufferViewMut<'a, F>)) {
-        visitor(BufferViewMut::Tensor {
-            name: "running_mean",
-            value: self.running_mean.view_mut().into_dyn(),
-        });
-        visitor(BufferViewMut::Tensor { name: "running_var", value: self.running_var.view_mut().into_dyn() });
-        visitor(BufferViewMut::Count { name: "num_batches_tracked", value: &mut self.num_batches_tracked });
+        self.core.visit_buffers_mut(visitor);
     }
 
     fn kind(&self) -> &'static str {
@@ -360,24 +283,11 @@ impl<F: Float> Layer<F> for BatchNorm1d<F> {
     }
 
     fn describe(&self) -> String {
-        let c = &self.config;
-        let mut s = format!("BatchNorm1d({}", c.num_features);
-        if c.eps != 1e-5 {
-            s += &format!(", eps={:e}", c.eps);
-        }
-        match c.momentum {
-            Some(0.1) => {}
-            Some(m) => s += &format!(", momentum={m}"),
-            None => s += ", momentum=None",
-        }
-        if !c.affine {
-            s += ", affine=false";
-        }
-        s + ")"
+        describe_1d(&self.core.config)
     }
 
     fn output_features(&self, input_features: usize) -> Result<usize> {
-        check_input_features(&|| self.describe(), self.config.num_features, input_features)?;
+        check_input_features(&|| self.describe(), self.core.config.num_features, input_features)?;
         Ok(input_features)
     }
 
@@ -388,57 +298,8 @@ impl<F: Float> Layer<F> for BatchNorm1d<F> {
         mode: Mode,
         _ctx: &mut Context<'_, F>,
     ) -> Result<()> {
-        let c = self.config.num_features;
-        self.last_mode = None;
-        check_shape(&|| self.describe(), "input", &input, None, Some(c))?;
-        let batch = input.nrows();
-        if mode == Mode::Train && batch < 2 {
-            return Err(Error::ShapeMismatch {
-                layer: self.describe(),
-                what: "input",
-                expected: format!(
-                    "(batch ≥ 2, {c}) in Train mode (expected more than 1 value per feature to \
-                     compute batch statistics; use Mode::Eval for single samples)"
-                ),
-                actual: crate::error::format_shape(input.shape()),
-            });
-        }
-        let x = input.as_standard_layout();
-        let x = x.as_slice().expect("standard layout");
-        match mode {
-            Mode::Train => self.batch_statistics(x, batch),
-            Mode::Eval => self.running_statistics()?,
-        }
-        ensure_shape(output, (batch, c));
-        ensure_shape(&mut self.x_hat, (batch, c));
-        let x_hat = self.x_hat.as_slice_mut().expect("buffers are standard layout");
-        let y = output.as_slice_mut().expect("buffers are standard layout");
-        let mean = self.mean.as_slice().expect("buffers are standard layout");
-        let inv_std = self.inv_std.as_slice().expect("buffers are standard layout");
-        let affine = self.affine.as_ref().map(|a| (contiguous(&a.weight.value), contiguous(&a.bias.value)));
-        let rows = x.chunks_exact(c).zip(x_hat.chunks_exact_mut(c)).zip(y.chunks_exact_mut(c));
-        vectorized(
-            #[inline(always)]
-            || {
-                for ((x_row, x_hat_row), y_row) in rows {
-                    for (((h, &v), &m), &s) in x_hat_row.iter_mut().zip(x_row).zip(mean).zip(inv_std) {
-                        *h = (v - m) * s;
-                    }
-                    match &affine {
-                        Some((weight, bias)) => {
-                            for (((out, &h), &w), &b) in
-                                y_row.iter_mut().zip(&*x_hat_row).zip(&**weight).zip(&**bias)
-                            {
-                                *out = h * w + b;
-                            }
-                        }
-                        None => y_row.copy_from_slice(x_hat_row),
-                    }
-                }
-            },
-        );
-        self.last_mode = Some(mode);
-        Ok(())
+        let config = self.core.config;
+        self.core.forward(&|| describe_1d(&config), input, output, mode, 1)
     }
 
     fn backward(
@@ -449,115 +310,23 @@ impl<F: Float> Layer<F> for BatchNorm1d<F> {
         grad_input: Option<&mut Array2<F>>,
         _ctx: &mut Context<'_, F>,
     ) -> Result<()> {
-        let Some(mode) = self.last_mode else {
-            return Err(Error::BackwardBeforeForward { layer: self.describe() });
-        };
-        let (batch, c) = self.x_hat.dim();
-        let name = || self.describe();
-        check_shape(&name, "input", &input, Some(batch), Some(c))?;
-        check_shape(&name, "grad_output", &grad_output, Some(batch), Some(c))?;
-        let dy = grad_output.as_standard_layout();
-        let dy = dy.as_slice().expect("standard layout");
-        let x_hat = self.x_hat.as_slice().expect("buffers are standard layout");
-
-        let sum_dy = self.sum_dy.as_slice_mut().expect("buffers are standard layout");
-        let sum_dy_x_hat = self.sum_dy_x_hat.as_slice_mut().expect("buffers are standard layout");
-        sum_dy.fill(F::zero());
-        sum_dy_x_hat.fill(F::zero());
-        vectorized(
-            #[inline(always)]
-            || {
-                for (dy_row, x_hat_row) in dy.chunks_exact(c).zip(x_hat.chunks_exact(c)) {
-                    let sums = sum_dy.iter_mut().zip(sum_dy_x_hat.iter_mut());
-                    for ((s, sx), (&g, &h)) in sums.zip(dy_row.iter().zip(x_hat_row)) {
-                        *s += g;
-                        *sx += g * h;
-                    }
-                }
-            },
-        );
-        if let Some(a) = &mut self.affine {
-            a.weight.grad += &self.sum_dy_x_hat;
-            a.bias.grad += &self.sum_dy;
-        }
-
-        let Some(grad_input) = grad_input else { return Ok(()) };
-        ensure_shape(grad_input, (batch, c));
-        let dx = grad_input.as_slice_mut().expect("buffers are standard layout");
-        // Per feature: scale = γ·istd; in training also the batch means of dy and dy·x̂.
-        let gamma = self.affine.as_ref().map(|a| contiguous(&a.weight.value));
-        let stats = FeatureStats {
-            inv_std: self.inv_std.as_slice().expect("buffers are standard layout"),
-            sum_dy: self.sum_dy.as_slice().expect("buffers are standard layout"),
-            sum_dy_x_hat: self.sum_dy_x_hat.as_slice().expect("buffers are standard layout"),
-            inv_n: F::one() / F::lit(batch as f64),
-            train: mode == Mode::Train,
-        };
-        let rows = dy.chunks_exact(c).zip(x_hat.chunks_exact(c)).zip(dx.chunks_exact_mut(c));
-        vectorized(
-            #[inline(always)]
-            || {
-                for ((dy_row, x_hat_row), dx_row) in rows {
-                    match &gamma {
-                        Some(w) => stats.input_grad_row(dx_row, dy_row, x_hat_row, w.iter().copied()),
-                        None => stats.input_grad_row(dx_row, dy_row, x_hat_row, std::iter::repeat(F::one())),
-                    }
-                }
-            },
-        );
-        Ok(())
+        let config = self.core.config;
+        self.core.backward(&|| describe_1d(&config), input, grad_output, grad_input, 1)
     }
 
     fn visit_parameters<'a>(&'a self, visitor: &mut dyn FnMut(ParamView<'a, F>)) {
-        if let Some(a) = &self.affine {
-            visitor(a.weight.view("weight"));
-            visitor(a.bias.view("bias"));
-        }
+        self.core.visit_parameters(visitor);
     }
 
     fn visit_parameters_mut<'a>(&'a mut self, visitor: &mut dyn FnMut(ParamViewMut<'a, F>)) {
-        if let Some(a) = &mut self.affine {
-            visitor(a.weight.view_mut("weight"));
-            visitor(a.bias.view_mut("bias"));
-        }
-    }
-}
-
-/// Per-feature quantities of a backward pass.
-struct FeatureStats<'a, F: Float> {
-    inv_std: &'a [F],
-    sum_dy: &'a [F],
-    sum_dy_x_hat: &'a [F],
-    inv_n: F,
-    train: bool,
-}
-
-impl<F: Float> FeatureStats<'_, F> {
-    /// One row of dL/dx: `γ·istd·(dy − mean(dy) − x̂·mean(dy·x̂))` in training, `γ·istd·dy` in
-    /// evaluation.
-    #[inline(always)]
-    fn input_grad_row(&self, dx: &mut [F], dy: &[F], x_hat: &[F], gamma: impl Iterator<Item = F>) {
-        let per_feature = gamma.zip(self.inv_std).zip(self.sum_dy).zip(self.sum_dy_x_hat);
-        let inv_n = self.inv_n;
-        for (((d, &g), &h), (((w, &s), &sd), &sdx)) in dx.iter_mut().zip(dy).zip(x_hat).zip(per_feature) {
-            let scale = w * s;
-            *d = if self.train { scale * (g - sd * inv_n - h * sdx * inv_n) } else { scale * g };
-        }
-    }
-}
-
-/// The entries of `values` as a slice: borrowed when it is contiguous (always, unless a caller
-/// replaced a parameter by a strided array), copied otherwise.
-fn contiguous<F: Float>(values: &Array1<F>) -> std::borrow::Cow<'_, [F]> {
-    match values.as_slice() {
-        Some(slice) => std::borrow::Cow::Borrowed(slice),
-        None => std::borrow::Cow::Owned(values.to_vec()),
+        self.core.visit_parameters_mut(visitor);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Error;
     use crate::gradcheck::{GradCheckConfig, check_layer};
     use ndarray::array;
 
