@@ -127,7 +127,12 @@ impl Fans {
     /// let fans = Fans::conv(8, 32, (3, 3), 1.0);
     /// assert_eq!((fans.fan_in, fans.fan_out), (72, 288));
     /// ```
-    pub fn conv(in_per_group: usize, out_channels: usize, kernel: (usize, usize), activation_gain: f64) -> Self {
+    pub fn conv(
+        in_per_group: usize,
+        out_channels: usize,
+        kernel: (usize, usize),
+        activation_gain: f64,
+    ) -> Self {
         let taps = kernel.0 * kernel.1;
         Fans { fan_in: in_per_group * taps, fan_out: out_channels * taps, activation_gain }
     }

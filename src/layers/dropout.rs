@@ -209,7 +209,13 @@ impl<F: Float> Layer<F> for Dropout<F> {
         let Some((step, mode)) = self.last else {
             return Err(Error::BackwardBeforeForward { layer: self.describe() });
         };
-        check_shape(&|| self.describe(), "grad_output", &grad_output, Some(input.nrows()), Some(input.ncols()))?;
+        check_shape(
+            &|| self.describe(),
+            "grad_output",
+            &grad_output,
+            Some(input.nrows()),
+            Some(input.ncols()),
+        )?;
         let Some(grad_input) = grad_input else { return Ok(()) };
         ensure_shape(grad_input, grad_output.dim());
         if mode == Mode::Eval || self.mask.p == 0.0 {
@@ -408,7 +414,9 @@ mod tests {
         report.within(1e-6).unwrap();
         let y = run(&mut dropout, &x, Mode::Train, 4);
         let mut dx = Array2::zeros((0, 0));
-        dropout.backward(x.view(), y.view(), Array2::ones((5, 12)).view(), Some(&mut dx), &mut Context::new()).unwrap();
+        dropout
+            .backward(x.view(), y.view(), Array2::ones((5, 12)).view(), Some(&mut dx), &mut Context::new())
+            .unwrap();
         for ((&d, &v), &xv) in dx.iter().zip(&y).zip(&x) {
             assert_eq!(d == 0.0, v == 0.0 && xv != 0.0, "the gradient is dropped where the output was");
         }
@@ -448,7 +456,8 @@ mod tests {
         }
         let mut d = Dropout2d::<f32>::new(0.5, ImageShape::new(2, 2, 2), 0).unwrap();
         let mut y = Array2::zeros((0, 0));
-        let err = d.forward(Array2::ones((3, 7)).view(), &mut y, Mode::Train, &mut Context::new()).unwrap_err();
+        let err =
+            d.forward(Array2::ones((3, 7)).view(), &mut y, Mode::Train, &mut Context::new()).unwrap_err();
         assert!(err.to_string().contains("2×2×2") && err.to_string().contains("(3, 7)"), "{err}");
     }
 }

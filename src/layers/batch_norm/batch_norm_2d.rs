@@ -165,7 +165,11 @@ mod tests {
     /// Per-channel mean and biased variance over batch and positions, by definition.
     fn channel_moments(x: &Array2<f64>, c: usize) -> (f64, f64) {
         let s = image().spatial();
-        let values: Vec<f64> = x.rows().into_iter().flat_map(|r| r.iter().skip(c * s).take(s).copied().collect::<Vec<_>>()).collect();
+        let values: Vec<f64> = x
+            .rows()
+            .into_iter()
+            .flat_map(|r| r.iter().skip(c * s).take(s).copied().collect::<Vec<_>>())
+            .collect();
         let n = values.len() as f64;
         let mean = values.iter().sum::<f64>() / n;
         (mean, values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n)
@@ -222,7 +226,9 @@ mod tests {
         let mut y = Array2::zeros((0, 0));
         assert!(bn.forward(input(1).view(), &mut y, Mode::Train, &mut Context::new()).is_ok());
         let mut one_pixel = BatchNorm2d::<f64>::new(ImageShape::new(2, 1, 1)).unwrap();
-        let err = one_pixel.forward(Array2::ones((1, 2)).view(), &mut y, Mode::Train, &mut Context::new()).unwrap_err();
+        let err = one_pixel
+            .forward(Array2::ones((1, 2)).view(), &mut y, Mode::Train, &mut Context::new())
+            .unwrap_err();
         assert!(err.to_string().contains("more than 1 value per channel"), "{err}");
         assert_eq!(one_pixel.num_batches_tracked(), 0);
     }

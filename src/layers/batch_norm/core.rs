@@ -51,7 +51,10 @@ impl<F: Float> Core<F> {
             return Err(Error::config(
                 component,
                 "eps",
-                format!("must be positive and finite (it keeps 1/sqrt(var + eps) finite), got {}", config.eps),
+                format!(
+                    "must be positive and finite (it keeps 1/sqrt(var + eps) finite), got {}",
+                    config.eps
+                ),
             ));
         }
         if let Some(m) = config.momentum

@@ -49,7 +49,11 @@ impl<F: Float> AdaptiveAvgPool2d<F> {
         let name = format!("AdaptiveAvgPool2d({}×{} on {input})", output_size.0, output_size.1);
         input.check_not_empty(&name)?;
         if output_size.0 == 0 || output_size.1 == 0 {
-            return Err(Error::config(name, "output_size", format!("must be at least 1×1, got {output_size:?}")));
+            return Err(Error::config(
+                name,
+                "output_size",
+                format!("must be at least 1×1, got {output_size:?}"),
+            ));
         }
         let output = ImageShape::new(input.channels, output_size.0, output_size.1);
         Ok(AdaptiveAvgPool2d { input, output, forward_batch: None, _float: std::marker::PhantomData })
@@ -89,7 +93,10 @@ impl<F: Float> Layer<F> for AdaptiveAvgPool2d<F> {
 
     /// E.g. `"AdaptiveAvgPool2d(1×1; 64×8×8→64×1×1)"`.
     fn describe(&self) -> String {
-        format!("AdaptiveAvgPool2d({}×{}; {}→{})", self.output.height, self.output.width, self.input, self.output)
+        format!(
+            "AdaptiveAvgPool2d({}×{}; {}→{})",
+            self.output.height, self.output.width, self.input, self.output
+        )
     }
 
     fn output_features(&self, input_features: usize) -> Result<usize> {
@@ -200,7 +207,8 @@ mod tests {
         assert_eq!([bin(0, 3, 5), bin(1, 3, 5), bin(2, 3, 5)], [(0, 2), (1, 4), (3, 5)]);
         let mut pool = AdaptiveAvgPool2d::<f64>::new(ImageShape::new(1, 1, 5), (1, 3)).unwrap();
         let mut y = Array2::zeros((0, 0));
-        pool.forward(array![[1.0, 2.0, 3.0, 4.0, 5.0]].view(), &mut y, Mode::Train, &mut Context::new()).unwrap();
+        pool.forward(array![[1.0, 2.0, 3.0, 4.0, 5.0]].view(), &mut y, Mode::Train, &mut Context::new())
+            .unwrap();
         assert_eq!(y, array![[1.5, 3.0, 4.5]]);
     }
 
@@ -209,7 +217,8 @@ mod tests {
         for out in [(1, 1), (2, 3), (3, 2)] {
             let image = ImageShape::new(2, 5, 4);
             let mut pool = AdaptiveAvgPool2d::new(image, out).unwrap();
-            let x = Array2::from_shape_fn((3, image.features()), |(i, j)| ((i * 41 + j * 17) % 97) as f64 / 10.0);
+            let x =
+                Array2::from_shape_fn((3, image.features()), |(i, j)| ((i * 41 + j * 17) % 97) as f64 / 10.0);
             check_layer(&mut pool, &x, GradCheckConfig::default()).unwrap().within(1e-6).unwrap();
         }
     }

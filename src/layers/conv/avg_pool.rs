@@ -139,7 +139,9 @@ impl<F: Float> Layer<F> for AvgPool2d<F> {
             for oh in 0..self.window.out_h {
                 for ow in 0..self.window.out_w {
                     let ((r0, r1), (c0, c1), scale) = self.cell(oh, ow);
-                    let sum = (r0..r1).flat_map(|r| &x[r * in_w + c0..r * in_w + c1]).fold(F::zero(), |s, &v| s + v);
+                    let sum = (r0..r1)
+                        .flat_map(|r| &x[r * in_w + c0..r * in_w + c1])
+                        .fold(F::zero(), |s, &v| s + v);
                     y[oh * self.window.out_w + ow] = sum * scale;
                 }
             }
@@ -212,7 +214,8 @@ mod tests {
         {
             let image = ImageShape::new(2, 5, 4);
             let mut pool = AvgPool2d::with_options(image, kernel, stride, padding, include).unwrap();
-            let x = Array2::from_shape_fn((3, image.features()), |(i, j)| ((i * 41 + j * 17) % 97) as f64 / 10.0);
+            let x =
+                Array2::from_shape_fn((3, image.features()), |(i, j)| ((i * 41 + j * 17) % 97) as f64 / 10.0);
             check_layer(&mut pool, &x, GradCheckConfig::default()).unwrap().within(1e-6).unwrap();
         }
     }

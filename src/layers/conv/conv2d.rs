@@ -445,7 +445,8 @@ impl<F: Float> Conv2d<F> {
     /// Refuses weights or biases whose shape was changed through `weight_mut` / `bias_mut`.
     fn check_parameters(&self) -> Result<()> {
         let (_, _, k) = self.per_group();
-        let expected = [self.output.channels, k / self.window.taps(), self.window.kernel.0, self.window.kernel.1];
+        let expected =
+            [self.output.channels, k / self.window.taps(), self.window.kernel.0, self.window.kernel.1];
         if self.weight.value.shape() != expected || self.weight.grad.shape() != expected {
             return Err(Error::shape(
                 self.describe(),
@@ -457,7 +458,12 @@ impl<F: Float> Conv2d<F> {
         if let Some(b) = &self.bias
             && (b.value.len() != self.output.channels || b.grad.len() != self.output.channels)
         {
-            return Err(Error::shape(self.describe(), "bias", format!("({})", self.output.channels), b.value.shape()));
+            return Err(Error::shape(
+                self.describe(),
+                "bias",
+                format!("({})", self.output.channels),
+                b.value.shape(),
+            ));
         }
         Ok(())
     }
@@ -472,7 +478,8 @@ impl<F: Float> Conv2d<F> {
 /// further up the stack, which gradflow's own layers never cause) a fresh allocation.
 pub(crate) fn with_buffer<F: Float, R>(len: usize, f: impl FnOnce(&mut [F]) -> R) -> R {
     let mut task = Some(f);
-    if let Some(result) = crate::scratch::with_workspace(len, |buffer| (task.take().expect("called once"))(buffer))
+    if let Some(result) =
+        crate::scratch::with_workspace(len, |buffer| (task.take().expect("called once"))(buffer))
     {
         return result;
     }
@@ -536,7 +543,8 @@ impl<F: Float> Layer<F> for Conv2d<F> {
                     }
                     let w = ArrayView2::from_shape((out_g, k), &weight[g * out_g * k..(g + 1) * out_g * k])
                         .expect("out/groups × k");
-                    let cols = ArrayView2::from_shape((k, columns), &col[..k * columns]).expect("k × columns");
+                    let cols =
+                        ArrayView2::from_shape((k, columns), &col[..k * columns]).expect("k × columns");
                     let prod = ArrayViewMut2::from_shape((out_g, columns), &mut *product).expect("sizes");
                     gemm(F::one(), w, false, cols, false, F::zero(), prod);
                     for b in 0..samples {
@@ -591,7 +599,8 @@ impl<F: Float> Layer<F> for Conv2d<F> {
         let weight_value = weight.value.as_standard_layout();
         let weight_value = weight_value.as_slice().expect("standard layout");
         let mut weight_grad = weight.grad.view_mut().into_shape_with_order((total, k)).expect("out × k");
-        let mut bias_grad = bias.as_mut().map(|b| b.grad.as_slice_mut().expect("owned parameters are contiguous"));
+        let mut bias_grad =
+            bias.as_mut().map(|b| b.grad.as_slice_mut().expect("owned parameters are contiguous"));
         let need_dx = dx.is_some();
         let len = (k + out_g + if need_dx { k } else { 0 }) * chunk * positions;
         with_buffer::<F, _>(len, |buffer| {
@@ -617,15 +626,19 @@ impl<F: Float> Layer<F> for Conv2d<F> {
                             }
                         }
                     }
-                    let cols = ArrayView2::from_shape((k, columns), &col[..k * columns]).expect("k × columns");
+                    let cols =
+                        ArrayView2::from_shape((k, columns), &col[..k * columns]).expect("k × columns");
                     let dy_g = ArrayView2::from_shape((out_g, columns), &product[..]).expect("sizes");
                     // dW_g += dY_g · columnsᵀ
                     let dw = weight_grad.slice_mut(s![g * out_g..(g + 1) * out_g, ..]);
                     gemm(F::one(), dy_g, false, cols, true, F::one(), dw);
                     if let Some(dx) = dx.as_deref_mut() {
                         // d(columns) = W_gᵀ · dY_g, then back onto the input planes.
-                        let w = ArrayView2::from_shape((out_g, k), &weight_value[g * out_g * k..(g + 1) * out_g * k])
-                            .expect("out/groups × k");
+                        let w = ArrayView2::from_shape(
+                            (out_g, k),
+                            &weight_value[g * out_g * k..(g + 1) * out_g * k],
+                        )
+                        .expect("out/groups × k");
                         let dc = ArrayViewMut2::from_shape((k, columns), &mut *dcol).expect("k × columns");
                         gemm(F::one(), w, true, dy_g, false, F::zero(), dc);
                         for b in 0..samples {
@@ -758,7 +771,8 @@ mod tests {
     #[test]
     fn same_padding_keeps_the_size_and_pads_the_extra_zero_after() {
         // PyTorch: total padding d·(k − 1); left = total // 2, the rest right. k = 4: 1 before, 2 after.
-        let conv: Conv2d<f64> = Conv2dConfig::new(1, 1, 4).padding_mode(Padding::Same).build((5, 6), &mut rng(0)).unwrap();
+        let conv: Conv2d<f64> =
+            Conv2dConfig::new(1, 1, 4).padding_mode(Padding::Same).build((5, 6), &mut rng(0)).unwrap();
         assert_eq!((conv.window.pad_h, conv.window.pad_w), ((1, 2), (1, 2)));
         assert_eq!(conv.output_shape(), ImageShape::new(1, 5, 6));
     }
@@ -777,7 +791,8 @@ mod tests {
     #[test]
     fn several_products_per_batch_give_the_same_result() {
         // 40 samples of 16×16 positions: 16 samples per product, so three products.
-        let mut conv: Conv2d<f64> = Conv2dConfig::new(2, 3, 3).padding(1).build((16, 16), &mut rng(3)).unwrap();
+        let mut conv: Conv2d<f64> =
+            Conv2dConfig::new(2, 3, 3).padding(1).build((16, 16), &mut rng(3)).unwrap();
         assert_eq!(conv.samples_per_product(40), 16);
         let x = input(40, conv.input);
         let mut y = Array2::zeros((0, 0));
@@ -819,7 +834,8 @@ mod tests {
             assert!((a - *b as f64).abs() < 1e-5, "{a} vs {b}");
         }
         let (mut dx, dy) = (Array2::zeros((0, 0)), y32.mapv(|v| v * 0.5));
-        c32.backward(x.mapv(|v| v as f32).view(), y32.view(), dy.view(), Some(&mut dx), &mut Context::new()).unwrap();
+        c32.backward(x.mapv(|v| v as f32).view(), y32.view(), dy.view(), Some(&mut dx), &mut Context::new())
+            .unwrap();
         assert!(dx.iter().chain(c32.weight_grad().iter()).all(|v| v.is_finite()));
     }
 
@@ -838,7 +854,10 @@ mod tests {
     fn bad_configurations_name_the_field_and_values() {
         let build = |c: Conv2dConfig, size| c.build::<f32>(size, &mut rng(0)).unwrap_err().to_string();
         let msg = build(Conv2dConfig::new(6, 4, 3).groups(4), (8, 8));
-        assert!(msg.contains("in_channels") && msg.contains("6 channels") && msg.contains("4 groups"), "{msg}");
+        assert!(
+            msg.contains("in_channels") && msg.contains("6 channels") && msg.contains("4 groups"),
+            "{msg}"
+        );
         let msg = build(Conv2dConfig::new(4, 6, 3).groups(4), (8, 8));
         assert!(msg.contains("out_channels"), "{msg}");
         for (config, field) in [
@@ -864,9 +883,14 @@ mod tests {
     fn wrong_input_and_changed_weights_are_errors_before_any_work() {
         let mut conv: Conv2d<f32> = Conv2dConfig::new(3, 4, 3).build((6, 6), &mut rng(0)).unwrap();
         let mut y = Array2::zeros((0, 0));
-        let err = conv.forward(Array2::zeros((2, 100)).view(), &mut y, Mode::Train, &mut Context::new()).unwrap_err();
+        let err = conv
+            .forward(Array2::zeros((2, 100)).view(), &mut y, Mode::Train, &mut Context::new())
+            .unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("Conv2d(3→4, 3×3; 3×6×6→4×4×4)") && msg.contains("(2, 100)") && msg.contains("108"), "{msg}");
+        assert!(
+            msg.contains("Conv2d(3→4, 3×3; 3×6×6→4×4×4)") && msg.contains("(2, 100)") && msg.contains("108"),
+            "{msg}"
+        );
         assert_eq!(y.dim(), (0, 0), "nothing written");
         let x = Array2::zeros((2, 108));
         let err = conv.backward(x.view(), x.view(), x.view(), None, &mut Context::new()).unwrap_err();
@@ -884,8 +908,9 @@ mod tests {
         let conv = Conv2d::<f64>::from_weights(Array4::ones((6, 2, 3, 3)), None, image, &config).unwrap();
         assert_eq!(conv.output_shape(), ImageShape::new(6, 5, 5));
         assert!(Conv2d::<f64>::from_weights(Array4::ones((6, 3, 3, 3)), None, image, &config).is_err());
-        let err = Conv2d::<f64>::from_weights(Array4::ones((6, 2, 3, 3)), Some(Array1::ones(5)), image, &config)
-            .unwrap_err();
+        let err =
+            Conv2d::<f64>::from_weights(Array4::ones((6, 2, 3, 3)), Some(Array1::ones(5)), image, &config)
+                .unwrap_err();
         assert!(err.to_string().contains("bias"), "{err}");
     }
 }

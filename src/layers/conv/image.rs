@@ -81,7 +81,11 @@ impl std::fmt::Display for ImageShape {
 /// Checks that a layer built for images of shape `image` was given rows of `given` features
 /// (as [`crate::Layer::output_features`] must), with an error naming the layer, the image shape
 /// and both widths.
-pub(crate) fn check_image_features(layer: &dyn Fn() -> String, image: ImageShape, given: usize) -> Result<()> {
+pub(crate) fn check_image_features(
+    layer: &dyn Fn() -> String,
+    image: ImageShape,
+    given: usize,
+) -> Result<()> {
     if image.features() == given {
         return Ok(());
     }
@@ -139,9 +143,12 @@ mod tests {
     fn a_row_of_the_wrong_length_names_the_layer_and_both_shapes() {
         let err = check_image_features(&|| "Conv2d(3→8)".into(), ImageShape::new(3, 4, 4), 40).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("Conv2d(3→8)") && msg.contains("3×4×4") && msg.contains("48") && msg.contains("40"));
+        assert!(
+            msg.contains("Conv2d(3→8)") && msg.contains("3×4×4") && msg.contains("48") && msg.contains("40")
+        );
         let x = ndarray::Array2::<f32>::zeros((2, 47));
-        let err = check_image_input(&|| "X".into(), "input", &x.view(), ImageShape::new(3, 4, 4), None).unwrap_err();
+        let err = check_image_input(&|| "X".into(), "input", &x.view(), ImageShape::new(3, 4, 4), None)
+            .unwrap_err();
         assert!(err.to_string().contains("(2, 47)"), "{err}");
         assert!(ImageShape::new(0, 4, 4).check_not_empty("X").unwrap_err().to_string().contains("channels"));
     }

@@ -152,8 +152,10 @@ impl<F: Float> Layer<F> for MaxPool2d<F> {
         let y = output.as_slice_mut().expect("buffers are standard layout");
         self.argmax.resize(y.len(), 0);
         let (plane, out_plane) = (self.input.spatial(), self.output.spatial());
-        for ((x, y), argmax) in
-            x.chunks_exact(plane).zip(y.chunks_exact_mut(out_plane)).zip(self.argmax.chunks_exact_mut(out_plane))
+        for ((x, y), argmax) in x
+            .chunks_exact(plane)
+            .zip(y.chunks_exact_mut(out_plane))
+            .zip(self.argmax.chunks_exact_mut(out_plane))
         {
             max_pool_plane(&self.window, x, y, argmax);
         }
@@ -182,8 +184,10 @@ impl<F: Float> Layer<F> for MaxPool2d<F> {
         let dy = grad_output.as_standard_layout();
         let dy = dy.as_slice().expect("standard layout");
         let (plane, out_plane) = (self.input.spatial(), self.output.spatial());
-        for ((dx, dy), argmax) in
-            dx.chunks_exact_mut(plane).zip(dy.chunks_exact(out_plane)).zip(self.argmax.chunks_exact(out_plane))
+        for ((dx, dy), argmax) in dx
+            .chunks_exact_mut(plane)
+            .zip(dy.chunks_exact(out_plane))
+            .zip(self.argmax.chunks_exact(out_plane))
         {
             for (&g, &at) in dy.iter().zip(argmax) {
                 if let Some(d) = dx.get_mut(at as usize) {
@@ -211,12 +215,15 @@ mod tests {
     fn forward_takes_window_maxima_with_padding_and_dilation() {
         // 1×3×3: [[1, 2, 3], [4, 5, 6], [7, 8, 9]]; kernel 2, stride 1, padding 1: 4×4 windows.
         let x = Array2::from_shape_fn((1, 9), |(_, j)| j as f64 + 1.0);
-        let mut pool = MaxPool2d::with_options(ImageShape::new(1, 3, 3), (2, 2), (1, 1), (1, 1), (1, 1)).unwrap();
+        let mut pool =
+            MaxPool2d::with_options(ImageShape::new(1, 3, 3), (2, 2), (1, 1), (1, 1), (1, 1)).unwrap();
         let y = run(&mut pool, &x);
-        let expected = array![[1.0, 2.0, 3.0, 3.0, 4.0, 5.0, 6.0, 6.0, 7.0, 8.0, 9.0, 9.0, 7.0, 8.0, 9.0, 9.0]];
+        let expected =
+            array![[1.0, 2.0, 3.0, 3.0, 4.0, 5.0, 6.0, 6.0, 7.0, 8.0, 9.0, 9.0, 7.0, 8.0, 9.0, 9.0]];
         assert_eq!(y, expected);
         // Dilation 2, kernel 2 on a 1×3×3: one window reading the corners.
-        let mut pool = MaxPool2d::with_options(ImageShape::new(1, 3, 3), (2, 2), (1, 1), (0, 0), (2, 2)).unwrap();
+        let mut pool =
+            MaxPool2d::with_options(ImageShape::new(1, 3, 3), (2, 2), (1, 1), (0, 0), (2, 2)).unwrap();
         assert_eq!(run(&mut pool, &(-&x)), array![[-1.0]]);
     }
 
@@ -234,12 +241,15 @@ mod tests {
     #[test]
     fn gradients_pass_finite_difference_check() {
         // Distinct values, so that no window has a tie that a nudge of 1e-5 could flip.
-        for (kernel, stride, padding, dilation) in
-            [((2, 2), (2, 2), (0, 0), (1, 1)), ((3, 2), (1, 2), (1, 1), (1, 1)), ((2, 2), (1, 1), (0, 0), (2, 1))]
-        {
+        for (kernel, stride, padding, dilation) in [
+            ((2, 2), (2, 2), (0, 0), (1, 1)),
+            ((3, 2), (1, 2), (1, 1), (1, 1)),
+            ((2, 2), (1, 1), (0, 0), (2, 1)),
+        ] {
             let image = ImageShape::new(2, 5, 4);
             let mut pool = MaxPool2d::with_options(image, kernel, stride, padding, dilation).unwrap();
-            let x = Array2::from_shape_fn((3, image.features()), |(i, j)| ((i * 41 + j * 17) % 97) as f64 / 10.0);
+            let x =
+                Array2::from_shape_fn((3, image.features()), |(i, j)| ((i * 41 + j * 17) % 97) as f64 / 10.0);
             let report = check_layer(&mut pool, &x, GradCheckConfig::default()).unwrap();
             report.within(1e-6).unwrap();
         }
@@ -248,7 +258,10 @@ mod tests {
     #[test]
     fn windows_that_do_not_fit_and_bad_settings_are_errors() {
         let err = MaxPool2d::<f32>::new(ImageShape::new(3, 2, 2), 3, 1).unwrap_err().to_string();
-        assert!(err.contains("MaxPool2d(3×3 on 3×2×2)") && err.contains("3×3 once padded") && err.contains("2×2"), "{err}");
+        assert!(
+            err.contains("MaxPool2d(3×3 on 3×2×2)") && err.contains("3×3 once padded") && err.contains("2×2"),
+            "{err}"
+        );
         let err = MaxPool2d::<f32>::new(ImageShape::new(3, 8, 8), 2, 0).unwrap_err().to_string();
         assert!(err.contains("`stride`"), "{err}");
         let err = MaxPool2d::<f32>::with_options(ImageShape::new(3, 8, 8), (2, 2), (2, 2), (2, 0), (1, 1))
@@ -257,7 +270,9 @@ mod tests {
         assert!(err.contains("`padding`") && err.contains("half"), "{err}");
         let mut pool = MaxPool2d::<f32>::new(ImageShape::new(3, 4, 4), 2, 2).unwrap();
         let mut y = Array2::zeros((0, 0));
-        let err = pool.forward(Array2::zeros((2, 47)).view(), &mut y, Mode::Train, &mut Context::new()).unwrap_err();
+        let err = pool
+            .forward(Array2::zeros((2, 47)).view(), &mut y, Mode::Train, &mut Context::new())
+            .unwrap_err();
         assert!(err.to_string().contains("3×4×4") && err.to_string().contains("(2, 47)"), "{err}");
         assert_eq!(pool.output_features(48).unwrap(), 12);
     }

@@ -171,6 +171,55 @@ fn col2im_kernel<F: Float>(w: &Window, col: &[F], row_stride: usize, channels: u
     }
 }
 
+/// The window of a pooling layer named `name` over `input` images: every size at least 1, the
+/// padding at most half the kernel (as PyTorch requires of its pooling layers), and a (dilated)
+/// kernel that fits the padded input.
+///
+/// # Errors
+/// [`crate::Error::InvalidConfig`] naming the field and its value, or
+/// [`crate::Error::ShapeMismatch`] naming the layer and both shapes when the window does not fit.
+pub(crate) fn pool_window(
+    name: &str,
+    input: super::ImageShape,
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    padding: (usize, usize),
+    dilation: (usize, usize),
+) -> crate::Result<Window> {
+    use crate::Error;
+    input.check_not_empty(name)?;
+    for (field, (a, b)) in [("kernel_size", kernel), ("stride", stride), ("dilation", dilation)] {
+        if a == 0 || b == 0 {
+            return Err(Error::config(name, field, format!("must be at least 1, got ({a}, {b})")));
+        }
+    }
+    if padding.0 > kernel.0 / 2 || padding.1 > kernel.1 / 2 {
+        return Err(Error::config(
+            name,
+            "padding",
+            format!("must be at most half the kernel size {kernel:?} (as in PyTorch), got {padding:?}"),
+        ));
+    }
+    let pad_h = (padding.0, padding.0);
+    let pad_w = (padding.1, padding.1);
+    Window::new((input.height, input.width), kernel, stride, dilation, pad_h, pad_w).ok_or_else(|| {
+        Error::ShapeMismatch {
+            layer: name.to_string(),
+            what: "input",
+            expected: format!(
+                "images of at least {}×{} once padded (the pooling window)",
+                extent(kernel.0, dilation.0),
+                extent(kernel.1, dilation.1)
+            ),
+            actual: format!(
+                "{input} images, {}×{} once padded",
+                input.height + 2 * padding.0,
+                input.width + 2 * padding.1
+            ),
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,7 +235,8 @@ mod tests {
                         for ow in 0..w.out_w {
                             let ih = (oh * w.stride.0 + ki * w.dilation.0) as isize - w.pad_h.0 as isize;
                             let iw = (ow * w.stride.1 + kj * w.dilation.1) as isize - w.pad_w.0 as isize;
-                            let inside = (0..w.in_h as isize).contains(&ih) && (0..w.in_w as isize).contains(&iw);
+                            let inside =
+                                (0..w.in_h as isize).contains(&ih) && (0..w.in_w as isize).contains(&iw);
                             let row = (c * kh + ki) * kw + kj;
                             col[row * w.out_len() + oh * w.out_w + ow] = if inside {
                                 x[(c * w.in_h + ih as usize) * w.in_w + iw as usize]
@@ -265,53 +315,4 @@ mod tests {
             assert!((left - right).abs() < 1e-9, "{w:?}: {left} vs {right}");
         }
     }
-}
-
-/// The window of a pooling layer named `name` over `input` images: every size at least 1, the
-/// padding at most half the kernel (as PyTorch requires of its pooling layers), and a (dilated)
-/// kernel that fits the padded input.
-///
-/// # Errors
-/// [`crate::Error::InvalidConfig`] naming the field and its value, or
-/// [`crate::Error::ShapeMismatch`] naming the layer and both shapes when the window does not fit.
-pub(crate) fn pool_window(
-    name: &str,
-    input: super::ImageShape,
-    kernel: (usize, usize),
-    stride: (usize, usize),
-    padding: (usize, usize),
-    dilation: (usize, usize),
-) -> crate::Result<Window> {
-    use crate::Error;
-    input.check_not_empty(name)?;
-    for (field, (a, b)) in [("kernel_size", kernel), ("stride", stride), ("dilation", dilation)] {
-        if a == 0 || b == 0 {
-            return Err(Error::config(name, field, format!("must be at least 1, got ({a}, {b})")));
-        }
-    }
-    if padding.0 > kernel.0 / 2 || padding.1 > kernel.1 / 2 {
-        return Err(Error::config(
-            name,
-            "padding",
-            format!("must be at most half the kernel size {kernel:?} (as in PyTorch), got {padding:?}"),
-        ));
-    }
-    let pad_h = (padding.0, padding.0);
-    let pad_w = (padding.1, padding.1);
-    Window::new((input.height, input.width), kernel, stride, dilation, pad_h, pad_w).ok_or_else(|| {
-        Error::ShapeMismatch {
-            layer: name.to_string(),
-            what: "input",
-            expected: format!(
-                "images of at least {}×{} once padded (the pooling window)",
-                extent(kernel.0, dilation.0),
-                extent(kernel.1, dilation.1)
-            ),
-            actual: format!(
-                "{input} images, {}×{} once padded",
-                input.height + 2 * padding.0,
-                input.width + 2 * padding.1
-            ),
-        }
-    })
 }
