@@ -70,7 +70,7 @@ impl Training {
     }
 
     /// The same network with `hook` attached.
-    fn with<H: Hook<f32>>(hook: H) -> Self {
+    fn with<H: Hook<f32> + 'static>(hook: H) -> Self {
         let mut training = Self::new();
         training.net.attach_hook(hook);
         training

@@ -12,6 +12,11 @@ use rand_distr::uniform::SampleUniform;
 /// Every layer, loss and optimizer in gradflow is generic over `F: Float`, so the same
 /// network can be trained in `f32` and checked against finite differences in `f64`.
 ///
+/// The trait is sealed: besides the arithmetic below it carries gradflow's hot loops, compiled
+/// inside gradflow for each of the two types, so that a program using gradflow runs them at the
+/// optimization level of gradflow's build rather than its own (see the README's "Using gradflow
+/// in your crate").
+///
 /// ```
 /// use gradflow::Float;
 /// fn half<F: Float>() -> F { F::lit(0.5) }
@@ -36,6 +41,7 @@ pub trait Float:
     + Send
     + Sync
     + 'static
+    + crate::kernels::Kernels
 {
     /// The type's name as used in reports and file formats (`"f32"` or `"f64"`).
     const NAME: &'static str;
@@ -159,7 +165,7 @@ pub(crate) fn all_finite_array<F: Float, D: ndarray::Dimension>(
     values: &ndarray::ArrayView<'_, F, D>,
 ) -> bool {
     match values.as_slice_memory_order() {
-        Some(slice) => all_finite(slice),
+        Some(slice) => F::all_finite(slice),
         None => values.iter().all(|v| v.is_finite()),
     }
 }

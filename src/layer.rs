@@ -117,7 +117,7 @@ pub trait Layer<F: Float>: Send {
     /// Resets every parameter gradient to zero.
     fn zero_grad(&mut self) {
         self.visit_parameters_mut(&mut |mut p| match p.grad.as_slice_mut() {
-            Some(grad) => crate::vectorize::fill_zero(grad),
+            Some(grad) => F::fill_zero(grad),
             None => p.grad.fill(F::zero()),
         });
     }

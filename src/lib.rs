@@ -58,6 +58,7 @@ pub mod gradcheck;
 pub mod hooks;
 pub mod init;
 pub mod io;
+mod kernels;
 mod layer;
 pub mod layers;
 mod linalg;
@@ -71,6 +72,15 @@ mod scratch;
 pub mod threads;
 pub mod train;
 mod vectorize;
+
+/// The `ndarray` version gradflow's arrays come from: use `gradflow::ndarray::Array2` and your
+/// arrays are always the ones gradflow takes, whatever `ndarray` your crate depends on.
+pub use ndarray;
+/// The `rand` version gradflow's initializers and data splits draw from: seed a generator with
+/// `gradflow::rand::SeedableRng` and it always fits gradflow's builders (a crate that adds its
+/// own `rand` of another major version would otherwise meet "multiple different versions of
+/// crate `rand`").
+pub use rand;
 
 pub use activation::{Act, Activation, ActivationFamily};
 pub use error::{Error, Result};

@@ -2,7 +2,12 @@
 
 use ndarray::{Array2, ArrayView2};
 
-use crate::hooks::{Context, Event, Hook, HookHandle, HookSet, ParamUpdate, UpdateEvent};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::hooks::{
+    Context, Event, Hook, HookHandle, HookSet, LentHook, Numbering, ParamUpdate, UpdateEvent, collect_lent,
+    lend,
+};
 use crate::layer::{Layer, Mode, ensure_shape};
 use crate::layers::Sequential;
 use crate::optim::Optimizer;
@@ -10,7 +15,18 @@ use crate::param::{BufferView, ParamView, ParamViewMut};
 use crate::{Error, Float, Result};
 
 /// A [`Sequential`] model with the buffers for its input, output and input gradient, the hooks
-/// attached to it, and a step counter (incremented by every backward pass).
+/// attached to it, and a step counter.
+///
+/// # Steps
+/// The step counter counts backward passes from 0: the first training step is step 0 (its
+/// gradients are those of the initial weights), the next step 1, and so on. Events, recordings,
+/// diagnoses, the [`crate::train::Trainer`]'s history and callbacks, and error messages all
+/// number steps this way.
+///
+/// # Layer numbers
+/// Events carry, besides the layer's path (`"4"`, `"3.branch.1"`), its layer number: "Linear +
+/// tanh" is one layer, numbered from 1 at the input (see [`crate::hooks::layer_numbers`]). The
+/// diagnosis tables and plots number rows the same way.
 ///
 /// ```
 /// use gradflow::{Network, Sequential, Mode};
@@ -27,14 +43,21 @@ use crate::{Error, Float, Result};
 /// net.backward(Array2::ones((2, 3)).view()).unwrap();
 /// assert_eq!(net.step_count(), 1);
 /// ```
-#[derive(Debug)]
 pub struct Network<F: Float> {
     model: Sequential<F>,
     input: Array2<F>,
     output: Array2<F>,
     grad_input: Array2<F>,
     hooks: HookSet<F>,
+    /// Identifies this network to the hooks lent with [`Network::with_hook`].
+    id: u64,
+    /// The hooks lent to this network, collected at the start of each observed pass and emptied
+    /// at its end.
+    lent: Vec<LentHook<F>>,
+    numbering: Numbering,
     step: u64,
+    /// The step of the last forward pass (the step its loss belongs to).
+    forward_step: u64,
     forward_done: bool,
     /// Whether the last pass split work across threads: the next one then runs as a
     /// parallel region (see [`crate::threads`]).
@@ -49,16 +72,78 @@ fn run_pass(parallel: bool, pass: impl FnOnce() -> Result<()> + Send) -> Result<
     Ok(crate::threads::split_count() != splits)
 }
 
+impl<F: Float> std::fmt::Debug for Network<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Network")
+            .field("model", &self.model)
+            .field("hooks", &self.hooks)
+            .field("step", &self.step)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The hooks and numbering one pass needs: attached hooks, lent hooks (collected for this pass)
+/// and the layer numbers, or nothing when nobody observes.
+struct Observed<'n, F: Float> {
+    hooks: &'n mut HookSet<F>,
+    lent: &'n mut Vec<LentHook<F>>,
+    numbering: &'n Numbering,
+}
+
+impl<F: Float> Observed<'_, F> {
+    fn context(&mut self, step: u64) -> Context<'_, F> {
+        Context::for_network(self.hooks, self.lent, self.numbering, step)
+    }
+}
+
+impl<'n, F: Float> Observed<'n, F> {
+    /// Collects the hooks lent to network `id` for one pass and brings the layer numbers up to
+    /// date when anything observes it. Dropping the result empties the lent hooks.
+    fn new(
+        id: u64,
+        hooks: &'n mut HookSet<F>,
+        lent: &'n mut Vec<LentHook<F>>,
+        numbering: &'n mut Numbering,
+        model: &Sequential<F>,
+    ) -> Self {
+        collect_lent(id, lent);
+        if !hooks.is_empty() || !lent.is_empty() {
+            numbering.refresh(model);
+        }
+        Observed { hooks, lent, numbering }
+    }
+}
+
+impl<F: Float> Observed<'_, F> {
+    /// Whether a hook asks to see parameter updates ([`Hook::wants_updates`]).
+    fn wants_updates(&mut self) -> bool {
+        // SAFETY: the lent hooks were collected for the pass this value belongs to.
+        self.hooks.wants_updates() || self.lent.iter_mut().any(|h| unsafe { h.hook() }.wants_updates())
+    }
+}
+
+impl<F: Float> Drop for Observed<'_, F> {
+    /// Lent hooks are only reachable during the pass that collected them.
+    fn drop(&mut self) {
+        self.lent.clear();
+    }
+}
+
 impl<F: Float> Network<F> {
     /// Wraps a model.
     pub fn new(model: Sequential<F>) -> Self {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Network {
             model,
             input: Array2::zeros((0, 0)),
             output: Array2::zeros((0, 0)),
             grad_input: Array2::zeros((0, 0)),
             hooks: HookSet::new(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            lent: Vec::new(),
+            numbering: Numbering::default(),
             step: 0,
+            forward_step: 0,
             forward_done: false,
             parallel: false,
         }
@@ -88,12 +173,15 @@ impl<F: Float> Network<F> {
         self.forward_done = false;
         ensure_shape(&mut self.input, input.dim());
         self.input.assign(&input);
-        let (model, hooks, output, step) = (&mut self.model, &mut self.hooks, &mut self.output, self.step);
-        let input = self.input.view();
+        let step = self.step;
+        let mut observed =
+            Observed::new(self.id, &mut self.hooks, &mut self.lent, &mut self.numbering, &self.model);
+        let (model, output, input) = (&mut self.model, &mut self.output, self.input.view());
         self.parallel = run_pass(self.parallel, || {
-            let mut ctx = Context::with_hooks(hooks, step);
+            let mut ctx = observed.context(step);
             model.forward(input, output, mode, &mut ctx)
         })?;
+        self.forward_step = step;
         self.forward_done = true;
         Ok(self.output.view())
     }
@@ -133,11 +221,13 @@ impl<F: Float> Network<F> {
                 grad_output.shape(),
             ));
         }
-        let (model, hooks, step) = (&mut self.model, &mut self.hooks, self.step);
-        let (input, output) = (self.input.view(), self.output.view());
+        let step = self.step;
+        let mut observed =
+            Observed::new(self.id, &mut self.hooks, &mut self.lent, &mut self.numbering, &self.model);
+        let (model, input, output) = (&mut self.model, self.input.view(), self.output.view());
         let grad_input = if want_input_grad { Some(&mut self.grad_input) } else { None };
         self.parallel = run_pass(self.parallel, || {
-            let mut ctx = Context::with_hooks(hooks, step);
+            let mut ctx = observed.context(step);
             model.backward(input, output, grad_output, grad_input, &mut ctx)
         })?;
         self.step += 1;
@@ -190,7 +280,9 @@ impl<F: Float> Network<F> {
     /// The optimizer's errors, with nothing changed; [`Error::Hook`] when a hook panics or
     /// aborts at an update event (the update has been applied to every parameter by then).
     pub fn step(&mut self, optimizer: &mut dyn Optimizer<F>) -> Result<()> {
-        if !self.hooks.wants_updates() {
+        let mut observed =
+            Observed::new(self.id, &mut self.hooks, &mut self.lent, &mut self.numbering, &self.model);
+        if !observed.wants_updates() {
             return optimizer.step(&mut self.model);
         }
         let mut norms = Vec::new();
@@ -206,7 +298,8 @@ impl<F: Float> Network<F> {
         self.model.visit_parameters(&mut |p| order.push(p.value.as_ptr()));
         let layers = leaves(&self.model);
         let step = self.step.saturating_sub(1);
-        let mut ctx = Context::with_hooks(&mut self.hooks, step);
+        let numbering = observed.numbering;
+        let mut ctx = observed.context(step);
         let mut updates = Vec::new();
         let mut next = 0;
         for (path, layer) in layers {
@@ -222,16 +315,37 @@ impl<F: Float> Network<F> {
                 updates.push(ParamUpdate { name: p.name, norm });
             });
             if !updates.is_empty() {
-                let event = UpdateEvent { path: &path, layer, step, updates: &updates, error: None };
+                let layer_number = numbering.number_of(path.split('.').next().unwrap_or_default());
+                let event =
+                    UpdateEvent { path: &path, layer_number, layer, step, updates: &updates, error: None };
                 ctx.emit(&mut Event::Update(event))?;
             }
         }
         Ok(())
     }
 
-    /// Number of backward passes run so far (the `step` that hooks see).
+    /// Number of backward passes run so far: the step the next forward and backward passes belong
+    /// to (see [Steps](Network#steps)).
     pub fn step_count(&self) -> u64 {
         self.step
+    }
+
+    /// Shows every hook the loss of the last forward pass (its step), through
+    /// [`Hook::on_loss`]: a [`crate::hooks::Recorder`] keeps it, so that
+    /// [`crate::diagnose::diagnose`] can tell whether training makes progress. The
+    /// [`crate::train::Trainer`] reports every step's loss; a hand-written loop calls this after
+    /// computing the loss. Does nothing when no hook is attached or lent.
+    pub fn report_loss(&mut self, loss: f64) {
+        let step = self.forward_step;
+        let observed =
+            Observed::new(self.id, &mut self.hooks, &mut self.lent, &mut self.numbering, &self.model);
+        for hook in observed.hooks.hooks_mut() {
+            hook.on_loss(step, loss);
+        }
+        for lent in observed.lent.iter_mut() {
+            // SAFETY: collected for this call, which is the pass they belong to.
+            unsafe { lent.hook() }.on_loss(step, loss);
+        }
     }
 
     /// Resets every parameter gradient to zero.
@@ -256,32 +370,70 @@ impl<F: Float> Network<F> {
 
     /// Attaches a hook that sees every following pass until it is removed with
     /// [`Network::detach_hook`].
-    pub fn attach_hook<H: Hook<F>>(&mut self, hook: H) -> HookHandle<H> {
+    pub fn attach_hook<H: Hook<F> + 'static>(&mut self, hook: H) -> HookHandle<H> {
         self.hooks.attach(hook)
     }
 
     /// Removes a hook and returns it with whatever it collected.
-    pub fn detach_hook<H: Hook<F>>(&mut self, handle: HookHandle<H>) -> Option<H> {
+    pub fn detach_hook<H: Hook<F> + 'static>(&mut self, handle: HookHandle<H>) -> Option<H> {
         self.hooks.detach(handle)
     }
 
     /// The attached hook, to read what it collected so far.
-    pub fn hook<H: Hook<F>>(&self, handle: HookHandle<H>) -> Option<&H> {
+    pub fn hook<H: Hook<F> + 'static>(&self, handle: HookHandle<H>) -> Option<&H> {
         self.hooks.get(handle)
     }
 
     /// The attached hook, mutably.
-    pub fn hook_mut<H: Hook<F>>(&mut self, handle: HookHandle<H>) -> Option<&mut H> {
+    pub fn hook_mut<H: Hook<F> + 'static>(&mut self, handle: HookHandle<H>) -> Option<&mut H> {
         self.hooks.get_mut(handle)
     }
 
-    /// Runs `f` with `hook` attached and returns the hook afterwards: for observing a single
-    /// pass (or a few).
-    pub fn with_hook<H: Hook<F>, R>(&mut self, hook: H, f: impl FnOnce(&mut Self) -> R) -> (R, H) {
-        let handle = self.attach_hook(hook);
-        let result = f(self);
-        let hook =
-            self.detach_hook(handle).expect("attached above and not removable by f without its handle");
+    /// Lends `hook` to the network while `f` runs, and gives it back with `f`'s result: every
+    /// pass and step of this network that `f` runs (on this thread, with `f`'s `&mut Network`)
+    /// shows the hook its events, after the attached hooks.
+    ///
+    /// Unlike [`Network::attach_hook`], the hook need not be `'static`: a closure may borrow
+    /// local state, such as a table it fills during a training run, and the state is yours
+    /// again as soon as `with_hook` returns.
+    ///
+    /// ```
+    /// use gradflow::{Network, Sequential, Mode};
+    /// use gradflow::activation::Tanh;
+    /// use gradflow::hooks::Event;
+    /// use gradflow::ndarray::Array2;
+    /// use gradflow::rand::SeedableRng;
+    ///
+    /// let mut rng = gradflow::rand::rngs::StdRng::seed_from_u64(0);
+    /// let mut net = Network::new(Sequential::<f32>::builder(4).repeat(3, 8, Tanh).linear(1).build(&mut rng)?);
+    ///
+    /// // ‖dL/dh‖ per layer number, collected into a local vector.
+    /// let mut norms: Vec<(usize, f32)> = Vec::new();
+    /// let (result, _) = net.with_hook(
+    ///     |event: &mut Event<'_, f32>| {
+    ///         if let Event::Backward(b) = event
+    ///             && let Some(layer) = b.layer_number
+    ///             && b.layer.as_activation().is_some()
+    ///         {
+    ///             norms.push((layer, b.grad_output.iter().map(|g| g * g).sum::<f32>().sqrt()));
+    ///         }
+    ///     },
+    ///     |net| {
+    ///         net.forward(Array2::ones((2, 4)).view(), Mode::Train)?;
+    ///         net.backward(Array2::ones((2, 1)).view())
+    ///     },
+    /// );
+    /// result?;
+    /// let layers: Vec<usize> = norms.iter().map(|&(layer, _)| layer).collect();
+    /// assert_eq!(layers, [3, 2, 1]); // backward runs from the output down
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    pub fn with_hook<H: Hook<F>, R>(&mut self, mut hook: H, f: impl FnOnce(&mut Self) -> R) -> (R, H) {
+        let result = {
+            let mut lent: &mut dyn Hook<F> = &mut hook;
+            let _guard = lend(self.id, &mut lent);
+            f(self)
+        };
         (result, hook)
     }
 

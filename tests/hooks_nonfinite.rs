@@ -39,7 +39,8 @@ fn a_nan_weight_is_reported_at_its_layer_in_the_forward_pass() {
     assert_eq!((report.count, report.len), (8, 8 * 16));
     assert!(report.detail.contains("weight holds 1 non-finite value"), "{}", report.detail);
     let text = report.to_string();
-    assert!(text.starts_with("layer 4 (Linear), forward, step 0"), "{text}");
+    assert!(text.starts_with("layer 3 (path 4, Linear), forward, step 0"), "{text}");
+    assert_eq!(report.layer_number, Some(3), "Linear+sigmoid, Linear+sigmoid, then this Linear");
 }
 
 #[test]
@@ -49,7 +50,9 @@ fn fail_fast_stops_the_pass_with_an_error_naming_the_layer() {
     let (x, _) = batch();
     let err = net.forward(x.view(), Mode::Train).unwrap_err();
     match &err {
-        Error::NonFinite { location, .. } => assert_eq!(location, "layer 6 (Linear), forward, step 0"),
+        Error::NonFinite { location, .. } => {
+            assert_eq!(location, "layer 4 (path 6, Linear), forward, step 0")
+        }
         other => panic!("expected a non-finite error, got {other}"),
     }
     // It keeps refusing: the next pass fails the same way instead of spreading NaN.
@@ -88,7 +91,7 @@ fn a_non_finite_loss_gradient_is_reported_at_the_last_layer() {
     let mut g = Array2::<f32>::zeros((8, OUTPUTS));
     g[[2, 1]] = f32::NAN;
     let err = net.backward(g.view()).unwrap_err();
-    assert!(err.to_string().contains("layer 6 (Linear), backward, step 0"), "{err}");
+    assert!(err.to_string().contains("layer 4 (path 6, Linear), backward, step 0"), "{err}");
     let report = net.hook(detector).unwrap().report().unwrap();
     assert_eq!(report.what, "grad_output");
     assert_eq!(net.step_count(), 0);

@@ -158,7 +158,8 @@ fn evaluation_matches_hand_computation_and_changes_nothing() {
 
 #[test]
 fn a_loss_turning_nan_stops_training_naming_epoch_and_step() {
-    // 12 samples in batches of 3: 4 steps per epoch; the 6th loss (epoch 2, batch 2) is NaN.
+    // 12 samples in batches of 3: 4 steps per epoch; the 6th loss (epoch 2, batch 2, step 5 since
+    // steps count from 0) is NaN.
     let data = spirals::<f64>(3, 4, 0.1, 0).unwrap();
     let loss = NanAfter { nan_at: 6, calls: AtomicUsize::new(0) };
     let mut sgd = sgd(0.1, 0.0);
@@ -166,7 +167,7 @@ fn a_loss_turning_nan_stops_training_naming_epoch_and_step() {
         Trainer::new(silent(3, 3)).unwrap().fit(&mut small_net(0), &mut sgd, &loss, &data, None).unwrap_err();
     let Error::NonFinite { location, detail } = &err else { panic!("expected NonFinite, got {err}") };
     assert!(
-        location.contains("epoch 2/3") && location.contains("batch 2") && location.contains("step 6"),
+        location.contains("epoch 2/3") && location.contains("batch 2") && location.contains("step 5"),
         "{err}"
     );
     assert!(detail.contains("NaN"), "{err}");

@@ -5,17 +5,18 @@
 use serde::{Deserialize, Serialize};
 
 use crate::activation::ActivationFamily;
-use crate::hooks::{LayerRecord, LayerStepRecord, Recording};
+use crate::hooks::{LayerRecord, LayerStepRecord, Recording, layer_numbers};
 
 /// One hidden layer (or the output layer) of a recorded network at one step.
 ///
 /// # How layers are grouped
-/// Only the network's direct children (paths without a dot) are grouped, in network order:
-/// - a non-activation child starts a new group ("Linear", a residual block, …);
-/// - normalization and dropout children (kinds containing `Norm` or `Dropout`) join the open
-///   group, so "Linear + BatchNorm1d + relu" is one hidden layer;
+/// Only the network's direct children (paths without a dot) are grouped, in network order, by
+/// their layer number ([`crate::hooks::layer_numbers`], the number hook events carry):
 /// - an activation child closes the open group ("Linear+tanh"), or forms a group of its own
-///   when no group is open.
+///   when no group is open;
+/// - normalization, dropout, pooling and flattening children join the open group (or the
+///   previous one), so "Linear + BatchNorm1d + relu" is one hidden layer;
+/// - any other child starts a new group ("Linear", a residual block, …).
 ///
 /// The output of a group is the output of its last child: its gradient `‖dL/dh‖` is that
 /// child's `grad_output` (for "Linear+tanh", the gradient with respect to the tanh output h).
@@ -28,7 +29,8 @@ use crate::hooks::{LayerRecord, LayerStepRecord, Recording};
 /// (the largest share among them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HiddenLayer {
-    /// Position from the input: 0 is the layer nearest the input. Reports print `index + 1`.
+    /// Position from the input: 0 is the layer nearest the input. Reports print `index + 1`, its
+    /// layer number (the number hook events carry in [`crate::hooks::Event::layer_number`]).
     pub index: usize,
     /// The kinds of the group's children joined by `+`, e.g. `"Linear+tanh"`.
     pub label: String,
@@ -66,35 +68,40 @@ pub struct HiddenLayer {
     pub non_finite_count: u64,
 }
 
-fn is_normalization(kind: &str) -> bool {
-    kind.contains("Norm") || kind.contains("Dropout")
-}
-
-/// Groups the top-level layer records (indices into `recording.layers`), in network order.
+/// Groups the top-level layer records (indices into `recording.layers`) by layer number, in
+/// network order. The numbers come from the recording when the recorder was attached to a
+/// [`crate::Network`] (which numbers every event), and are worked out from the kinds otherwise,
+/// by the same rule ([`crate::hooks::layer_numbers`]).
 fn groups(recording: &Recording) -> Vec<Vec<usize>> {
     let mut top: Vec<usize> =
         (0..recording.layers.len()).filter(|&i| recording.layers[i].depth == 0).collect();
-    // Network order: Sequential children are numbered; a recorder attached between a forward and
-    // a backward pass sees them first in backward (reversed) order.
-    top.sort_by_key(|&i| recording.layers[i].path.parse::<u64>().unwrap_or(u64::MAX));
+    let numbers: Vec<usize> = if top.iter().all(|&i| recording.layers[i].layer_number.is_some()) {
+        top.sort_by_key(|&i| (recording.layers[i].layer_number, order_key(&recording.layers[i].path)));
+        top.iter().filter_map(|&i| recording.layers[i].layer_number).collect()
+    } else {
+        // Network order: Sequential children are numbered; a recorder attached between a forward
+        // and a backward pass sees them first in backward (reversed) order.
+        top.sort_by_key(|&i| order_key(&recording.layers[i].path));
+        let kinds = top
+            .iter()
+            .map(|&i| (recording.layers[i].kind.as_str(), recording.layers[i].activation.is_some()));
+        layer_numbers(kinds)
+    };
     let mut groups: Vec<Vec<usize>> = Vec::new();
-    let mut open = false;
-    for i in top {
-        let layer = &recording.layers[i];
-        if layer.activation.is_some() {
-            match groups.last_mut() {
-                Some(group) if open => group.push(i),
-                _ => groups.push(vec![i]),
-            }
-            open = false;
-        } else if open && is_normalization(&layer.kind) {
-            groups.last_mut().expect("open group").push(i);
-        } else {
-            groups.push(vec![i]);
-            open = true;
+    let mut last = None;
+    for (&i, &number) in top.iter().zip(&numbers) {
+        match groups.last_mut() {
+            Some(group) if last == Some(number) => group.push(i),
+            _ => groups.push(vec![i]),
         }
+        last = Some(number);
     }
     groups
+}
+
+/// Sorts numeric paths numerically (`"2"` before `"10"`), then others by name.
+fn order_key(path: &str) -> (u64, &str) {
+    (path.parse::<u64>().unwrap_or(u64::MAX), path)
 }
 
 fn within<'a>(recording: &'a Recording, top: &'a LayerRecord) -> impl Iterator<Item = &'a LayerRecord> {

@@ -5,24 +5,31 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use ndarray::{Array2, ArrayView2};
 
-use super::{BackwardEvent, Event, ForwardEvent, HookSet};
+use super::lent::LentHook;
+use super::numbering::Numbering;
+use super::{BackwardEvent, Event, ForwardEvent, Hook, HookSet};
 use crate::layer::{Layer, Mode};
 use crate::{Error, Float, Result};
 
-/// Carries the hooks of one pass (if any) and the dotted path of the layer being run.
+/// Carries the hooks of one pass (if any), the dotted path of the layer being run and its layer
+/// number.
 ///
 /// Containers run each child through [`Context::forward_child`] / [`Context::backward_child`];
-/// that is the only place where events are emitted. With no hooks attached (`Context::new()`)
-/// both simply call the child.
+/// that is the only place where events are emitted. With no hooks (`Context::new()`) both simply
+/// call the child.
 pub struct Context<'h, F: Float> {
     hooks: Option<&'h mut HookSet<F>>,
+    lent: &'h mut [LentHook<F>],
+    numbering: Option<&'h Numbering>,
     path: String,
+    /// The layer number of the top-level child being run (and of everything inside it).
+    number: Option<usize>,
     step: u64,
 }
 
 impl<F: Float> Default for Context<'_, F> {
     fn default() -> Self {
-        Context { hooks: None, path: String::new(), step: 0 }
+        Context { hooks: None, lent: &mut [], numbering: None, path: String::new(), number: None, step: 0 }
     }
 }
 
@@ -35,12 +42,31 @@ impl<'h, F: Float> Context<'h, F> {
     /// A context that shows every layer to `hooks` (when the set is not empty).
     pub fn with_hooks(hooks: &'h mut HookSet<F>, step: u64) -> Self {
         let hooks = if hooks.is_empty() { None } else { Some(hooks) };
-        Context { hooks, path: String::new(), step }
+        Context { hooks, step, ..Self::default() }
+    }
+
+    /// The context of a [`crate::Network`] pass: its attached and lent hooks, and the layer
+    /// numbers of its top-level children.
+    pub(crate) fn for_network(
+        hooks: &'h mut HookSet<F>,
+        lent: &'h mut [LentHook<F>],
+        numbering: &'h Numbering,
+        step: u64,
+    ) -> Self {
+        let hooks = if hooks.is_empty() { None } else { Some(hooks) };
+        Context { hooks, lent, numbering: Some(numbering), path: String::new(), number: None, step }
     }
 
     /// True when hooks are attached and events will be emitted.
     pub fn is_observed(&self) -> bool {
-        self.hooks.is_some()
+        self.hooks.is_some() || !self.lent.is_empty()
+    }
+
+    /// The layer number of the layer being run (1 nearest the input; see
+    /// [`crate::hooks::layer_numbers`]), when the pass is observed and run by a
+    /// [`crate::Network`].
+    pub fn layer_number(&self) -> Option<usize> {
+        self.number
     }
 
     /// The dotted path of the container currently running (empty at the top, and always empty
@@ -54,13 +80,24 @@ impl<'h, F: Float> Context<'h, F> {
         self.step
     }
 
-    fn enter(&mut self, name: &dyn Display) -> usize {
+    /// Appends `name` to the path (and, for a top-level child, sets its layer number); returns
+    /// what [`Context::leave`] needs to restore.
+    fn enter(&mut self, name: &dyn Display) -> (usize, Option<usize>) {
         let len = self.path.len();
+        let number = self.number;
         if len > 0 {
             self.path.push('.');
         }
         let _ = write!(self.path, "{name}");
-        len
+        if len == 0 {
+            self.number = self.numbering.and_then(|n| n.number_of(&self.path));
+        }
+        (len, number)
+    }
+
+    fn leave(&mut self, (len, number): (usize, Option<usize>)) {
+        self.path.truncate(len);
+        self.number = number;
     }
 
     /// Runs `child.forward` as the child called `name`, then shows the event to the hooks.
@@ -73,14 +110,15 @@ impl<'h, F: Float> Context<'h, F> {
         output: &mut Array2<F>,
         mode: Mode,
     ) -> Result<()> {
-        if self.hooks.is_none() {
+        if !self.is_observed() {
             return child.forward(input, output, mode, self).map_err(|e| e.at(name));
         }
-        let len = self.enter(name);
+        let saved = self.enter(name);
         let result = child.forward(input.view(), output, mode, self).map_err(|e| e.at(name));
         let result = result.and_then(|()| {
             let mut event = Event::Forward(ForwardEvent {
                 path: &self.path,
+                layer_number: self.number,
                 layer: &*child,
                 step: self.step,
                 mode,
@@ -88,9 +126,9 @@ impl<'h, F: Float> Context<'h, F> {
                 output: output.view(),
                 error: None,
             });
-            emit(self.hooks.as_deref_mut(), &mut event)
+            emit(self.hooks.as_deref_mut(), self.lent, &mut event)
         });
-        self.path.truncate(len);
+        self.leave(saved);
         result
     }
 
@@ -106,16 +144,17 @@ impl<'h, F: Float> Context<'h, F> {
         grad_output: ArrayView2<'_, F>,
         mut grad_input: Option<&mut Array2<F>>,
     ) -> Result<()> {
-        if self.hooks.is_none() {
+        if !self.is_observed() {
             return child.backward(input, output, grad_output, grad_input, self).map_err(|e| e.at(name));
         }
-        let len = self.enter(name);
+        let saved = self.enter(name);
         let result = child
             .backward(input, output, grad_output, grad_input.as_deref_mut(), self)
             .map_err(|e| e.at(name));
         let result = result.and_then(|()| {
             let mut event = Event::Backward(BackwardEvent {
                 path: &self.path,
+                layer_number: self.number,
                 layer: &*child,
                 step: self.step,
                 input,
@@ -124,9 +163,9 @@ impl<'h, F: Float> Context<'h, F> {
                 grad_input,
                 error: None,
             });
-            emit(self.hooks.as_deref_mut(), &mut event)
+            emit(self.hooks.as_deref_mut(), self.lent, &mut event)
         });
-        self.path.truncate(len);
+        self.leave(saved);
         result
     }
 }
@@ -139,15 +178,23 @@ impl<F: Float> Context<'_, F> {
     /// # Errors
     /// [`Error::Hook`] when a hook panics.
     pub fn emit(&mut self, event: &mut Event<'_, F>) -> Result<()> {
-        emit(self.hooks.as_deref_mut(), event)
+        emit(self.hooks.as_deref_mut(), self.lent, event)
     }
 }
 
-/// Shows `event` to every hook; a panicking hook aborts the pass with an error naming the layer,
-/// and so does a hook that called [`Event::abort`] (after the remaining hooks have run).
-fn emit<F: Float>(hooks: Option<&mut HookSet<F>>, event: &mut Event<'_, F>) -> Result<()> {
-    let Some(hooks) = hooks else { return Ok(()) };
-    for hook in hooks.hooks_mut() {
+/// Shows `event` to every hook (the attached ones in the order they were attached, then the lent
+/// ones); a panicking hook aborts the pass with an error naming the layer, and so does a hook
+/// that called [`Event::abort`] (after the remaining hooks have run).
+fn emit<F: Float>(
+    hooks: Option<&mut HookSet<F>>,
+    lent: &mut [LentHook<F>],
+    event: &mut Event<'_, F>,
+) -> Result<()> {
+    let attached = hooks.into_iter().flat_map(|h| h.hooks_mut());
+    // SAFETY: the context of a pass holds only the lent hooks collected for that pass.
+    let lent = lent.iter_mut().map(|h| unsafe { h.hook() });
+    for hook in attached.chain(lent) {
+        let hook: &mut dyn Hook<F> = hook;
         let outcome = catch_unwind(AssertUnwindSafe(|| hook.on_event(event)));
         if let Err(panic) = outcome {
             let message = panic

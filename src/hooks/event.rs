@@ -31,6 +31,18 @@ impl<'a, F: Float> Event<'a, F> {
         }
     }
 
+    /// The layer number of the layer (1 nearest the input, the output layer last; see
+    /// [`crate::hooks::layer_numbers`]): the number the diagnosis tables and plots show. `None`
+    /// outside a [`crate::Network`] pass. Layers inside a block share the block's number.
+    pub fn layer_number(&self) -> Option<usize> {
+        match self {
+            Event::Forward(e) => e.layer_number,
+            Event::Backward(e) => e.layer_number,
+            Event::TimeStep(e) => e.layer_number,
+            Event::Update(e) => e.layer_number,
+        }
+    }
+
     /// The layer's kind, e.g. `"Linear"`.
     pub fn kind(&self) -> &'static str {
         self.layer().kind()
@@ -46,7 +58,8 @@ impl<'a, F: Float> Event<'a, F> {
         }
     }
 
-    /// The training step counter of the network (incremented by each backward pass).
+    /// The step: the network's step counter, which counts backward passes from 0 (so the first
+    /// training step is step 0, with the initial weights).
     pub fn step(&self) -> u64 {
         match self {
             Event::Forward(e) => e.step,
@@ -88,9 +101,11 @@ impl<'a, F: Float> Event<'a, F> {
 pub struct ForwardEvent<'a, F: Float> {
     /// Dotted path of the layer within the network.
     pub path: &'a str,
+    /// The layer number (see [`Event::layer_number`]).
+    pub layer_number: Option<usize>,
     /// The layer itself (for its kind, description, parameters or activation).
     pub layer: &'a dyn Layer<F>,
-    /// Training step counter.
+    /// The step (see [`Event::step`]).
     pub step: u64,
     /// Train or Eval.
     pub mode: Mode,
@@ -106,9 +121,11 @@ pub struct ForwardEvent<'a, F: Float> {
 pub struct BackwardEvent<'a, F: Float> {
     /// Dotted path of the layer within the network.
     pub path: &'a str,
+    /// The layer number (see [`Event::layer_number`]).
+    pub layer_number: Option<usize>,
     /// The layer itself; its parameter gradients are already accumulated.
     pub layer: &'a dyn Layer<F>,
-    /// Training step counter.
+    /// The step (see [`Event::step`]).
     pub step: u64,
     /// The layer's input in the forward pass.
     pub input: ArrayView2<'a, F>,
@@ -172,6 +189,8 @@ impl<'a, F: Float> BackwardEvent<'a, F> {
 pub struct UpdateEvent<'a, F: Float> {
     /// Dotted path of the layer within the network.
     pub path: &'a str,
+    /// The layer number (see [`Event::layer_number`]).
+    pub layer_number: Option<usize>,
     /// The layer itself, holding the updated values.
     pub layer: &'a dyn Layer<F>,
     /// The step whose gradients the optimizer applied: that of the last backward pass (the

@@ -53,7 +53,9 @@
 
 mod context;
 mod event;
+mod lent;
 mod nonfinite;
+mod numbering;
 mod recorder;
 mod recording;
 mod set;
@@ -62,9 +64,12 @@ mod time_step;
 
 pub use context::Context;
 pub use event::{BackwardEvent, Event, ForwardEvent, ParamUpdate, UpdateEvent};
+pub(crate) use lent::{LentHook, collect as collect_lent, lend};
 pub use nonfinite::{Direction, NonFiniteDetector, NonFiniteReport};
+pub(crate) use numbering::Numbering;
+pub use numbering::layer_numbers;
 pub use recorder::{Recorder, RecorderConfig};
-pub use recording::{ActivationInfo, LayerRecord, LayerStepRecord, ParamStats, Recording};
+pub use recording::{ActivationInfo, LayerRecord, LayerStepRecord, ParamStats, Recording, StepLoss};
 pub use set::{Hook, HookHandle, HookSet, WithUpdates};
 pub use stats::{ActivationStats, TensorStats};
 pub(crate) use stats::{BLOCK, STAT_LANES};

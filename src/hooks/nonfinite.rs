@@ -36,6 +36,10 @@ pub struct NonFiniteReport {
     pub direction: Direction,
     /// Dotted path of the layer, e.g. `"4"` or `"3.branch.1"`.
     pub path: String,
+    /// The layer number (see [`crate::hooks::Event::layer_number`]), as the diagnosis tables
+    /// number layers.
+    #[serde(default)]
+    pub layer_number: Option<usize>,
     /// The layer's kind, e.g. `"Linear"`.
     pub kind: String,
     /// Which array was not finite: `"output"`, `"input"` (the network's own input),
@@ -54,18 +58,31 @@ impl fmt::Display for NonFiniteReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "layer {} ({}), {}, step {}: {} of {} values of the {} are NaN or infinite; {}",
-            self.path, self.kind, self.direction, self.step, self.count, self.len, self.what, self.detail
+            "{}: {} of {} values of the {} are NaN or infinite; {}",
+            self.location(),
+            self.count,
+            self.len,
+            self.what,
+            self.detail
         )
     }
 }
 
 impl NonFiniteReport {
-    /// The report as an [`Error::NonFinite`], whose location reads
-    /// `"layer 4 (Linear), forward, step 12"`.
+    /// Where: `"layer 3 (path 4, Linear), forward, step 12"`, or `"path 4 (Linear), forward,
+    /// step 12"` when the layer number is not known.
+    pub fn location(&self) -> String {
+        let layer = match self.layer_number {
+            Some(n) => format!("layer {n} (path {}, {})", self.path, self.kind),
+            None => format!("path {} ({})", self.path, self.kind),
+        };
+        format!("{layer}, {}, step {}", self.direction, self.step)
+    }
+
+    /// The report as an [`Error::NonFinite`], whose location is [`NonFiniteReport::location`].
     pub fn to_error(&self) -> Error {
         Error::NonFinite {
-            location: format!("layer {} ({}), {}, step {}", self.path, self.kind, self.direction, self.step),
+            location: self.location(),
             detail: format!(
                 "{} of {} values of the {} are NaN or infinite; {}",
                 self.count, self.len, self.what, self.detail
@@ -166,6 +183,7 @@ fn report<F: Float>(
         step: e.step(),
         direction,
         path: e.path().to_string(),
+        layer_number: e.layer_number(),
         kind: e.kind().to_string(),
         what: what.into(),
         count,

@@ -219,8 +219,9 @@ impl Recorder {
         step.is_multiple_of(self.config.every_n_steps)
     }
 
-    /// The index of the layer at `path`, registering it on first sight.
-    fn layer_index<F: Float>(&mut self, path: &str, layer: &dyn Layer<F>) -> usize {
+    /// The index of the layer at `path` (with layer number `number`), registering it on first
+    /// sight.
+    fn layer_index<F: Float>(&mut self, path: &str, number: Option<usize>, layer: &dyn Layer<F>) -> usize {
         let layers = &self.recording.layers;
         let last = self.last_index;
         let guess = [last + 1, last.wrapping_sub(1), last, 0]
@@ -243,6 +244,7 @@ impl Recorder {
         let i = self.recording.layers.len();
         self.recording.layers.push(LayerRecord {
             path: path.to_string(),
+            layer_number: number,
             kind: layer.kind().to_string(),
             description: layer.describe(),
             depth: path.matches('.').count(),
@@ -278,7 +280,7 @@ impl Recorder {
     }
 
     fn on_forward<F: Float>(&mut self, e: &ForwardEvent<'_, F>) {
-        let i = self.layer_index(e.path, e.layer);
+        let i = self.layer_index(e.path, e.layer_number, e.layer);
         if self.config.updates && !self.updates_reported && !self.recording.layers[i].is_container {
             self.track_updates(i, e.layer, e.step);
         }
@@ -330,7 +332,7 @@ impl Recorder {
     }
 
     fn on_backward<F: Float>(&mut self, e: &BackwardEvent<'_, F>) {
-        let i = self.layer_index(e.path, e.layer);
+        let i = self.layer_index(e.path, e.layer_number, e.layer);
         if !self.is_recorded(e.step) {
             return;
         }
@@ -375,7 +377,7 @@ impl Recorder {
         if !self.is_recorded(e.step) {
             return;
         }
-        let i = self.layer_index(e.path, e.layer);
+        let i = self.layer_index(e.path, e.layer_number, e.layer);
         let Some(record) = self.recording.layers[i].steps.iter_mut().rev().find(|r| r.step == e.step) else {
             return;
         };
@@ -476,6 +478,20 @@ impl<F: Float> Hook<F> for Recorder {
 
     fn wants_updates(&self) -> bool {
         self.config.updates
+    }
+
+    /// Keeps the loss of every step (also those whose statistics are not recorded: a loss is
+    /// 16 bytes) in [`Recording::losses`]; a NaN or infinite loss is not kept (a recording holds
+    /// finite numbers only, and the trainer stops at such a loss with an error naming the step).
+    fn on_loss(&mut self, step: u64, loss: f64) {
+        if !loss.is_finite() {
+            return;
+        }
+        let losses = &mut self.recording.losses;
+        match losses.last_mut() {
+            Some(last) if last.step == step => last.loss = loss,
+            _ => losses.push(super::StepLoss { step, loss }),
+        }
     }
 }
 

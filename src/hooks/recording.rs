@@ -20,6 +20,19 @@ pub struct Recording {
     pub config: RecorderConfig,
     /// One record per layer.
     pub layers: Vec<LayerRecord>,
+    /// The training loss of each step reported to the recorder ([`crate::Network::report_loss`];
+    /// the [`crate::train::Trainer`] reports every step), in step order.
+    #[serde(default)]
+    pub losses: Vec<StepLoss>,
+}
+
+/// The loss of one training step.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StepLoss {
+    /// The step (see [`crate::Network`]'s step numbering).
+    pub step: u64,
+    /// The loss of the step's forward pass.
+    pub loss: f64,
 }
 
 /// One layer and its statistics at every recorded step.
@@ -31,6 +44,11 @@ pub struct LayerRecord {
     pub kind: String,
     /// The layer's one-line description, e.g. `"Linear(64→32)"`.
     pub description: String,
+    /// The layer number of the layer (1 nearest the input; see
+    /// [`crate::hooks::layer_numbers`]), shared by the children of a block. `None` in recordings
+    /// made outside a [`crate::Network`] (layers are then numbered from their kinds).
+    #[serde(default)]
+    pub layer_number: Option<usize>,
     /// Nesting depth: the number of dots in `path` (0 for the network's direct children).
     pub depth: usize,
     /// True when the layer has children (its parameters are recorded under its leaves).

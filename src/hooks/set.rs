@@ -6,9 +6,13 @@ use std::marker::PhantomData;
 use super::Event;
 use crate::Float;
 
-/// Something that watches events. Any `FnMut(&mut Event<F>) + Send + 'static` closure is one;
-/// recorders and detectors in [`crate::hooks`] are others.
-pub trait Hook<F: Float>: Any + Send {
+/// Something that watches events. Any `FnMut(&mut Event<F>) + Send` closure is one; recorders
+/// and detectors in [`crate::hooks`] are others.
+///
+/// A hook attached to a network with [`crate::Network::attach_hook`] is owned by the network
+/// and must be `'static`; a hook lent for a stretch of code with [`crate::Network::with_hook`]
+/// may borrow local state (a closure that pushes into a local `Vec`).
+pub trait Hook<F: Float>: Send {
     /// Called for every event, in the documented order.
     fn on_event(&mut self, event: &mut Event<'_, F>);
 
@@ -19,6 +23,13 @@ pub trait Hook<F: Float>: Any + Send {
     /// update ratios.
     fn wants_updates(&self) -> bool {
         false
+    }
+
+    /// Called by [`crate::Network::report_loss`] with the loss of the step's forward pass (the
+    /// [`crate::train::Trainer`] reports every training step's loss). Does nothing by default;
+    /// a [`crate::hooks::Recorder`] keeps it for the diagnosis of training.
+    fn on_loss(&mut self, step: u64, loss: f64) {
+        let _ = (step, loss);
     }
 }
 
@@ -40,7 +51,7 @@ pub struct WithUpdates<C>(pub C);
 
 impl<F: Float, C> Hook<F> for WithUpdates<C>
 where
-    C: FnMut(&mut Event<'_, F>) + Send + 'static,
+    C: FnMut(&mut Event<'_, F>) + Send,
 {
     fn on_event(&mut self, event: &mut Event<'_, F>) {
         (self.0)(event)
@@ -53,7 +64,7 @@ where
 
 impl<F: Float, C> Hook<F> for C
 where
-    C: FnMut(&mut Event<'_, F>) + Send + 'static,
+    C: FnMut(&mut Event<'_, F>) + Send,
 {
     fn on_event(&mut self, event: &mut Event<'_, F>) {
         self(event)
@@ -74,9 +85,32 @@ impl<H> Clone for HookHandle<H> {
 }
 impl<H> Copy for HookHandle<H> {}
 
+/// A hook the set owns: any `'static` hook, seen as [`Any`] to be handed back by type.
+trait OwnedHook<F: Float>: Hook<F> + Any {
+    fn as_any(&self) -> &dyn Any;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
+    fn as_hook(&mut self) -> &mut dyn Hook<F>;
+}
+
+impl<F: Float, H: Hook<F> + 'static> OwnedHook<F> for H {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+    fn as_hook(&mut self) -> &mut dyn Hook<F> {
+        self
+    }
+}
+
 /// The hooks attached to a network, called in the order they were attached.
 pub struct HookSet<F: Float> {
-    hooks: Vec<(u64, Box<dyn Hook<F>>)>,
+    hooks: Vec<(u64, Box<dyn OwnedHook<F>>)>,
     next_id: u64,
 }
 
@@ -99,7 +133,7 @@ impl<F: Float> HookSet<F> {
     }
 
     /// Attaches `hook`; it stays until removed with the returned handle.
-    pub fn attach<H: Hook<F>>(&mut self, hook: H) -> HookHandle<H> {
+    pub fn attach<H: Hook<F> + 'static>(&mut self, hook: H) -> HookHandle<H> {
         let id = self.next_id;
         self.next_id += 1;
         self.hooks.push((id, Box::new(hook)));
@@ -108,25 +142,22 @@ impl<F: Float> HookSet<F> {
 
     /// Removes the hook and gives it back (with whatever it collected), or `None` if it was
     /// already removed.
-    pub fn detach<H: Hook<F>>(&mut self, handle: HookHandle<H>) -> Option<H> {
+    pub fn detach<H: Hook<F> + 'static>(&mut self, handle: HookHandle<H>) -> Option<H> {
         let index = self.hooks.iter().position(|(id, _)| *id == handle.id)?;
         let (_, boxed) = self.hooks.remove(index);
-        let any: Box<dyn Any> = boxed;
-        any.downcast::<H>().ok().map(|b| *b)
+        boxed.into_any().downcast::<H>().ok().map(|b| *b)
     }
 
     /// The attached hook, to read what it collected.
-    pub fn get<H: Hook<F>>(&self, handle: HookHandle<H>) -> Option<&H> {
+    pub fn get<H: Hook<F> + 'static>(&self, handle: HookHandle<H>) -> Option<&H> {
         let (_, boxed) = self.hooks.iter().find(|(id, _)| *id == handle.id)?;
-        let any: &dyn Any = boxed.as_ref();
-        any.downcast_ref::<H>()
+        boxed.as_any().downcast_ref::<H>()
     }
 
     /// The attached hook, mutably (e.g. to reset it).
-    pub fn get_mut<H: Hook<F>>(&mut self, handle: HookHandle<H>) -> Option<&mut H> {
+    pub fn get_mut<H: Hook<F> + 'static>(&mut self, handle: HookHandle<H>) -> Option<&mut H> {
         let (_, boxed) = self.hooks.iter_mut().find(|(id, _)| *id == handle.id)?;
-        let any: &mut dyn Any = boxed.as_mut();
-        any.downcast_mut::<H>()
+        boxed.as_any_mut().downcast_mut::<H>()
     }
 
     /// Number of attached hooks.
@@ -144,7 +175,7 @@ impl<F: Float> HookSet<F> {
         self.hooks.iter().any(|(_, h)| h.wants_updates())
     }
 
-    pub(crate) fn hooks_mut(&mut self) -> impl Iterator<Item = &mut Box<dyn Hook<F>>> {
-        self.hooks.iter_mut().map(|(_, h)| h)
+    pub(crate) fn hooks_mut(&mut self) -> impl Iterator<Item = &mut dyn Hook<F>> {
+        self.hooks.iter_mut().map(|(_, h)| h.as_hook())
     }
 }

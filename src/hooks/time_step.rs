@@ -49,9 +49,11 @@ pub struct Gate {
 pub struct TimeStepEvent<'a, F: Float> {
     /// Dotted path of the recurrent layer within the network, e.g. `"0.rnn"`.
     pub path: &'a str,
+    /// The layer number of the recurrent layer (see [`super::Event::layer_number`]).
+    pub layer_number: Option<usize>,
     /// The recurrent layer (as a network layer), for its kind and description.
     pub layer: &'a dyn Layer<F>,
-    /// Training step counter.
+    /// The step (see [`super::Event::step`]).
     pub step: u64,
     /// Forward or backward.
     pub pass: TimeStepPass,

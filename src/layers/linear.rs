@@ -263,7 +263,7 @@ impl<F: Float> Layer<F> for Linear<F> {
 /// `sums[j] += Σᵢ m[i, j]`, row by row (a vectorized loop when both are contiguous).
 fn add_column_sums<F: Float>(m: ArrayView2<'_, F>, sums: &mut Array1<F>) {
     match (m.as_slice(), sums.as_slice_mut()) {
-        (Some(m), Some(sums)) => crate::vectorize::add_column_sums(sums, m),
+        (Some(m), Some(sums)) => F::add_column_sums(sums, m),
         _ => {
             for row in m.axis_iter(Axis(0)) {
                 *sums += &row;

@@ -410,7 +410,7 @@ mod tests {
         set_grads(&mut m, [f64::INFINITY, 1.0, 1.0]);
         let before = params(&m);
         let err = adam.step(&mut m).unwrap_err();
-        assert!(matches!(&err, Error::NonFinite { location, .. } if location == "Adam step 1"), "{err}");
+        assert!(matches!(&err, Error::NonFinite { location, .. } if location == "Adam step 0"), "{err}");
         assert!(err.to_string().contains("parameter 0 (weight)"), "{err}");
         assert_eq!(params(&m), before);
         assert_eq!(adam.steps(), 0);

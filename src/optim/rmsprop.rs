@@ -365,7 +365,7 @@ mod tests {
         set_grads(&mut m, [0.5, f64::NAN, 1.0]);
         let before = params(&m);
         let err = opt.step(&mut m).unwrap_err();
-        assert!(err.to_string().contains("RmsProp step 1") && err.to_string().contains("weight"), "{err}");
+        assert!(err.to_string().contains("RmsProp step 0") && err.to_string().contains("weight"), "{err}");
         assert_eq!(params(&m), before);
     }
 }

@@ -106,7 +106,7 @@ impl<S> ParamStates<S> {
         }
         if let Some((index, description)) = non_finite {
             return Err(Error::NonFinite {
-                location: format!("{optimizer} step {}", self.steps + 1),
+                location: format!("{optimizer} step {}", self.steps),
                 detail: format!(
                     "gradient of parameter {index} ({}) {description}; no parameter was changed",
                     name_of(index)
@@ -261,7 +261,7 @@ mod tests {
         assert_eq!(updates, 0);
         match err {
             Error::NonFinite { location, detail } => {
-                assert_eq!(location, "Test step 1");
+                assert_eq!(location, "Test step 0");
                 assert!(detail.contains("parameter 1 (bias) is -inf at [0]"), "{detail}");
             }
             other => panic!("expected NonFinite, got {other}"),

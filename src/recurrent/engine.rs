@@ -228,7 +228,7 @@ fn add_into<F: Float>(dst: &mut [F], src: &[F]) {
 /// `sums = Σ_rows grad`, for a `(rows, sums.len())` gradient.
 fn column_sums<F: Float>(sums: &mut [F], grad: &[F]) {
     sums.fill(F::zero());
-    crate::vectorize::add_column_sums(sums, grad);
+    F::add_column_sums(sums, grad);
 }
 
 /// `bias.grad += sums`.

@@ -162,6 +162,7 @@ impl<F: Float> SequenceLayer<F> {
             for t in order {
                 let mut event = Event::TimeStep(TimeStepEvent {
                     path: &path,
+                    layer_number: ctx.layer_number(),
                     layer: self,
                     step: ctx.step(),
                     pass,

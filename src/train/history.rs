@@ -25,6 +25,10 @@ pub struct EpochStats {
 /// Everything [`Trainer::fit`](super::Trainer::fit) measured, ready to print or plot.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct History {
+    /// The network's step counter when training started: `step_losses[i]` is the loss of step
+    /// `first_step + i` (0 for a fresh network).
+    #[serde(default)]
+    pub first_step: u64,
     /// One entry per completed epoch.
     pub epochs: Vec<EpochStats>,
     /// The loss of every minibatch step, in order.

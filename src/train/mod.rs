@@ -20,4 +20,4 @@ pub use config::{Clip, Progress, TrainConfig};
 pub use evaluate::{Evaluation, evaluate};
 pub use history::{EpochStats, History};
 pub use progress::epoch_line;
-pub use trainer::Trainer;
+pub use trainer::{TrainStep, Trainer};

@@ -18,9 +18,15 @@ use crate::{Error, Float, Mode, Network, Result};
 /// Trains a [`Network`] on an in-memory [`Dataset`] in shuffled minibatches.
 ///
 /// Each step: zero the gradients, run the minibatch forward in [`Mode::Train`], compute the
-/// loss and its gradient, backpropagate, clip (if configured), and let the optimizer update the
-/// parameters. After each epoch the test set (if any) is evaluated in [`Mode::Eval`] and one
-/// line of progress is reported.
+/// loss and its gradient, show the loss to the network's hooks ([`Network::report_loss`]),
+/// backpropagate, clip (if configured), and let the optimizer update the parameters through
+/// [`Network::step`]. After each epoch the test set (if any) is evaluated in [`Mode::Eval`] and
+/// one line of progress is reported. [`Trainer::fit_with`] also calls your code after every
+/// step.
+///
+/// Steps are the network's ([`Network::step_count`], from 0): a second `fit` on the same
+/// network continues the count, and error messages, [`History::first_step`] and
+/// [`TrainStep::step`] use the same numbers as hooks and recordings.
 ///
 /// Reproducible: the sample order comes from `StdRng::seed_from_u64(config.seed)` only, so the
 /// same seed, model and optimizer give bit-identical weights.
@@ -107,6 +113,62 @@ impl Trainer {
         train: &Dataset<F>,
         test: Option<&Dataset<F>>,
     ) -> Result<History> {
+        self.fit_with(net, optimizer, loss, train, test, |_, _| Ok(()))
+    }
+
+    /// [`Trainer::fit`], calling `on_step` after every training step (after the optimizer's
+    /// update) with the network and what the step measured. Returning an error from `on_step`
+    /// stops training with that error.
+    ///
+    /// The network is yours inside `on_step`: read a hook attached to it (a
+    /// [`crate::hooks::Recorder`]'s latest statistics, say), print every N steps, save a
+    /// checkpoint.
+    ///
+    /// ```
+    /// use gradflow::{Network, Sequential};
+    /// use gradflow::activation::Relu;
+    /// use gradflow::data::digits_split;
+    /// use gradflow::hooks::{Recorder, RecorderConfig};
+    /// use gradflow::loss::{CrossEntropy, Reduction};
+    /// use gradflow::optim::SgdConfig;
+    /// use gradflow::rand::SeedableRng;
+    /// use gradflow::train::{Progress, TrainConfig, Trainer};
+    ///
+    /// let (train, _) = digits_split::<f32>(0.2, 0)?;
+    /// let mut rng = gradflow::rand::rngs::StdRng::seed_from_u64(0);
+    /// let mut net = Network::new(Sequential::builder(64).repeat(3, 32, Relu).linear(10).build(&mut rng)?);
+    /// let recorder = net.attach_hook(Recorder::new(RecorderConfig::gradients())?);
+    /// let mut sgd = SgdConfig::new(0.05).build()?;
+    /// let trainer = Trainer::new(TrainConfig::new(1, 64).progress(Progress::Silent))?;
+    ///
+    /// let mut printed = Vec::new();
+    /// trainer.fit_with(&mut net, &mut sgd, &CrossEntropy::new(Reduction::Mean), &train, None, |net, step| {
+    ///     if step.step % 10 == 0 {
+    ///         // ‖dL/dh‖ of each layer at this step, numbered from the input like every report.
+    ///         let recording = net.hook(recorder).expect("attached above").recording();
+    ///         let layers = recording.hidden_layers(step.step);
+    ///         let norms: Vec<String> = layers.iter().filter_map(|l| Some(format!("{:.1e}", l.grad_norm?))).collect();
+    ///         printed.push(format!("step {:>3} loss {:.3} ‖dL/dh‖ {}", step.step, step.loss, norms.join(" ")));
+    ///     }
+    ///     Ok(())
+    /// })?;
+    /// assert_eq!(printed.len(), 3); // steps 0, 10, 20 of 23
+    /// assert!(printed[0].starts_with("step   0 loss"));
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Trainer::fit`], and whatever `on_step` returns.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fit_with<F: Float>(
+        &self,
+        net: &mut Network<F>,
+        optimizer: &mut dyn Optimizer<F>,
+        loss: &dyn Loss<F>,
+        train: &Dataset<F>,
+        test: Option<&Dataset<F>>,
+        mut on_step: impl FnMut(&mut Network<F>, &TrainStep) -> Result<()>,
+    ) -> Result<History> {
         let config = &self.config;
         check_data(net, train, "training set")?;
         if let Some(test) = test {
@@ -128,6 +190,7 @@ impl Trainer {
 
         let total_steps = config.epochs * batches;
         let mut history = History {
+            first_step: net.step_count(),
             epochs: Vec::with_capacity(config.epochs),
             step_losses: Vec::with_capacity(total_steps),
             grad_norms: Vec::with_capacity(if config.clip.is_some() { total_steps } else { 0 }),
@@ -140,6 +203,7 @@ impl Trainer {
             &mut rng,
             &mut history,
             &mut reporter,
+            &mut on_step,
         );
         reporter.finish();
         result.map(|()| history)
@@ -151,6 +215,7 @@ impl Trainer {
         rng: &mut StdRng,
         history: &mut History,
         reporter: &mut Reporter<'_>,
+        on_step: &mut dyn FnMut(&mut Network<F>, &TrainStep) -> Result<()>,
     ) -> Result<()> {
         let config = &self.config;
         let base_lr = run.optimizer.learning_rate();
@@ -165,7 +230,7 @@ impl Trainer {
             let mut correct = 0;
             let mut seen = 0;
             for batch in 0..run.batches {
-                let step = history.step_losses.len() + 1;
+                let step = run.net.step_count();
                 let at = |e: Error| with_step(e, epoch, config.epochs, batch + 1, step);
                 let (inputs, targets) = run.batcher.batch(run.train, batch);
                 let rows = inputs.nrows();
@@ -173,26 +238,37 @@ impl Trainer {
                 run.net.zero_grad();
                 let output = run.net.forward(inputs, Mode::Train)?;
                 let value = run.loss.compute(output, targets, run.grad).map_err(at)?.as_f64();
+                if let Targets::Classes(labels) = targets {
+                    correct += count_correct(output, labels);
+                }
+                run.net.report_loss(value);
                 if !value.is_finite() {
                     return Err(at(Error::NonFinite {
                         location: format!("loss {}", run.loss.name()),
                         detail: format!("the loss is {value}; training stopped before this step's update"),
                     }));
                 }
-                if let Targets::Classes(labels) = targets {
-                    correct += count_correct(output, labels);
-                }
                 run.net.backward(run.grad.view()).map_err(at)?;
-                if let Some(clip) = config.clip {
-                    let norm = clip_gradients(run.net.model_mut(), clip).map_err(at)?;
-                    history.grad_norms.push(norm);
-                }
+                let grad_norm = match config.clip {
+                    Some(clip) => Some(clip_gradients(run.net.model_mut(), clip).map_err(at)?),
+                    None => None,
+                };
+                history.grad_norms.extend(grad_norm);
                 run.net.step(&mut *run.optimizer).map_err(at)?;
 
                 loss_sum += value * rows as f64;
                 seen += rows;
                 history.step_losses.push(value);
                 reporter.step();
+                let report = TrainStep {
+                    step,
+                    epoch,
+                    batch: batch + 1,
+                    loss: value,
+                    learning_rate: run.optimizer.learning_rate(),
+                    grad_norm,
+                };
+                on_step(run.net, &report)?;
             }
             let evaluation = match run.test {
                 Some(test) => Some(evaluate_checked(run.net, run.loss, test, config.batch_size, run.grad)?),
@@ -225,8 +301,25 @@ struct Run<'a, F: Float> {
     batches: usize,
 }
 
+/// What one training step measured, shown to [`Trainer::fit_with`]'s callback.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrainStep {
+    /// The step, as the network counts it ([`Network::step_count`] before the step; from 0).
+    pub step: u64,
+    /// The epoch, from 1.
+    pub epoch: usize,
+    /// The minibatch within the epoch, from 1.
+    pub batch: usize,
+    /// The minibatch's loss.
+    pub loss: f64,
+    /// The optimizer's learning rate for this step.
+    pub learning_rate: f64,
+    /// With clipping: the global gradient norm before clipping.
+    pub grad_norm: Option<f64>,
+}
+
 /// Adds the epoch, batch and step to a non-finite error's location.
-fn with_step(error: Error, epoch: usize, epochs: usize, batch: usize, step: usize) -> Error {
+fn with_step(error: Error, epoch: usize, epochs: usize, batch: usize, step: u64) -> Error {
     match error {
         Error::NonFinite { location, detail } => Error::NonFinite {
             location: format!("{location} at epoch {epoch}/{epochs}, batch {batch}, step {step}"),
