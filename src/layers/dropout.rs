@@ -5,7 +5,7 @@ use ndarray::{Array2, ArrayView2};
 
 use crate::hooks::Context;
 use crate::layer::{Layer, Mode, check_shape, ensure_shape};
-use crate::layers::{ImageShape, check_image_features, check_image_input};
+use crate::layers::{ImageShape, check_image_features, check_image_input, copy_into};
 use crate::vectorize::vectorized;
 use crate::{Error, Float, Result};
 
@@ -49,25 +49,53 @@ impl Mask {
         (self.p * 18_446_744_073_709_551_616.0) as u64
     }
 
-    /// `out[i] = x[i]·scale` where draw `first + i` keeps its entry, 0 elsewhere; `scale` is
+    /// `out[i] = x[i]·scale` where draw `i` keeps entry `i`, 0 elsewhere; `scale` is
     /// `1/(1 − p)` (inverted dropout: the expected output is the input).
-    fn apply<F: Float>(&self, step: u64, first: u64, x: &[F], out: &mut [F]) {
-        let (key, threshold, scale) = (self.key(step), self.threshold(), F::lit(1.0 / (1.0 - self.p)));
-        vectorized(
-            #[inline(always)]
-            || {
-                for (i, (o, &v)) in out.iter_mut().zip(x).enumerate() {
-                    let draw = splitmix64(key.wrapping_add((first + i as u64).wrapping_mul(GOLDEN)));
-                    *o = if draw >= threshold { v * scale } else { F::zero() };
-                }
-            },
-        )
+    fn apply<F: Float>(&self, step: u64, x: &[F], out: &mut [F]) {
+        F::dropout_entries(self.key(step), self.threshold(), F::lit(1.0 / (1.0 - self.p)), x, out);
     }
 
-    /// Whether draw `index` keeps its entry at `step`.
-    fn keeps(&self, step: u64, index: u64) -> bool {
-        splitmix64(self.key(step).wrapping_add(index.wrapping_mul(GOLDEN))) >= self.threshold()
+    /// The same with one draw per run of `spatial` entries (a channel).
+    fn apply_channels<F: Float>(&self, step: u64, spatial: usize, x: &[F], out: &mut [F]) {
+        F::dropout_channels(self.key(step), self.threshold(), F::lit(1.0 / (1.0 - self.p)), spatial, x, out);
     }
+}
+
+/// `out[i] = x[i]·scale` where draw `i` of the pass with `key` reaches `threshold`, 0 elsewhere.
+pub(crate) fn dropout_entries<F: Float>(key: u64, threshold: u64, scale: F, x: &[F], out: &mut [F]) {
+    vectorized(
+        #[inline(always)]
+        || {
+            for (i, (o, &v)) in out.iter_mut().zip(x).enumerate() {
+                let draw = splitmix64(key.wrapping_add((i as u64).wrapping_mul(GOLDEN)));
+                *o = if draw >= threshold { v * scale } else { F::zero() };
+            }
+        },
+    )
+}
+
+/// [`dropout_entries`] with one draw per run of `spatial` entries.
+pub(crate) fn dropout_channels<F: Float>(
+    key: u64,
+    threshold: u64,
+    scale: F,
+    spatial: usize,
+    x: &[F],
+    out: &mut [F],
+) {
+    vectorized(
+        #[inline(always)]
+        || {
+            for (i, (o, x)) in out.chunks_exact_mut(spatial).zip(x.chunks_exact(spatial)).enumerate() {
+                let draw = splitmix64(key.wrapping_add((i as u64).wrapping_mul(GOLDEN)));
+                if draw >= threshold {
+                    o.iter_mut().zip(x).for_each(|(o, &v)| *o = v * scale);
+                } else {
+                    o.fill(F::zero());
+                }
+            }
+        },
+    )
 }
 
 /// Dropout (Srivastava et al. 2014, "Dropout: a simple way to prevent neural networks from
@@ -187,12 +215,12 @@ impl<F: Float> Layer<F> for Dropout<F> {
         }
         ensure_shape(output, input.dim());
         if mode == Mode::Eval || self.mask.p == 0.0 {
-            output.assign(&input);
+            copy_into(input, output);
         } else {
             let x = input.as_standard_layout();
             let x = x.as_slice().expect("standard layout");
             let out = output.as_slice_mut().expect("buffers are standard layout");
-            self.mask.apply(ctx.step(), 0, x, out);
+            self.mask.apply(ctx.step(), x, out);
         }
         self.last = Some((ctx.step(), mode));
         Ok(())
@@ -219,11 +247,11 @@ impl<F: Float> Layer<F> for Dropout<F> {
         let Some(grad_input) = grad_input else { return Ok(()) };
         ensure_shape(grad_input, grad_output.dim());
         if mode == Mode::Eval || self.mask.p == 0.0 {
-            grad_input.assign(&grad_output);
+            copy_into(grad_output, grad_input);
         } else {
             let dy = grad_output.as_standard_layout();
             let dy = dy.as_slice().expect("standard layout");
-            self.mask.apply(step, 0, dy, grad_input.as_slice_mut().expect("buffers are standard layout"));
+            self.mask.apply(step, dy, grad_input.as_slice_mut().expect("buffers are standard layout"));
         }
         Ok(())
     }
@@ -278,19 +306,6 @@ impl<F: Float> Dropout2d<F> {
     pub fn p(&self) -> f64 {
         self.mask.p
     }
-
-    /// `out = x` on the kept channels (scaled), 0 on the others.
-    fn apply(&self, step: u64, x: &[F], out: &mut [F]) {
-        let spatial = self.image.spatial();
-        let scale = F::lit(1.0 / (1.0 - self.mask.p));
-        for (i, (o, x)) in out.chunks_exact_mut(spatial).zip(x.chunks_exact(spatial)).enumerate() {
-            if self.mask.keeps(step, i as u64) {
-                o.iter_mut().zip(x).for_each(|(o, &v)| *o = v * scale);
-            } else {
-                o.fill(F::zero());
-            }
-        }
-    }
 }
 
 impl<F: Float> Layer<F> for Dropout2d<F> {
@@ -322,13 +337,15 @@ impl<F: Float> Layer<F> for Dropout2d<F> {
         check_image_input(&|| self.describe(), "input", &input, self.image, None)?;
         ensure_shape(output, input.dim());
         if mode == Mode::Eval || self.mask.p == 0.0 {
-            output.assign(&input);
+            copy_into(input, output);
         } else {
             let x = input.as_standard_layout();
-            self.apply(
+            let out = output.as_slice_mut().expect("buffers are standard layout");
+            self.mask.apply_channels(
                 ctx.step(),
+                self.image.spatial(),
                 x.as_slice().expect("standard layout"),
-                output.as_slice_mut().expect("buffers are standard layout"),
+                out,
             );
         }
         self.last = Some((ctx.step(), mode));
@@ -351,14 +368,11 @@ impl<F: Float> Layer<F> for Dropout2d<F> {
         let Some(grad_input) = grad_input else { return Ok(()) };
         ensure_shape(grad_input, grad_output.dim());
         if mode == Mode::Eval || self.mask.p == 0.0 {
-            grad_input.assign(&grad_output);
+            copy_into(grad_output, grad_input);
         } else {
             let dy = grad_output.as_standard_layout();
-            self.apply(
-                step,
-                dy.as_slice().expect("standard layout"),
-                grad_input.as_slice_mut().expect("buffers are standard layout"),
-            );
+            let dx = grad_input.as_slice_mut().expect("buffers are standard layout");
+            self.mask.apply_channels(step, self.image.spatial(), dy.as_slice().expect("standard layout"), dx);
         }
         Ok(())
     }

@@ -1,9 +1,9 @@
 //! Layers and containers.
 
-mod batch_norm;
+pub(crate) mod batch_norm;
 mod builder;
-mod conv;
-mod dropout;
+pub(crate) mod conv;
+pub(crate) mod dropout;
 mod highway;
 mod image_builder;
 mod layer_norm;
@@ -20,7 +20,7 @@ pub use conv::{
     AdaptiveAvgPool2d, AvgPool2d, Conv2d, Conv2dConfig, Flatten, ImageShape, MaxPool2d, Padding,
     ZeroPadShortcut,
 };
-pub(crate) use conv::{check_image_features, check_image_input};
+pub(crate) use conv::{check_image_features, check_image_input, copy_into};
 pub use dropout::{Dropout, Dropout2d};
 pub use highway::{Highway, HighwayConfig};
 pub use image_builder::ShortcutKind;

@@ -90,51 +90,10 @@ impl<F: Float> Core<F> {
     /// Computes mean and biased variance (into `inv_std`, as scratch) of each channel over the
     /// batch and updates the running statistics; leaves `inv_std = 1/√(σ² + ε)`.
     fn batch_statistics(&mut self, x: &[F], batch: usize, spatial: usize) {
-        let c = self.config.num_features;
         let count = batch * spatial;
-        let inv_n = F::one() / F::lit(count as f64);
         let mean = self.mean.as_slice_mut().expect("buffers are standard layout");
         let var = self.inv_std.as_slice_mut().expect("buffers are standard layout");
-        if spatial == 1 {
-            vectorized(
-                #[inline(always)]
-                || {
-                    mean.fill(F::zero());
-                    for row in x.chunks_exact(c) {
-                        for (m, &v) in mean.iter_mut().zip(row) {
-                            *m += v;
-                        }
-                    }
-                    for m in mean.iter_mut() {
-                        *m *= inv_n;
-                    }
-                    // Two-pass variance: Σ(x − μ)², stable when |μ| ≫ σ.
-                    var.fill(F::zero());
-                    for row in x.chunks_exact(c) {
-                        for ((s, &v), &m) in var.iter_mut().zip(row).zip(&*mean) {
-                            let d = v - m;
-                            *s += d * d;
-                        }
-                    }
-                },
-            );
-        } else {
-            mean.fill(F::zero());
-            var.fill(F::zero());
-            for row in x.chunks_exact(c * spatial) {
-                for (m, run) in mean.iter_mut().zip(row.chunks_exact(spatial)) {
-                    *m += run_sum(run);
-                }
-            }
-            mean.iter_mut().for_each(|m| *m *= inv_n);
-            // Two-pass variance, as above.
-            for row in x.chunks_exact(c * spatial) {
-                for ((s, &m), run) in var.iter_mut().zip(&*mean).zip(row.chunks_exact(spatial)) {
-                    *s += run_squared_deviation(run, m);
-                }
-            }
-        }
-        var.iter_mut().for_each(|s| *s *= inv_n);
+        F::batch_norm_moments(x, spatial, mean, var);
         let var = &mut self.inv_std;
 
         self.num_batches_tracked += 1;
@@ -210,37 +169,8 @@ impl<F: Float> Core<F> {
         let mean = self.mean.as_slice().expect("buffers are standard layout");
         let inv_std = self.inv_std.as_slice().expect("buffers are standard layout");
         let affine = self.affine.as_ref().map(|a| (contiguous(&a.weight.value), contiguous(&a.bias.value)));
-        let rows = x.chunks_exact(width).zip(x_hat.chunks_exact_mut(width)).zip(y.chunks_exact_mut(width));
-        if spatial == 1 {
-            vectorized(
-                #[inline(always)]
-                || {
-                    for ((x_row, x_hat_row), y_row) in rows {
-                        for (((h, &v), &m), &s) in x_hat_row.iter_mut().zip(x_row).zip(mean).zip(inv_std) {
-                            *h = (v - m) * s;
-                        }
-                        match &affine {
-                            Some((weight, bias)) => {
-                                for (((out, &h), &w), &b) in
-                                    y_row.iter_mut().zip(&*x_hat_row).zip(&**weight).zip(&**bias)
-                                {
-                                    *out = h * w + b;
-                                }
-                            }
-                            None => y_row.copy_from_slice(x_hat_row),
-                        }
-                    }
-                },
-            );
-        } else {
-            for ((x_row, x_hat_row), y_row) in rows {
-                let runs = x_row.chunks_exact(spatial).zip(x_hat_row.chunks_exact_mut(spatial));
-                for (ch, ((x, h), y)) in runs.zip(y_row.chunks_exact_mut(spatial)).enumerate() {
-                    let (w, b) = affine.as_ref().map_or((F::one(), F::zero()), |(w, b)| (w[ch], b[ch]));
-                    normalize_run(x, h, y, mean[ch], inv_std[ch], w, b);
-                }
-            }
-        }
+        let affine = affine.as_ref().map(|(w, b)| (&**w, &**b));
+        F::batch_norm_normalize(x, spatial, (mean, inv_std), affine, x_hat, y);
         self.last_mode = Some(mode);
         Ok(())
     }
@@ -258,7 +188,6 @@ impl<F: Float> Core<F> {
             return Err(Error::BackwardBeforeForward { layer: name() });
         };
         let (batch, width) = self.x_hat.dim();
-        let c = self.config.num_features;
         check_shape(name, "input", &input, Some(batch), Some(width))?;
         check_shape(name, "grad_output", &grad_output, Some(batch), Some(width))?;
         let dy = grad_output.as_standard_layout();
@@ -267,31 +196,7 @@ impl<F: Float> Core<F> {
 
         let sum_dy = self.sum_dy.as_slice_mut().expect("buffers are standard layout");
         let sum_dy_x_hat = self.sum_dy_x_hat.as_slice_mut().expect("buffers are standard layout");
-        sum_dy.fill(F::zero());
-        sum_dy_x_hat.fill(F::zero());
-        if spatial == 1 {
-            vectorized(
-                #[inline(always)]
-                || {
-                    for (dy_row, x_hat_row) in dy.chunks_exact(c).zip(x_hat.chunks_exact(c)) {
-                        let sums = sum_dy.iter_mut().zip(sum_dy_x_hat.iter_mut());
-                        for ((s, sx), (&g, &h)) in sums.zip(dy_row.iter().zip(x_hat_row)) {
-                            *s += g;
-                            *sx += g * h;
-                        }
-                    }
-                },
-            );
-        } else {
-            for (dy_row, x_hat_row) in dy.chunks_exact(width).zip(x_hat.chunks_exact(width)) {
-                let runs = dy_row.chunks_exact(spatial).zip(x_hat_row.chunks_exact(spatial));
-                for ((s, sx), (g, h)) in sum_dy.iter_mut().zip(sum_dy_x_hat.iter_mut()).zip(runs) {
-                    let (run_dy, run_dy_x_hat) = run_sums(g, h);
-                    *s += run_dy;
-                    *sx += run_dy_x_hat;
-                }
-            }
-        }
+        F::batch_norm_grad_sums(dy, x_hat, spatial, sum_dy, sum_dy_x_hat);
         if let Some(a) = &mut self.affine {
             a.weight.grad += &self.sum_dy_x_hat;
             a.bias.grad += &self.sum_dy;
@@ -300,39 +205,21 @@ impl<F: Float> Core<F> {
         let Some(grad_input) = grad_input else { return Ok(()) };
         ensure_shape(grad_input, (batch, width));
         let dx = grad_input.as_slice_mut().expect("buffers are standard layout");
-        // Per channel: scale = γ·istd; in training also the batch means of dy and dy·x̂.
         let gamma = self.affine.as_ref().map(|a| contiguous(&a.weight.value));
-        let stats = FeatureStats {
-            inv_std: self.inv_std.as_slice().expect("buffers are standard layout"),
-            sum_dy: self.sum_dy.as_slice().expect("buffers are standard layout"),
-            sum_dy_x_hat: self.sum_dy_x_hat.as_slice().expect("buffers are standard layout"),
-            inv_n: F::one() / F::lit((batch * spatial) as f64),
-            train: mode == Mode::Train,
-        };
-        let rows = dy.chunks_exact(width).zip(x_hat.chunks_exact(width)).zip(dx.chunks_exact_mut(width));
-        if spatial == 1 {
-            vectorized(
-                #[inline(always)]
-                || {
-                    for ((dy_row, x_hat_row), dx_row) in rows {
-                        match &gamma {
-                            Some(w) => stats.input_grad_row(dx_row, dy_row, x_hat_row, w.iter().copied()),
-                            None => {
-                                stats.input_grad_row(dx_row, dy_row, x_hat_row, std::iter::repeat(F::one()))
-                            }
-                        }
-                    }
-                },
-            );
-        } else {
-            for ((dy_row, x_hat_row), dx_row) in rows {
-                let runs = dy_row.chunks_exact(spatial).zip(x_hat_row.chunks_exact(spatial));
-                for (ch, ((g, h), d)) in runs.zip(dx_row.chunks_exact_mut(spatial)).enumerate() {
-                    let w = gamma.as_ref().map_or(F::one(), |w| w[ch]);
-                    stats.input_grad_run(d, g, h, ch, w);
-                }
-            }
-        }
+        let sums = (
+            self.sum_dy.as_slice().expect("buffers are standard layout"),
+            self.sum_dy_x_hat.as_slice().expect("buffers are standard layout"),
+        );
+        let inv_std = self.inv_std.as_slice().expect("buffers are standard layout");
+        F::batch_norm_input_grad(
+            (dy, x_hat),
+            spatial,
+            gamma.as_deref(),
+            inv_std,
+            sums,
+            mode == Mode::Train,
+            dx,
+        );
         Ok(())
     }
 
@@ -367,127 +254,212 @@ impl<F: Float> Core<F> {
     }
 }
 
-/// Per-channel quantities of a backward pass.
-struct FeatureStats<'a, F: Float> {
-    inv_std: &'a [F],
-    sum_dy: &'a [F],
-    sum_dy_x_hat: &'a [F],
-    inv_n: F,
-    train: bool,
-}
-
-impl<F: Float> FeatureStats<'_, F> {
-    /// One row of dL/dx (one entry per feature): `γ·istd·(dy − mean(dy) − x̂·mean(dy·x̂))` in
-    /// training, `γ·istd·dy` in evaluation.
-    #[inline(always)]
-    fn input_grad_row(&self, dx: &mut [F], dy: &[F], x_hat: &[F], gamma: impl Iterator<Item = F>) {
-        let per_feature = gamma.zip(self.inv_std).zip(self.sum_dy).zip(self.sum_dy_x_hat);
-        let inv_n = self.inv_n;
-        for (((d, &g), &h), (((w, &s), &sd), &sdx)) in dx.iter_mut().zip(dy).zip(x_hat).zip(per_feature) {
-            let scale = w * s;
-            *d = if self.train { scale * (g - sd * inv_n - h * sdx * inv_n) } else { scale * g };
-        }
-    }
-
-    /// The same for one run of channel `ch` (whose γ is `gamma`).
-    fn input_grad_run(&self, dx: &mut [F], dy: &[F], x_hat: &[F], ch: usize, gamma: F) {
-        let scale = gamma * self.inv_std[ch];
-        let (mean_dy, mean_dy_x_hat) = if self.train {
-            (self.sum_dy[ch] * self.inv_n, self.sum_dy_x_hat[ch] * self.inv_n)
-        } else {
-            (F::zero(), F::zero())
-        };
-        vectorized(
-            #[inline(always)]
-            || {
-                for ((d, &g), &h) in dx.iter_mut().zip(dy).zip(x_hat) {
-                    *d = scale * (g - mean_dy - h * mean_dy_x_hat);
-                }
-            },
-        )
-    }
-}
+// The passes over the data, compiled inside gradflow for f32 and f64 (`crate::kernels`). Each
+// takes a whole batch: rows of `C` runs of `spatial` entries, with `C` the length of the
+// per-channel slices.
 
 /// Lanes of the per-run sums: independent accumulators, so that the loops vectorize.
 const LANES: usize = 16;
 
-/// Σ run.
-fn run_sum<F: Float>(run: &[F]) -> F {
+/// The mean and the biased variance of each channel over the batch, into `mean` and `var`
+/// (two passes: Σ(x − μ)² is stable when |μ| ≫ σ).
+pub(crate) fn batch_norm_moments<F: Float>(x: &[F], spatial: usize, mean: &mut [F], var: &mut [F]) {
+    let c = mean.len();
+    let inv_n = F::one() / F::lit((x.len() / c) as f64);
+    mean.fill(F::zero());
+    var.fill(F::zero());
     vectorized(
         #[inline(always)]
         || {
-            let mut lanes = [F::zero(); LANES];
-            let chunks = run.chunks_exact(LANES);
-            let rest = chunks.remainder();
-            for chunk in chunks {
-                for (l, &v) in lanes.iter_mut().zip(chunk) {
-                    *l += v;
+            if spatial == 1 {
+                for row in x.chunks_exact(c) {
+                    mean.iter_mut().zip(row).for_each(|(m, &v)| *m += v);
+                }
+                mean.iter_mut().for_each(|m| *m *= inv_n);
+                for row in x.chunks_exact(c) {
+                    for ((s, &v), &m) in var.iter_mut().zip(row).zip(&*mean) {
+                        *s += (v - m) * (v - m);
+                    }
+                }
+            } else {
+                for row in x.chunks_exact(c * spatial) {
+                    for (m, run) in mean.iter_mut().zip(row.chunks_exact(spatial)) {
+                        *m += lanes_sum(run, |v| v);
+                    }
+                }
+                mean.iter_mut().for_each(|m| *m *= inv_n);
+                for row in x.chunks_exact(c * spatial) {
+                    for ((s, &m), run) in var.iter_mut().zip(&*mean).zip(row.chunks_exact(spatial)) {
+                        *s += lanes_sum(run, |v| (v - m) * (v - m));
+                    }
                 }
             }
-            for (l, &v) in lanes.iter_mut().zip(rest) {
-                *l += v;
-            }
-            lanes.iter().fold(F::zero(), |a, &b| a + b)
+            var.iter_mut().for_each(|s| *s *= inv_n);
         },
     )
 }
 
-/// Σ (run − m)².
-fn run_squared_deviation<F: Float>(run: &[F], m: F) -> F {
+/// `x̂ = (x − μ)·istd` per channel with `(mean, inv_std)` = `(μ, istd)`, and `y = x̂·γ + β` with
+/// `affine` = `(γ, β)` (or `y = x̂`).
+pub(crate) fn batch_norm_normalize<F: Float>(
+    x: &[F],
+    spatial: usize,
+    (mean, inv_std): (&[F], &[F]),
+    affine: Option<(&[F], &[F])>,
+    x_hat: &mut [F],
+    y: &mut [F],
+) {
+    let (weight, bias) = (affine.map(|a| a.0), affine.map(|a| a.1));
+    let width = mean.len() * spatial;
     vectorized(
         #[inline(always)]
         || {
-            let mut lanes = [F::zero(); LANES];
-            let chunks = run.chunks_exact(LANES);
-            let rest = chunks.remainder();
-            for chunk in chunks {
-                for (l, &v) in lanes.iter_mut().zip(chunk) {
-                    *l += (v - m) * (v - m);
+            let rows =
+                x.chunks_exact(width).zip(x_hat.chunks_exact_mut(width)).zip(y.chunks_exact_mut(width));
+            for ((x, x_hat), y) in rows {
+                if spatial == 1 {
+                    for (((h, &v), &m), &s) in x_hat.iter_mut().zip(x).zip(mean).zip(inv_std) {
+                        *h = (v - m) * s;
+                    }
+                    match (weight, bias) {
+                        (Some(w), Some(b)) => {
+                            for (((out, &h), &w), &b) in y.iter_mut().zip(&*x_hat).zip(w).zip(b) {
+                                *out = h * w + b;
+                            }
+                        }
+                        _ => y.copy_from_slice(x_hat),
+                    }
+                } else {
+                    let runs = x.chunks_exact(spatial).zip(x_hat.chunks_exact_mut(spatial));
+                    for (c, ((x, h), y)) in runs.zip(y.chunks_exact_mut(spatial)).enumerate() {
+                        let (m, s) = (mean[c], inv_std[c]);
+                        let (w, b) = (weight.map_or(F::one(), |w| w[c]), bias.map_or(F::zero(), |b| b[c]));
+                        for ((&v, h), out) in x.iter().zip(h.iter_mut()).zip(y.iter_mut()) {
+                            *h = (v - m) * s;
+                            *out = *h * w + b;
+                        }
+                    }
                 }
             }
-            for (l, &v) in lanes.iter_mut().zip(rest) {
-                *l += (v - m) * (v - m);
-            }
-            lanes.iter().fold(F::zero(), |a, &b| a + b)
         },
     )
 }
 
-/// (Σ dy, Σ dy·x̂) over one run.
+/// Σ dy and Σ dy·x̂ of each channel over the batch, into `sum_dy` and `sum_dy_x_hat`.
+pub(crate) fn batch_norm_grad_sums<F: Float>(
+    dy: &[F],
+    x_hat: &[F],
+    spatial: usize,
+    sum_dy: &mut [F],
+    sum_dy_x_hat: &mut [F],
+) {
+    let width = sum_dy.len() * spatial;
+    sum_dy.fill(F::zero());
+    sum_dy_x_hat.fill(F::zero());
+    vectorized(
+        #[inline(always)]
+        || {
+            for (dy, x_hat) in dy.chunks_exact(width).zip(x_hat.chunks_exact(width)) {
+                let sums = sum_dy.iter_mut().zip(sum_dy_x_hat.iter_mut());
+                if spatial == 1 {
+                    for ((s, sx), (&g, &h)) in sums.zip(dy.iter().zip(x_hat)) {
+                        *s += g;
+                        *sx += g * h;
+                    }
+                } else {
+                    for ((s, sx), (g, h)) in
+                        sums.zip(dy.chunks_exact(spatial).zip(x_hat.chunks_exact(spatial)))
+                    {
+                        let (run_dy, run_dy_x_hat) = run_sums(g, h);
+                        *s += run_dy;
+                        *sx += run_dy_x_hat;
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// dL/dx: per channel `γ·istd·(dy − mean(dy) − x̂·mean(dy·x̂))` in training (the means over the
+/// batch, from `sums` = `(Σ dy, Σ dy·x̂)`), `γ·istd·dy` in evaluation (a fixed affine map).
+pub(crate) fn batch_norm_input_grad<F: Float>(
+    (dy, x_hat): (&[F], &[F]),
+    spatial: usize,
+    gamma: Option<&[F]>,
+    inv_std: &[F],
+    (sum_dy, sum_dy_x_hat): (&[F], &[F]),
+    train: bool,
+    dx: &mut [F],
+) {
+    let c = inv_std.len();
+    let width = c * spatial;
+    let inv_n = F::one() / F::lit((dy.len() / c) as f64);
+    // Per channel: the scale γ·istd and the two means (zero in evaluation).
+    let per_channel = |ch: usize| {
+        let scale = gamma.map_or(F::one(), |g| g[ch]) * inv_std[ch];
+        let means =
+            if train { (sum_dy[ch] * inv_n, sum_dy_x_hat[ch] * inv_n) } else { (F::zero(), F::zero()) };
+        (scale, means.0, means.1)
+    };
+    vectorized(
+        #[inline(always)]
+        || {
+            let rows = dy.chunks_exact(width).zip(x_hat.chunks_exact(width)).zip(dx.chunks_exact_mut(width));
+            for ((dy, x_hat), dx) in rows {
+                if spatial == 1 {
+                    for (ch, ((d, &g), &h)) in dx.iter_mut().zip(dy).zip(x_hat).enumerate() {
+                        let (scale, mean_dy, mean_dy_x_hat) = per_channel(ch);
+                        *d = scale * (g - mean_dy - h * mean_dy_x_hat);
+                    }
+                } else {
+                    let runs = dy.chunks_exact(spatial).zip(x_hat.chunks_exact(spatial));
+                    for (ch, ((g, h), d)) in runs.zip(dx.chunks_exact_mut(spatial)).enumerate() {
+                        let (scale, mean_dy, mean_dy_x_hat) = per_channel(ch);
+                        for ((d, &g), &h) in d.iter_mut().zip(g).zip(h) {
+                            *d = scale * (g - mean_dy - h * mean_dy_x_hat);
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// Σ f(v) over a run, in [`LANES`] lanes.
+#[inline(always)]
+fn lanes_sum<F: Float>(run: &[F], f: impl Fn(F) -> F) -> F {
+    let mut lanes = [F::zero(); LANES];
+    let chunks = run.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (l, &v) in lanes.iter_mut().zip(chunk) {
+            *l += f(v);
+        }
+    }
+    for (l, &v) in lanes.iter_mut().zip(rest) {
+        *l += f(v);
+    }
+    lanes.iter().fold(F::zero(), |a, &b| a + b)
+}
+
+/// (Σ dy, Σ dy·x̂) over one run, in [`LANES`] lanes.
+#[inline(always)]
 fn run_sums<F: Float>(dy: &[F], x_hat: &[F]) -> (F, F) {
-    vectorized(
-        #[inline(always)]
-        || {
-            let (mut s, mut sx) = ([F::zero(); LANES], [F::zero(); LANES]);
-            let (chunks, hats) = (dy.chunks_exact(LANES), x_hat.chunks_exact(LANES));
-            let (rest, hat_rest) = (chunks.remainder(), hats.remainder());
-            for (chunk, hat) in chunks.zip(hats) {
-                for lane in 0..LANES {
-                    s[lane] += chunk[lane];
-                    sx[lane] += chunk[lane] * hat[lane];
-                }
-            }
-            for (lane, (&g, &h)) in rest.iter().zip(hat_rest).enumerate() {
-                s[lane] += g;
-                sx[lane] += g * h;
-            }
-            let total = |v: [F; LANES]| v.iter().fold(F::zero(), |a, &b| a + b);
-            (total(s), total(sx))
-        },
-    )
-}
-
-/// `x̂ = (x − m)·s` and `y = x̂·w + b` over one run.
-fn normalize_run<F: Float>(x: &[F], x_hat: &mut [F], y: &mut [F], m: F, s: F, w: F, b: F) {
-    vectorized(
-        #[inline(always)]
-        || {
-            for ((&v, h), out) in x.iter().zip(x_hat.iter_mut()).zip(y.iter_mut()) {
-                *h = (v - m) * s;
-                *out = *h * w + b;
-            }
-        },
-    )
+    let (mut s, mut sx) = ([F::zero(); LANES], [F::zero(); LANES]);
+    let (chunks, hats) = (dy.chunks_exact(LANES), x_hat.chunks_exact(LANES));
+    let (rest, hat_rest) = (chunks.remainder(), hats.remainder());
+    for (chunk, hat) in chunks.zip(hats) {
+        for lane in 0..LANES {
+            s[lane] += chunk[lane];
+            sx[lane] += chunk[lane] * hat[lane];
+        }
+    }
+    for (lane, (&g, &h)) in rest.iter().zip(hat_rest).enumerate() {
+        s[lane] += g;
+        sx[lane] += g * h;
+    }
+    let total = |v: [F; LANES]| v.iter().fold(F::zero(), |a, &b| a + b);
+    (total(s), total(sx))
 }
 
 /// The entries of `values` as a slice: borrowed when it is contiguous (always, unless a caller

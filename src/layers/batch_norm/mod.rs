@@ -16,6 +16,9 @@ mod core;
 
 pub use batch_norm_2d::BatchNorm2d;
 use core::Core;
+pub(crate) use core::{
+    batch_norm_grad_sums, batch_norm_input_grad, batch_norm_moments, batch_norm_normalize,
+};
 
 /// A batch-normalization layer: its running statistics, its settings, and its buffers.
 ///

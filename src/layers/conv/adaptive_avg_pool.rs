@@ -72,17 +72,65 @@ impl<F: Float> AdaptiveAvgPool2d<F> {
         self.output
     }
 
-    /// Calls `f(output index, rows, columns, 1/count)` for each output entry of a plane.
-    fn for_each_bin(&self, mut f: impl FnMut(usize, (usize, usize), (usize, usize), F)) {
-        let (inp, out) = (self.input, self.output);
-        for i in 0..out.height {
-            let rows = bin(i, out.height, inp.height);
-            for j in 0..out.width {
-                let cols = bin(j, out.width, inp.width);
-                let count = (rows.1 - rows.0) * (cols.1 - cols.0);
-                f(i * out.width + j, rows, cols, F::one() / F::lit(count as f64));
-            }
+    fn sizes(&self) -> [usize; 4] {
+        [self.input.height, self.input.width, self.output.height, self.output.width]
+    }
+}
+
+/// Calls `f(output index, rows, columns, 1/count)` for each output entry of a plane of
+/// `sizes = [in_h, in_w, out_h, out_w]`.
+#[inline(always)]
+fn for_each_bin<F: Float>(sizes: &[usize; 4], mut f: impl FnMut(usize, (usize, usize), (usize, usize), F)) {
+    let [in_h, in_w, out_h, out_w] = *sizes;
+    for i in 0..out_h {
+        let rows = bin(i, out_h, in_h);
+        for j in 0..out_w {
+            let cols = bin(j, out_w, in_w);
+            let count = (rows.1 - rows.0) * (cols.1 - cols.0);
+            f(i * out_w + j, rows, cols, F::one() / F::lit(count as f64));
         }
+    }
+}
+
+/// Adaptive average pooling of every plane of `x` into `y`, `sizes = [in_h, in_w, out_h, out_w]`.
+pub(crate) fn adaptive_avg_pool<F: Float>(sizes: &[usize; 4], x: &[F], y: &mut [F]) {
+    let [in_h, in_w, out_h, out_w] = *sizes;
+    let (plane, out_plane) = (in_h * in_w, out_h * out_w);
+    if out_plane == 1 {
+        // Global pooling: one contiguous sum per channel.
+        let scale = F::one() / F::lit(plane as f64);
+        for (x, y) in x.chunks_exact(plane).zip(y.iter_mut()) {
+            *y = sum(x) * scale;
+        }
+        return;
+    }
+    for (x, y) in x.chunks_exact(plane).zip(y.chunks_exact_mut(out_plane)) {
+        for_each_bin(sizes, |at, (r0, r1), (c0, c1), scale: F| {
+            let total = (r0..r1).fold(F::zero(), |s, r| s + sum(&x[r * in_w + c0..r * in_w + c1]));
+            y[at] = total * scale;
+        });
+    }
+}
+
+/// The gradient of [`adaptive_avg_pool`] into `dx` (overwritten).
+pub(crate) fn adaptive_avg_pool_backward<F: Float>(sizes: &[usize; 4], dy: &[F], dx: &mut [F]) {
+    let [in_h, in_w, out_h, out_w] = *sizes;
+    let (plane, out_plane) = (in_h * in_w, out_h * out_w);
+    if out_plane == 1 {
+        let scale = F::one() / F::lit(plane as f64);
+        for (dx, &g) in dx.chunks_exact_mut(plane).zip(dy) {
+            dx.fill(g * scale);
+        }
+        return;
+    }
+    dx.fill(F::zero());
+    for (dx, dy) in dx.chunks_exact_mut(plane).zip(dy.chunks_exact(out_plane)) {
+        for_each_bin(sizes, |at, (r0, r1), (c0, c1), scale: F| {
+            let g = dy[at] * scale;
+            for r in r0..r1 {
+                dx[r * in_w + c0..r * in_w + c1].iter_mut().for_each(|d| *d += g);
+            }
+        });
     }
 }
 
@@ -122,21 +170,7 @@ impl<F: Float> Layer<F> for AdaptiveAvgPool2d<F> {
         let x = input.as_standard_layout();
         let x = x.as_slice().expect("standard layout");
         let y = output.as_slice_mut().expect("buffers are standard layout");
-        let (plane, out_plane, in_w) = (self.input.spatial(), self.output.spatial(), self.input.width);
-        if out_plane == 1 {
-            // Global pooling: one contiguous sum per channel.
-            let scale = F::one() / F::lit(plane as f64);
-            for (x, y) in x.chunks_exact(plane).zip(y.iter_mut()) {
-                *y = sum(x) * scale;
-            }
-        } else {
-            for (x, y) in x.chunks_exact(plane).zip(y.chunks_exact_mut(out_plane)) {
-                self.for_each_bin(|at, (r0, r1), (c0, c1), scale| {
-                    let total = (r0..r1).fold(F::zero(), |s, r| s + sum(&x[r * in_w + c0..r * in_w + c1]));
-                    y[at] = total * scale;
-                });
-            }
-        }
+        F::adaptive_avg_pool(&self.sizes(), x, y);
         self.forward_batch = Some(batch);
         Ok(())
     }
@@ -160,23 +194,7 @@ impl<F: Float> Layer<F> for AdaptiveAvgPool2d<F> {
         let dx = grad_input.as_slice_mut().expect("buffers are standard layout");
         let dy = grad_output.as_standard_layout();
         let dy = dy.as_slice().expect("standard layout");
-        let (plane, out_plane, in_w) = (self.input.spatial(), self.output.spatial(), self.input.width);
-        if out_plane == 1 {
-            let scale = F::one() / F::lit(plane as f64);
-            for (dx, &g) in dx.chunks_exact_mut(plane).zip(dy) {
-                dx.fill(g * scale);
-            }
-        } else {
-            dx.fill(F::zero());
-            for (dx, dy) in dx.chunks_exact_mut(plane).zip(dy.chunks_exact(out_plane)) {
-                self.for_each_bin(|at, (r0, r1), (c0, c1), scale| {
-                    let g = dy[at] * scale;
-                    for r in r0..r1 {
-                        dx[r * in_w + c0..r * in_w + c1].iter_mut().for_each(|d| *d += g);
-                    }
-                });
-            }
-        }
+        F::adaptive_avg_pool_backward(&self.sizes(), dy, dx);
         Ok(())
     }
 }

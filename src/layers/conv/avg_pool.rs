@@ -3,7 +3,7 @@
 use ndarray::{Array2, ArrayView2};
 
 use super::image::{ImageShape, check_image_features, check_image_input};
-use super::window::{Window, pool_window};
+use super::window::{PackedWindow, Window, pool_window};
 use crate::hooks::Context;
 use crate::layer::{Layer, Mode, ensure_shape};
 use crate::{Error, Float, Result};
@@ -76,20 +76,64 @@ impl<F: Float> AvgPool2d<F> {
     pub fn output_shape(&self) -> ImageShape {
         self.output
     }
+}
 
-    /// The rows `hi.0..hi.1` and columns `wi.0..wi.1` of output entry `(oh, ow)`'s window that
-    /// are inside the input, and the divisor of its sum.
-    fn cell(&self, oh: usize, ow: usize) -> ((usize, usize), (usize, usize), F) {
-        let w = &self.window;
-        let span = |o: usize, s: usize, k: usize, pad: usize, len: usize| {
-            let start = (o * s).saturating_sub(pad);
-            let end = (o * s + k).saturating_sub(pad).min(len);
-            (start, end)
-        };
-        let rows = span(oh, w.stride.0, w.kernel.0, w.pad_h.0, w.in_h);
-        let cols = span(ow, w.stride.1, w.kernel.1, w.pad_w.0, w.in_w);
-        let count = if self.count_include_pad { w.taps() } else { (rows.1 - rows.0) * (cols.1 - cols.0) };
-        (rows, cols, F::one() / F::lit(count as f64))
+/// The rows `r0..r1` and columns `c0..c1` of output entry `(oh, ow)`'s window that are inside
+/// the input, and the divisor of its sum.
+fn cell<F: Float>(
+    w: &Window,
+    count_include_pad: bool,
+    oh: usize,
+    ow: usize,
+) -> ((usize, usize), (usize, usize), F) {
+    let span = |o: usize, s: usize, k: usize, pad: usize, len: usize| {
+        let start = (o * s).saturating_sub(pad);
+        let end = (o * s + k).saturating_sub(pad).min(len);
+        (start, end)
+    };
+    let rows = span(oh, w.stride.0, w.kernel.0, w.pad_h.0, w.in_h);
+    let cols = span(ow, w.stride.1, w.kernel.1, w.pad_w.0, w.in_w);
+    let count = if count_include_pad { w.taps() } else { (rows.1 - rows.0) * (cols.1 - cols.0) };
+    (rows, cols, F::one() / F::lit(count as f64))
+}
+
+/// Average pooling of every plane of `x` into `y`.
+pub(crate) fn avg_pool<F: Float>(window: &PackedWindow, count_include_pad: bool, x: &[F], y: &mut [F]) {
+    let w = Window::unpack(window);
+    let (plane, out_plane) = (w.in_h * w.in_w, w.out_len());
+    for (x, y) in x.chunks_exact(plane).zip(y.chunks_exact_mut(out_plane)) {
+        for oh in 0..w.out_h {
+            for ow in 0..w.out_w {
+                let ((r0, r1), (c0, c1), scale) = cell::<F>(&w, count_include_pad, oh, ow);
+                let sum = (r0..r1)
+                    .flat_map(|r| &x[r * w.in_w + c0..r * w.in_w + c1])
+                    .fold(F::zero(), |s, &v| s + v);
+                y[oh * w.out_w + ow] = sum * scale;
+            }
+        }
+    }
+}
+
+/// The gradient of [`avg_pool`] into `dx` (overwritten).
+pub(crate) fn avg_pool_backward<F: Float>(
+    window: &PackedWindow,
+    count_include_pad: bool,
+    dy: &[F],
+    dx: &mut [F],
+) {
+    let w = Window::unpack(window);
+    let (plane, out_plane) = (w.in_h * w.in_w, w.out_len());
+    dx.fill(F::zero());
+    for (dx, dy) in dx.chunks_exact_mut(plane).zip(dy.chunks_exact(out_plane)) {
+        for oh in 0..w.out_h {
+            for ow in 0..w.out_w {
+                let ((r0, r1), (c0, c1), scale) = cell::<F>(&w, count_include_pad, oh, ow);
+                let g = dy[oh * w.out_w + ow] * scale;
+                for r in r0..r1 {
+                    dx[r * w.in_w + c0..r * w.in_w + c1].iter_mut().for_each(|d| *d += g);
+                }
+            }
+        }
     }
 }
 
@@ -134,18 +178,7 @@ impl<F: Float> Layer<F> for AvgPool2d<F> {
         let x = input.as_standard_layout();
         let x = x.as_slice().expect("standard layout");
         let y = output.as_slice_mut().expect("buffers are standard layout");
-        let (plane, out_plane, in_w) = (self.input.spatial(), self.output.spatial(), self.input.width);
-        for (x, y) in x.chunks_exact(plane).zip(y.chunks_exact_mut(out_plane)) {
-            for oh in 0..self.window.out_h {
-                for ow in 0..self.window.out_w {
-                    let ((r0, r1), (c0, c1), scale) = self.cell(oh, ow);
-                    let sum = (r0..r1)
-                        .flat_map(|r| &x[r * in_w + c0..r * in_w + c1])
-                        .fold(F::zero(), |s, &v| s + v);
-                    y[oh * self.window.out_w + ow] = sum * scale;
-                }
-            }
-        }
+        F::avg_pool(&self.window.pack(), self.count_include_pad, x, y);
         self.forward_batch = Some(batch);
         Ok(())
     }
@@ -167,21 +200,13 @@ impl<F: Float> Layer<F> for AvgPool2d<F> {
         let Some(grad_input) = grad_input else { return Ok(()) };
         ensure_shape(grad_input, (batch, self.input.features()));
         let dx = grad_input.as_slice_mut().expect("buffers are standard layout");
-        dx.fill(F::zero());
         let dy = grad_output.as_standard_layout();
-        let dy = dy.as_slice().expect("standard layout");
-        let (plane, out_plane, in_w) = (self.input.spatial(), self.output.spatial(), self.input.width);
-        for (dx, dy) in dx.chunks_exact_mut(plane).zip(dy.chunks_exact(out_plane)) {
-            for oh in 0..self.window.out_h {
-                for ow in 0..self.window.out_w {
-                    let ((r0, r1), (c0, c1), scale) = self.cell(oh, ow);
-                    let g = dy[oh * self.window.out_w + ow] * scale;
-                    for r in r0..r1 {
-                        dx[r * in_w + c0..r * in_w + c1].iter_mut().for_each(|d| *d += g);
-                    }
-                }
-            }
-        }
+        F::avg_pool_backward(
+            &self.window.pack(),
+            self.count_include_pad,
+            dy.as_slice().expect("standard layout"),
+            dx,
+        );
         Ok(())
     }
 }

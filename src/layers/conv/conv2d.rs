@@ -7,12 +7,13 @@ use ndarray::{Array1, Array2, Array4, ArrayView2, ArrayViewMut2, Ix1, Ix4, s};
 use rand::RngCore;
 
 use super::image::{ImageShape, check_image_features, check_image_input};
-use super::window::{Window, col2im, extent, im2col};
+use super::window::{Window, extent};
 use crate::hooks::Context;
 use crate::init::{Fans, Initializer, LinearDefault, sample_as};
 use crate::layer::{Layer, Mode, ensure_shape};
 use crate::linalg::gemm;
 use crate::param::{Param, ParamView, ParamViewMut};
+use crate::vectorize::vectorized;
 use crate::{Error, Float, Result};
 
 /// How a convolution pads its input with zeros.
@@ -530,6 +531,7 @@ impl<F: Float> Layer<F> for Conv2d<F> {
         let (in_features, out_features) = (self.input.features(), self.output.features());
         let chunk = self.samples_per_product(batch);
         let plane = self.input.spatial();
+        let packed = window.pack();
         with_buffer::<F, _>((k + out_g) * chunk * positions, |buffer| {
             for first in (0..batch).step_by(chunk) {
                 let samples = chunk.min(batch - first);
@@ -539,7 +541,7 @@ impl<F: Float> Layer<F> for Conv2d<F> {
                 for g in 0..self.config.groups {
                     for b in 0..samples {
                         let x = &x[(first + b) * in_features + g * in_g * plane..][..in_g * plane];
-                        im2col(&window, x, in_g, &mut col[b * positions..], columns);
+                        F::im2col(&packed, x, in_g, &mut col[b * positions..], columns);
                     }
                     let w = ArrayView2::from_shape((out_g, k), &weight[g * out_g * k..(g + 1) * out_g * k])
                         .expect("out/groups × k");
@@ -547,15 +549,8 @@ impl<F: Float> Layer<F> for Conv2d<F> {
                         ArrayView2::from_shape((k, columns), &col[..k * columns]).expect("k × columns");
                     let prod = ArrayViewMut2::from_shape((out_g, columns), &mut *product).expect("sizes");
                     gemm(F::one(), w, false, cols, false, F::zero(), prod);
-                    for b in 0..samples {
-                        let row = &mut y[(first + b) * out_features..][..out_features];
-                        for o in 0..out_g {
-                            let channel = g * out_g + o;
-                            let src = &product[o * columns + b * positions..][..positions];
-                            let dst = &mut row[channel * positions..(channel + 1) * positions];
-                            add_constant(dst, src, bias.as_ref().map_or(F::zero(), |b| b[channel]));
-                        }
-                    }
+                    let rows = &mut y[first * out_features..(first + samples) * out_features];
+                    F::scatter_product(product, samples, positions, g * out_g, bias.as_deref(), rows);
                 }
             }
         });
@@ -603,6 +598,7 @@ impl<F: Float> Layer<F> for Conv2d<F> {
             bias.as_mut().map(|b| b.grad.as_slice_mut().expect("owned parameters are contiguous"));
         let need_dx = dx.is_some();
         let len = (k + out_g + if need_dx { k } else { 0 }) * chunk * positions;
+        let packed = window.pack();
         with_buffer::<F, _>(len, |buffer| {
             for first in (0..batch).step_by(chunk) {
                 let samples = chunk.min(batch - first);
@@ -614,18 +610,10 @@ impl<F: Float> Layer<F> for Conv2d<F> {
                     // The columns again, and dY of this group laid out like the forward product.
                     for b in 0..samples {
                         let x = &x[(first + b) * in_features + g * in_g * plane..][..in_g * plane];
-                        im2col(&window, x, in_g, &mut col[b * positions..], columns);
-                        let row = &dy[(first + b) * out_features..][..out_features];
-                        for o in 0..out_g {
-                            let channel = g * out_g + o;
-                            let src = &row[channel * positions..(channel + 1) * positions];
-                            let dst = &mut product[o * columns + b * positions..][..positions];
-                            let sum = copy_and_sum(dst, src);
-                            if let Some(db) = bias_grad.as_deref_mut() {
-                                db[channel] += sum;
-                            }
-                        }
+                        F::im2col(&packed, x, in_g, &mut col[b * positions..], columns);
                     }
+                    let rows = &dy[first * out_features..(first + samples) * out_features];
+                    F::gather_product(rows, samples, positions, g * out_g, product, bias_grad.as_deref_mut());
                     let cols =
                         ArrayView2::from_shape((k, columns), &col[..k * columns]).expect("k × columns");
                     let dy_g = ArrayView2::from_shape((out_g, columns), &product[..]).expect("sizes");
@@ -643,7 +631,7 @@ impl<F: Float> Layer<F> for Conv2d<F> {
                         gemm(F::one(), w, true, dy_g, false, F::zero(), dc);
                         for b in 0..samples {
                             let dx = &mut dx[(first + b) * in_features + g * in_g * plane..][..in_g * plane];
-                            col2im(&window, &dcol[b * positions..], columns, in_g, dx);
+                            F::col2im(&packed, &dcol[b * positions..], columns, in_g, dx);
                         }
                     }
                 }
@@ -681,25 +669,67 @@ impl<F: Float> ToVecCow<F> for Array1<F> {
     }
 }
 
-/// `dst[i] = src[i] + c`.
-fn add_constant<F: Float>(dst: &mut [F], src: &[F], c: F) {
-    crate::vectorize::vectorized(
+/// Copies the product of one group of output channels, `(out_g, samples·positions)` (sample
+/// after sample within each row), into the `samples` output rows `y`, at channels
+/// `first_channel..first_channel + out_g`, adding each channel's bias.
+pub(crate) fn scatter_product<F: Float>(
+    product: &[F],
+    samples: usize,
+    positions: usize,
+    first_channel: usize,
+    bias: Option<&[F]>,
+    y: &mut [F],
+) {
+    let columns = samples * positions;
+    let (out_g, row_len) = (product.len() / columns, y.len() / samples);
+    vectorized(
         #[inline(always)]
-        || dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s + c),
+        || {
+            for (b, row) in y.chunks_exact_mut(row_len).enumerate() {
+                for o in 0..out_g {
+                    let channel = first_channel + o;
+                    let c = bias.map_or(F::zero(), |bias| bias[channel]);
+                    let src = &product[o * columns + b * positions..][..positions];
+                    let dst = &mut row[channel * positions..(channel + 1) * positions];
+                    dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s + c);
+                }
+            }
+        },
     )
 }
 
-/// `dst = src`, returning Σ src (in eight lanes, so that it vectorizes).
-fn copy_and_sum<F: Float>(dst: &mut [F], src: &[F]) -> F {
-    crate::vectorize::vectorized(
+/// The reverse of [`scatter_product`]: lays the gradient rows `dy` of `samples` samples, channels
+/// `first_channel..first_channel + out_g`, out as `(out_g, samples·positions)` in `product`, and
+/// adds each channel's sum into `bias_grad`.
+pub(crate) fn gather_product<F: Float>(
+    dy: &[F],
+    samples: usize,
+    positions: usize,
+    first_channel: usize,
+    product: &mut [F],
+    bias_grad: Option<&mut [F]>,
+) {
+    let columns = samples * positions;
+    let (out_g, row_len) = (product.len() / columns, dy.len() / samples);
+    let mut bias_grad = bias_grad;
+    vectorized(
         #[inline(always)]
         || {
-            let mut lanes = [F::zero(); 8];
-            for (i, (d, &s)) in dst.iter_mut().zip(src).enumerate() {
-                *d = s;
-                lanes[i % 8] += s;
+            for (b, row) in dy.chunks_exact(row_len).enumerate() {
+                for o in 0..out_g {
+                    let channel = first_channel + o;
+                    let src = &row[channel * positions..(channel + 1) * positions];
+                    let dst = &mut product[o * columns + b * positions..][..positions];
+                    let mut lanes = [F::zero(); 8];
+                    for (i, (d, &s)) in dst.iter_mut().zip(src).enumerate() {
+                        *d = s;
+                        lanes[i % 8] += s;
+                    }
+                    if let Some(db) = bias_grad.as_deref_mut() {
+                        db[channel] += lanes.iter().fold(F::zero(), |a, &b| a + b);
+                    }
+                }
             }
-            lanes.iter().fold(F::zero(), |a, &b| a + b)
         },
     )
 }

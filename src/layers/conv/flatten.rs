@@ -2,9 +2,9 @@
 
 use ndarray::{Array2, ArrayView2};
 
-use super::image::{ImageShape, check_image_features, check_image_input};
+use super::image::{ImageShape, check_image_features, check_image_input, copy_into};
 use crate::hooks::Context;
-use crate::layer::{Layer, Mode, ensure_shape};
+use crate::layer::{Layer, Mode};
 use crate::{Error, Float, Result};
 
 /// PyTorch's `nn.Flatten()` between the image layers and the fully connected ones.
@@ -52,8 +52,7 @@ impl<F: Float> Layer<F> for Flatten<F> {
     ) -> Result<()> {
         self.forward_batch = None;
         check_image_input(&|| self.describe(), "input", &input, self.input, None)?;
-        ensure_shape(output, input.dim());
-        output.assign(&input);
+        copy_into(input, output);
         self.forward_batch = Some(input.nrows());
         Ok(())
     }
@@ -73,8 +72,7 @@ impl<F: Float> Layer<F> for Flatten<F> {
         check_image_input(&name, "input", &input, self.input, Some(batch))?;
         check_image_input(&name, "grad_output", &grad_output, self.input, Some(batch))?;
         if let Some(grad_input) = grad_input {
-            ensure_shape(grad_input, grad_output.dim());
-            grad_input.assign(&grad_output);
+            copy_into(grad_output, grad_input);
         }
         Ok(())
     }

@@ -119,6 +119,16 @@ pub(crate) fn check_image_input<F>(
     })
 }
 
+/// `to = from`, resizing `to` as [`crate::layer::ensure_shape`] does: one `memcpy` for a
+/// contiguous `from` (not an element loop compiled in the caller's crate).
+pub(crate) fn copy_into<F: crate::Float>(from: ndarray::ArrayView2<'_, F>, to: &mut ndarray::Array2<F>) {
+    crate::layer::ensure_shape(to, from.dim());
+    let from = from.as_standard_layout();
+    to.as_slice_mut()
+        .expect("buffers are standard layout")
+        .copy_from_slice(from.as_slice().expect("standard layout"));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 use ndarray::{Array2, ArrayView2};
 
 use super::image::{ImageShape, check_image_features, check_image_input};
-use super::window::{Window, pool_window};
+use super::window::{PackedWindow, Window, pool_window};
 use crate::hooks::Context;
 use crate::layer::{Layer, Mode, ensure_shape};
 use crate::{Error, Float, Result};
@@ -87,24 +87,47 @@ impl<F: Float> MaxPool2d<F> {
     }
 }
 
-/// One plane: `y` and the winners' indices from `x`.
-fn max_pool_plane<F: Float>(w: &Window, x: &[F], y: &mut [F], argmax: &mut [u32]) {
-    for oh in 0..w.out_h {
-        for ow in 0..w.out_w {
-            let (mut best, mut at) = (F::neg_infinity(), u32::MAX);
-            for ki in 0..w.kernel.0 {
-                let Some(ih) = w.input_row(oh, ki) else { continue };
-                for kj in 0..w.kernel.1 {
-                    let iw = (ow * w.stride.1 + kj * w.dilation.1).checked_sub(w.pad_w.0);
-                    let Some(iw) = iw.filter(|&c| c < w.in_w) else { continue };
-                    let v = x[ih * w.in_w + iw];
-                    if v > best || v.is_nan() || at == u32::MAX {
-                        (best, at) = (v, (ih * w.in_w + iw) as u32);
+/// Max pooling of every plane of `x` (each `in_h × in_w`) into `y`, keeping the winners' indices
+/// within their plane in `argmax`.
+pub(crate) fn max_pool<F: Float>(window: &PackedWindow, x: &[F], y: &mut [F], argmax: &mut [u32]) {
+    let w = Window::unpack(window);
+    let (plane, out_plane) = (w.in_h * w.in_w, w.out_len());
+    let planes =
+        x.chunks_exact(plane).zip(y.chunks_exact_mut(out_plane)).zip(argmax.chunks_exact_mut(out_plane));
+    for ((x, y), argmax) in planes {
+        for oh in 0..w.out_h {
+            for ow in 0..w.out_w {
+                let (mut best, mut at) = (F::neg_infinity(), u32::MAX);
+                for ki in 0..w.kernel.0 {
+                    let Some(ih) = w.input_row(oh, ki) else { continue };
+                    for kj in 0..w.kernel.1 {
+                        let iw = (ow * w.stride.1 + kj * w.dilation.1).checked_sub(w.pad_w.0);
+                        let Some(iw) = iw.filter(|&c| c < w.in_w) else { continue };
+                        let v = x[ih * w.in_w + iw];
+                        if v > best || v.is_nan() || at == u32::MAX {
+                            (best, at) = (v, (ih * w.in_w + iw) as u32);
+                        }
                     }
                 }
+                y[oh * w.out_w + ow] = best;
+                argmax[oh * w.out_w + ow] = at;
             }
-            y[oh * w.out_w + ow] = best;
-            argmax[oh * w.out_w + ow] = at;
+        }
+    }
+}
+
+/// The gradient of [`max_pool`]: each output gradient goes to its winner (planes of `plane`
+/// entries in `dx`, which is overwritten).
+pub(crate) fn max_pool_backward<F: Float>(dy: &[F], argmax: &[u32], plane: usize, dx: &mut [F]) {
+    dx.fill(F::zero());
+    let out_plane = dy.len() / (dx.len() / plane).max(1);
+    for ((dx, dy), argmax) in
+        dx.chunks_exact_mut(plane).zip(dy.chunks_exact(out_plane)).zip(argmax.chunks_exact(out_plane))
+    {
+        for (&g, &at) in dy.iter().zip(argmax) {
+            if let Some(d) = dx.get_mut(at as usize) {
+                *d += g;
+            }
         }
     }
 }
@@ -151,14 +174,7 @@ impl<F: Float> Layer<F> for MaxPool2d<F> {
         let x = x.as_slice().expect("standard layout");
         let y = output.as_slice_mut().expect("buffers are standard layout");
         self.argmax.resize(y.len(), 0);
-        let (plane, out_plane) = (self.input.spatial(), self.output.spatial());
-        for ((x, y), argmax) in x
-            .chunks_exact(plane)
-            .zip(y.chunks_exact_mut(out_plane))
-            .zip(self.argmax.chunks_exact_mut(out_plane))
-        {
-            max_pool_plane(&self.window, x, y, argmax);
-        }
+        F::max_pool(&self.window.pack(), x, y, &mut self.argmax);
         self.forward_batch = Some(batch);
         Ok(())
     }
@@ -180,21 +196,8 @@ impl<F: Float> Layer<F> for MaxPool2d<F> {
         let Some(grad_input) = grad_input else { return Ok(()) };
         ensure_shape(grad_input, (batch, self.input.features()));
         let dx = grad_input.as_slice_mut().expect("buffers are standard layout");
-        dx.fill(F::zero());
         let dy = grad_output.as_standard_layout();
-        let dy = dy.as_slice().expect("standard layout");
-        let (plane, out_plane) = (self.input.spatial(), self.output.spatial());
-        for ((dx, dy), argmax) in dx
-            .chunks_exact_mut(plane)
-            .zip(dy.chunks_exact(out_plane))
-            .zip(self.argmax.chunks_exact(out_plane))
-        {
-            for (&g, &at) in dy.iter().zip(argmax) {
-                if let Some(d) = dx.get_mut(at as usize) {
-                    *d += g;
-                }
-            }
-        }
+        F::max_pool_backward(dy.as_slice().expect("standard layout"), &self.argmax, self.input.spatial(), dx);
         Ok(())
     }
 }

@@ -28,6 +28,10 @@ pub(crate) struct Window {
     pub out_w: usize,
 }
 
+/// A [`Window`] as the plain numbers the precompiled kernels ([`crate::kernels`]) take: their
+/// signatures are public, so they cannot name crate-private types.
+pub(crate) type PackedWindow = [usize; 14];
+
 /// The span `d·(k − 1) + 1` a kernel of `k` taps with dilation `d` covers.
 pub(crate) fn extent(kernel: usize, dilation: usize) -> usize {
     dilation * (kernel - 1) + 1
@@ -52,6 +56,41 @@ impl Window {
         let out_h = out(in_h, pad_h, kernel.0, dilation.0, stride.0)?;
         let out_w = out(in_w, pad_w, kernel.1, dilation.1, stride.1)?;
         Some(Window { in_h, in_w, kernel, stride, dilation, pad_h, pad_w, out_h, out_w })
+    }
+
+    /// The window as plain numbers, for the kernels.
+    pub fn pack(&self) -> PackedWindow {
+        [
+            self.in_h,
+            self.in_w,
+            self.kernel.0,
+            self.kernel.1,
+            self.stride.0,
+            self.stride.1,
+            self.dilation.0,
+            self.dilation.1,
+            self.pad_h.0,
+            self.pad_h.1,
+            self.pad_w.0,
+            self.pad_w.1,
+            self.out_h,
+            self.out_w,
+        ]
+    }
+
+    /// The window [`Window::pack`] packed.
+    pub fn unpack(p: &PackedWindow) -> Self {
+        Window {
+            in_h: p[0],
+            in_w: p[1],
+            kernel: (p[2], p[3]),
+            stride: (p[4], p[5]),
+            dilation: (p[6], p[7]),
+            pad_h: (p[8], p[9]),
+            pad_w: (p[10], p[11]),
+            out_h: p[12],
+            out_w: p[13],
+        }
     }
 
     /// Output positions `OH·OW`.
@@ -91,7 +130,8 @@ impl Window {
 /// `in_h × in_w`) into `col`: the row of `(c, ki, kj)` is `col[row·row_stride..][..OH·OW]`, so
 /// that several samples can sit side by side in one column matrix (`col` starts at this
 /// sample's first column).
-pub(crate) fn im2col<F: Float>(w: &Window, x: &[F], channels: usize, col: &mut [F], row_stride: usize) {
+pub(crate) fn im2col<F: Float>(w: &PackedWindow, x: &[F], channels: usize, col: &mut [F], row_stride: usize) {
+    let w = &Window::unpack(w);
     vectorized(
         #[inline(always)]
         || im2col_kernel(w, x, channels, col, row_stride),
@@ -134,7 +174,14 @@ fn im2col_kernel<F: Float>(w: &Window, x: &[F], channels: usize, col: &mut [F], 
 /// The reverse of [`im2col`]: adds each column entry of `col` (laid out as `im2col` writes it)
 /// into the input entry it was read from, in `dx` (one sample's `channels` planes); padding
 /// entries are dropped.
-pub(crate) fn col2im<F: Float>(w: &Window, col: &[F], row_stride: usize, channels: usize, dx: &mut [F]) {
+pub(crate) fn col2im<F: Float>(
+    w: &PackedWindow,
+    col: &[F],
+    row_stride: usize,
+    channels: usize,
+    dx: &mut [F],
+) {
+    let w = &Window::unpack(w);
     vectorized(
         #[inline(always)]
         || col2im_kernel(w, col, row_stride, channels, dx),
@@ -281,14 +328,15 @@ mod tests {
     #[test]
     fn im2col_matches_the_definition_for_every_geometry() {
         for w in windows() {
+            assert_eq!(Window::unpack(&w.pack()), w);
             let channels = 2;
             let x: Vec<f64> = (0..channels * w.in_h * w.in_w).map(|i| i as f64 + 1.0).collect();
             let expected = naive(&w, &x, channels);
             // Two samples side by side: the second sample's columns start at out_len.
             let row_stride = 2 * w.out_len();
             let mut col = vec![f64::NAN; channels * w.taps() * row_stride];
-            im2col(&w, &x, channels, &mut col, row_stride);
-            im2col(&w, &x, channels, &mut col[w.out_len()..], row_stride);
+            im2col(&w.pack(), &x, channels, &mut col, row_stride);
+            im2col(&w.pack(), &x, channels, &mut col[w.out_len()..], row_stride);
             for (row, expected) in expected.chunks(w.out_len()).enumerate() {
                 let got = &col[row * row_stride..(row + 1) * row_stride];
                 assert_eq!(&got[..w.out_len()], expected, "{w:?} row {row}");
@@ -307,9 +355,9 @@ mod tests {
             let k = channels * w.taps() * w.out_len();
             let c: Vec<f64> = (0..k).map(|i| ((i * 5) % 13) as f64 / 3.0 - 2.0).collect();
             let mut col = vec![0.0; k];
-            im2col(&w, &x, channels, &mut col, w.out_len());
+            im2col(&w.pack(), &x, channels, &mut col, w.out_len());
             let mut dx = vec![0.0; n];
-            col2im(&w, &c, w.out_len(), channels, &mut dx);
+            col2im(&w.pack(), &c, w.out_len(), channels, &mut dx);
             let left: f64 = col.iter().zip(&c).map(|(a, b)| a * b).sum();
             let right: f64 = x.iter().zip(&dx).map(|(a, b)| a * b).sum();
             assert!((left - right).abs() < 1e-9, "{w:?}: {left} vs {right}");

@@ -82,15 +82,47 @@ impl<F: Float> ZeroPadShortcut<F> {
     pub fn output_shape(&self) -> ImageShape {
         self.output
     }
+}
 
-    /// Calls `f(input index, output index)` for every input entry that is kept, within a row.
-    fn for_each_kept(&self, mut f: impl FnMut(usize, usize)) {
-        let (inp, out, s) = (self.input, self.output, self.stride);
-        for c in 0..inp.channels {
-            for i in 0..out.height {
-                for j in 0..out.width {
-                    f(inp.index(c, i * s, j * s), out.index(c + self.front, i, j));
-                }
+/// Every `stride`-th row and column of each channel of the `input` rows `x`, written after
+/// `front` zero channels into the `output` rows `y` (the other channels zero).
+pub(crate) fn pad_channels<F: Float>(
+    input: ImageShape,
+    output: ImageShape,
+    stride: usize,
+    front: usize,
+    x: &[F],
+    y: &mut [F],
+) {
+    y.fill(F::zero());
+    for (x, y) in x.chunks_exact(input.features()).zip(y.chunks_exact_mut(output.features())) {
+        for c in 0..input.channels {
+            for i in 0..output.height {
+                let src = &x[input.index(c, i * stride, 0)..][..input.width];
+                let dst = &mut y[output.index(c + front, i, 0)..][..output.width];
+                dst.iter_mut().zip(src.iter().step_by(stride)).for_each(|(d, &s)| *d = s);
+            }
+        }
+    }
+}
+
+/// The gradient of [`pad_channels`]: `dx` (overwritten) gets the entries of `dy` that the kept
+/// input entries went to.
+pub(crate) fn pad_channels_backward<F: Float>(
+    input: ImageShape,
+    output: ImageShape,
+    stride: usize,
+    front: usize,
+    dy: &[F],
+    dx: &mut [F],
+) {
+    dx.fill(F::zero());
+    for (dy, dx) in dy.chunks_exact(output.features()).zip(dx.chunks_exact_mut(input.features())) {
+        for c in 0..input.channels {
+            for i in 0..output.height {
+                let src = &dy[output.index(c + front, i, 0)..][..output.width];
+                let dst = &mut dx[input.index(c, i * stride, 0)..][..input.width];
+                dst.iter_mut().step_by(stride).zip(src).for_each(|(d, &s)| *d = s);
             }
         }
     }
@@ -126,10 +158,16 @@ impl<F: Float> Layer<F> for ZeroPadShortcut<F> {
         check_image_input(&|| self.describe(), "input", &input, self.input, None)?;
         let batch = input.nrows();
         ensure_shape(output, (batch, self.output.features()));
-        output.fill(F::zero());
-        for (x, mut y) in input.rows().into_iter().zip(output.rows_mut()) {
-            self.for_each_kept(|from, to| y[to] = x[from]);
-        }
+        let x = input.as_standard_layout();
+        let y = output.as_slice_mut().expect("buffers are standard layout");
+        F::pad_channels(
+            self.input,
+            self.output,
+            self.stride,
+            self.front,
+            x.as_slice().expect("standard layout"),
+            y,
+        );
         self.forward_batch = Some(batch);
         Ok(())
     }
@@ -150,10 +188,16 @@ impl<F: Float> Layer<F> for ZeroPadShortcut<F> {
         check_image_input(&name, "grad_output", &grad_output, self.output, Some(batch))?;
         let Some(grad_input) = grad_input else { return Ok(()) };
         ensure_shape(grad_input, (batch, self.input.features()));
-        grad_input.fill(F::zero());
-        for (dy, mut dx) in grad_output.rows().into_iter().zip(grad_input.rows_mut()) {
-            self.for_each_kept(|from, to| dx[from] = dy[to]);
-        }
+        let dy = grad_output.as_standard_layout();
+        let dx = grad_input.as_slice_mut().expect("buffers are standard layout");
+        F::pad_channels_backward(
+            self.input,
+            self.output,
+            self.stride,
+            self.front,
+            dy.as_slice().expect("standard layout"),
+            dx,
+        );
         Ok(())
     }
 }
