@@ -51,6 +51,7 @@
 //! over training steps, a hook that scales the gradient sent below one layer
 //! ([`BackwardEvent::grad_input_mut`]), and the diagnosis.
 
+mod channel_stats;
 mod context;
 mod event;
 mod lent;
@@ -62,6 +63,7 @@ mod set;
 mod stats;
 mod time_step;
 
+pub use channel_stats::ChannelStats;
 pub use context::Context;
 pub use event::{BackwardEvent, Event, ForwardEvent, ParamUpdate, UpdateEvent};
 pub(crate) use lent::{LentHook, collect as collect_lent, lend};
