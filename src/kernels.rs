@@ -89,8 +89,18 @@ kernels! {
     fn im2col(window: &crate::layers::conv::PackedWindow, x: &[Self], channels: usize, col: &mut [Self],
         row_stride: usize) => crate::layers::conv::im2col;
     /// Adds im2col columns back onto one sample's planes (`window.rs`).
-    fn col2im(window: &crate::layers::conv::PackedWindow, col: &[Self], row_stride: usize, channels: usize,
+    fn col2im(window: &crate::layers::conv::PackedWindow, col: &mut [Self], row_stride: usize, channels: usize,
         dx: &mut [Self]) => crate::layers::conv::col2im;
+    /// im2col of one sample by a table of input indices, for small planes (`window.rs`).
+    fn im2col_gather(table: &[u32], positions: usize, x: &[Self], channels: usize, col: &mut [Self],
+        row_stride: usize) => crate::layers::conv::im2col_gather;
+    /// col2im of one sample by a table of input indices (`window.rs`).
+    fn col2im_gather(table: &[u32], positions: usize, col: &[Self], row_stride: usize, channels: usize,
+        dx: &mut [Self]) => crate::layers::conv::col2im_gather;
+    /// A bias added to each channel of a block of channels (`passes.rs`).
+    fn add_channel_bias(values: &mut [Self], positions: usize, bias: &[Self]) => crate::layers::conv::add_channel_bias;
+    /// Each channel's sum of a block added to a bias gradient (`passes.rs`).
+    fn add_channel_sums(values: &[Self], positions: usize, sums: &mut [Self]) => crate::layers::conv::add_channel_sums;
     /// A convolution's product into output rows, plus the bias (`conv2d.rs`).
     fn scatter_product(product: &[Self], samples: usize, positions: usize, first_channel: usize,
         bias: Option<&[Self]>, y: &mut [Self]) => crate::layers::conv::scatter_product;

@@ -320,8 +320,9 @@ struct ConvShape {
 fn steady_state_conv_resnet_steps_allocate_only_inside_the_matrix_products() {
     // A small ResNet on 3×16×16 images, batch 8: stem conv–BN–ReLU, a basic block at 8 channels
     // (identity shortcut), one at 16 channels with stride 2 and a projection shortcut, max
-    // pooling, global average pooling, dropout, a linear classifier. With 8 samples every
-    // convolution is one product per pass (at most 8 × 256 = 2048 columns), whose shapes follow.
+    // pooling, global average pooling, dropout, a linear classifier. A convolution's products
+    // take 1024 output positions (samples × positions) at a time (src/layers/conv/passes.rs):
+    // 4 samples of 16×16, all 8 of 8×8.
     const B: usize = 8;
     let convs = [
         ConvShape { inputs: 3, outputs: 8, kernel: 3, stride: 1, size: 16, input_grad: false },
@@ -333,22 +334,34 @@ fn steady_state_conv_resnet_steps_allocate_only_inside_the_matrix_products() {
     ];
     let mut per_step = 0;
     for c in &convs {
-        let k = c.inputs * c.kernel * c.kernel;
-        let cols = B * (c.size / c.stride) * (c.size / c.stride);
+        let taps = c.kernel * c.kernel;
+        let k = c.inputs * taps;
+        let (positions, plane) = ((c.size / c.stride).pow(2), c.size * c.size);
+        let samples = (1024 / positions).clamp(1, B);
+        assert_eq!(B % samples, 0, "equal products");
+        let (cols, in_cols) = (samples * positions, samples * plane);
         let (k_, cols_, out_) = (k as isize, cols as isize, c.outputs as isize);
+        let mut per_product = 0;
         // Forward: Y (out, cols) = W (out, k) · columns (k, cols), into a buffer (not read).
-        per_step += backend_allocations(c.outputs, cols, k, [k_, 1], [cols_, 1], false);
+        per_product += backend_allocations(c.outputs, cols, k, [k_, 1], [cols_, 1], false);
         // dW += dY · columnsᵀ: computed column-major into the product's scratch buffer when dW is
         // at least four times wider than tall (see src/linalg.rs), added to dW otherwise.
-        per_step += if 4 * c.outputs <= k {
+        per_product += if 4 * c.outputs <= k {
             backend_allocations_into(c.outputs, k, cols, [cols_, 1], [1, cols_], [1, out_], false)
         } else {
             backend_allocations(c.outputs, k, cols, [cols_, 1], [1, cols_], true)
         };
-        // d(columns) = Wᵀ · dY.
-        if c.input_grad {
-            per_step += backend_allocations(k, cols, c.outputs, [1, k_], [cols_, 1], false);
+        if c.input_grad && c.stride == 1 {
+            // dx = W' (in, out·taps) · columns of dY (out·taps, samples·H·W): the transposed
+            // convolution.
+            let k_t = c.outputs * taps;
+            let (kt_, in_cols_) = (k_t as isize, in_cols as isize);
+            per_product += backend_allocations(c.inputs, in_cols, k_t, [kt_, 1], [in_cols_, 1], false);
+        } else if c.input_grad {
+            // d(columns) = Wᵀ · dY, then col2im.
+            per_product += backend_allocations(k, cols, c.outputs, [1, k_], [cols_, 1], false);
         }
+        per_step += per_product * (B / samples);
     }
     // The classifier Linear(16 → 10): y = b + x·Wᵀ, dW += dyᵀ·x, dx = dy·W.
     per_step += backend_allocations(B, 10, 16, [16, 1], [1, 16], true);

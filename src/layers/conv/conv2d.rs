@@ -3,15 +3,15 @@
 
 use std::sync::Arc;
 
-use ndarray::{Array1, Array2, Array4, ArrayView2, ArrayViewMut2, Ix1, Ix4, s};
+use ndarray::{Array1, Array2, Array4, ArrayView2, Ix1, Ix4};
 use rand::RngCore;
 
 use super::image::{ImageShape, check_image_features, check_image_input};
+use super::passes::{self, Geometry};
 use super::window::{Window, extent};
 use crate::hooks::Context;
 use crate::init::{Fans, Initializer, LinearDefault, sample_as};
 use crate::layer::{Layer, Mode, ensure_shape};
-use crate::linalg::gemm;
 use crate::param::{Param, ParamView, ParamViewMut};
 use crate::vectorize::vectorized;
 use crate::{Error, Float, Result};
@@ -283,6 +283,9 @@ impl Conv2dConfig {
             output,
             weight: Param::new(weight),
             bias,
+            geometry: Geometry::new(input, output, self.groups, window),
+            flipped: Vec::new(),
+            partials: Vec::new(),
             forward_batch: None,
         })
     }
@@ -340,13 +343,15 @@ pub struct Conv2d<F: Float> {
     output: ImageShape,
     weight: Param<F, Ix4>,
     bias: Option<Param<F, Ix1>>,
+    /// The layouts of the passes (see `passes.rs`).
+    geometry: Geometry,
+    /// The weight of the transposed convolution, rebuilt at each backward pass (stride 1).
+    flipped: Vec<F>,
+    /// The gradients of the threads other than the caller's in a backward pass split between
+    /// threads, reused.
+    partials: Vec<F>,
     forward_batch: Option<usize>,
 }
-
-/// A product takes this many columns (samples × output positions) when the batch has them: the
-/// column matrix of a few samples, large enough for an efficient product that is split across
-/// threads, small enough to stay in cache.
-const COLUMNS_PER_PRODUCT: usize = 4096;
 
 impl<F: Float> Conv2d<F> {
     /// A layer with the given weight `(out, in/groups, kH, kW)` and optional bias `(out)`, for
@@ -468,11 +473,6 @@ impl<F: Float> Conv2d<F> {
         }
         Ok(())
     }
-
-    /// Samples per product for a batch of `batch`.
-    fn samples_per_product(&self, batch: usize) -> usize {
-        (COLUMNS_PER_PRODUCT / self.window.out_len()).clamp(1, batch.max(1))
-    }
 }
 
 /// Runs `f` with a buffer of `len` entries: this thread's workspace, or (when it is in use
@@ -521,39 +521,16 @@ impl<F: Float> Layer<F> for Conv2d<F> {
         let batch = input.nrows();
         ensure_shape(output, (batch, self.output.features()));
         let x = input.as_standard_layout();
-        let x = x.as_slice().expect("standard layout");
         let y = output.as_slice_mut().expect("buffers are standard layout");
         let weight = self.weight.value.as_standard_layout();
-        let weight = weight.as_slice().expect("standard layout");
         let bias = self.bias.as_ref().map(|b| b.value.to_vec_cow());
-        let (in_g, out_g, k) = self.per_group();
-        let (window, positions) = (self.window, self.window.out_len());
-        let (in_features, out_features) = (self.input.features(), self.output.features());
-        let chunk = self.samples_per_product(batch);
-        let plane = self.input.spatial();
-        let packed = window.pack();
-        with_buffer::<F, _>((k + out_g) * chunk * positions, |buffer| {
-            for first in (0..batch).step_by(chunk) {
-                let samples = chunk.min(batch - first);
-                let columns = samples * positions;
-                let (col, product) = buffer.split_at_mut(k * columns);
-                let product = &mut product[..out_g * columns];
-                for g in 0..self.config.groups {
-                    for b in 0..samples {
-                        let x = &x[(first + b) * in_features + g * in_g * plane..][..in_g * plane];
-                        F::im2col(&packed, x, in_g, &mut col[b * positions..], columns);
-                    }
-                    let w = ArrayView2::from_shape((out_g, k), &weight[g * out_g * k..(g + 1) * out_g * k])
-                        .expect("out/groups × k");
-                    let cols =
-                        ArrayView2::from_shape((k, columns), &col[..k * columns]).expect("k × columns");
-                    let prod = ArrayViewMut2::from_shape((out_g, columns), &mut *product).expect("sizes");
-                    gemm(F::one(), w, false, cols, false, F::zero(), prod);
-                    let rows = &mut y[first * out_features..(first + samples) * out_features];
-                    F::scatter_product(product, samples, positions, g * out_g, bias.as_deref(), rows);
-                }
-            }
-        });
+        passes::forward(
+            &self.geometry,
+            weight.as_slice().expect("standard layout"),
+            bias.as_deref(),
+            x.as_slice().expect("standard layout"),
+            y,
+        );
         self.forward_batch = Some(batch);
         Ok(())
     }
@@ -574,69 +551,35 @@ impl<F: Float> Layer<F> for Conv2d<F> {
         check_image_input(&name, "grad_output", &grad_output, self.output, Some(batch))?;
         self.check_parameters()?;
         let x = input.as_standard_layout();
-        let x = x.as_slice().expect("standard layout");
         let dy = grad_output.as_standard_layout();
-        let dy = dy.as_slice().expect("standard layout");
-        let (in_g, out_g, k) = self.per_group();
-        let (window, positions) = (self.window, self.window.out_len());
-        let (in_features, out_features) = (self.input.features(), self.output.features());
-        let chunk = self.samples_per_product(batch);
-        let plane = self.input.spatial();
-        let groups = self.config.groups;
-        let mut dx = grad_input.map(|g| {
+        let in_features = self.input.features();
+        let dx = grad_input.map(|g| {
             ensure_shape(g, (batch, in_features));
-            let dx = g.as_slice_mut().expect("buffers are standard layout");
-            crate::vectorize::fill_zero(dx);
-            dx
+            g.as_slice_mut().expect("buffers are standard layout")
         });
-        let Conv2d { weight, bias, .. } = self;
-        let total = self.output.channels;
+        let Conv2d { weight, bias, geometry, flipped, partials, .. } = self;
         let weight_value = weight.value.as_standard_layout();
         let weight_value = weight_value.as_slice().expect("standard layout");
-        let mut weight_grad = weight.grad.view_mut().into_shape_with_order((total, k)).expect("out × k");
-        let mut bias_grad =
-            bias.as_mut().map(|b| b.grad.as_slice_mut().expect("owned parameters are contiguous"));
-        let need_dx = dx.is_some();
-        let len = (k + out_g + if need_dx { k } else { 0 }) * chunk * positions;
-        let packed = window.pack();
-        with_buffer::<F, _>(len, |buffer| {
-            for first in (0..batch).step_by(chunk) {
-                let samples = chunk.min(batch - first);
-                let columns = samples * positions;
-                let (col, rest) = buffer.split_at_mut(k * columns);
-                let (product, rest) = rest.split_at_mut(out_g * columns);
-                let dcol = &mut rest[..if need_dx { k * columns } else { 0 }];
-                for g in 0..groups {
-                    // The columns again, and dY of this group laid out like the forward product.
-                    for b in 0..samples {
-                        let x = &x[(first + b) * in_features + g * in_g * plane..][..in_g * plane];
-                        F::im2col(&packed, x, in_g, &mut col[b * positions..], columns);
-                    }
-                    let rows = &dy[first * out_features..(first + samples) * out_features];
-                    F::gather_product(rows, samples, positions, g * out_g, product, bias_grad.as_deref_mut());
-                    let cols =
-                        ArrayView2::from_shape((k, columns), &col[..k * columns]).expect("k × columns");
-                    let dy_g = ArrayView2::from_shape((out_g, columns), &product[..]).expect("sizes");
-                    // dW_g += dY_g · columnsᵀ
-                    let dw = weight_grad.slice_mut(s![g * out_g..(g + 1) * out_g, ..]);
-                    gemm(F::one(), dy_g, false, cols, true, F::one(), dw);
-                    if let Some(dx) = dx.as_deref_mut() {
-                        // d(columns) = W_gᵀ · dY_g, then back onto the input planes.
-                        let w = ArrayView2::from_shape(
-                            (out_g, k),
-                            &weight_value[g * out_g * k..(g + 1) * out_g * k],
-                        )
-                        .expect("out/groups × k");
-                        let dc = ArrayViewMut2::from_shape((k, columns), &mut *dcol).expect("k × columns");
-                        gemm(F::one(), w, true, dy_g, false, F::zero(), dc);
-                        for b in 0..samples {
-                            let dx = &mut dx[(first + b) * in_features + g * in_g * plane..][..in_g * plane];
-                            F::col2im(&packed, &dcol[b * positions..], columns, in_g, dx);
-                        }
-                    }
-                }
-            }
-        });
+        if dx.is_some() && geometry.transposed.is_some() {
+            flipped.resize(weight_value.len(), F::zero());
+            passes::flip_weight(geometry, weight_value, flipped);
+        }
+        let bias_len = bias.as_ref().map_or(0, |b| b.grad.len());
+        partials.resize(geometry.partial_len(batch, weight_value.len(), bias_len), F::zero());
+        let mut grads = passes::Grads {
+            weight: weight.grad.as_slice_mut().expect("owned parameters are contiguous"),
+            bias: bias.as_mut().map(|b| b.grad.as_slice_mut().expect("owned parameters are contiguous")),
+        };
+        let weights = passes::Weights { weight: weight_value, flipped };
+        passes::backward(
+            geometry,
+            &weights,
+            x.as_slice().expect("standard layout"),
+            dy.as_slice().expect("standard layout"),
+            dx,
+            &mut grads,
+            partials,
+        );
         Ok(())
     }
 
@@ -738,6 +681,7 @@ pub(crate) fn gather_product<F: Float>(
 mod tests {
     use super::*;
     use crate::gradcheck::{GradCheckConfig, check_layer};
+    use ndarray::s;
     use rand::SeedableRng;
 
     fn rng(seed: u64) -> rand::rngs::StdRng {
@@ -818,37 +762,80 @@ mod tests {
         }
     }
 
-    #[test]
-    fn several_products_per_batch_give_the_same_result() {
-        // 40 samples of 16×16 positions: 16 samples per product, so three products.
-        let mut conv: Conv2d<f64> =
-            Conv2dConfig::new(2, 3, 3).padding(1).build((16, 16), &mut rng(3)).unwrap();
-        assert_eq!(conv.samples_per_product(40), 16);
-        let x = input(40, conv.input);
+    /// Forward and backward of `conv` on the batch `x` at once, then sample by sample: the same
+    /// outputs and gradients.
+    fn assert_batch_equals_samples(conv: &mut Conv2d<f64>, x: &Array2<f64>) {
         let mut y = Array2::zeros((0, 0));
         conv.forward(x.view(), &mut y, Mode::Train, &mut Context::new()).unwrap();
-        let err = (&y - &naive(&conv, &x)).iter().fold(0.0f64, |m, d| m.max(d.abs()));
-        assert!(err < 1e-12);
-        // Backward over three products equals the sum of per-sample backward passes.
+        let err = (&y - &naive(conv, x)).iter().fold(0.0f64, |m, d| m.max(d.abs()));
+        assert!(err < 1e-12, "{}: {err}", conv.describe());
         let dy = Array2::from_shape_fn(y.dim(), |(i, j)| ((i + 2 * j) % 5) as f64 - 2.0);
         let mut dx = Array2::zeros((0, 0));
         conv.zero_grad();
         conv.backward(x.view(), y.view(), dy.view(), Some(&mut dx), &mut Context::new()).unwrap();
         let (dw_all, db_all) = (conv.weight_grad().clone(), conv.bias_grad().unwrap().clone());
         conv.zero_grad();
-        for n in 0..40 {
+        for n in 0..x.nrows() {
             let (xn, dyn_) = (x.slice(s![n..n + 1, ..]), dy.slice(s![n..n + 1, ..]));
             let mut yn = Array2::zeros((0, 0));
             conv.forward(xn, &mut yn, Mode::Train, &mut Context::new()).unwrap();
             let mut dxn = Array2::zeros((0, 0));
             conv.backward(xn, yn.view(), dyn_, Some(&mut dxn), &mut Context::new()).unwrap();
             let e = (&dxn.row(0) - &dx.row(n)).iter().fold(0.0f64, |m, d| m.max(d.abs()));
-            assert!(e < 1e-12, "sample {n}: {e}");
+            assert!(e < 1e-12, "{} sample {n}: {e}", conv.describe());
         }
         let e = (conv.weight_grad() - &dw_all).iter().fold(0.0f64, |m, d| m.max(d.abs()));
-        assert!(e < 1e-10, "{e}");
+        assert!(e < 1e-10, "{}: {e}", conv.describe());
         let e = (conv.bias_grad().unwrap() - &db_all).iter().fold(0.0f64, |m, d| m.max(d.abs()));
-        assert!(e < 1e-10, "{e}");
+        assert!(e < 1e-10, "{}: {e}", conv.describe());
+    }
+
+    #[test]
+    fn several_products_per_batch_give_the_same_result() {
+        // (samples per product, input gradient by transposed convolution?) for 9 samples:
+        // 16×16 outputs: 4 per product; 32×32: one, written in place; stride 2: col2im.
+        for (config, size, per_product, transposed) in [
+            (Conv2dConfig::new(2, 4, 3).padding(1).groups(2), (16, 16), 4, true),
+            (Conv2dConfig::new(2, 3, 3).padding(1), (32, 32), 1, true),
+            (Conv2dConfig::new(2, 3, 3).stride(2).padding(1), (32, 32), 4, false),
+            (Conv2dConfig::new(2, 3, 3).stride(2).padding(1), (64, 64), 1, false),
+            (Conv2dConfig::new(2, 3, 3).stride(1), (34, 34), 1, true),
+        ] {
+            let mut conv: Conv2d<f64> = config.build(size, &mut rng(3)).unwrap();
+            assert_eq!(conv.geometry.samples_per_product(9), per_product, "{}", conv.describe());
+            assert_eq!(conv.geometry.transposed.is_some(), transposed, "{}", conv.describe());
+            let x = input(9, conv.input);
+            assert_batch_equals_samples(&mut conv, &x);
+        }
+    }
+
+    #[test]
+    fn a_batch_split_between_threads_gives_the_single_thread_results() {
+        // 16→16 channels of 32×32, batch 8: 37.7M multiply-adds, split in two at two threads.
+        let mut conv: Conv2d<f64> =
+            Conv2dConfig::new(16, 16, 3).padding(1).build((32, 32), &mut rng(4)).unwrap();
+        let x = input(8, conv.input);
+        let run = |conv: &mut Conv2d<f64>| {
+            let mut y = Array2::zeros((0, 0));
+            conv.forward(x.view(), &mut y, Mode::Train, &mut Context::new()).unwrap();
+            let (dy, mut dx) = (y.mapv(|v| v.sin()), Array2::zeros((0, 0)));
+            conv.zero_grad();
+            conv.backward(x.view(), y.view(), dy.view(), Some(&mut dx), &mut Context::new()).unwrap();
+            (y, dx, conv.weight_grad().clone(), conv.bias_grad().unwrap().clone())
+        };
+        let pool = |n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
+        let one = pool(1).install(|| run(&mut conv));
+        let two = pool(2).install(|| {
+            assert_eq!(conv.geometry.parts(8), 2);
+            run(&mut conv)
+        });
+        assert_eq!(
+            (one.0, one.1),
+            (two.0, two.1),
+            "rows are computed by one thread or the other, the same way"
+        );
+        let e = (&one.2 - &two.2).iter().fold(0.0f64, |m, d| m.max(d.abs()));
+        assert!(e < 1e-9 && (&one.3 - &two.3).iter().all(|d| d.abs() < 1e-9), "{e}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod conv2d;
 mod flatten;
 mod image;
 mod max_pool;
+mod passes;
 mod window;
 mod zero_pad_shortcut;
 
@@ -21,6 +22,7 @@ pub use image::ImageShape;
 pub(crate) use image::{check_image_features, check_image_input, copy_into};
 pub use max_pool::MaxPool2d;
 pub(crate) use max_pool::{max_pool, max_pool_backward};
-pub(crate) use window::{PackedWindow, col2im, im2col};
+pub(crate) use passes::{add_channel_bias, add_channel_sums};
+pub(crate) use window::{PackedWindow, col2im, col2im_gather, im2col, im2col_gather};
 pub use zero_pad_shortcut::ZeroPadShortcut;
 pub(crate) use zero_pad_shortcut::{pad_channels, pad_channels_backward};

@@ -124,6 +124,65 @@ impl Window {
         let hi = hi.min(self.out_w);
         (lo.min(hi), hi, offset)
     }
+
+    /// Whether [`im2col`] lays this window out by shifting whole planes (see
+    /// [`Window::flat_shift`]) rather than row by row.
+    pub fn shifts_planes(&self) -> bool {
+        self.flat_shift(0, 0).is_some()
+    }
+
+    /// For a window that slides one entry at a time and keeps the row length (stride 1,
+    /// `OW = W`, e.g. a 3×3 convolution with padding 1), output position `p = oh·W + ow` of the
+    /// kernel tap `(ki, kj)` reads input position `p + offset` — one shift of the flattened
+    /// plane. Returns the output rows `r0..r1` whose input row is inside the image, and the
+    /// offset; `None` for other windows.
+    #[inline(always)]
+    fn flat_shift(&self, ki: usize, kj: usize) -> Option<(usize, usize, isize)> {
+        if self.stride != (1, 1) || self.out_w != self.in_w {
+            return None;
+        }
+        let shift = (ki * self.dilation.0) as isize - self.pad_h.0 as isize;
+        let r0 = (-shift).max(0) as usize;
+        let r1 = (self.in_h as isize - shift).clamp(0, self.out_h as isize) as usize;
+        let offset = shift * self.in_w as isize + (kj * self.dilation.1) as isize - self.pad_w.0 as isize;
+        Some((r0.min(r1), r1, offset))
+    }
+
+    /// For each kernel tap `(ki, kj)` (in row-major order) and output position, the index in the
+    /// input plane it reads, or `u32::MAX` where it reads padding: the table of
+    /// [`im2col_gather`], for planes too small for the row copies of [`im2col`] to pay.
+    pub fn gather_table(&self) -> Vec<u32> {
+        let mut table = Vec::with_capacity(self.taps() * self.out_len());
+        for ki in 0..self.kernel.0 {
+            for kj in 0..self.kernel.1 {
+                let (lo, hi, offset) = self.valid_columns(kj);
+                for oh in 0..self.out_h {
+                    let row = self.input_row(oh, ki);
+                    for ow in 0..self.out_w {
+                        let index = match row {
+                            Some(ih) if (lo..hi).contains(&ow) => {
+                                (ih * self.in_w) as u32
+                                    + (ow as isize * self.stride.1 as isize + offset) as u32
+                            }
+                            _ => u32::MAX,
+                        };
+                        table.push(index);
+                    }
+                }
+            }
+        }
+        table
+    }
+
+    /// The flat output range `[a, b)` of rows `r0..r1` whose shifted input position is inside the
+    /// plane (the entries left out are in padding columns).
+    #[inline(always)]
+    fn flat_range(&self, r0: usize, r1: usize, offset: isize) -> (usize, usize) {
+        let plane = (self.in_h * self.in_w) as isize;
+        let a = ((r0 * self.out_w) as isize).max(-offset);
+        let b = ((r1 * self.out_w) as isize).min(plane - offset);
+        (a as usize, (b.max(a)) as usize)
+    }
 }
 
 /// Writes the im2col columns of one sample's `channels` planes `x` (channel after channel, each
@@ -148,6 +207,17 @@ fn im2col_kernel<F: Float>(w: &Window, x: &[F], channels: usize, col: &mut [F], 
             for kj in 0..w.kernel.1 {
                 let out = &mut col[row * row_stride..row * row_stride + positions];
                 let (lo, hi, offset) = w.valid_columns(kj);
+                row += 1;
+                if let Some((r0, r1, shift)) = w.flat_shift(ki, kj) {
+                    // One copy of the shifted plane, then zeros in the padding rows and columns.
+                    let (a, b) = w.flat_range(r0, r1, shift);
+                    out[..a].fill(F::zero());
+                    out[b..].fill(F::zero());
+                    let first = (a as isize + shift) as usize;
+                    out[a..b].copy_from_slice(&x[first..first + (b - a)]);
+                    zero_columns(&mut out[r0 * w.out_w..r1 * w.out_w], w.out_w, lo, hi);
+                    continue;
+                }
                 for (oh, out) in out.chunks_exact_mut(w.out_w).enumerate() {
                     let Some(ih) = w.input_row(oh, ki) else {
                         out.fill(F::zero());
@@ -165,18 +235,77 @@ fn im2col_kernel<F: Float>(w: &Window, x: &[F], channels: usize, col: &mut [F], 
                         }
                     }
                 }
-                row += 1;
             }
+        }
+    }
+}
+
+/// [`im2col`] by a table ([`Window::gather_table`]) of `taps × positions` input indices:
+/// faster for small planes, where the row copies are a few entries each.
+pub(crate) fn im2col_gather<F: Float>(
+    table: &[u32],
+    positions: usize,
+    x: &[F],
+    channels: usize,
+    col: &mut [F],
+    row_stride: usize,
+) {
+    let plane = x.len() / channels.max(1);
+    let taps = table.len() / positions.max(1);
+    for (c, x) in x.chunks_exact(plane).enumerate() {
+        for (t, table) in table.chunks_exact(positions).enumerate() {
+            let row = (c * taps + t) * row_stride;
+            for (out, &index) in col[row..row + positions].iter_mut().zip(table) {
+                *out = x.get(index as usize).copied().unwrap_or(F::zero());
+            }
+        }
+    }
+}
+
+/// [`col2im`] by the table of [`im2col_gather`].
+pub(crate) fn col2im_gather<F: Float>(
+    table: &[u32],
+    positions: usize,
+    col: &[F],
+    row_stride: usize,
+    channels: usize,
+    dx: &mut [F],
+) {
+    let plane = dx.len() / channels.max(1);
+    let taps = table.len() / positions.max(1);
+    for (c, dx) in dx.chunks_exact_mut(plane).enumerate() {
+        for (t, table) in table.chunks_exact(positions).enumerate() {
+            let row = (c * taps + t) * row_stride;
+            for (&g, &index) in col[row..row + positions].iter().zip(table) {
+                if let Some(d) = dx.get_mut(index as usize) {
+                    *d += g;
+                }
+            }
+        }
+    }
+}
+
+/// Sets the columns `..lo` and `hi..` of every row (of `width` entries) of `rows` to zero: the
+/// padding columns of a shifted plane. They are one or two entries wide, so each is stored on
+/// its own (a `fill` per row would call `memset` for one entry, thousands of times a pass).
+#[inline(always)]
+fn zero_columns<F: Float>(rows: &mut [F], width: usize, lo: usize, hi: usize) {
+    if lo == 0 && hi == width {
+        return;
+    }
+    for row in rows.chunks_exact_mut(width) {
+        for j in (0..lo).chain(hi..width) {
+            row[j] = F::zero();
         }
     }
 }
 
 /// The reverse of [`im2col`]: adds each column entry of `col` (laid out as `im2col` writes it)
 /// into the input entry it was read from, in `dx` (one sample's `channels` planes); padding
-/// entries are dropped.
+/// entries are dropped — and may be overwritten with zeros in `col` on the way.
 pub(crate) fn col2im<F: Float>(
     w: &PackedWindow,
-    col: &[F],
+    col: &mut [F],
     row_stride: usize,
     channels: usize,
     dx: &mut [F],
@@ -189,15 +318,27 @@ pub(crate) fn col2im<F: Float>(
 }
 
 #[inline(always)]
-fn col2im_kernel<F: Float>(w: &Window, col: &[F], row_stride: usize, channels: usize, dx: &mut [F]) {
+fn col2im_kernel<F: Float>(w: &Window, col: &mut [F], row_stride: usize, channels: usize, dx: &mut [F]) {
     let (plane, positions) = (w.in_h * w.in_w, w.out_len());
     let mut row = 0;
     for c in 0..channels {
         let dx = &mut dx[c * plane..(c + 1) * plane];
         for ki in 0..w.kernel.0 {
             for kj in 0..w.kernel.1 {
-                let src = &col[row * row_stride..row * row_stride + positions];
+                let src = &mut col[row * row_stride..row * row_stride + positions];
                 let (lo, hi, offset) = w.valid_columns(kj);
+                row += 1;
+                if let Some((r0, r1, shift)) = w.flat_shift(ki, kj) {
+                    // Zero the entries read from padding columns, then one shifted add.
+                    zero_columns(&mut src[r0 * w.out_w..r1 * w.out_w], w.out_w, lo, hi);
+                    let (a, b) = w.flat_range(r0, r1, shift);
+                    let first = (a as isize + shift) as usize;
+                    for (d, &s) in dx[first..first + (b - a)].iter_mut().zip(&src[a..b]) {
+                        *d += s;
+                    }
+                    continue;
+                }
+                let src = &*src;
                 for (oh, src) in src.chunks_exact(w.out_w).enumerate() {
                     let Some(ih) = w.input_row(oh, ki) else { continue };
                     let dst = &mut dx[ih * w.in_w..(ih + 1) * w.in_w];
@@ -212,7 +353,6 @@ fn col2im_kernel<F: Float>(w: &Window, col: &[F], row_stride: usize, channels: u
                         }
                     }
                 }
-                row += 1;
             }
         }
     }
@@ -298,6 +438,8 @@ mod tests {
         col
     }
 
+    /// Geometries on both paths: the flat shift (stride 1 and `OW = W`: the first and the
+    /// fifth to ninth) and the row-by-row copy (the others).
     fn windows() -> Vec<Window> {
         let mut all = Vec::new();
         for (size, kernel, stride, dilation, pad_h, pad_w) in [
@@ -307,9 +449,14 @@ mod tests {
             ((4, 4), (1, 1), (2, 2), (1, 1), (0, 0), (0, 0)),
             ((3, 8), (2, 5), (1, 1), (1, 1), (3, 0), (0, 4)),
             ((2, 2), (3, 3), (1, 1), (1, 1), (1, 1), (1, 1)),
+            ((6, 5), (3, 3), (1, 1), (2, 2), (2, 2), (2, 2)),
+            ((4, 3), (1, 1), (1, 1), (1, 1), (0, 0), (0, 0)),
+            ((4, 5), (4, 2), (1, 1), (1, 1), (1, 2), (0, 1)),
         ] {
             all.push(Window::new(size, kernel, stride, dilation, pad_h, pad_w).unwrap());
         }
+        let flat: Vec<bool> = all.iter().map(|w| w.flat_shift(0, 0).is_some()).collect();
+        assert_eq!(flat, [true, false, false, false, true, true, true, true, true]);
         all
     }
 
@@ -346,6 +493,27 @@ mod tests {
     }
 
     #[test]
+    fn the_gather_table_gives_the_same_columns_and_gradients() {
+        for w in windows() {
+            let channels = 2;
+            let n = channels * w.in_h * w.in_w;
+            let x: Vec<f64> = (0..n).map(|i| i as f64 + 1.0).collect();
+            let k = channels * w.taps() * w.out_len();
+            let (table, positions) = (w.gather_table(), w.out_len());
+            let (mut by_rows, mut by_table) = (vec![f64::NAN; 2 * k], vec![f64::NAN; 2 * k]);
+            im2col(&w.pack(), &x, channels, &mut by_rows[positions..], 2 * positions);
+            im2col_gather(&table, positions, &x, channels, &mut by_table[positions..], 2 * positions);
+            let same = by_rows.iter().zip(&by_table).all(|(a, b)| a == b || (a.is_nan() && b.is_nan()));
+            assert!(same, "{w:?}");
+            let c: Vec<f64> = (0..k).map(|i| ((i * 5) % 13) as f64 / 3.0 - 2.0).collect();
+            let (mut dx_rows, mut dx_table) = (vec![0.5; n], vec![0.5; n]);
+            col2im(&w.pack(), &mut c.clone(), positions, channels, &mut dx_rows);
+            col2im_gather(&table, positions, &c, positions, channels, &mut dx_table);
+            assert!(dx_rows.iter().zip(&dx_table).all(|(a, b)| (a - b).abs() < 1e-12), "{w:?}");
+        }
+    }
+
+    #[test]
     fn col2im_is_the_transpose_of_im2col() {
         // <im2col(x), c> = <x, col2im(c)> for any x and c.
         for w in windows() {
@@ -357,7 +525,7 @@ mod tests {
             let mut col = vec![0.0; k];
             im2col(&w.pack(), &x, channels, &mut col, w.out_len());
             let mut dx = vec![0.0; n];
-            col2im(&w.pack(), &c, w.out_len(), channels, &mut dx);
+            col2im(&w.pack(), &mut c.clone(), w.out_len(), channels, &mut dx);
             let left: f64 = col.iter().zip(&c).map(|(a, b)| a * b).sum();
             let right: f64 = x.iter().zip(&dx).map(|(a, b)| a * b).sum();
             assert!((left - right).abs() < 1e-9, "{w:?}: {left} vs {right}");
