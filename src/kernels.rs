@@ -68,6 +68,12 @@ kernels! {
     /// True when every value is finite.
     fn all_finite(values: &[Self]) -> bool => crate::float::all_finite;
 
+    // Residual connections (`src/layers/residual.rs`).
+    /// `out = a + b`, elementwise.
+    fn add_slices(out: &mut [Self], a: &[Self], b: &[Self]) => crate::layers::residual::add_slices;
+    /// `dst += src`, elementwise.
+    fn add_assign_slices(dst: &mut [Self], src: &[Self]) => crate::layers::residual::add_assign_slices;
+
     // Batch normalization (`src/layers/batch_norm/core.rs`): rows of C runs of `spatial` entries.
     /// Each channel's mean and biased variance over the batch.
     fn batch_norm_moments(x: &[Self], spatial: usize, mean: &mut [Self], var: &mut [Self])

@@ -9,7 +9,7 @@ mod image_builder;
 mod layer_norm;
 mod linear;
 mod prelu;
-mod residual;
+pub(crate) mod residual;
 mod resnet;
 mod scale;
 mod sequential;

@@ -400,9 +400,9 @@ impl<F: Float> Layer<F> for ResidualBlock<F> {
         match self.shortcut.layer_mut() {
             Some(projection) => {
                 ctx.forward_child(&"shortcut", projection, input, &mut self.shortcut_out, mode)?;
-                Zip::from(&mut *output).and(&self.shortcut_out).and(added).for_each(|y, &s, &b| *y = s + b);
+                sum_into(output, self.shortcut_out.view(), added.view());
             }
-            None => Zip::from(&mut *output).and(&input).and(added).for_each(|y, &x, &b| *y = x + b),
+            None => sum_into(output, input, added.view()),
         }
         self.forward_batch = Some(batch);
         Ok(())
@@ -458,12 +458,12 @@ impl<F: Float> Layer<F> for ResidualBlock<F> {
                 let g = grad_input.is_some().then_some(&mut *grad_shortcut);
                 ctx.backward_child(&"shortcut", projection, input, shortcut_out.view(), grad_output, g)?;
                 if let Some(grad_input) = grad_input {
-                    *grad_input += &*grad_shortcut;
+                    add_assign(grad_input, grad_shortcut.view());
                 }
             }
             None => {
                 if let Some(grad_input) = grad_input {
-                    *grad_input += &grad_output;
+                    add_assign(grad_input, grad_output);
                 }
             }
         }
@@ -522,6 +522,44 @@ impl<F: Float> Layer<F> for ResidualBlock<F> {
             _ => None,
         }
     }
+}
+
+/// `out = a + b` (all of one shape; `out` standard layout): the kernel
+/// [`crate::kernels::Kernels::add_slices`] on contiguous arrays, an elementwise loop otherwise.
+fn sum_into<F: Float>(out: &mut Array2<F>, a: ArrayView2<'_, F>, b: ArrayView2<'_, F>) {
+    match (out.as_slice_mut(), a.as_slice(), b.as_slice()) {
+        (Some(out), Some(a), Some(b)) => F::add_slices(out, a, b),
+        _ => Zip::from(out).and(&a).and(&b).for_each(|y, &a, &b| *y = a + b),
+    }
+}
+
+/// `dst += src` (one shape), like [`sum_into`].
+fn add_assign<F: Float>(dst: &mut Array2<F>, src: ArrayView2<'_, F>) {
+    match (dst.as_slice_mut(), src.as_slice()) {
+        (Some(dst), Some(src)) => F::add_assign_slices(dst, src),
+        _ => *dst += &src,
+    }
+}
+
+/// `out[i] = a[i] + b[i]`, shared between threads when long.
+pub(crate) fn add_slices<F: Float>(out: &mut [F], a: &[F], b: &[F]) {
+    crate::vectorize::chunks_at(out, |out, at| {
+        let (a, b) = (&a[at..at + out.len()], &b[at..at + out.len()]);
+        crate::vectorize::vectorized(
+            #[inline(always)]
+            || out.iter_mut().zip(a).zip(b).for_each(|((o, &a), &b)| *o = a + b),
+        )
+    });
+}
+
+/// `dst[i] += src[i]`, shared between threads when long.
+pub(crate) fn add_assign_slices<F: Float>(dst: &mut [F], src: &[F]) {
+    crate::vectorize::zip_chunks(dst, src, |dst, src| {
+        crate::vectorize::vectorized(
+            #[inline(always)]
+            || dst.iter_mut().zip(src).for_each(|(d, &s)| *d += s),
+        )
+    });
 }
 
 #[cfg(test)]

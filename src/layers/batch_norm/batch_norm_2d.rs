@@ -251,6 +251,24 @@ mod tests {
     }
 
     #[test]
+    fn passes_split_between_threads_give_the_same_bits() {
+        // 16 images of 16×32×32: 2¹⁸ entries, cut between threads by channels (statistics) and
+        // by rows (normalization, input gradient); each channel is still summed in row order.
+        let image = ImageShape::new(16, 32, 32);
+        let x = Array2::from_shape_fn((16, image.features()), |(i, j)| ((i * 31 + j * 7) % 97) as f32 / 13.0);
+        let dy = x.mapv(|v| (v * 3.0).sin());
+        let run = || {
+            let mut bn = BatchNorm2d::<f32>::new(image).unwrap();
+            let (mut y, mut dx) = (Array2::zeros((0, 0)), Array2::zeros((0, 0)));
+            bn.forward(x.view(), &mut y, Mode::Train, &mut Context::new()).unwrap();
+            bn.backward(x.view(), y.view(), dy.view(), Some(&mut dx), &mut Context::new()).unwrap();
+            (y, dx, bn.weight_grad().unwrap().clone(), bn.running_var().to_owned())
+        };
+        let pool = |n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
+        assert_eq!(pool(1).install(run), pool(2).install(run));
+    }
+
+    #[test]
     fn f32_agrees_with_f64() {
         let mut b64 = BatchNorm2d::<f64>::new(image()).unwrap();
         let mut b32 = BatchNorm2d::<f32>::new(image()).unwrap();

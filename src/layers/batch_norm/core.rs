@@ -266,12 +266,12 @@ const LANES: usize = 16;
 pub(crate) fn batch_norm_moments<F: Float>(x: &[F], spatial: usize, mean: &mut [F], var: &mut [F]) {
     let c = mean.len();
     let inv_n = F::one() / F::lit((x.len() / c) as f64);
-    mean.fill(F::zero());
-    var.fill(F::zero());
-    vectorized(
-        #[inline(always)]
-        || {
-            if spatial == 1 {
+    if spatial == 1 {
+        mean.fill(F::zero());
+        var.fill(F::zero());
+        vectorized(
+            #[inline(always)]
+            || {
                 for row in x.chunks_exact(c) {
                     mean.iter_mut().zip(row).for_each(|(m, &v)| *m += v);
                 }
@@ -281,22 +281,95 @@ pub(crate) fn batch_norm_moments<F: Float>(x: &[F], spatial: usize, mean: &mut [
                         *s += (v - m) * (v - m);
                     }
                 }
-            } else {
-                for row in x.chunks_exact(c * spatial) {
-                    for (m, run) in mean.iter_mut().zip(row.chunks_exact(spatial)) {
+                var.iter_mut().for_each(|s| *s *= inv_n);
+            },
+        );
+        return;
+    }
+    let width = c * spatial;
+    split_channels(parts(x.len()), 0, mean, var, &|first, mean, var| {
+        vectorized(
+            #[inline(always)]
+            || {
+                mean.fill(F::zero());
+                var.fill(F::zero());
+                for row in x.chunks_exact(width) {
+                    let runs = row[first * spatial..].chunks_exact(spatial);
+                    for (m, run) in mean.iter_mut().zip(runs) {
                         *m += lanes_sum(run, |v| v);
                     }
                 }
                 mean.iter_mut().for_each(|m| *m *= inv_n);
-                for row in x.chunks_exact(c * spatial) {
-                    for ((s, &m), run) in var.iter_mut().zip(&*mean).zip(row.chunks_exact(spatial)) {
+                for row in x.chunks_exact(width) {
+                    let runs = row[first * spatial..].chunks_exact(spatial);
+                    for ((s, &m), run) in var.iter_mut().zip(&*mean).zip(runs) {
                         *s += lanes_sum(run, |v| (v - m) * (v - m));
                     }
                 }
-            }
-            var.iter_mut().for_each(|s| *s *= inv_n);
-        },
-    )
+                var.iter_mut().for_each(|s| *s *= inv_n);
+            },
+        )
+    });
+}
+
+/// Into how many parts a pass over `len` entries of images is cut: one per thread from
+/// [`crate::vectorize::PARALLEL_MIN_LEN`] entries on (the memory-bound passes of batch
+/// normalization over a batch of feature maps), else one.
+fn parts(len: usize) -> usize {
+    let threads = rayon::current_num_threads();
+    if threads >= 2 && len >= crate::vectorize::PARALLEL_MIN_LEN { threads } else { 1 }
+}
+
+/// Runs `f(first_channel, a_part, b_part)` on `parts` ranges of channels (of the per-channel
+/// slices `a` and `b`, whose first channel is `first`), in parallel by rayon joins.
+fn split_channels<F: Float>(
+    parts: usize,
+    first: usize,
+    a: &mut [F],
+    b: &mut [F],
+    f: &(dyn Fn(usize, &mut [F], &mut [F]) + Sync),
+) {
+    if parts < 2 || a.len() < 2 {
+        return f(first, a, b);
+    }
+    let left = parts / 2;
+    let at = a.len() * left / parts;
+    let ((a1, a2), (b1, b2)) = (a.split_at_mut(at), b.split_at_mut(at));
+    crate::threads::note_split();
+    rayon::join(
+        || crate::threads::busy(|| split_channels(left, first, a1, b1, f)),
+        || crate::threads::busy(|| split_channels(parts - left, first + at, a2, b2, f)),
+    );
+}
+
+/// Runs `f(reads, writes)` on `parts` ranges of whole rows (of `width` entries) of the slices
+/// read (`r1`, `r2`) and written (`w1`, `w2`; `w2` may be empty), in parallel by rayon joins.
+#[allow(clippy::type_complexity)]
+fn split_rows<F: Float>(
+    parts: usize,
+    width: usize,
+    (r1, r2): (&[F], &[F]),
+    (w1, w2): (&mut [F], &mut [F]),
+    f: &(dyn Fn((&[F], &[F]), (&mut [F], &mut [F])) + Sync),
+) {
+    let rows = w1.len() / width;
+    if parts < 2 || rows < 2 {
+        return f((r1, r2), (w1, w2));
+    }
+    let left = parts / 2;
+    let at = rows * left / parts * width;
+    fn cut<F>(s: &[F], at: usize) -> (&[F], &[F]) {
+        if s.is_empty() { (s, s) } else { s.split_at(at) }
+    }
+    let (r1a, r1b) = cut(r1, at);
+    let (r2a, r2b) = cut(r2, at);
+    let (w1a, w1b) = w1.split_at_mut(at);
+    let (w2a, w2b) = if w2.is_empty() { w2.split_at_mut(0) } else { w2.split_at_mut(at) };
+    crate::threads::note_split();
+    rayon::join(
+        || crate::threads::busy(|| split_rows(left, width, (r1a, r2a), (w1a, w2a), f)),
+        || crate::threads::busy(|| split_rows(parts - left, width, (r1b, r2b), (w1b, w2b), f)),
+    );
 }
 
 /// `x̂ = (x − μ)·istd` per channel with `(mean, inv_std)` = `(μ, istd)`, and `y = x̂·γ + β` with
@@ -311,38 +384,43 @@ pub(crate) fn batch_norm_normalize<F: Float>(
 ) {
     let (weight, bias) = (affine.map(|a| a.0), affine.map(|a| a.1));
     let width = mean.len() * spatial;
-    vectorized(
-        #[inline(always)]
-        || {
-            let rows =
-                x.chunks_exact(width).zip(x_hat.chunks_exact_mut(width)).zip(y.chunks_exact_mut(width));
-            for ((x, x_hat), y) in rows {
-                if spatial == 1 {
-                    for (((h, &v), &m), &s) in x_hat.iter_mut().zip(x).zip(mean).zip(inv_std) {
-                        *h = (v - m) * s;
-                    }
-                    match (weight, bias) {
-                        (Some(w), Some(b)) => {
-                            for (((out, &h), &w), &b) in y.iter_mut().zip(&*x_hat).zip(w).zip(b) {
-                                *out = h * w + b;
-                            }
-                        }
-                        _ => y.copy_from_slice(x_hat),
-                    }
-                } else {
-                    let runs = x.chunks_exact(spatial).zip(x_hat.chunks_exact_mut(spatial));
-                    for (c, ((x, h), y)) in runs.zip(y.chunks_exact_mut(spatial)).enumerate() {
-                        let (m, s) = (mean[c], inv_std[c]);
-                        let (w, b) = (weight.map_or(F::one(), |w| w[c]), bias.map_or(F::zero(), |b| b[c]));
-                        for ((&v, h), out) in x.iter().zip(h.iter_mut()).zip(y.iter_mut()) {
+    let pass = |(x, _): (&[F], &[F]), (x_hat, y): (&mut [F], &mut [F])| {
+        vectorized(
+            #[inline(always)]
+            || {
+                let rows =
+                    x.chunks_exact(width).zip(x_hat.chunks_exact_mut(width)).zip(y.chunks_exact_mut(width));
+                for ((x, x_hat), y) in rows {
+                    if spatial == 1 {
+                        for (((h, &v), &m), &s) in x_hat.iter_mut().zip(x).zip(mean).zip(inv_std) {
                             *h = (v - m) * s;
-                            *out = *h * w + b;
+                        }
+                        match (weight, bias) {
+                            (Some(w), Some(b)) => {
+                                for (((out, &h), &w), &b) in y.iter_mut().zip(&*x_hat).zip(w).zip(b) {
+                                    *out = h * w + b;
+                                }
+                            }
+                            _ => y.copy_from_slice(x_hat),
+                        }
+                    } else {
+                        let runs = x.chunks_exact(spatial).zip(x_hat.chunks_exact_mut(spatial));
+                        for (c, ((x, h), y)) in runs.zip(y.chunks_exact_mut(spatial)).enumerate() {
+                            let (m, s) = (mean[c], inv_std[c]);
+                            let (w, b) =
+                                (weight.map_or(F::one(), |w| w[c]), bias.map_or(F::zero(), |b| b[c]));
+                            for ((&v, h), out) in x.iter().zip(h.iter_mut()).zip(y.iter_mut()) {
+                                *h = (v - m) * s;
+                                *out = *h * w + b;
+                            }
                         }
                     }
                 }
-            }
-        },
-    )
+            },
+        )
+    };
+    let parts = if spatial > 1 { parts(x.len()) } else { 1 };
+    split_rows(parts, width, (x, &[]), (x_hat, y), &pass);
 }
 
 /// Σ dy and Σ dy·x̂ of each channel over the batch, into `sum_dy` and `sum_dy_x_hat`.
@@ -354,30 +432,35 @@ pub(crate) fn batch_norm_grad_sums<F: Float>(
     sum_dy_x_hat: &mut [F],
 ) {
     let width = sum_dy.len() * spatial;
-    sum_dy.fill(F::zero());
-    sum_dy_x_hat.fill(F::zero());
-    vectorized(
-        #[inline(always)]
-        || {
-            for (dy, x_hat) in dy.chunks_exact(width).zip(x_hat.chunks_exact(width)) {
-                let sums = sum_dy.iter_mut().zip(sum_dy_x_hat.iter_mut());
-                if spatial == 1 {
-                    for ((s, sx), (&g, &h)) in sums.zip(dy.iter().zip(x_hat)) {
-                        *s += g;
-                        *sx += g * h;
-                    }
-                } else {
-                    for ((s, sx), (g, h)) in
-                        sums.zip(dy.chunks_exact(spatial).zip(x_hat.chunks_exact(spatial)))
-                    {
-                        let (run_dy, run_dy_x_hat) = run_sums(g, h);
-                        *s += run_dy;
-                        *sx += run_dy_x_hat;
+    let pass = |first: usize, sum_dy: &mut [F], sum_dy_x_hat: &mut [F]| {
+        sum_dy.fill(F::zero());
+        sum_dy_x_hat.fill(F::zero());
+        vectorized(
+            #[inline(always)]
+            || {
+                for (dy, x_hat) in dy.chunks_exact(width).zip(x_hat.chunks_exact(width)) {
+                    let sums = sum_dy.iter_mut().zip(sum_dy_x_hat.iter_mut());
+                    if spatial == 1 {
+                        for ((s, sx), (&g, &h)) in sums.zip(dy.iter().zip(x_hat)) {
+                            *s += g;
+                            *sx += g * h;
+                        }
+                    } else {
+                        let (dy, x_hat) = (&dy[first * spatial..], &x_hat[first * spatial..]);
+                        for ((s, sx), (g, h)) in
+                            sums.zip(dy.chunks_exact(spatial).zip(x_hat.chunks_exact(spatial)))
+                        {
+                            let (run_dy, run_dy_x_hat) = run_sums(g, h);
+                            *s += run_dy;
+                            *sx += run_dy_x_hat;
+                        }
                     }
                 }
-            }
-        },
-    )
+            },
+        )
+    };
+    let parts = if spatial > 1 { parts(dy.len()) } else { 1 };
+    split_channels(parts, 0, sum_dy, sum_dy_x_hat, &pass);
 }
 
 /// dL/dx: per channel `γ·istd·(dy − mean(dy) − x̂·mean(dy·x̂))` in training (the means over the
@@ -401,28 +484,33 @@ pub(crate) fn batch_norm_input_grad<F: Float>(
             if train { (sum_dy[ch] * inv_n, sum_dy_x_hat[ch] * inv_n) } else { (F::zero(), F::zero()) };
         (scale, means.0, means.1)
     };
-    vectorized(
-        #[inline(always)]
-        || {
-            let rows = dy.chunks_exact(width).zip(x_hat.chunks_exact(width)).zip(dx.chunks_exact_mut(width));
-            for ((dy, x_hat), dx) in rows {
-                if spatial == 1 {
-                    for (ch, ((d, &g), &h)) in dx.iter_mut().zip(dy).zip(x_hat).enumerate() {
-                        let (scale, mean_dy, mean_dy_x_hat) = per_channel(ch);
-                        *d = scale * (g - mean_dy - h * mean_dy_x_hat);
-                    }
-                } else {
-                    let runs = dy.chunks_exact(spatial).zip(x_hat.chunks_exact(spatial));
-                    for (ch, ((g, h), d)) in runs.zip(dx.chunks_exact_mut(spatial)).enumerate() {
-                        let (scale, mean_dy, mean_dy_x_hat) = per_channel(ch);
-                        for ((d, &g), &h) in d.iter_mut().zip(g).zip(h) {
+    let pass = |(dy, x_hat): (&[F], &[F]), (dx, _): (&mut [F], &mut [F])| {
+        vectorized(
+            #[inline(always)]
+            || {
+                let rows =
+                    dy.chunks_exact(width).zip(x_hat.chunks_exact(width)).zip(dx.chunks_exact_mut(width));
+                for ((dy, x_hat), dx) in rows {
+                    if spatial == 1 {
+                        for (ch, ((d, &g), &h)) in dx.iter_mut().zip(dy).zip(x_hat).enumerate() {
+                            let (scale, mean_dy, mean_dy_x_hat) = per_channel(ch);
                             *d = scale * (g - mean_dy - h * mean_dy_x_hat);
+                        }
+                    } else {
+                        let runs = dy.chunks_exact(spatial).zip(x_hat.chunks_exact(spatial));
+                        for (ch, ((g, h), d)) in runs.zip(dx.chunks_exact_mut(spatial)).enumerate() {
+                            let (scale, mean_dy, mean_dy_x_hat) = per_channel(ch);
+                            for ((d, &g), &h) in d.iter_mut().zip(g).zip(h) {
+                                *d = scale * (g - mean_dy - h * mean_dy_x_hat);
+                            }
                         }
                     }
                 }
-            }
-        },
-    )
+            },
+        )
+    };
+    let parts = if spatial > 1 { parts(dy.len()) } else { 1 };
+    split_rows(parts, width, (dy, x_hat), (dx, &mut []), &pass);
 }
 
 /// Σ f(v) over a run, in [`LANES`] lanes.
