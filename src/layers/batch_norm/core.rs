@@ -320,6 +320,12 @@ fn parts(len: usize) -> usize {
     if threads >= 2 && len >= crate::vectorize::PARALLEL_MIN_LEN { threads } else { 1 }
 }
 
+/// A pass over a range of channels: `(first channel, first per-channel slice, second)`.
+type ChannelPass<'a, F> = dyn Fn(usize, &mut [F], &mut [F]) + Sync + 'a;
+
+/// A pass over a range of rows: `((read, read), (written, written))`.
+type RowPass<'a, F> = dyn Fn((&[F], &[F]), (&mut [F], &mut [F])) + Sync + 'a;
+
 /// Runs `f(first_channel, a_part, b_part)` on `parts` ranges of channels (of the per-channel
 /// slices `a` and `b`, whose first channel is `first`), in parallel by rayon joins.
 fn split_channels<F: Float>(
@@ -327,7 +333,7 @@ fn split_channels<F: Float>(
     first: usize,
     a: &mut [F],
     b: &mut [F],
-    f: &(dyn Fn(usize, &mut [F], &mut [F]) + Sync),
+    f: &ChannelPass<'_, F>,
 ) {
     if parts < 2 || a.len() < 2 {
         return f(first, a, b);
@@ -344,13 +350,12 @@ fn split_channels<F: Float>(
 
 /// Runs `f(reads, writes)` on `parts` ranges of whole rows (of `width` entries) of the slices
 /// read (`r1`, `r2`) and written (`w1`, `w2`; `w2` may be empty), in parallel by rayon joins.
-#[allow(clippy::type_complexity)]
 fn split_rows<F: Float>(
     parts: usize,
     width: usize,
     (r1, r2): (&[F], &[F]),
     (w1, w2): (&mut [F], &mut [F]),
-    f: &(dyn Fn((&[F], &[F]), (&mut [F], &mut [F])) + Sync),
+    f: &RowPass<'_, F>,
 ) {
     let rows = w1.len() / width;
     if parts < 2 || rows < 2 {
