@@ -19,6 +19,10 @@
 //! - W4: LSTM input 32, hidden 128, 64 steps, batch 32 (PyTorch's default initialization),
 //!   a `Linear(128→1)` on the last step, MSE, full backpropagation through time.
 //! - W5: 64→256→256→10 ReLU, batch 32, cross-entropy.
+//! - W6: ResNet-20 of He et al. for CIFAR-10 (`CifarResNet::new(20, &[16, 32, 64], 10)`: a 3×3
+//!   convolution and 9 basic blocks, 3×3 convolutions without bias, BatchNorm2d in training mode,
+//!   ReLU, option-A zero-padding shortcuts, global average pooling, Linear 64→10) on 3×32×32
+//!   images, batch 64, cross-entropy. The PyTorch and JAX peers of W6 are in `perf/`.
 //!
 //! Build and run by hand:
 //! ```text
@@ -33,6 +37,7 @@ use std::io::{BufRead, Write};
 use std::time::Instant;
 
 use gradflow::activation::{Relu, Tanh};
+use gradflow::layers::{CifarResNet, ImageShape};
 use gradflow::loss::{CrossEntropy, Loss, Mse, Targets};
 use gradflow::optim::{Sgd, SgdConfig};
 use gradflow::recurrent::{Lstm, Readout, SequenceModel};
@@ -168,6 +173,12 @@ fn build(workload: &str) -> gradflow::Result<Option<Box<dyn Step>>> {
                 Sequential::builder(64).dense(256, Relu).dense(256, Relu).linear(10).build(&mut rng)?;
             let input = normal(&mut rng, (32, 64));
             Box::new(Training::new(model, input, classes(32, 10), Box::new(CrossEntropy::default()))?)
+        }
+        "W6" => {
+            let model =
+                CifarResNet::new(20, &[16, 32, 64], 10).build(ImageShape::new(3, 32, 32), &mut rng)?;
+            let input = normal(&mut rng, (64, 3 * 32 * 32));
+            Box::new(Training::new(model, input, classes(64, 10), Box::new(CrossEntropy::default()))?)
         }
         _ => return Ok(None),
     };

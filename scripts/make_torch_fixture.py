@@ -39,6 +39,25 @@ lstm: a module with self.rnn = nn.LSTM(3, 4) and self.head = nn.Linear(4, 2) ret
     tests/fixtures/torch_lstm_head_expected.safetensors  "input" (5, 2, 3), "grad_output" (2, 2) = R,
         "output" (2, 2), "loss" (), "grad.input" (5, 2, 3), "grad.<parameter>" for each parameter
 
+conv_resnet: a small convolutional ResNet on 3×12×12 images (batch 4), written as the PyTorch
+    twin of gradflow's builder output (`Residual` = `shortcut(x) + branch(x)` with children
+    `branch` and, when not the identity, `shortcut`; `ZeroPad` = option A):
+        0 Conv2d(3, 4, 3, padding=1, bias=False), 1 BatchNorm2d(4), 2 ReLU,
+        3 Residual(basic block 4→4, identity), 4 ReLU,
+        5 Residual(basic block 4→8, stride 2, option A zero padding), 6 ReLU,
+        7 Residual(basic block 8→12, stride 2, option B: 1×1 conv + BatchNorm2d), 8 ReLU,
+        9 Conv2d(12, 12, 3, padding='same', dilation=2, groups=3), 10 MaxPool2d(2, 1, padding=1),
+        11 AvgPool2d(2, 2, padding=1, count_include_pad=False), 12 AdaptiveAvgPool2d((2, 2)),
+        13 AdaptiveAvgPool2d(1), 14 Flatten, 15 Linear(12, 5)
+    (a basic block's branch is Conv2d(3×3, stride, padding 1, no bias), BatchNorm2d, ReLU,
+    Conv2d(3×3, padding 1, no bias), BatchNorm2d). Every BatchNorm's weight and bias drawn at
+    random and its running statistics moved by two training-mode passes, as for bn_mlp; then on
+    a (4, 3, 12, 12) input, in eval mode and then in train mode:
+    tests/fixtures/torch_conv_resnet.safetensors           the state_dict after the two passes
+    tests/fixtures/torch_conv_resnet_expected.safetensors  as for bn_mlp ("input" (4, 3, 12, 12),
+        "grad_output" (4, 5), "MODE.output", "MODE.grad.input", "MODE.grad.<parameter>",
+        "MODE.buffer.<buffer>")
+
 cargo test does not need this script: the small files are committed. Running it again with the
 same torch writes byte-identical files.
 
@@ -52,6 +71,15 @@ the fixture:
     /tmp/gradflow-venv/bin/python scripts/make_torch_fixture.py --check /tmp/resaved/torch_mlp.safetensors
     /tmp/gradflow-venv/bin/python scripts/make_torch_fixture.py --model bn_mlp --check /tmp/resaved/torch_bn_mlp.safetensors
     /tmp/gradflow-venv/bin/python scripts/make_torch_fixture.py --model lstm --check /tmp/resaved/torch_lstm_head.safetensors
+    /tmp/gradflow-venv/bin/python scripts/make_torch_fixture.py --model conv_resnet --check /tmp/resaved/torch_conv_resnet.safetensors
+
+The states above are PyTorch's, written back by gradflow. For a state gradflow initialized and
+trained itself, the Rust tests also write its outputs and gradients as gradflow computed them;
+--expected compares PyTorch's with those instead of the fixture's:
+
+    /tmp/gradflow-venv/bin/python scripts/make_torch_fixture.py --model conv_resnet \
+        --check /tmp/resaved/gradflow_conv_resnet.safetensors \
+        --expected /tmp/resaved/gradflow_conv_resnet_expected.safetensors
 """
 
 import argparse
@@ -65,6 +93,7 @@ FIXTURES = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures"
 SEED = 20240607
 BN_SEED = SEED + 1
 LSTM_SEED = SEED + 2
+CONV_SEED = SEED + 3
 
 
 def build_model() -> torch.nn.Sequential:
@@ -95,6 +124,63 @@ class LstmHead(torch.nn.Module):
 
 def build_lstm_model() -> LstmHead:
     return LstmHead().to(torch.float64)
+
+
+class Residual(torch.nn.Module):
+    """shortcut(x) + branch(x): gradflow's ResidualBlock, with its children's names."""
+
+    def __init__(self, branch, shortcut=None):
+        super().__init__()
+        self.branch = branch
+        if shortcut is not None:
+            self.shortcut = shortcut
+
+    def forward(self, x):
+        return (self.shortcut(x) if hasattr(self, "shortcut") else x) + self.branch(x)
+
+
+class ZeroPad(torch.nn.Module):
+    """He et al.'s option A: x[:, :, ::s, ::s] and zero channels, (out - in) // 2 before the rest."""
+
+    def __init__(self, in_channels, out_channels, stride):
+        super().__init__()
+        self.front = (out_channels - in_channels) // 2
+        self.back = out_channels - in_channels - self.front
+        self.stride = stride
+
+    def forward(self, x):
+        x = x[:, :, :: self.stride, :: self.stride]
+        return torch.nn.functional.pad(x, (0, 0, 0, 0, self.front, self.back))
+
+
+def basic_block(cin, cout, stride, option):
+    nn = torch.nn
+    branch = nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
+        nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout),
+    )
+    if stride == 1 and cin == cout:
+        return Residual(branch)
+    if option == "A":
+        return Residual(branch, ZeroPad(cin, cout, stride))
+    return Residual(branch, nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)))
+
+
+def build_conv_model() -> torch.nn.Sequential:
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU(),
+        basic_block(4, 4, 1, "A"), nn.ReLU(),
+        basic_block(4, 8, 2, "A"), nn.ReLU(),
+        basic_block(8, 12, 2, "B"), nn.ReLU(),
+        nn.Conv2d(12, 12, 3, padding="same", dilation=2, groups=3),
+        nn.MaxPool2d(2, 1, padding=1),
+        nn.AvgPool2d(2, 2, padding=1, count_include_pad=False),
+        nn.AdaptiveAvgPool2d((2, 2)),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(12, 5),
+    ).to(torch.float64)
 
 
 def run(model, x, r):
@@ -170,10 +256,29 @@ def make_lstm():
     print(f"  and {FIXTURES / 'torch_lstm.safetensors'}: {list(model.rnn.state_dict())}")
 
 
+def make_conv_resnet():
+    torch.manual_seed(CONV_SEED)
+    model = build_conv_model()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.5, 0.5)
+        model.train()
+        for _ in range(2):
+            model(2.0 * torch.randn(6, 3, 12, 12, dtype=torch.float64) + 0.5)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(4, 3, 12, 12, dtype=torch.float64)
+    r = torch.randn(4, 5, dtype=torch.float64)
+    result = run_bn(model, x, r)
+    save("torch_conv_resnet", state, {"input": x, "grad_output": r, **result})
+
+
 def make():
     make_mlp()
     make_bn_mlp()
     make_lstm()
+    make_conv_resnet()
     return 0
 
 
@@ -181,14 +286,15 @@ MODELS = {
     "mlp": (build_model, "torch_mlp", run),
     "bn_mlp": (build_bn_model, "torch_bn_mlp", run_bn),
     "lstm": (build_lstm_model, "torch_lstm_head", run),
+    "conv_resnet": (build_conv_model, "torch_conv_resnet", run_bn),
 }
 
 
-def check(path: str, model_name: str) -> int:
+def check(path: str, model_name: str, expected_path: str = None) -> int:
     build, fixture, runner = MODELS[model_name]
     model = build()
     model.load_state_dict(load_file(path), strict=True)
-    expected = load_file(str(FIXTURES / f"{fixture}_expected.safetensors"))
+    expected = load_file(expected_path or str(FIXTURES / f"{fixture}_expected.safetensors"))
     result = runner(model, expected["input"], expected["grad_output"])
     worst = 0.0
     for name, value in result.items():
@@ -197,7 +303,7 @@ def check(path: str, model_name: str) -> int:
         print(f"  {name}: max |difference| = {diff:.3e}")
     ok = worst <= 1e-10
     print(("OK" if ok else "FAILED") + f": {path} loads into PyTorch's {model_name} (strict) and reproduces "
-          f"the fixture (max difference {worst:.3e})")
+          f"{expected_path or 'the fixture'} (max difference {worst:.3e})")
     return 0 if ok else 1
 
 
@@ -205,5 +311,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", metavar="FILE", help="load a gradflow-written state into PyTorch and compare")
     parser.add_argument("--model", choices=sorted(MODELS), default="mlp", help="the architecture of --check FILE")
+    parser.add_argument("--expected", metavar="FILE", help="compare with these outputs and gradients, not the fixture's")
     args = parser.parse_args()
-    sys.exit(check(args.check, args.model) if args.check else make())
+    sys.exit(check(args.check, args.model, args.expected) if args.check else make())

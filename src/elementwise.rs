@@ -2,32 +2,14 @@
 //! adapters that run them on ndarray arrays.
 //!
 //! The slice functions are kernels ([`crate::kernels`]): generic code calls them as
-//! `F::add_to(…)` and so on, which runs code compiled inside gradflow. The array adapters
+//! `F::scale_into(…)` and so on, which runs code compiled inside gradflow. The array adapters
 //! (`*_array`) take the kernel when the arrays are contiguous in the same order and fall back to
 //! ndarray's own loops otherwise (an array with unusual strides: a rare path, left generic).
 
-use ndarray::{
-    Array1, Array2, ArrayBase, ArrayView, ArrayView2, ArrayViewMut, Data, DataMut, Dimension, Zip,
-};
+use ndarray::{Array1, ArrayBase, ArrayView, ArrayViewMut, Data, Dimension};
 
 use crate::Float;
 use crate::vectorize::vectorized;
-
-/// `dst[i] += src[i]`.
-pub(crate) fn add_to<F: Float>(dst: &mut [F], src: &[F]) {
-    vectorized(
-        #[inline(always)]
-        || dst.iter_mut().zip(src).for_each(|(d, &s)| *d += s),
-    )
-}
-
-/// `out[i] = a[i] + b[i]`.
-pub(crate) fn add_pair<F: Float>(a: &[F], b: &[F], out: &mut [F]) {
-    vectorized(
-        #[inline(always)]
-        || out.iter_mut().zip(a).zip(b).for_each(|((o, &a), &b)| *o = a + b),
-    )
-}
 
 /// `out[i] = factor · x[i]`.
 pub(crate) fn scale_into<F: Float>(factor: F, x: &[F], out: &mut [F]) {
@@ -88,32 +70,6 @@ pub(crate) fn assign_array<F: Float, D: Dimension>(
         return d.copy_from_slice(s);
     }
     dst.assign(src);
-}
-
-/// `dst += src` for arrays of the same shape.
-pub(crate) fn add_assign_array<F, S, D>(dst: &mut ArrayBase<S, D>, src: &ArrayView<'_, F, D>)
-where
-    F: Float,
-    S: DataMut<Elem = F>,
-    D: Dimension,
-{
-    if dst.shape() == src.shape()
-        && dst.strides() == src.strides()
-        && let (Some(d), Some(s)) = (dst.as_slice_memory_order_mut(), src.as_slice_memory_order())
-    {
-        return F::add_to(d, s);
-    }
-    Zip::from(dst).and(src).for_each(|d, &s| *d += s);
-}
-
-/// `out = a + b` for arrays of `out`'s shape (`out` is a standard-layout buffer).
-pub(crate) fn add_arrays<F: Float>(a: ArrayView2<'_, F>, b: ArrayView2<'_, F>, out: &mut Array2<F>) {
-    match (a.as_slice(), b.as_slice(), out.as_slice_mut()) {
-        (Some(a), Some(b), Some(out)) if a.len() == out.len() && b.len() == out.len() => {
-            F::add_pair(a, b, out)
-        }
-        _ => Zip::from(out).and(&a).and(&b).for_each(|y, &a, &b| *y = a + b),
-    }
 }
 
 /// The entries of two arrays of the same shape as slices in which entry `i` of one matches

@@ -49,7 +49,6 @@ use ndarray::{ArrayView1, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMut2};
 
 use crate::activation::{Activation, Elu, Gelu, LeakyRelu, Softplus};
 use crate::hooks::{ActivationStats, GateFunction, TensorStats};
-use crate::layers::batch_norm::{FeatureStats, RunningUpdate};
 use crate::layers::highway::GateRows;
 use crate::layers::layer_norm::Affine;
 use crate::loss::cross_entropy::SoftmaxRule;
@@ -107,8 +106,6 @@ kernels! {
     fn all_finite(values: &[Self]) -> bool => crate::float::all_finite;
 
     // Shared elementwise loops (src/elementwise.rs).
-    fn add_to(dst: &mut [Self], src: &[Self]) => crate::elementwise::add_to;
-    fn add_pair(a: &[Self], b: &[Self], out: &mut [Self]) => crate::elementwise::add_pair;
     fn scale_into(factor: Self, x: &[Self], out: &mut [Self]) => crate::elementwise::scale_into;
     fn scale_in_place(values: &mut [Self], factor: Self) => crate::elementwise::scale_in_place;
     fn clamp_in_place(values: &mut [Self], low: Self, high: Self) => crate::elementwise::clamp_in_place;
@@ -259,53 +256,6 @@ kernels! {
         rule: &RmsPropRule<Self>,
         observing: bool,
     ) -> f64 => crate::optim::rmsprop::update;
-
-    // BatchNorm1d (src/layers/batch_norm.rs).
-    fn batch_norm_statistics(
-        x: &[Self],
-        c: usize,
-        inv_n: Self,
-        mean: &mut [Self],
-        var: &mut [Self],
-    ) => crate::layers::batch_norm::statistics;
-    fn batch_norm_update_running(
-        running_mean: &mut [Self],
-        running_var: &mut [Self],
-        mean: &[Self],
-        var: &mut [Self],
-        update: &RunningUpdate<Self>,
-    ) => crate::layers::batch_norm::update_running;
-    fn batch_norm_first_invalid_running(
-        running_mean: &[Self],
-        running_var: &[Self],
-        eps: Self,
-    ) -> Option<usize> => crate::layers::batch_norm::first_invalid_running;
-    fn batch_norm_inv_std(
-        var: &[Self],
-        eps: Self,
-        inv_std: &mut [Self],
-    ) => crate::layers::batch_norm::inv_std;
-    fn batch_norm_normalize(
-        x: &[Self],
-        mean: &[Self],
-        inv_std: &[Self],
-        affine: Option<(&[Self], &[Self])>,
-        x_hat: &mut [Self],
-        y: &mut [Self],
-    ) => crate::layers::batch_norm::normalize;
-    fn batch_norm_grad_sums(
-        dy: &[Self],
-        x_hat: &[Self],
-        sum_dy: &mut [Self],
-        sum_dy_x_hat: &mut [Self],
-    ) => crate::layers::batch_norm::grad_sums;
-    fn batch_norm_input_grad(
-        dy: &[Self],
-        x_hat: &[Self],
-        gamma: Option<&[Self]>,
-        stats: &FeatureStats<'_, Self>,
-        dx: &mut [Self],
-    ) => crate::layers::batch_norm::input_grad;
 
     // LayerNorm (src/layers/layer_norm.rs).
     fn layer_norm_forward(
@@ -465,4 +415,81 @@ kernels! {
         as_f32: bool,
         bytes: &mut Vec<u8>,
     ) => crate::io::safetensors::encode_le;
+
+    // Residual connections (`src/layers/residual.rs`).
+    /// `out = a + b`, elementwise.
+    fn add_slices(out: &mut [Self], a: &[Self], b: &[Self]) => crate::layers::residual::add_slices;
+    /// `dst += src`, elementwise.
+    fn add_assign_slices(dst: &mut [Self], src: &[Self]) => crate::layers::residual::add_assign_slices;
+
+    // Batch normalization (`src/layers/batch_norm/core.rs`): rows of C runs of `spatial` entries.
+    /// Each channel's mean and biased variance over the batch.
+    fn batch_norm_moments(x: &[Self], spatial: usize, mean: &mut [Self], var: &mut [Self])
+        => crate::layers::batch_norm::batch_norm_moments;
+    /// `x̂ = (x − μ)·istd`, `y = x̂·γ + β`.
+    fn batch_norm_normalize(x: &[Self], spatial: usize, statistics: (&[Self], &[Self]),
+        affine: Option<(&[Self], &[Self])>, x_hat: &mut [Self], y: &mut [Self])
+        => crate::layers::batch_norm::batch_norm_normalize;
+    /// Σ dy and Σ dy·x̂ of each channel.
+    fn batch_norm_grad_sums(dy: &[Self], x_hat: &[Self], spatial: usize, sum_dy: &mut [Self], sum_dy_x_hat: &mut [Self])
+        => crate::layers::batch_norm::batch_norm_grad_sums;
+    /// dL/dx of batch normalization.
+    fn batch_norm_input_grad(dy_and_x_hat: (&[Self], &[Self]), spatial: usize, gamma: Option<&[Self]>,
+        inv_std: &[Self], sums: (&[Self], &[Self]), train: bool, dx: &mut [Self])
+        => crate::layers::batch_norm::batch_norm_input_grad;
+
+    // Convolution (`src/layers/conv/`).
+    /// The im2col columns of one sample's planes, beside other samples' (`window.rs`).
+    fn im2col(window: &crate::layers::conv::PackedWindow, x: &[Self], channels: usize, col: &mut [Self],
+        row_stride: usize) => crate::layers::conv::im2col;
+    /// Adds im2col columns back onto one sample's planes (`window.rs`).
+    fn col2im(window: &crate::layers::conv::PackedWindow, col: &mut [Self], row_stride: usize, channels: usize,
+        dx: &mut [Self]) => crate::layers::conv::col2im;
+    /// im2col of one sample by a table of input indices, for small planes (`window.rs`).
+    fn im2col_gather(table: &[u32], positions: usize, x: &[Self], channels: usize, col: &mut [Self],
+        row_stride: usize) => crate::layers::conv::im2col_gather;
+    /// col2im of one sample by a table of input indices (`window.rs`).
+    fn col2im_gather(table: &[u32], positions: usize, col: &[Self], row_stride: usize, channels: usize,
+        dx: &mut [Self]) => crate::layers::conv::col2im_gather;
+    /// A bias added to each channel of a block of channels (`passes.rs`).
+    fn add_channel_bias(values: &mut [Self], positions: usize, bias: &[Self]) => crate::layers::conv::add_channel_bias;
+    /// Each channel's sum of a block added to a bias gradient (`passes.rs`).
+    fn add_channel_sums(values: &[Self], positions: usize, sums: &mut [Self]) => crate::layers::conv::add_channel_sums;
+    /// A convolution's product into output rows, plus the bias (`conv2d.rs`).
+    fn scatter_product(product: &[Self], samples: usize, positions: usize, first_channel: usize,
+        bias: Option<&[Self]>, y: &mut [Self]) => crate::layers::conv::scatter_product;
+    /// Output-gradient rows laid out as a product, and the bias gradient (`conv2d.rs`).
+    fn gather_product(dy: &[Self], samples: usize, positions: usize, first_channel: usize, product: &mut [Self],
+        bias_grad: Option<&mut [Self]>) => crate::layers::conv::gather_product;
+
+    // Pooling, shortcuts and dropout of image networks (`src/layers/conv/`, `dropout.rs`).
+    /// Max pooling of every plane, keeping the winners.
+    fn max_pool(window: &crate::layers::conv::PackedWindow, x: &[Self], y: &mut [Self], argmax: &mut [u32])
+        => crate::layers::conv::max_pool;
+    /// The gradient of max pooling.
+    fn max_pool_backward(dy: &[Self], argmax: &[u32], plane: usize, dx: &mut [Self])
+        => crate::layers::conv::max_pool_backward;
+    /// Average pooling of every plane.
+    fn avg_pool(window: &crate::layers::conv::PackedWindow, count_include_pad: bool, x: &[Self], y: &mut [Self])
+        => crate::layers::conv::avg_pool;
+    /// The gradient of average pooling.
+    fn avg_pool_backward(window: &crate::layers::conv::PackedWindow, count_include_pad: bool, dy: &[Self],
+        dx: &mut [Self]) => crate::layers::conv::avg_pool_backward;
+    /// Adaptive (and global) average pooling of every plane.
+    fn adaptive_avg_pool(sizes: &[usize; 4], x: &[Self], y: &mut [Self]) => crate::layers::conv::adaptive_avg_pool;
+    /// The gradient of adaptive average pooling.
+    fn adaptive_avg_pool_backward(sizes: &[usize; 4], dy: &[Self], dx: &mut [Self])
+        => crate::layers::conv::adaptive_avg_pool_backward;
+    /// The zero-padding shortcut: subsampled channels between zero channels.
+    fn pad_channels(input: crate::layers::ImageShape, output: crate::layers::ImageShape, stride: usize, front: usize,
+        x: &[Self], y: &mut [Self]) => crate::layers::conv::pad_channels;
+    /// The gradient of the zero-padding shortcut.
+    fn pad_channels_backward(input: crate::layers::ImageShape, output: crate::layers::ImageShape, stride: usize,
+        front: usize, dy: &[Self], dx: &mut [Self]) => crate::layers::conv::pad_channels_backward;
+    /// Inverted dropout of single entries.
+    fn dropout_entries(key: u64, threshold: u64, scale: Self, x: &[Self], out: &mut [Self])
+        => crate::layers::dropout::dropout_entries;
+    /// Inverted dropout of whole channels (runs of `spatial` entries).
+    fn dropout_channels(key: u64, threshold: u64, scale: Self, spatial: usize, x: &[Self], out: &mut [Self])
+        => crate::layers::dropout::dropout_channels;
 }

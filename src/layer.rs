@@ -5,6 +5,7 @@ use ndarray::{Array2, ArrayView2};
 use crate::activation::Activation;
 use crate::error::format_shape;
 use crate::hooks::Context;
+use crate::layers::ImageShape;
 use crate::param::{BufferView, BufferViewMut, ParamView, ParamViewMut};
 use crate::{Error, Float, Result};
 
@@ -97,6 +98,13 @@ pub trait Layer<F: Float>: Send {
 
     /// The direct child called `name`, if any (mutable, e.g. to edit its weights).
     fn child_mut(&mut self, _name: &str) -> Option<&mut dyn Layer<F>> {
+        None
+    }
+
+    /// The shape `(C, H, W)` of this layer's output rows when they are images (see
+    /// [`crate::layers::ImageShape`] for how images travel), or `None`. Image layers report
+    /// theirs, containers their last child's; recorders use it for per-channel statistics.
+    fn image_shape(&self) -> Option<ImageShape> {
         None
     }
 

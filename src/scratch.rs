@@ -20,19 +20,6 @@ thread_local! {
 /// in use further up the stack, or when `F` is neither `f32` nor `f64`: the caller then does
 /// without it.
 pub(crate) fn with_scratch<F: Float, R>(len: usize, f: impl FnOnce(&mut [F]) -> R) -> Option<R> {
-    fn run<T: Copy + Default + 'static, F: Float, R>(
-        scratch: &RefCell<Vec<T>>,
-        len: usize,
-        f: impl FnOnce(&mut [F]) -> R,
-    ) -> Option<R> {
-        let mut buffer = scratch.try_borrow_mut().ok()?;
-        if buffer.len() < len {
-            buffer.resize(len, T::default());
-        }
-        let buffer: &mut dyn Any = &mut *buffer;
-        let buffer = buffer.downcast_mut::<Vec<F>>()?;
-        Some(f(&mut buffer[..len]))
-    }
     let t = TypeId::of::<F>();
     if t == TypeId::of::<f32>() {
         SCRATCH_F32.with(|scratch| run(scratch, len, f))
@@ -41,6 +28,43 @@ pub(crate) fn with_scratch<F: Float, R>(len: usize, f: impl FnOnce(&mut [F]) -> 
     } else {
         None
     }
+}
+
+thread_local! {
+    /// The workspace of layers that call the matrix product while holding their own temporary
+    /// data (the column matrices of convolutions), which therefore cannot be the product's
+    /// scratch buffer. Grows like the scratch buffers.
+    static WORKSPACE_F32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static WORKSPACE_F64: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// [`with_scratch`] for this thread's workspace buffer, a second buffer that is free while the
+/// matrix products called from `f` use the scratch buffer.
+pub(crate) fn with_workspace<F: Float, R>(len: usize, f: impl FnOnce(&mut [F]) -> R) -> Option<R> {
+    let t = TypeId::of::<F>();
+    if t == TypeId::of::<f32>() {
+        WORKSPACE_F32.with(|buffer| run(buffer, len, f))
+    } else if t == TypeId::of::<f64>() {
+        WORKSPACE_F64.with(|buffer| run(buffer, len, f))
+    } else {
+        None
+    }
+}
+
+/// Borrows `buffer` (or returns `None` when it is borrowed further up the stack), grows it to
+/// `len` entries and calls `f` with them as `F`s (`None` when `T` is not `F`).
+fn run<T: Copy + Default + 'static, F: Float, R>(
+    buffer: &RefCell<Vec<T>>,
+    len: usize,
+    f: impl FnOnce(&mut [F]) -> R,
+) -> Option<R> {
+    let mut buffer = buffer.try_borrow_mut().ok()?;
+    if buffer.len() < len {
+        buffer.resize(len, T::default());
+    }
+    let buffer: &mut dyn Any = &mut *buffer;
+    let buffer = buffer.downcast_mut::<Vec<F>>()?;
+    Some(f(&mut buffer[..len]))
 }
 
 #[cfg(test)]

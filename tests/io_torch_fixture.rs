@@ -13,10 +13,14 @@
 //!   nn.Linear(4, 2)` returning `head(rnn(x)[0][-1])` — gradflow's `SequenceModel` with
 //!   `Readout::LastStep`, whose names (`rnn.weight_ih_l0`, …, `head.weight`) are the module's;
 //!   `torch_lstm` is the bare `nn.LSTM`'s own state (`weight_ih_l0`, …), which loads into a
-//!   `SequenceLayer`.
+//!   `SequenceLayer`;
+//! - `torch_conv_resnet`: a small convolutional ResNet (identity, zero-padding and projection
+//!   shortcuts, a grouped dilated 'same' convolution, max, average and adaptive pooling) on
+//!   3×12×12 images, checked in eval mode and then in train mode like `torch_bn_mlp`.
 //!
 //! With `GRADFLOW_TORCH_RESAVE=DIR`, the tests also write the states as gradflow saves them
-//! into DIR, for the reverse check in PyTorch (`make_torch_fixture.py --check`).
+//! into DIR, for the reverse check in PyTorch (`make_torch_fixture.py --check`), and a conv
+//! ResNet gradflow initialized itself with its outputs and gradients (`--expected`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -355,4 +359,158 @@ fn a_bare_pytorch_lstm_state_loads_into_a_sequence_layer_not_a_sequence_model() 
     // Into a SequenceModel the bare names are refused (strict, as PyTorch), naming what differs.
     let err = load_safetensors(&mut lstm_model(), fixture("torch_lstm.safetensors")).unwrap_err().to_string();
     assert!(err.contains("rnn.weight_ih_l0") && err.contains("head.weight"), "{err}");
+}
+
+/// gradflow's counterpart of the fixture's small convolutional ResNet (see
+/// `scripts/make_torch_fixture.py`): the same layers in the same order, so the same names, with
+/// other (random) weights and fresh running statistics.
+fn conv_model() -> Sequential<f64> {
+    use gradflow::activation::Relu;
+    use gradflow::layers::{AvgPool2d, ImageShape, MaxPool2d, Padding, ShortcutKind};
+    let mut rng = StdRng::seed_from_u64(13);
+    Sequential::image_builder(ImageShape::new(3, 12, 12))
+        .conv2d_with(4, 3, |c| c.padding(1).bias(false))
+        .batch_norm2d()
+        .activation(Relu)
+        .basic_block(4, 1, ShortcutKind::ZeroPad)
+        .basic_block(8, 2, ShortcutKind::ZeroPad)
+        .basic_block(12, 2, ShortcutKind::Projection)
+        .conv2d_with(12, 3, |c| c.padding_mode(Padding::Same).dilation(2).groups(3))
+        .layer(MaxPool2d::with_options(ImageShape::new(12, 3, 3), (2, 2), (1, 1), (1, 1), (1, 1)).unwrap())
+        .layer(AvgPool2d::with_options(ImageShape::new(12, 4, 4), (2, 2), (2, 2), (1, 1), false).unwrap())
+        .layer(gradflow::layers::AdaptiveAvgPool2d::new(ImageShape::new(12, 3, 3), (2, 2)).unwrap())
+        .global_avg_pool2d()
+        .flatten()
+        .linear(5)
+        .build(&mut rng)
+        .unwrap()
+}
+
+/// An `(N, C, H, W)` tensor as gradflow's `(N, C·H·W)` rows (PyTorch's `flatten(1)`).
+fn images_as_rows(a: &ArrayD<f64>) -> Array2<f64> {
+    let n = a.shape()[0];
+    a.as_standard_layout().into_owned().into_shape_with_order((n, a.len() / n)).unwrap()
+}
+
+/// Runs `net` on `x` in eval mode and then in train mode, backpropagating `r`, and returns what
+/// the fixture holds for each mode: `MODE.output`, `MODE.loss` (`Σ output·r`), `MODE.grad.input`
+/// (as `(N, C, H, W)`),
+/// `MODE.grad.<parameter>` and `MODE.buffer.<buffer>` after the pass.
+fn conv_passes(net: &mut Network<f64>, x: &Array2<f64>, r: &Array2<f64>) -> BTreeMap<String, ArrayD<f64>> {
+    let mut out = BTreeMap::new();
+    for (mode, prefix) in [(Mode::Eval, "eval"), (Mode::Train, "train")] {
+        net.zero_grad();
+        let output = net.forward(x.view(), mode).unwrap().to_owned();
+        out.insert(format!("{prefix}.loss"), ndarray::arr0((&output * r).sum()).into_dyn());
+        out.insert(format!("{prefix}.output"), output.into_dyn());
+        let grad_input = net.backward_with_input_grad(r.view()).unwrap().to_owned();
+        let nchw = grad_input.into_shape_with_order((x.nrows(), 3, 12, 12)).unwrap().into_dyn();
+        out.insert(format!("{prefix}.grad.input"), nchw);
+        for (name, p) in named_parameters(net.model()) {
+            out.insert(format!("{prefix}.grad.{name}"), p.grad.to_owned());
+        }
+        for (name, value) in buffers(net.model()) {
+            out.insert(format!("{prefix}.buffer.{name}"), value);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_pytorch_conv_resnet_gives_pytorchs_outputs_and_gradients_in_eval_and_train_mode() {
+    let expected = read_tensors::<f64>(fixture("torch_conv_resnet_expected.safetensors")).unwrap();
+    let mut model = conv_model();
+    let report = load_safetensors(&mut model, fixture("torch_conv_resnet.safetensors")).unwrap();
+    // Conv weights (out, in/groups, kH, kW) under PyTorch's names, loaded without conversion.
+    assert!(report.converted.is_empty() && report.loaded.len() == 28 + 8 * 3, "{:?}", report.loaded);
+    let conv9 = named_parameters(&model).into_iter().find(|(n, _)| n == "9.weight").unwrap().1;
+    assert_eq!(conv9.value.shape(), [12, 4, 3, 3]);
+    let mut net = Network::new(model);
+    let x = images_as_rows(&expected["input"]);
+    let r = matrix(&expected["grad_output"]);
+    let ours = conv_passes(&mut net, &x, &r);
+    let mut pairs = Vec::new();
+    for (key, value) in ours {
+        if key.contains(".grad.") && !key.ends_with("input") {
+            assert!(value.iter().any(|&g| g.abs() > 1e-4), "{key} is trivially zero");
+        }
+        let torch = expected[&key].clone();
+        pairs.push((key, value, torch));
+    }
+    // Per mode: the output, the loss, the input gradient, 28 parameter gradients (9 conv weights, conv 9's
+    // bias, 8 BatchNorms' weight and bias, the Linear's weight and bias) and 8 × 3 buffers.
+    assert_eq!(pairs.len(), 2 * (3 + 28 + 24));
+    assert!(!abs_diff_eq!(expected["eval.output"], expected["train.output"], epsilon = 1e-2));
+    assert_agree_with_torch(&pairs);
+}
+
+/// The other direction: a conv ResNet initialized and trained a little by gradflow, saved, and
+/// its outputs and gradients as gradflow computes them. The state loads back into a fresh model
+/// that then computes the same numbers bit for bit; with `GRADFLOW_TORCH_RESAVE=DIR` both are
+/// written for `make_torch_fixture.py --model conv_resnet --check DIR/gradflow_conv_resnet.safetensors
+/// --expected DIR/gradflow_conv_resnet_expected.safetensors`, which loads the state into PyTorch
+/// and compares PyTorch's outputs and gradients with gradflow's.
+#[test]
+fn gradflows_own_conv_resnet_round_trips_for_the_reverse_check() {
+    let fixture_values = read_tensors::<f64>(fixture("torch_conv_resnet_expected.safetensors")).unwrap();
+    let mut net = Network::new(conv_model());
+    for shift in [0.5, -0.25] {
+        let batch =
+            Array2::from_shape_fn((6, 432), |(i, j)| ((i * 37 + j * 11) % 29) as f64 / 7.0 - 2.0 + shift);
+        net.forward(batch.view(), Mode::Train).unwrap();
+    }
+    let state = safetensors_bytes(net.model()).unwrap();
+    let x = images_as_rows(&fixture_values["input"]);
+    let r = matrix(&fixture_values["grad_output"]);
+    let ours = conv_passes(&mut net, &x, &r);
+
+    let mut copy = Network::new({
+        let mut fresh = conv_model();
+        gradflow::io::load_safetensors_bytes(&mut fresh, &state, "gradflow state", &LoadOptions::default())
+            .unwrap();
+        fresh
+    });
+    assert_eq!(conv_passes(&mut copy, &x, &r), ours);
+    assert_eq!(ours["eval.buffer.1.num_batches_tracked"].first(), Some(&2.0));
+
+    if std::env::var_os("GRADFLOW_TORCH_RESAVE").is_some() {
+        resave("gradflow_conv_resnet.safetensors", &state);
+        let mut all = ours;
+        all.insert("input".into(), fixture_values["input"].clone());
+        all.insert("grad_output".into(), fixture_values["grad_output"].clone());
+        let bytes: BTreeMap<String, Vec<u8>> =
+            all.iter().map(|(k, v)| (k.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect())).collect();
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = all
+            .iter()
+            .map(|(k, v)| {
+                let view = safetensors::tensor::TensorView::new(
+                    safetensors::Dtype::F64,
+                    v.shape().to_vec(),
+                    &bytes[k],
+                );
+                (k.clone(), view.unwrap())
+            })
+            .collect();
+        resave("gradflow_conv_resnet_expected.safetensors", &safetensors::serialize(views, None).unwrap());
+    }
+}
+
+#[test]
+fn gradflow_writes_back_the_conv_resnet_state_pytorch_wrote() {
+    let path = fixture("torch_conv_resnet.safetensors");
+    let mut model = conv_model();
+    load_safetensors(&mut model, &path).unwrap();
+    let ours = safetensors_bytes(&model).unwrap();
+    let theirs = std::fs::read(&path).unwrap();
+    let (ours_st, theirs_st) =
+        (SafeTensors::deserialize(&ours).unwrap(), SafeTensors::deserialize(&theirs).unwrap());
+    let (mut a, mut b) = (ours_st.names(), theirs_st.names());
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
+    for name in a {
+        let (x, y) = (ours_st.tensor(name).unwrap(), theirs_st.tensor(name).unwrap());
+        assert_eq!((x.dtype(), x.shape(), x.data()), (y.dtype(), y.shape(), y.data()), "{name}");
+    }
+    resave("torch_conv_resnet.safetensors", &ours);
 }

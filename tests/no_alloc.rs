@@ -5,7 +5,9 @@
 //! (Linear 128→128 + tanh), batch 64, MSE, plain SGD) and W4 (LSTM 32→128 over 64 steps,
 //! batch 32, a linear readout of the last step, MSE, plain SGD) of the peer benchmarks, after
 //! warm-up, and W5's shapes (64→256→256→10 ReLU, batch 32, with MSE), whose wide forward
-//! products go through a per-thread scratch buffer. W4 and W5 run in a one-thread rayon pool so that every product runs on the test's
+//! products go through a per-thread scratch buffer, and a small convolutional ResNet (its
+//! column matrices live in a per-thread workspace, pooling keeps its indices in a reused buffer,
+//! dropout recomputes its mask). W4 and W5 run in a one-thread rayon pool so that every product runs on the test's
 //! thread (split across threads, the pieces are joined on the stack, which allocates nothing,
 //! but their products would be counted on other threads).
 //!
@@ -292,6 +294,100 @@ fn steady_state_wide_steps_allocate_only_inside_the_matrix_products() {
             .build(&mut rng)
             .unwrap();
         let x = Array2::from_shape_fn((B, 64), |(r, c)| ((r * 7 + c * 3) % 11) as f32 / 5.5 - 1.0);
+        let target = Array2::from_shape_fn((B, 10), |(r, c)| ((r + 2 * c) % 5) as f32 / 2.5 - 1.0);
+        (Network::new(model), x, target)
+    });
+    assert_eq!(
+        counted,
+        steps * per_step,
+        "{steps} steps allocated {counted} times; the matrix products alone account for {}",
+        steps * per_step
+    );
+    assert!(losses.last().unwrap() < losses.first().unwrap(), "{losses:?}");
+}
+
+/// One convolution of the conv test below: input channels, output channels, kernel size, stride
+/// and input height (= width), and whether its input gradient is computed (not for the first
+/// layer, whose input is the data).
+struct ConvShape {
+    inputs: usize,
+    outputs: usize,
+    kernel: usize,
+    stride: usize,
+    size: usize,
+    input_grad: bool,
+}
+
+#[test]
+fn steady_state_conv_resnet_steps_allocate_only_inside_the_matrix_products() {
+    // A small ResNet on 3×16×16 images, batch 8: stem conv–BN–ReLU, a basic block at 8 channels
+    // (identity shortcut), one at 16 channels with stride 2 and a projection shortcut, max
+    // pooling, global average pooling, dropout, a linear classifier. A convolution's products
+    // take 1024 output positions (samples × positions) at a time (src/layers/conv/passes.rs):
+    // 4 samples of 16×16, all 8 of 8×8.
+    const B: usize = 8;
+    let convs = [
+        ConvShape { inputs: 3, outputs: 8, kernel: 3, stride: 1, size: 16, input_grad: false },
+        ConvShape { inputs: 8, outputs: 8, kernel: 3, stride: 1, size: 16, input_grad: true },
+        ConvShape { inputs: 8, outputs: 8, kernel: 3, stride: 1, size: 16, input_grad: true },
+        ConvShape { inputs: 8, outputs: 16, kernel: 3, stride: 2, size: 16, input_grad: true },
+        ConvShape { inputs: 16, outputs: 16, kernel: 3, stride: 1, size: 8, input_grad: true },
+        ConvShape { inputs: 8, outputs: 16, kernel: 1, stride: 2, size: 16, input_grad: true },
+    ];
+    let mut per_step = 0;
+    for c in &convs {
+        let taps = c.kernel * c.kernel;
+        let k = c.inputs * taps;
+        let (positions, plane) = ((c.size / c.stride).pow(2), c.size * c.size);
+        let samples = (1024 / positions).clamp(1, B);
+        assert_eq!(B % samples, 0, "equal products");
+        let (cols, in_cols) = (samples * positions, samples * plane);
+        let (k_, cols_, out_) = (k as isize, cols as isize, c.outputs as isize);
+        let mut per_product = 0;
+        // Forward: Y (out, cols) = W (out, k) · columns (k, cols), into a buffer (not read).
+        per_product += backend_allocations(c.outputs, cols, k, [k_, 1], [cols_, 1], false);
+        // dW += dY · columnsᵀ: computed column-major into the product's scratch buffer when dW is
+        // at least four times wider than tall (see src/linalg.rs), added to dW otherwise.
+        per_product += if 4 * c.outputs <= k {
+            backend_allocations_into(c.outputs, k, cols, [cols_, 1], [1, cols_], [1, out_], false)
+        } else {
+            backend_allocations(c.outputs, k, cols, [cols_, 1], [1, cols_], true)
+        };
+        if c.input_grad && c.stride == 1 {
+            // dx = W' (in, out·taps) · columns of dY (out·taps, samples·H·W): the transposed
+            // convolution.
+            let k_t = c.outputs * taps;
+            let (kt_, in_cols_) = (k_t as isize, in_cols as isize);
+            per_product += backend_allocations(c.inputs, in_cols, k_t, [kt_, 1], [in_cols_, 1], false);
+        } else if c.input_grad {
+            // d(columns) = Wᵀ · dY, then col2im.
+            per_product += backend_allocations(k, cols, c.outputs, [1, k_], [cols_, 1], false);
+        }
+        per_step += per_product * (B / samples);
+    }
+    // The classifier Linear(16 → 10): y = b + x·Wᵀ, dW += dyᵀ·x, dx = dy·W.
+    per_step += backend_allocations(B, 10, 16, [16, 1], [1, 16], true);
+    per_step += backend_allocations(10, 16, B, [1, 10], [16, 1], true);
+    per_step += backend_allocations(B, 16, 10, [10, 1], [16, 1], false);
+
+    let steps = ONE_THREAD_STEPS;
+    let (counted, losses) = count_on_one_thread(|| {
+        use gradflow::layers::{ImageShape, ShortcutKind};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        let model = Sequential::<f32>::image_builder(ImageShape::new(3, 16, 16))
+            .conv2d_with(8, 3, |c| c.padding(1).bias(false))
+            .batch_norm2d()
+            .activation(Relu)
+            .basic_block(8, 1, ShortcutKind::ZeroPad)
+            .basic_block(16, 2, ShortcutKind::Projection)
+            .max_pool2d(2, 2)
+            .global_avg_pool2d()
+            .flatten()
+            .dropout(0.1)
+            .linear(10)
+            .build(&mut rng)
+            .unwrap();
+        let x = Array2::from_shape_fn((B, 768), |(r, c)| ((r * 7 + c * 3) % 11) as f32 / 5.5 - 1.0);
         let target = Array2::from_shape_fn((B, 10), |(r, c)| ((r + 2 * c) % 5) as f32 / 2.5 - 1.0);
         (Network::new(model), x, target)
     });

@@ -7,6 +7,7 @@ use ndarray::{Array2, ArrayView2};
 use super::Activation;
 use crate::hooks::Context;
 use crate::layer::{Layer, Mode, check_shape, ensure_shape};
+use crate::layers::ImageShape;
 use crate::vectorize::chunks_at;
 use crate::{Error, Float, Result};
 
@@ -25,6 +26,8 @@ use crate::{Error, Float, Result};
 #[derive(Debug)]
 pub struct Act<F: Float> {
     activation: Arc<dyn Activation<F>>,
+    /// The image shape of the rows, when declared (for per-channel statistics).
+    image: Option<ImageShape>,
     seen_forward: bool,
 }
 
@@ -36,7 +39,16 @@ impl<F: Float> Act<F> {
 
     /// Wraps a shared activation (e.g. one chosen by name with [`super::by_name`]).
     pub fn from_shared(activation: Arc<dyn Activation<F>>) -> Self {
-        Act { activation, seen_forward: false }
+        Act { activation, image: None, seen_forward: false }
+    }
+
+    /// Declares that the rows this layer sees are `image`s ([`Layer::image_shape`]), so that
+    /// recorders report per-channel statistics (dead or saturated channels) for it. The
+    /// builder does this for an activation placed after image layers; the values computed do
+    /// not change.
+    pub fn with_image(mut self, image: ImageShape) -> Self {
+        self.image = Some(image);
+        self
     }
 
     /// The wrapped activation.
@@ -108,6 +120,10 @@ impl<F: Float> Layer<F> for Act<F> {
             activation.backward_slice(&x[part.clone()], &y[part.clone()], &gy[part], gx)
         });
         Ok(())
+    }
+
+    fn image_shape(&self) -> Option<ImageShape> {
+        self.image
     }
 
     fn as_activation(&self) -> Option<&dyn Activation<F>> {

@@ -55,7 +55,8 @@ pub struct HiddenLayer {
     pub activation: Option<String>,
     /// The largest share of saturated units among the group's saturating activations.
     pub saturated_fraction: Option<f64>,
-    /// The largest share of dead units among the group's rectifier activations.
+    /// The largest share of dead units among the group's rectifier activations (over images,
+    /// of dead channels: [`crate::hooks::ChannelStats`]).
     pub dead_fraction: Option<f64>,
     /// The activation's family (saturating, rectifier, linear).
     pub activation_family: Option<ActivationFamily>,
@@ -186,7 +187,9 @@ impl Recording {
                             };
                         layer.saturated_fraction =
                             pick(layer.saturated_fraction, a.saturated_fraction, f64::max);
-                        layer.dead_fraction = pick(layer.dead_fraction, a.dead_fraction, f64::max);
+                        // Over images, a unit is a channel (see hooks::ChannelStats).
+                        let dead = a.channels.and_then(|c| c.dead_fraction).or(a.dead_fraction);
+                        layer.dead_fraction = pick(layer.dead_fraction, dead, f64::max);
                         layer.mean_derivative = pick(layer.mean_derivative, a.mean_derivative, f64::min);
                     }
                 }

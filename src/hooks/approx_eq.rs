@@ -28,6 +28,7 @@ use approx::{AbsDiffEq, RelativeEq};
 
 use super::recorder::RecorderConfig;
 use super::recording::{ActivationInfo, LayerRecord, LayerStepRecord, ParamStats, Recording, StepLoss};
+use super::ChannelStats;
 use super::stats::{ActivationStats, TensorStats};
 
 /// The one comparison behind both traits: `close` decides each pair of float fields.
@@ -77,6 +78,16 @@ impl FieldsClose for ActivationStats {
             && option_close(self.saturated_fraction, other.saturated_fraction, close)
             && option_close(self.dead_fraction, other.dead_fraction, close)
             && option_close(self.mean_derivative, other.mean_derivative, close)
+            && nested_option_close(&self.channels, &other.channels, close)
+    }
+}
+
+impl FieldsClose for ChannelStats {
+    fn fields_close(&self, other: &Self, close: &dyn Fn(f64, f64) -> bool) -> bool {
+        self.channels == other.channels
+            && option_close(self.dead_fraction, other.dead_fraction, close)
+            && option_close(self.saturated_fraction, other.saturated_fraction, close)
+            && option_close(self.max_channel_saturation, other.max_channel_saturation, close)
     }
 }
 
@@ -179,6 +190,7 @@ macro_rules! approx_through_fields {
 approx_through_fields!(
     TensorStats,
     ActivationStats,
+    ChannelStats,
     ParamStats,
     LayerStepRecord,
     ActivationInfo,
@@ -209,6 +221,7 @@ mod tests {
                 saturated_fraction: saturated,
                 dead_fraction: None,
                 mean_derivative: Some(0.2),
+                channels: None,
             }),
             params: vec![ParamStats {
                 name: "weight".into(),

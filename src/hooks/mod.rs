@@ -52,6 +52,7 @@
 //! ([`BackwardEvent::grad_input_mut`]), and the diagnosis.
 
 mod approx_eq;
+mod channel_stats;
 mod context;
 mod event;
 mod lent;
@@ -63,6 +64,7 @@ mod set;
 pub(crate) mod stats;
 mod time_step;
 
+pub use channel_stats::ChannelStats;
 pub use context::Context;
 pub use event::{BackwardEvent, Event, ForwardEvent, ParamUpdate, UpdateEvent};
 pub(crate) use lent::{LentHook, collect as collect_lent, lend};

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::recording::{ActivationInfo, LayerRecord, LayerStepRecord, ParamStats, Recording};
 // The same accumulators as `TensorStats::of_array`, whose sum of squares `compare_and_copy`
 // reproduces bit for bit.
+use super::ChannelStats;
 use super::stats::{ActivationStats, BLOCK, TensorStats, block_distance_sq, block_sum_sq};
 use super::{BackwardEvent, Event, ForwardEvent, Hook, UpdateEvent};
 use crate::layer::Layer;
@@ -285,13 +286,17 @@ impl Recorder {
             self.track_updates(i, e.layer, e.step);
         }
         if self.config.activations && self.is_recorded(e.step) {
-            let stats = ActivationStats::of_with_scratch(
+            let mut stats = ActivationStats::of_with_scratch(
                 e.input,
                 e.output,
                 e.layer.as_activation(),
                 self.config.saturation_level,
                 &mut self.scratch,
             );
+            if let (Some(act), Some(image)) = (e.layer.as_activation(), e.layer.image_shape()) {
+                stats.channels =
+                    ChannelStats::of(e.input, e.output, act, image, self.config.saturation_level);
+            }
             self.step_record(i, e.step).activation = Some(stats);
         }
     }

@@ -327,6 +327,10 @@ pub struct ActivationStats {
     /// scales the gradient passing through it (about 0.2 for sigmoid near 0, 1 for tanh near 0,
     /// the active share for ReLU). `None` for other layers, and when a derivative is not finite.
     pub mean_derivative: Option<f64>,
+    /// For activation layers over images ([`crate::Layer::image_shape`]): the same questions
+    /// asked per channel, where the per-entry view misleads ([`super::ChannelStats`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<super::ChannelStats>,
 }
 
 impl ActivationStats {
@@ -373,6 +377,7 @@ impl ActivationStats {
             saturated_fraction: None,
             dead_fraction: None,
             mean_derivative: None,
+            channels: None,
         };
         let Some(act) = activation else { return result };
         if input.dim() != output.dim() || output.is_empty() {

@@ -115,6 +115,27 @@ impl Fans {
     pub fn new(fan_in: usize, fan_out: usize, activation_gain: f64) -> Self {
         Fans { fan_in, fan_out, activation_gain }
     }
+
+    /// Fans of a convolution weight `(out, in_per_group, kH, kW)`, as PyTorch's
+    /// `_calculate_fan_in_and_fan_out` computes them: `fan_in = in_per_group·kH·kW` (the inputs
+    /// one output entry sums over) and `fan_out = out·kH·kW`. Initializers then see the weight as
+    /// the `(out, in_per_group·kH·kW)` matrix.
+    ///
+    /// ```
+    /// use gradflow::init::Fans;
+    /// // nn.Conv2d(16, 32, 3, groups=2): weight (32, 8, 3, 3).
+    /// let fans = Fans::conv(8, 32, (3, 3), 1.0);
+    /// assert_eq!((fans.fan_in, fans.fan_out), (72, 288));
+    /// ```
+    pub fn conv(
+        in_per_group: usize,
+        out_channels: usize,
+        kernel: (usize, usize),
+        activation_gain: f64,
+    ) -> Self {
+        let taps = kernel.0 * kernel.1;
+        Fans { fan_in: in_per_group * taps, fan_out: out_channels * taps, activation_gain }
+    }
 }
 
 /// A scheme for drawing initial weights. The RNG is always the caller's: the same seed gives

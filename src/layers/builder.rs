@@ -8,20 +8,58 @@ use crate::activation::{Act, Activation};
 use crate::init::{Initializer, LinearDefault};
 use crate::layer::Layer;
 use crate::layers::{
-    BatchNorm1d, BranchScale, HighwayConfig, LayerNorm, LinearConfig, ResidualBlock, Sequential,
+    BatchNorm1d, BranchScale, Conv2dConfig, HighwayConfig, ImageShape, LayerNorm, LinearConfig,
+    ResidualBlock, Sequential,
 };
 use crate::{Error, Float, Result};
 
-enum Spec<F: Float> {
-    Linear { out: usize, init: Arc<dyn Initializer>, bias_init: Arc<dyn Initializer>, bias: bool },
+pub(super) enum Spec<F: Float> {
+    Linear {
+        out: usize,
+        init: Arc<dyn Initializer>,
+        bias_init: Arc<dyn Initializer>,
+        bias: bool,
+    },
+    /// A `Conv2d` with `out` channels and a `kernel`, set up further by `configure`.
+    Conv {
+        out: usize,
+        kernel: usize,
+        configure: ConfigureConv,
+        init: Arc<dyn Initializer>,
+        bias_init: Arc<dyn Initializer>,
+        bias: bool,
+    },
     Activation(Arc<dyn Activation<F>>),
     Layer(Box<dyn Layer<F>>),
-    // A layer made at build time, once the width before it is known.
+    // A layer made at build time, once the shape before it is known.
     Deferred(DeferredLayer<F>),
 }
 
-/// Makes a layer for the given input width, drawing its weights from the generator.
-type DeferredLayer<F> = Box<dyn FnOnce(usize, &mut dyn RngCore) -> Result<Box<dyn Layer<F>>> + Send>;
+/// Adjusts the configuration of a convolution the builder makes.
+pub(super) type ConfigureConv = Box<dyn FnOnce(Conv2dConfig) -> Conv2dConfig + Send>;
+
+/// What reaches a layer: the width of its rows and, when they are images, their shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Shape {
+    pub features: usize,
+    pub image: Option<ImageShape>,
+}
+
+impl Shape {
+    /// The image shape, or an error naming `step` when the rows are not images.
+    pub fn image(&self, step: &str) -> Result<ImageShape> {
+        self.image.ok_or_else(|| Error::ShapeMismatch {
+            layer: step.to_string(),
+            what: "input",
+            expected: "images (start with Sequential::image_builder; a Linear or a Flatten ends them)".into(),
+            actual: format!("(batch, {}) plain features", self.features),
+        })
+    }
+}
+
+/// Makes a layer for the given input shape, drawing its weights from the generator.
+pub(super) type DeferredLayer<F> =
+    Box<dyn FnOnce(Shape, &mut dyn RngCore) -> Result<Box<dyn Layer<F>>> + Send>;
 
 /// Builds a [`Sequential`] from a description, tracking the width so that each `Linear` gets
 /// the right `in_features`, and passing each activation's gain to the initializer before it.
@@ -40,23 +78,33 @@ type DeferredLayer<F> = Box<dyn FnOnce(usize, &mut dyn RngCore) -> Result<Box<dy
 /// assert_eq!(model.len(), 101);
 /// ```
 pub struct SequentialBuilder<F: Float> {
-    in_features: usize,
-    init: Arc<dyn Initializer>,
-    bias_init: Arc<dyn Initializer>,
-    bias: bool,
-    specs: Vec<Spec<F>>,
+    pub(super) input: Shape,
+    pub(super) init: Arc<dyn Initializer>,
+    pub(super) bias_init: Arc<dyn Initializer>,
+    pub(super) bias: bool,
+    pub(super) specs: Vec<Spec<F>>,
 }
 
 impl<F: Float> Sequential<F> {
     /// Starts a builder for a model taking `in_features` inputs.
     pub fn builder(in_features: usize) -> SequentialBuilder<F> {
         SequentialBuilder {
-            in_features,
+            input: Shape { features: in_features, image: None },
             init: Arc::new(LinearDefault),
             bias_init: Arc::new(LinearDefault),
             bias: true,
             specs: Vec::new(),
         }
+    }
+
+    /// Starts a builder for a model taking `image`s, as `(batch, C·H·W)` rows in NCHW order
+    /// (see [`ImageShape`]). The builder tracks the image shape from layer to layer, so that
+    /// each convolution, pooling or normalization layer is made for the images that reach it;
+    /// see [`SequentialBuilder::conv2d`].
+    pub fn image_builder(image: ImageShape) -> SequentialBuilder<F> {
+        let mut builder = Self::builder(image.features());
+        builder.input.image = Some(image);
+        builder
     }
 }
 
@@ -125,20 +173,21 @@ impl<F: Float> SequentialBuilder<F> {
     /// [`Error::InvalidConfig`] naming the layer index for a zero width, or a shape mismatch
     /// naming the first added layer that does not fit the width before it.
     pub fn build(self, rng: &mut dyn RngCore) -> Result<Sequential<F>> {
-        if self.in_features == 0 {
+        if self.input.features == 0 {
             return Err(Error::config("Sequential builder", "in_features", "must be at least 1, got 0"));
         }
         let mut model = Sequential::new();
-        let mut width = self.in_features;
+        let mut width = self.input.features;
+        let mut image = self.input.image;
         let mut specs = self.specs.into_iter().peekable();
         while let Some(spec) = specs.next() {
             let index = model.len();
+            let gain = match specs.peek() {
+                Some(Spec::Activation(a)) => a.gain(),
+                _ => 1.0,
+            };
             match spec {
                 Spec::Linear { out, init, bias_init, bias } => {
-                    let gain = match specs.peek() {
-                        Some(Spec::Activation(a)) => a.gain(),
-                        _ => 1.0,
-                    };
                     let config = LinearConfig {
                         in_features: width,
                         out_features: out,
@@ -149,17 +198,37 @@ impl<F: Float> SequentialBuilder<F> {
                     };
                     model.push(config.build::<F>(rng).map_err(|e| e.at(&index))?);
                     width = out;
+                    image = None;
                 }
-                Spec::Activation(a) => {
-                    model.push(Act::from_shared(a));
+                Spec::Conv { out, kernel, configure, init, bias_init, bias } => {
+                    let shape = Shape { features: width, image }.image("Conv2d").map_err(|e| e.at(&index))?;
+                    let mut config = Conv2dConfig::new(shape.channels, out, kernel);
+                    (config.weight_init, config.bias_init, config.bias, config.activation_gain) =
+                        (init, bias_init, bias, gain);
+                    let config = configure(config);
+                    let conv =
+                        config.build::<F>((shape.height, shape.width), rng).map_err(|e| e.at(&index))?;
+                    width = conv.output_features(width).map_err(|e| e.at(&index))?;
+                    image = conv.image_shape();
+                    model.push(conv);
                 }
+                Spec::Activation(a) => match image {
+                    Some(shape) => {
+                        model.push(Act::from_shared(a).with_image(shape));
+                    }
+                    None => {
+                        model.push(Act::from_shared(a));
+                    }
+                },
                 Spec::Layer(layer) => {
                     width = layer.output_features(width).map_err(|e| e.at(&index))?;
+                    image = layer.image_shape();
                     model.push_boxed(layer);
                 }
                 Spec::Deferred(make) => {
-                    let layer = make(width, rng).map_err(|e| e.at(&index))?;
+                    let layer = make(Shape { features: width, image }, rng).map_err(|e| e.at(&index))?;
                     width = layer.output_features(width).map_err(|e| e.at(&index))?;
+                    image = layer.image_shape();
                     model.push_boxed(layer);
                 }
             }
@@ -198,12 +267,12 @@ impl<F: Float> SequentialBuilder<F> {
 impl<F: Float> SequentialBuilder<F> {
     /// Adds a [`BatchNorm1d`] over the current width, with PyTorch's defaults.
     pub fn batch_norm(self) -> Self {
-        self.deferred(|width, _| Ok(Box::new(BatchNorm1d::<F>::new(width)?)))
+        self.deferred(|shape, _| Ok(Box::new(BatchNorm1d::<F>::new(shape.features)?)))
     }
 
     /// Adds a [`LayerNorm`] over the current width, with PyTorch's defaults.
     pub fn layer_norm(self) -> Self {
-        self.deferred(|width, _| Ok(Box::new(LayerNorm::<F>::new(width)?)))
+        self.deferred(|shape, _| Ok(Box::new(LayerNorm::<F>::new(shape.features)?)))
     }
 
     /// Adds a [`ResidualBlock`] `x + branch(x)` with the identity shortcut, whose branch is
@@ -274,19 +343,19 @@ impl<F: Float> SequentialBuilder<F> {
         self
     }
 
-    fn deferred(
+    pub(super) fn deferred(
         mut self,
-        make: impl FnOnce(usize, &mut dyn RngCore) -> Result<Box<dyn Layer<F>>> + Send + 'static,
+        make: impl FnOnce(Shape, &mut dyn RngCore) -> Result<Box<dyn Layer<F>>> + Send + 'static,
     ) -> Self {
         self.specs.push(Spec::Deferred(Box::new(make)));
         self
     }
 
-    /// An empty builder with this one's initializers and bias setting; its input width is set
+    /// An empty builder with this one's initializers and bias setting; its input shape is set
     /// at build time.
-    fn sub_builder(&self) -> SequentialBuilder<F> {
+    pub(super) fn sub_builder(&self) -> SequentialBuilder<F> {
         SequentialBuilder {
-            in_features: 0,
+            input: Shape { features: 0, image: None },
             init: self.init.clone(),
             bias_init: self.bias_init.clone(),
             bias: self.bias,
@@ -302,8 +371,9 @@ impl<F: Float> SequentialBuilder<F> {
     ) -> Self {
         let mut branch = branch(self.sub_builder());
         let (init, bias_init, bias) = (self.init.clone(), self.bias_init.clone(), self.bias);
-        self.deferred(move |width, rng| {
-            branch.in_features = width;
+        self.deferred(move |shape, rng| {
+            let width = shape.features;
+            branch.input = shape;
             let branch = branch.build(rng).map_err(|e| e.at(&"branch"))?;
             let block = if projection {
                 let out_features = branch.check(width).map_err(|e| e.at(&"branch"))?;
@@ -337,7 +407,8 @@ impl<F: Float> SequentialBuilder<F> {
 
     fn highway_shared(self, activation: Arc<dyn Activation<F>>, gate_bias: f64) -> Self {
         let (weight_init, bias_init) = (self.init.clone(), self.bias_init.clone());
-        self.deferred(move |width, rng| {
+        self.deferred(move |shape, rng| {
+            let width = shape.features;
             let config = HighwayConfig { width, activation, gate_bias, weight_init, bias_init };
             Ok(Box::new(config.build(rng)?))
         })

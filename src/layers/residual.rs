@@ -1,10 +1,9 @@
 //! [`Residual`] and [`ResidualBlock`]: `y = shortcut(x) + α·branch(x)`, the skip connection of
 //! residual networks (He et al. 2016).
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView2, Zip};
 
 use super::{Linear, Scale};
-use crate::elementwise::{add_arrays, add_assign_array};
 use crate::hooks::Context;
 use crate::layer::{Layer, Mode, check_input_features, check_shape, ensure_shape};
 use crate::param::{BufferView, BufferViewMut, ParamView, ParamViewMut};
@@ -57,7 +56,9 @@ impl BranchScale {
 
 /// A residual block: `y = x + α·branch(x)` with the identity shortcut, or
 /// `y = P x + α·branch(x)` with a projection shortcut `P`, a [`Linear`] (as in He et al. 2016,
-/// "Deep Residual Learning", eq. 2) that maps the input to the branch's width.
+/// "Deep Residual Learning", eq. 2) that maps the input to the branch's width, or any other
+/// layer as the shortcut ([`ResidualBlock::with_shortcut`]: for images, the zero-padding
+/// [`crate::layers::ZeroPadShortcut`] or a 1×1 convolution with batch normalization).
 ///
 /// Any layer can be the branch — typically a [`crate::Sequential`] such as
 /// `Linear → tanh → Linear`. The block owns no parameters itself: its children are `"branch"`,
@@ -94,7 +95,7 @@ impl BranchScale {
 pub struct ResidualBlock<F: Float> {
     branch: Box<dyn Layer<F>>,
     scale: Option<Scale<F>>,
-    shortcut: Option<Linear<F>>,
+    shortcut: Shortcut<F>,
     in_features: usize,
     out_features: usize,
     /// branch(x), `(batch, out)`.
@@ -110,12 +111,49 @@ pub struct ResidualBlock<F: Float> {
     forward_batch: Option<usize>,
 }
 
+/// What a [`ResidualBlock`] adds the branch to.
+enum Shortcut<F: Float> {
+    /// The input itself.
+    Identity,
+    /// A `Linear` projection.
+    Projection(Box<Linear<F>>),
+    /// Any other layer.
+    Layer(Box<dyn Layer<F>>),
+}
+
+impl<F: Float> Shortcut<F> {
+    fn layer(&self) -> Option<&dyn Layer<F>> {
+        match self {
+            Shortcut::Identity => None,
+            Shortcut::Projection(p) => Some(p.as_ref()),
+            Shortcut::Layer(l) => Some(l.as_ref()),
+        }
+    }
+
+    fn layer_mut(&mut self) -> Option<&mut dyn Layer<F>> {
+        match self {
+            Shortcut::Identity => None,
+            Shortcut::Projection(p) => Some(p.as_mut()),
+            Shortcut::Layer(l) => Some(l.as_mut()),
+        }
+    }
+
+    /// As a description names it: `"identity"`, `"projection"`, `"shortcut ZeroPadShortcut(…)"`.
+    fn describe(&self) -> String {
+        match self {
+            Shortcut::Identity => "identity".into(),
+            Shortcut::Projection(_) => "projection".into(),
+            Shortcut::Layer(l) => format!("shortcut {}", l.describe()),
+        }
+    }
+}
+
 impl<F: Float> std::fmt::Debug for ResidualBlock<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResidualBlock")
             .field("branch", &self.branch.describe())
             .field("scale", &self.scale.as_ref().map(|s| s.describe()))
-            .field("shortcut", &self.shortcut.as_ref().map(|s| s.describe()))
+            .field("shortcut", &self.shortcut.describe())
             .finish()
     }
 }
@@ -136,7 +174,7 @@ impl<F: Float> ResidualBlock<F> {
     /// # Errors
     /// As [`ResidualBlock::identity`].
     pub fn identity_boxed(branch: Box<dyn Layer<F>>, in_features: usize) -> Result<Self> {
-        Self::new(branch, in_features, None)
+        Self::new(branch, in_features, Shortcut::Identity)
     }
 
     /// `y = P x + branch(x)` with the projection `P = projection` (`Linear(in → out)`), for
@@ -155,11 +193,45 @@ impl<F: Float> ResidualBlock<F> {
     /// As [`ResidualBlock::projection`].
     pub fn projection_boxed(branch: Box<dyn Layer<F>>, projection: Linear<F>) -> Result<Self> {
         let in_features = projection.in_features();
-        Self::new(branch, in_features, Some(projection))
+        Self::new(branch, in_features, Shortcut::Projection(Box::new(projection)))
     }
 
-    fn new(branch: Box<dyn Layer<F>>, in_features: usize, shortcut: Option<Linear<F>>) -> Result<Self> {
-        let kind = if shortcut.is_some() { "projection" } else { "identity" };
+    /// `y = shortcut(x) + branch(x)` for inputs of width `in_features`, with any layer as the
+    /// shortcut — for image blocks whose stage changes the shape, the zero-padding
+    /// [`crate::layers::ZeroPadShortcut`] (He et al.'s option A) or a 1×1
+    /// [`crate::layers::Conv2d`] with stride followed by a [`crate::layers::BatchNorm2d`]
+    /// (option B). The shortcut is the child `"shortcut"`, so a `Sequential` shortcut's
+    /// parameters are named `"shortcut.0.weight"`, ….
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when the branch or the shortcut does not take `in_features`, or
+    /// their outputs differ in width.
+    pub fn with_shortcut(
+        branch: impl Layer<F> + 'static,
+        shortcut: impl Layer<F> + 'static,
+        in_features: usize,
+    ) -> Result<Self> {
+        Self::with_shortcut_boxed(Box::new(branch), Box::new(shortcut), in_features)
+    }
+
+    /// [`ResidualBlock::with_shortcut`] with an already boxed branch and shortcut.
+    ///
+    /// # Errors
+    /// As [`ResidualBlock::with_shortcut`].
+    pub fn with_shortcut_boxed(
+        branch: Box<dyn Layer<F>>,
+        shortcut: Box<dyn Layer<F>>,
+        in_features: usize,
+    ) -> Result<Self> {
+        Self::new(branch, in_features, Shortcut::Layer(shortcut))
+    }
+
+    fn new(branch: Box<dyn Layer<F>>, in_features: usize, shortcut: Shortcut<F>) -> Result<Self> {
+        let kind = match &shortcut {
+            Shortcut::Identity => "identity",
+            Shortcut::Projection(_) => "projection",
+            Shortcut::Layer(_) => "shortcut",
+        };
         if in_features == 0 {
             return Err(Error::config(
                 format!("Residual({kind})"),
@@ -169,7 +241,7 @@ impl<F: Float> ResidualBlock<F> {
         }
         let out_features = branch.output_features(in_features).map_err(|e| e.at(&"branch"))?;
         match &shortcut {
-            None if out_features != in_features => {
+            Shortcut::Identity if out_features != in_features => {
                 return Err(Error::ShapeMismatch {
                     layer: format!("Residual({in_features}→{out_features}, identity)"),
                     what: "branch output",
@@ -180,13 +252,24 @@ impl<F: Float> ResidualBlock<F> {
                     actual: format!("(batch, {out_features})"),
                 });
             }
-            Some(p) if p.out_features() != out_features => {
+            Shortcut::Projection(p) if p.out_features() != out_features => {
                 return Err(Error::ShapeMismatch {
                     layer: format!("Residual({in_features}→{out_features}, projection)"),
                     what: "projection shortcut output",
                     expected: format!("(batch, {out_features}), the branch's output width"),
                     actual: format!("(batch, {}) from {}", p.out_features(), p.describe()),
                 });
+            }
+            Shortcut::Layer(l) => {
+                let width = l.output_features(in_features).map_err(|e| e.at(&"shortcut"))?;
+                if width != out_features {
+                    return Err(Error::ShapeMismatch {
+                        layer: format!("Residual({in_features}→{out_features}, shortcut)"),
+                        what: "shortcut output",
+                        expected: format!("(batch, {out_features}), the branch's output width"),
+                        actual: format!("(batch, {width}) from {}", l.describe()),
+                    });
+                }
             }
             _ => {}
         }
@@ -229,9 +312,17 @@ impl<F: Float> ResidualBlock<F> {
         self.scale.as_mut()
     }
 
-    /// The projection, if the shortcut is one.
+    /// The projection, if the shortcut is a [`Linear`] one.
     pub fn projection_mut(&mut self) -> Option<&mut Linear<F>> {
-        self.shortcut.as_mut()
+        match &mut self.shortcut {
+            Shortcut::Projection(p) => Some(p.as_mut()),
+            _ => None,
+        }
+    }
+
+    /// The shortcut layer, mutably (`None` for the identity).
+    pub fn shortcut_mut(&mut self) -> Option<&mut dyn Layer<F>> {
+        self.shortcut.layer_mut()
     }
 }
 
@@ -245,7 +336,7 @@ impl<F: Float> Residual<F> for ResidualBlock<F> {
     }
 
     fn shortcut(&self) -> Option<&dyn Layer<F>> {
-        self.shortcut.as_ref().map(|p| p as &dyn Layer<F>)
+        self.shortcut.layer()
     }
 
     fn branch_scale(&self) -> Option<f64> {
@@ -259,7 +350,7 @@ impl<F: Float> Layer<F> for ResidualBlock<F> {
     }
 
     fn describe(&self) -> String {
-        let shortcut = if self.shortcut.is_some() { "projection" } else { "identity" };
+        let shortcut = self.shortcut.describe();
         let scale = match &self.scale {
             Some(s) if s.is_learnable() => format!(", learnable scale α={}", s.alpha()),
             Some(s) => format!(", fixed scale α={}", s.alpha()),
@@ -271,6 +362,11 @@ impl<F: Float> Layer<F> for ResidualBlock<F> {
     fn output_features(&self, input_features: usize) -> Result<usize> {
         check_input_features(&|| self.describe(), self.in_features, input_features)?;
         Ok(self.out_features)
+    }
+
+    /// The branch's (the sum has the branch's shape).
+    fn image_shape(&self) -> Option<crate::layers::ImageShape> {
+        self.branch.image_shape()
     }
 
     fn forward(
@@ -301,12 +397,12 @@ impl<F: Float> Layer<F> for ResidualBlock<F> {
             None => &self.branch_out,
         };
         ensure_shape(output, (batch, self.out_features));
-        match &mut self.shortcut {
+        match self.shortcut.layer_mut() {
             Some(projection) => {
                 ctx.forward_child(&"shortcut", projection, input, &mut self.shortcut_out, mode)?;
-                add_arrays(self.shortcut_out.view(), added.view(), output);
+                sum_into(output, self.shortcut_out.view(), added.view());
             }
-            None => add_arrays(input, added.view(), output),
+            None => sum_into(output, input, added.view()),
         }
         self.forward_batch = Some(batch);
         Ok(())
@@ -357,17 +453,17 @@ impl<F: Float> Layer<F> for ResidualBlock<F> {
         )?;
 
         // Shortcut: add the incoming gradient (identity) or what the projection sends down.
-        match shortcut {
+        match shortcut.layer_mut() {
             Some(projection) => {
                 let g = grad_input.is_some().then_some(&mut *grad_shortcut);
                 ctx.backward_child(&"shortcut", projection, input, shortcut_out.view(), grad_output, g)?;
                 if let Some(grad_input) = grad_input {
-                    add_assign_array(grad_input, &grad_shortcut.view());
+                    add_assign(grad_input, grad_shortcut.view());
                 }
             }
             None => {
                 if let Some(grad_input) = grad_input {
-                    add_assign_array(grad_input, &grad_output);
+                    add_assign(grad_input, grad_output);
                 }
             }
         }
@@ -379,7 +475,7 @@ impl<F: Float> Layer<F> for ResidualBlock<F> {
         if let Some(scale) = &self.scale {
             scale.visit_parameters(visitor);
         }
-        if let Some(projection) = &self.shortcut {
+        if let Some(projection) = self.shortcut.layer() {
             projection.visit_parameters(visitor);
         }
     }
@@ -389,17 +485,23 @@ impl<F: Float> Layer<F> for ResidualBlock<F> {
         if let Some(scale) = &mut self.scale {
             scale.visit_parameters_mut(visitor);
         }
-        if let Some(projection) = &mut self.shortcut {
+        if let Some(projection) = self.shortcut.layer_mut() {
             projection.visit_parameters_mut(visitor);
         }
     }
 
     fn visit_buffers<'a>(&'a self, visitor: &mut dyn FnMut(BufferView<'a, F>)) {
         self.branch.visit_buffers(visitor);
+        if let Some(shortcut) = self.shortcut.layer() {
+            shortcut.visit_buffers(visitor);
+        }
     }
 
     fn visit_buffers_mut<'a>(&'a mut self, visitor: &mut dyn FnMut(BufferViewMut<'a, F>)) {
         self.branch.visit_buffers_mut(visitor);
+        if let Some(shortcut) = self.shortcut.layer_mut() {
+            shortcut.visit_buffers_mut(visitor);
+        }
     }
 
     fn visit_children<'a>(&'a self, visitor: &mut dyn FnMut(&str, &'a dyn Layer<F>)) {
@@ -407,7 +509,7 @@ impl<F: Float> Layer<F> for ResidualBlock<F> {
         if let Some(scale) = &self.scale {
             visitor("scale", scale);
         }
-        if let Some(projection) = &self.shortcut {
+        if let Some(projection) = self.shortcut.layer() {
             visitor("shortcut", projection);
         }
     }
@@ -416,10 +518,48 @@ impl<F: Float> Layer<F> for ResidualBlock<F> {
         match name {
             "branch" => Some(self.branch.as_mut()),
             "scale" => self.scale.as_mut().map(|s| s as &mut dyn Layer<F>),
-            "shortcut" => self.shortcut.as_mut().map(|p| p as &mut dyn Layer<F>),
+            "shortcut" => self.shortcut.layer_mut(),
             _ => None,
         }
     }
+}
+
+/// `out = a + b` (all of one shape; `out` standard layout): the kernel
+/// [`crate::kernels::Kernels::add_slices`] on contiguous arrays, an elementwise loop otherwise.
+fn sum_into<F: Float>(out: &mut Array2<F>, a: ArrayView2<'_, F>, b: ArrayView2<'_, F>) {
+    match (out.as_slice_mut(), a.as_slice(), b.as_slice()) {
+        (Some(out), Some(a), Some(b)) => F::add_slices(out, a, b),
+        _ => Zip::from(out).and(&a).and(&b).for_each(|y, &a, &b| *y = a + b),
+    }
+}
+
+/// `dst += src` (one shape), like [`sum_into`].
+fn add_assign<F: Float>(dst: &mut Array2<F>, src: ArrayView2<'_, F>) {
+    match (dst.as_slice_mut(), src.as_slice()) {
+        (Some(dst), Some(src)) => F::add_assign_slices(dst, src),
+        _ => *dst += &src,
+    }
+}
+
+/// `out[i] = a[i] + b[i]`, shared between threads when long.
+pub(crate) fn add_slices<F: Float>(out: &mut [F], a: &[F], b: &[F]) {
+    crate::vectorize::chunks_at(out, |out, at| {
+        let (a, b) = (&a[at..at + out.len()], &b[at..at + out.len()]);
+        crate::vectorize::vectorized(
+            #[inline(always)]
+            || out.iter_mut().zip(a).zip(b).for_each(|((o, &a), &b)| *o = a + b),
+        )
+    });
+}
+
+/// `dst[i] += src[i]`, shared between threads when long.
+pub(crate) fn add_assign_slices<F: Float>(dst: &mut [F], src: &[F]) {
+    crate::vectorize::zip_chunks(dst, src, |dst, src| {
+        crate::vectorize::vectorized(
+            #[inline(always)]
+            || dst.iter_mut().zip(src).for_each(|(d, &s)| *d += s),
+        )
+    });
 }
 
 #[cfg(test)]

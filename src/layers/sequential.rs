@@ -153,6 +153,11 @@ impl<F: Float> Layer<F> for Sequential<F> {
         self.check(input_features)
     }
 
+    /// The last child's (an empty chain does not know).
+    fn image_shape(&self) -> Option<crate::layers::ImageShape> {
+        self.layers.last().and_then(|l| l.image_shape())
+    }
+
     fn forward(
         &mut self,
         input: ArrayView2<'_, F>,

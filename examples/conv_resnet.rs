@@ -1,0 +1,474 @@
+//! The deep-ResNet experiment of He et al. (2016, "Deep Residual Learning for Image
+//! Recognition", Fig. 1 and Fig. 6): plain convolutional networks get *worse* when they get
+//! deeper — plain-56 ends with a higher *training* loss than plain-20, so it is not overfitting
+//! but an optimization failure ("degradation") — while the same networks with shortcuts get
+//! better: ResNet-56 trains at least as well as ResNet-20.
+//!
+//! Four CIFAR-style networks (6n + 2 layers: a 3×3 convolution, three stages of n basic blocks,
+//! global average pooling, a classifier; batch normalization after every convolution; widths
+//! scaled down to the data) are trained with the same optimizer, schedule, data order and seed:
+//! plain-20, plain-56, ResNet-20 and ResNet-56. Before training one observed pass measures the
+//! gradient of every weighted layer; during training a recorder keeps it every few steps.
+//!
+//! ```text
+//! cargo run --example conv_resnet                                  # 8×8 digits, ≈ 1 min
+//! cargo run --example conv_resnet -- --seed 3
+//! cargo run --release --example conv_resnet -- --data-dir /path/to/mnist
+//! ```
+//!
+//! Writes `report.json` and SVG plots into `target/gradflow/conv_resnet/` (or `--out DIR`).
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Parser;
+use gradflow::data::{Dataset, digits_split, mnist};
+use gradflow::hooks::{Recorder, RecorderConfig, Recording};
+use gradflow::layers::{CifarResNet, ImageShape};
+use gradflow::loss::{CrossEntropy, Reduction};
+use gradflow::optim::{CosineAnnealingLr, SgdConfig};
+use gradflow::report::plot::{ChartSpec, HeatmapSpec, Scale, Series, heatmap, line_chart};
+use gradflow::train::{History, Progress, TrainConfig, Trainer, evaluate};
+use gradflow::{Error, Network, Result};
+use ndarray::Array2;
+use rand::SeedableRng;
+use serde_json::json;
+
+/// Plain versus residual convolutional networks of 20 and 56 layers: does depth help?
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Seed of the weights, the train/test split and the batch order.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Training epochs (default: 10 on the digits, 3 on MNIST).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Channels of the three stages (the paper: 16,32,64).
+    #[arg(long, value_delimiter = ',', default_value = "8,16,32")]
+    widths: Vec<usize>,
+    /// SGD learning rate (momentum 0.9, cosine-annealed to 0 over the run).
+    #[arg(long, default_value_t = 0.01)]
+    lr: f64,
+    /// Minibatch size.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Train on MNIST from this directory (the four IDX files) instead of the embedded digits.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Use only the first N training images (MNIST; all by default).
+    #[arg(long)]
+    train_size: Option<usize>,
+    /// Record every weighted layer's gradient every this many steps (for the heatmaps).
+    #[arg(long, default_value_t = 10)]
+    record_every: u64,
+    /// Directory for report.json and the plots (default target/gradflow/conv_resnet).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// The four networks: name, depth, residual.
+const MODELS: [(&str, usize, bool); 4] =
+    [("plain-20", 20, false), ("plain-56", 56, false), ("ResNet-20", 20, true), ("ResNet-56", 56, true)];
+
+/// Samples of the gradient measurement at initialization.
+const INSPECT_BATCH: usize = 128;
+
+struct Model {
+    name: &'static str,
+    depth: usize,
+    net: Network<f32>,
+    /// ‖dL/dW‖ of every weighted layer (convolutions, then the classifier) at initialization.
+    init_norms: Vec<f64>,
+    history: Option<History>,
+    stopped: Option<String>,
+    /// The same norms every `record_every` steps during training.
+    recording: Recording,
+    /// Loss and accuracy on the whole training set in evaluation mode, after training.
+    final_train_eval: Option<(f64, f64)>,
+    seconds: f64,
+}
+
+fn main() {
+    if let Err(e) = run(Args::parse()) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Args) -> Result<()> {
+    if args.widths.len() != 3 || args.widths.contains(&0) {
+        return Err(Error::config(
+            "conv_resnet",
+            "widths",
+            format!("three stages of channels, got {:?}", args.widths),
+        ));
+    }
+    let started = Instant::now();
+    let output = common::Output::new("conv_resnet", args.out.clone())?;
+    let (train, test, image, dataset) = load(&args)?;
+    let epochs = args.epochs.unwrap_or(if args.data_dir.is_some() { 3 } else { 10 });
+    println!("gradflow · conv_resnet — plain and residual conv nets of 20 and 56 layers (He et al. 2016)");
+    println!(
+        "data: {dataset}, {} train / {} test images of {image}  ·  widths {:?}  ·  seed {}",
+        train.len(),
+        test.len(),
+        args.widths,
+        args.seed
+    );
+    println!(
+        "SGD lr {} momentum 0.9, cosine to 0 over {epochs} epochs, batch {}; the same for all four networks\n",
+        args.lr, args.batch_size
+    );
+
+    let classes = train.targets.classes().expect("class targets");
+    let mut models = Vec::new();
+    for (name, depth, residual) in MODELS {
+        let mut config = CifarResNet::new(depth, &args.widths, 10);
+        if !residual {
+            config = config.plain();
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
+        let mut net = Network::new(config.build(image, &mut rng)?);
+        let (recording, _) = common::inspect(&mut net, &train.inputs, classes, INSPECT_BATCH)?;
+        let init_norms = weight_grad_norms(&recording, recording.steps().first().copied().unwrap_or(0));
+        models.push(Model {
+            name,
+            depth,
+            net,
+            init_norms,
+            history: None,
+            stopped: None,
+            recording: Recording::default(),
+            final_train_eval: None,
+            seconds: 0.0,
+        });
+    }
+    print_init_gradients(&models);
+
+    train_all(&mut models, &args, epochs, &train, &test)?;
+    let verdict = print_summary(&models);
+    write_report(&models, &args, epochs, &dataset, &verdict, &output)?;
+    println!(
+        "\nwrote {} (report.json, grad_norm_by_layer.svg, train_loss_by_epoch.svg, test_accuracy_by_epoch.svg, \
+         grad_norm_heatmap_<model>.svg) in {}",
+        output.dir().display(),
+        common::seconds(started.elapsed())
+    );
+    Ok(())
+}
+
+/// The training and test sets as images, their shape and the data set's name.
+fn load(args: &Args) -> Result<(Dataset<f32>, Dataset<f32>, ImageShape, String)> {
+    match &args.data_dir {
+        None => {
+            let (train, test) = digits_split::<f32>(0.25, args.seed)?;
+            Ok((train, test, ImageShape::new(1, 8, 8), "8×8 digits".into()))
+        }
+        Some(dir) => {
+            let (mut train, test) = mnist::<f32>(dir)?;
+            if let Some(n) = args.train_size.filter(|&n| n < train.len()) {
+                train = train.subset(&(0..n).collect::<Vec<_>>())?;
+            }
+            Ok((train, test, ImageShape::new(1, 28, 28), "MNIST".into()))
+        }
+    }
+}
+
+/// ‖dL/dW‖ of every convolution and of the classifier at `step`, input side first (the
+/// recording lists layers in the order they first ran).
+fn weight_grad_norms(recording: &Recording, step: u64) -> Vec<f64> {
+    recording
+        .layers
+        .iter()
+        .filter(|l| l.kind == "Conv2d" || l.kind == "Linear")
+        .map(|l| {
+            let record = l.at_step(step);
+            record
+                .and_then(|r| r.params.iter().find(|p| p.name == "weight"))
+                .map_or(f64::NAN, |p| p.grad.l2_norm)
+        })
+        .collect()
+}
+
+fn print_init_gradients(models: &[Model]) {
+    println!("‖dL/dW‖ of each weighted layer at initialization (1 = the first convolution):");
+    let rows = [1usize, 2, 5, 10, 15, 19, 20, 28, 38, 48, 55, 56];
+    let header: Vec<String> =
+        std::iter::once("layer".to_string()).chain(models.iter().map(|m| m.name.to_string())).collect();
+    let mut table_rows = Vec::new();
+    for &layer in &rows {
+        let mut row = vec![layer.to_string()];
+        for m in models {
+            row.push(m.init_norms.get(layer - 1).map_or("".into(), |v| format!("{v:.2e}")));
+        }
+        table_rows.push(row);
+    }
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    print!("{}", common::table("rrrrr", &header, &table_rows));
+    for m in models {
+        if let (Some(first), Some(last)) = (m.init_norms.first(), m.init_norms.get(m.depth - 2)) {
+            println!("  {:<10} first conv / last conv ‖dL/dW‖ = {:.2}", m.name, first / last);
+        }
+    }
+    println!(
+        "  (Batch normalization keeps every layer's gradient of the same order at initialization, in the plain \
+         networks too:\n   as He et al. note, plain-56's trouble is not a vanishing gradient but an optimization that \
+         gets harder with depth.)"
+    );
+}
+
+/// Trains the four networks on two threads, the deepest first (each network's training is
+/// independent and deterministic, so the results are those of training them one by one).
+fn train_all(
+    models: &mut [Model],
+    args: &Args,
+    epochs: usize,
+    train: &Dataset<f32>,
+    test: &Dataset<f32>,
+) -> Result<()> {
+    println!("\nTraining the four networks, two at a time (the 56-layer ones first):");
+    let mut queue: Vec<&mut Model> = models.iter_mut().collect();
+    queue.sort_by_key(|m| std::cmp::Reverse(m.depth));
+    queue.reverse(); // popped from the back
+    let queue = std::sync::Mutex::new(queue);
+    let workers = 2;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    loop {
+                        let Some(model) = queue.lock().expect("no worker panics holding it").pop() else {
+                            return Ok(());
+                        };
+                        train_model(model, args, epochs, train, test)?;
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().try_for_each(|h| h.join().expect("a training thread panicked"))
+    })
+}
+
+fn train_model(
+    model: &mut Model,
+    args: &Args,
+    epochs: usize,
+    train: &Dataset<f32>,
+    test: &Dataset<f32>,
+) -> Result<()> {
+    let started = Instant::now();
+    let mut sgd = SgdConfig::new(args.lr).momentum(0.9).build::<f32>()?;
+    let trainer =
+        Trainer::new(TrainConfig::new(epochs, args.batch_size).seed(args.seed).progress(Progress::Silent))?
+            .with_schedule(CosineAnnealingLr::new(epochs, 0.0)?);
+    let config = RecorderConfig {
+        activations: false,
+        updates: false,
+        ..RecorderConfig::all().every_n_steps(args.record_every)
+    };
+    let handle = model.net.attach_hook(Recorder::new(config)?);
+    let loss = CrossEntropy::new(Reduction::Mean);
+    let batches = train.len().div_ceil(args.batch_size);
+    let (name, mut sum, mut count) = (model.name, 0.0, 0usize);
+    let fitted = trainer.fit_with(&mut model.net, &mut sgd, &loss, train, Some(test), |_, step| {
+        (sum, count) = (sum + step.loss, count + 1);
+        if step.batch == batches {
+            println!(
+                "  {name:<10} epoch {:>2}/{epochs}  mean minibatch loss {:.4}",
+                step.epoch,
+                sum / count as f64
+            );
+            (sum, count) = (0.0, 0);
+        }
+        Ok(())
+    });
+    model.recording = model.net.detach_hook(handle).expect("attached above").into_recording();
+    match fitted {
+        Ok(history) => model.history = Some(history),
+        // A diverging run is a result to report, not a crash of the demonstration.
+        Err(e) => {
+            println!("  training stopped: {e}");
+            model.stopped = Some(e.to_string());
+        }
+    }
+    let evaluation = evaluate(&mut model.net, &loss, train, 256)?;
+    model.final_train_eval = evaluation.accuracy.map(|a| (evaluation.loss, a));
+    model.seconds = started.elapsed().as_secs_f64();
+    Ok(())
+}
+
+/// The last epoch's mean training loss (measured during the epoch, in training mode, as the
+/// weights change).
+fn last_epoch_loss(model: &Model) -> Option<f64> {
+    model.history.as_ref().and_then(|h| h.last()).map(|e| e.train_loss)
+}
+
+/// The final training loss: the trained network's loss over the whole training set (in
+/// evaluation mode), the number the two claims compare.
+fn final_train_loss(model: &Model) -> Option<f64> {
+    model.final_train_eval.map(|(loss, _)| loss)
+}
+
+/// Prints the final table and the two claims; returns them as text for the report.
+fn print_summary(models: &[Model]) -> Vec<String> {
+    println!("\nAfter training");
+    let pct = |v: Option<f64>| v.map_or("-".into(), |a| format!("{:.1}%", 100.0 * a));
+    let rows: Vec<Vec<String>> = models
+        .iter()
+        .map(|m| {
+            let last = m.history.as_ref().and_then(|h| h.last());
+            vec![
+                m.name.to_string(),
+                m.depth.to_string(),
+                final_train_loss(m).map_or("-".into(), |l| format!("{l:.4}")),
+                pct(m.final_train_eval.map(|(_, a)| 1.0 - a)),
+                last_epoch_loss(m).map_or("-".into(), |l| format!("{l:.4}")),
+                pct(last.and_then(|e| e.test_accuracy)),
+                format!("{:.1} s", m.seconds),
+            ]
+        })
+        .collect();
+    let header = ["model", "layers", "train loss", "train error", "last epoch loss", "test acc", "time"];
+    print!("{}", common::table("lrrrrrr", &header, &rows));
+    println!(
+        "  (train loss and error: the trained network on the whole training set; last epoch: the mean minibatch \
+         loss while training)"
+    );
+
+    let loss = |i: usize| final_train_loss(&models[i]).unwrap_or(f64::NAN);
+    let (plain20, plain56, res20, res56) = (loss(0), loss(1), loss(2), loss(3));
+    let ratio = plain56 / plain20;
+    let degradation = ratio >= 1.5;
+    let residual = res56 <= res20;
+    let claims = vec![
+        format!(
+            "degradation: plain-56's final training loss is {ratio:.2}× plain-20's ({plain56:.4} vs {plain20:.4}): {}",
+            if degradation {
+                "the deeper plain network trains WORSE (claim holds: ≥ 1.5×)"
+            } else {
+                "claim NOT shown (< 1.5×)"
+            }
+        ),
+        format!(
+            "shortcuts: ResNet-56's final training loss {res56:.4} vs ResNet-20's {res20:.4}: {}",
+            if residual {
+                "the deeper residual network trains at least as well (claim holds)"
+            } else {
+                "claim NOT shown"
+            }
+        ),
+    ];
+    println!();
+    for claim in &claims {
+        println!("  {claim}");
+    }
+    claims
+}
+
+/// ‖dL/dW‖ of every weighted layer at every recorded step: rows = layers (1 = input side),
+/// columns = steps.
+fn training_heatmap(recording: &Recording) -> (Vec<String>, Vec<f64>, Array2<f64>) {
+    let steps = recording.steps();
+    let per_step: Vec<Vec<f64>> = steps.iter().map(|&s| weight_grad_norms(recording, s)).collect();
+    let layers = per_step.iter().map(Vec::len).max().unwrap_or(0);
+    let labels = (1..=layers).map(|i| format!("layer {i}")).collect();
+    let values = Array2::from_shape_fn((layers, steps.len()), |(l, s)| {
+        per_step[s].get(l).copied().unwrap_or(f64::NAN)
+    });
+    (labels, steps.iter().map(|&s| s as f64).collect(), values)
+}
+
+fn from_one(values: &[f64]) -> Vec<(f64, f64)> {
+    values.iter().enumerate().map(|(i, &v)| ((i + 1) as f64, v)).collect()
+}
+
+fn write_report(
+    models: &[Model],
+    args: &Args,
+    epochs: usize,
+    dataset: &str,
+    verdict: &[String],
+    output: &common::Output,
+) -> Result<()> {
+    let mut entries = Vec::new();
+    let (mut grad, mut loss, mut accuracy) = (Vec::new(), Vec::new(), Vec::new());
+    for m in models {
+        let epoch_stats = m.history.as_ref().map(|h| h.epochs.as_slice()).unwrap_or_default();
+        let train_loss: Vec<f64> = epoch_stats.iter().map(|e| e.train_loss).collect();
+        let test_loss: Vec<f64> = epoch_stats.iter().filter_map(|e| e.test_loss).collect();
+        let test_acc: Vec<f64> = epoch_stats.iter().filter_map(|e| e.test_accuracy).collect();
+        let last = epoch_stats.last();
+        let (rows, columns, values) = training_heatmap(&m.recording);
+        entries.push(json!({
+            "name": m.name,
+            "depth": m.depth,
+            "residual": m.name.starts_with("ResNet"),
+            "parameters": m.net.num_parameters(),
+            "grad_norm_by_layer": m.init_norms,
+            "grad_norm_by_layer_during_training": {
+                "steps": columns,
+                "norms": values.rows().into_iter().map(|r| r.to_vec()).collect::<Vec<_>>(),
+            },
+            "train_loss_by_epoch": train_loss,
+            "test_loss_by_epoch": test_loss,
+            "test_accuracy_by_epoch": test_acc,
+            "train_loss": final_train_loss(m),
+            "train_accuracy": m.final_train_eval.map(|(_, a)| a),
+            "test_accuracy": last.and_then(|e| e.test_accuracy),
+            "last_epoch_train_loss": last_epoch_loss(m),
+            "last_epoch_train_accuracy": last.and_then(|e| e.train_accuracy),
+            "training_stopped": m.stopped,
+            "train_seconds": m.seconds,
+        }));
+        grad.push(Series::new(m.name, from_one(&m.init_norms)));
+        loss.push(Series::new(m.name, from_one(&train_loss)));
+        accuracy.push(Series::new(m.name, from_one(&test_acc)));
+        if !rows.is_empty() && !columns.is_empty() {
+            let spec =
+                HeatmapSpec::new(format!("{}: ‖dL/dW‖ of each weighted layer during training", m.name))
+                    .x_label("training step")
+                    .y_label("layer (1 = first convolution)")
+                    .value_label("‖dL/dW‖")
+                    .color_scale(Scale::Log10);
+            let file = format!("grad_norm_heatmap_{}.svg", m.name.to_lowercase());
+            heatmap(output.path(&file), &spec, &rows, &columns, values.view())?;
+        }
+    }
+    line_chart(
+        output.path("grad_norm_by_layer.svg"),
+        &ChartSpec::new("‖dL/dW‖ by weighted layer at initialization")
+            .x_label("layer (1 = first convolution)")
+            .y_label("‖dL/dW‖")
+            .y_scale(Scale::Log10),
+        &grad,
+    )?;
+    line_chart(
+        output.path("train_loss_by_epoch.svg"),
+        &ChartSpec::new(format!("Training loss by epoch ({dataset})"))
+            .x_label("epoch")
+            .y_label("cross-entropy (training set)")
+            .y_scale(Scale::Log10),
+        &loss,
+    )?;
+    line_chart(
+        output.path("test_accuracy_by_epoch.svg"),
+        &ChartSpec::new(format!("Test accuracy by epoch ({dataset})")).x_label("epoch").y_label("accuracy"),
+        &accuracy,
+    )?;
+    output.write_json(
+        "report.json",
+        &json!({
+            "example": "conv_resnet",
+            "dataset": dataset,
+            "seed": args.seed,
+            "widths": args.widths,
+            "optimizer": {"name": "sgd", "lr": args.lr, "momentum": 0.9, "schedule": "cosine", "batch_size": args.batch_size, "epochs": epochs},
+            "verdict": verdict,
+            "models": entries,
+        }),
+    )?;
+    Ok(())
+}
