@@ -26,9 +26,9 @@
 
 use approx::{AbsDiffEq, RelativeEq};
 
+use super::ChannelStats;
 use super::recorder::RecorderConfig;
 use super::recording::{ActivationInfo, LayerRecord, LayerStepRecord, ParamStats, Recording, StepLoss};
-use super::ChannelStats;
 use super::stats::{ActivationStats, TensorStats};
 
 /// The one comparison behind both traits: `close` decides each pair of float fields.

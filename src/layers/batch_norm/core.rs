@@ -328,13 +328,7 @@ type RowPass<'a, F> = dyn Fn((&[F], &[F]), (&mut [F], &mut [F])) + Sync + 'a;
 
 /// Runs `f(first_channel, a_part, b_part)` on `parts` ranges of channels (of the per-channel
 /// slices `a` and `b`, whose first channel is `first`), in parallel by rayon joins.
-fn split_channels<F: Float>(
-    parts: usize,
-    first: usize,
-    a: &mut [F],
-    b: &mut [F],
-    f: &ChannelPass<'_, F>,
-) {
+fn split_channels<F: Float>(parts: usize, first: usize, a: &mut [F], b: &mut [F], f: &ChannelPass<'_, F>) {
     if parts < 2 || a.len() < 2 {
         return f(first, a, b);
     }
