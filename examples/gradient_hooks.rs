@@ -11,7 +11,9 @@
 //!    `--scale` times larger, the layers above are untouched — removed again with its handle;
 //! 4. the diagnosis of the recording, printed as a table;
 //! 5. the report (the recording as JSON) and two plots;
-//! 6. the detector catching a NaN planted in one weight of a copy of the network.
+//! 6. the detector catching a NaN planted in one weight of a copy of the network;
+//! 7. a closure that borrows a local table, lent with `Network::with_hook` for a whole
+//!    `Trainer::fit_with` run, collecting per-layer gradient norms and printed every 10 steps.
 //!
 //! ```text
 //! cargo run --example gradient_hooks
@@ -36,6 +38,7 @@ use gradflow::loss::{CrossEntropy, Loss, Reduction, Targets};
 use gradflow::optim::{Sgd, SgdConfig};
 use gradflow::report::plot::{ChartSpec, HeatmapSpec, Scale, Series, heatmap, line_chart};
 use gradflow::report::{json, table};
+use gradflow::train::{Progress, TrainConfig, Trainer};
 use gradflow::{Error, Mode, Network, Result, Sequential};
 use ndarray::{Array2, Axis};
 use rand::SeedableRng;
@@ -421,6 +424,57 @@ fn run(args: Args) -> Result<()> {
         ),
         None => println!("   the detector saw no NaN (unexpected)"),
     }
+
+    // ── 7. A closure that collects into your own table over a whole training run ──────────────
+    // `with_hook` lends a hook for a stretch of code, so the closure may borrow local state:
+    // here a table of (step, ‖dL/dh‖ at hidden layer 1, at the last hidden layer), filled during
+    // `Trainer::fit_with` and printed every few steps from its per-step callback — no `'static`,
+    // `Arc` or `Mutex`. Layer numbers are the diagnosis's (a Linear and its activation are one
+    // layer); the activation's output gradient is ‖dL/dh‖ of its layer.
+    println!(
+        "\n7. A closure collecting ‖dL/dh‖ of layers 1 and {} into a local table during Trainer::fit_with:",
+        args.depth
+    );
+    let mut fresh = Network::new(build_model(&args)?);
+    let mut fresh_sgd = SgdConfig::new(args.lr).build::<f32>()?;
+    let mut table_rows: Vec<(u64, f64, f64)> = Vec::new();
+    let depth = args.depth;
+    let collect = |event: &mut Event<'_, f32>| {
+        if let Event::Backward(b) = event
+            && b.layer.as_activation().is_some()
+            && let Some(layer) = b.layer_number
+            && (layer == 1 || layer == depth)
+        {
+            let norm = b.grad_output.iter().map(|&g| f64::from(g) * f64::from(g)).sum::<f64>().sqrt();
+            match table_rows.last_mut() {
+                Some(row) if row.0 == b.step => {
+                    if layer == 1 {
+                        row.1 = norm
+                    } else {
+                        row.2 = norm
+                    }
+                }
+                _ if layer == 1 => table_rows.push((b.step, norm, f64::NAN)),
+                _ => table_rows.push((b.step, f64::NAN, norm)),
+            }
+        }
+    };
+    let trainer = Trainer::new(TrainConfig::new(1, args.batch).seed(args.seed).progress(Progress::Silent))?;
+    let print_every = 10;
+    let (fitted, _hook) = fresh.with_hook(collect, |net| {
+        trainer.fit_with(net, &mut fresh_sgd, &CrossEntropy::new(Reduction::Mean), &train, None, |_, step| {
+            if step.step % print_every == 0 {
+                println!("   step {:>3}  loss {:.4}", step.step, step.loss);
+            }
+            Ok(())
+        })
+    });
+    fitted?;
+    println!("   {:>5}  {:>16}  {:>16}", "step", "‖dL/dh‖ layer 1", format!("‖dL/dh‖ layer {depth}"));
+    for (step, first, last) in table_rows.iter().filter(|row| row.0 % print_every == 0) {
+        println!("   {step:>5}  {first:>16.2e}  {last:>16.2e}");
+    }
+    println!("   ({} steps collected; the table is an ordinary local Vec)", table_rows.len());
 
     println!(
         "\nWrote report.json, grad_norm_by_layer.svg, grad_norm_heatmap.svg to {} in {}",
