@@ -21,8 +21,10 @@
 //! Training is SGD with momentum and a cosine learning-rate schedule; the loss and accuracy of
 //! each epoch, the diagnosis at initialization and after training, and the wall time are
 //! printed and saved. The repaired networks pass 97% test accuracy within the default 3 epochs
-//! (seeds 0 and 1: 97.5–97.8%; the plain one reaches about 95.7%). That takes about 45 s per
-//! network with `--release` (about 70 s in the default dev profile, with the same numbers);
+//! (seeds 0 and 1: 97.5–97.8%; the plain one reaches about 95.7%). Each network takes about
+//! 9 s of CPU time with `--release`, and about 4× that in the repository's dev profile (gradflow
+//! itself at opt-level 1; as a dependency with the README's profile lines it runs at full
+//! speed), with the same numbers;
 //! `--models plain,batchnorm` or `--train-samples 10000 --epochs 1` give a quicker look.
 //!
 //! The MNIST files (CC BY-SA 3.0) are not part of gradflow: name the directory holding
