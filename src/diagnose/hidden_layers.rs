@@ -88,7 +88,8 @@ fn groups(recording: &Recording) -> Vec<Vec<usize>> {
     let paths: HashSet<&str> = layers.iter().map(|l| l.path.as_str()).collect();
     let mut top: Vec<usize> = (0..layers.len()).filter(|&i| !is_nested(&paths, &layers[i].path)).collect();
     let numeric = top.iter().all(|&i| layers[i].path.parse::<u64>().is_ok());
-    let position = |i: usize| if numeric { (layers[i].path.parse::<u64>().unwrap_or(u64::MAX), i) } else { (0, i) };
+    let position =
+        |i: usize| if numeric { (layers[i].path.parse::<u64>().unwrap_or(u64::MAX), i) } else { (0, i) };
     let numbers: Vec<usize> = if top.iter().all(|&i| layers[i].layer_number.is_some()) {
         top.sort_by_key(|&i| (layers[i].layer_number, position(i)));
         top.iter().filter_map(|&i| layers[i].layer_number).collect()

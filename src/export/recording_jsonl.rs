@@ -125,7 +125,10 @@ fn write_lines<W: std::io::Write>(recording: &Recording, out: &mut MetricsWriter
             line.insert("type".into(), "step".into());
             line.insert("path".into(), layer.path.clone().into());
             let Value::Object(fields) = as_value("step", serde_json::to_value(record))? else {
-                return Err(Error::Data { source_name: "recording".into(), reason: "a step is not an object".into() });
+                return Err(Error::Data {
+                    source_name: "recording".into(),
+                    reason: "a step is not an object".into(),
+                });
             };
             line.extend(fields);
             out.write_record(&line)?;
@@ -207,11 +210,15 @@ pub fn parse_recording_jsonl(text: &str, name: &str) -> Result<Recording> {
             "step" => {
                 let path = line.str("path")?;
                 let Some(&i) = index.get(path) else {
-                    return Err(line.error("path", format!("no `layer` line before this one declares `{path}`")));
+                    return Err(
+                        line.error("path", format!("no `layer` line before this one declares `{path}`"))
+                    );
                 };
                 let record = read_step(&line)?;
                 if !seen_steps[i].insert(record.step) {
-                    return Err(line.error("step", format!("step {} of layer `{path}` appears twice", record.step)));
+                    return Err(
+                        line.error("step", format!("step {} of layer `{path}` appears twice", record.step))
+                    );
                 }
                 recording.layers[i].steps.push(record);
             }
@@ -224,7 +231,9 @@ pub fn parse_recording_jsonl(text: &str, name: &str) -> Result<Recording> {
                 recording.losses.push(StepLoss { step, loss });
             }
             other => {
-                return Err(line.error("type", format!("unknown line type `{other}` (expected layer, step or loss)")));
+                return Err(
+                    line.error("type", format!("unknown line type `{other}` (expected layer, step or loss)"))
+                );
             }
         }
     }
