@@ -273,4 +273,3 @@ fn the_binary_prints_the_apis_diagnosis_and_writes_the_reports() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8(out.stderr).unwrap().contains("Usage:"));
 }
-

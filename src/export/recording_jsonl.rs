@@ -178,7 +178,7 @@ pub fn read_recording_jsonl(path: impl AsRef<Path>) -> Result<Recording> {
 ///
 /// # Errors
 /// [`Error::Data`] whose message names `name`, the line and the field, e.g.
-/// `run.jsonl: line 7: field `params[0].grad.l2_norm`: missing`.
+/// ``run.jsonl: line 7: field `params[0].grad.l2_norm`: missing``.
 pub fn parse_recording_jsonl(text: &str, name: &str) -> Result<Recording> {
     let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
     let Some((first, header)) = lines.next() else {
