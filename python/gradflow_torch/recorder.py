@@ -54,6 +54,7 @@ class _Layer:
         self.declared = False
         self.seen = False
         self.saved_input = None
+        self.derivative_ok = True
 
     def declaration(self):
         return {
@@ -249,9 +250,15 @@ class Recorder:
                 layer.saved_input = None
                 if x is not None and not x.is_floating_point():
                     x = None
-                entry["activation"] = activation_moments(
-                    module, layer.info, x, y.detach(), self.config["saturation_level"]
-                )
+                try:
+                    entry["activation"] = activation_moments(
+                        module, layer.info if layer.derivative_ok else None, x, y.detach(),
+                        self.config["saturation_level"],
+                    )
+                except Exception as e:  # never stop a training run: keep the output's scale
+                    layer.derivative_ok = False
+                    warnings.warn(f"gradflow_torch: no derivative statistics for `{layer.path}`: {e}")
+                    entry["activation"] = activation_moments(module, None, x, y.detach(), 0.05)
             if y.requires_grad:
                 step = self.step
 

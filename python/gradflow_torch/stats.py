@@ -103,7 +103,8 @@ def derivative(module, x):
     """|f'(x)| of the elementwise activation ``module`` at ``x``, by autograd on a detached copy
     (``module.forward`` is called directly, so no hook runs)."""
     with torch.enable_grad():
-        inp = x.detach().to(torch.float64 if x.dtype == torch.float64 else torch.float32).requires_grad_(True)
+        # In the input's own dtype: a module with parameters (PReLU) needs its dtype to match.
+        inp = x.detach().clone().requires_grad_(True)
         y = module.forward(inp * 1.0)  # `* 1.0`: in-place activations may modify their input
         (d,) = torch.autograd.grad(y, inp, torch.ones_like(y))
     return d.abs()
