@@ -273,3 +273,49 @@ fn the_binary_prints_the_apis_diagnosis_and_writes_the_reports() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8(out.stderr).unwrap().contains("Usage:"));
 }
+
+/// A recording of a PyTorch model with named modules, written by hand: the layers are grouped in
+/// the order they ran (not alphabetically), a block's children count toward the block, and the
+/// modules inside `layers` (an `nn.Sequential` the recorder does not record) are layers of their own.
+#[test]
+fn named_modules_are_grouped_in_the_order_they_ran() {
+    let stats = |norm: f64| {
+        format!(r#"{{"count":4,"l2_norm":{norm},"mean":0.0,"std":0.1,"max_abs":0.2,"non_finite_count":0}}"#)
+    };
+    let tanh = r#"{"name":"tanh","family":"Saturating","max_derivative":1.0}"#;
+    let layers = [
+        ("fc1", "Linear", "null"),
+        ("act1", "tanh", tanh),
+        ("layers.0", "Linear", "null"),
+        ("layers.1", "tanh", tanh),
+        ("block.fc", "Linear", "null"),
+        ("block.act", "tanh", tanh),
+        ("block", "Block", "null"),
+        ("head", "Linear", "null"),
+    ];
+    let mut text = String::from(
+        r#"{"schema":"gradflow.recording.jsonl","schema_version":1,"float":"f32","config":{"every_n_steps":1,"activations":false,"parameters":false,"updates":false,"saturation_level":0.05}}"#,
+    );
+    for (i, (path, kind, activation)) in layers.iter().enumerate() {
+        let depth = path.matches('.').count();
+        let container = *path == "block";
+        text += &format!(
+            "\n{{\"type\":\"layer\",\"path\":\"{path}\",\"kind\":\"{kind}\",\"description\":\"{kind}\",\"layer_number\":null,\
+             \"depth\":{depth},\"is_container\":{container},\"activation\":{activation}}}"
+        );
+        text += &format!(
+            "\n{{\"type\":\"step\",\"path\":\"{path}\",\"step\":0,\"grad_output\":{},\"grad_input\":null,\"activation\":null,\"params\":[]}}",
+            stats(1.0 + i as f64)
+        );
+    }
+    let recording = parse_recording_jsonl(&text, "named.jsonl").unwrap();
+    let hidden = recording.hidden_layers(0);
+    let labels: Vec<&str> = hidden.iter().map(|l| l.label.as_str()).collect();
+    assert_eq!(labels, ["Linear+tanh", "Linear+tanh", "Block", "Linear"]);
+    let paths: Vec<Vec<String>> = hidden.iter().map(|l| l.paths.clone()).collect();
+    assert_eq!(paths, [vec!["fc1", "act1"], vec!["layers.0", "layers.1"], vec!["block"], vec!["head"]]);
+    // ‖dL/dh‖ of a group is its last member's: act1 (the 2nd line), layers.1 (4th), block (7th).
+    let norms: Vec<f64> = hidden.iter().map(|l| l.grad_norm.unwrap()).collect();
+    assert_eq!(norms, [2.0, 4.0, 7.0, 8.0]);
+    assert_eq!(hidden[2].activation.as_deref(), Some("tanh"));
+}

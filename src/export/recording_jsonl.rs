@@ -52,7 +52,8 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use super::MetricsWriter;
 use crate::activation::ActivationFamily;
@@ -91,51 +92,79 @@ pub fn write_recording_jsonl(recording: &Recording, path: impl AsRef<Path>) -> R
     crate::io::write_atomically(path.as_ref(), recording_to_jsonl(recording)?.as_bytes())
 }
 
+/// The header line, fields in this order.
+#[derive(Serialize)]
+struct HeaderLine<'a> {
+    schema: &'a str,
+    schema_version: u64,
+    float: &'a str,
+    producer: &'a str,
+    config: &'a RecorderConfig,
+}
+
+/// A `layer` line: a [`LayerRecord`] without its steps.
+#[derive(Serialize)]
+struct LayerLine<'a> {
+    r#type: &'a str,
+    path: &'a str,
+    kind: &'a str,
+    description: &'a str,
+    layer_number: Option<usize>,
+    depth: usize,
+    is_container: bool,
+    activation: &'a Option<ActivationInfo>,
+}
+
+/// A `step` line: the path of the layer and its [`LayerStepRecord`].
+#[derive(Serialize)]
+struct StepLine<'a> {
+    r#type: &'a str,
+    path: &'a str,
+    #[serde(flatten)]
+    record: &'a LayerStepRecord,
+}
+
+/// A `loss` line: a [`StepLoss`].
+#[derive(Serialize)]
+struct LossLine<'a> {
+    r#type: &'a str,
+    #[serde(flatten)]
+    loss: &'a StepLoss,
+}
+
 fn write_lines<W: std::io::Write>(recording: &Recording, out: &mut MetricsWriter<W>) -> Result<()> {
-    let as_value = |what: &str, value: std::result::Result<Value, serde_json::Error>| {
-        value.map_err(|e| Error::Data { source_name: "recording".into(), reason: format!("{what}: {e}") })
-    };
-    out.write_record(&json!({
-        "schema": RECORDING_JSONL_SCHEMA,
-        "schema_version": RECORDING_JSONL_VERSION,
-        "float": recording.float,
-        "producer": concat!("gradflow ", env!("CARGO_PKG_VERSION")),
-        "config": recording.config,
-    }))?;
+    out.write_record(&HeaderLine {
+        schema: RECORDING_JSONL_SCHEMA,
+        schema_version: RECORDING_JSONL_VERSION,
+        float: &recording.float,
+        producer: concat!("gradflow ", env!("CARGO_PKG_VERSION")),
+        config: &recording.config,
+    })?;
     for layer in &recording.layers {
-        out.write_record(&json!({
-            "type": "layer",
-            "path": layer.path,
-            "kind": layer.kind,
-            "description": layer.description,
-            "layer_number": layer.layer_number,
-            "depth": layer.depth,
-            "is_container": layer.is_container,
-            "activation": layer.activation,
-        }))?;
+        out.write_record(&LayerLine {
+            r#type: "layer",
+            path: &layer.path,
+            kind: &layer.kind,
+            description: &layer.description,
+            layer_number: layer.layer_number,
+            depth: layer.depth,
+            is_container: layer.is_container,
+            activation: &layer.activation,
+        })?;
     }
     let mut losses = recording.losses.iter().peekable();
     for step in recording.steps() {
         while let Some(loss) = losses.next_if(|l| l.step <= step) {
-            out.write_record(&json!({"type": "loss", "step": loss.step, "loss": loss.loss}))?;
+            out.write_record(&LossLine { r#type: "loss", loss })?;
         }
         for layer in &recording.layers {
-            let Some(record) = layer.at_step(step) else { continue };
-            let mut line = Map::new();
-            line.insert("type".into(), "step".into());
-            line.insert("path".into(), layer.path.clone().into());
-            let Value::Object(fields) = as_value("step", serde_json::to_value(record))? else {
-                return Err(Error::Data {
-                    source_name: "recording".into(),
-                    reason: "a step is not an object".into(),
-                });
-            };
-            line.extend(fields);
-            out.write_record(&line)?;
+            if let Some(record) = layer.at_step(step) {
+                out.write_record(&StepLine { r#type: "step", path: &layer.path, record })?;
+            }
         }
     }
     for loss in losses {
-        out.write_record(&json!({"type": "loss", "step": loss.step, "loss": loss.loss}))?;
+        out.write_record(&LossLine { r#type: "loss", loss })?;
     }
     Ok(())
 }
