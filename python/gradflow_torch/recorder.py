@@ -74,7 +74,7 @@ class Recorder:
     ``gradflow diagnose FILE`` (and ``gradflow::export::read_recording_jsonl``) reads.
 
     Attach it to any ``nn.Module`` (also one wrapped in ``DistributedDataParallel``,
-    ``DataParallel``, FSDP or ``torch.compile``), and call :meth:`end_step` once per training
+    ``DataParallel`` or FSDP), and call :meth:`end_step` once per training
     step, after ``loss.backward()`` and before ``optimizer.step()``::
 
         recorder = Recorder(model, "run.jsonl")
@@ -109,7 +109,9 @@ class Recorder:
     recorded as a container with its children inside it, as gradflow records its blocks. A
     module called several times per step (a shared activation) keeps the statistics of its
     last call; functional activations (``F.relu``) are not seen. Forward passes without
-    gradient (``torch.no_grad()``) or in eval mode are not recorded.
+    gradient (``torch.no_grad()``) or in eval mode are not recorded. Attach the recorder to the
+    model before ``torch.compile``: the paths drop ``_orig_mod``, but hooks inside compiled
+    code are not tested.
 
     In a distributed run (``torch.distributed`` initialized), only rank 0 writes the file and
     runs the hooks; call :meth:`end_step` on every rank anyway: with FSDP (sharded parameters)
