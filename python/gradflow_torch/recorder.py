@@ -90,7 +90,7 @@ class Recorder:
     ``every_n_steps=n``), in gradflow's recording schema:
 
     - ‖dL/dh‖: statistics of the gradient with respect to each layer's output (a hook on the
-      output tensor);
+      output tensor; the gradient a layer sends below, ``grad_input``, is not recorded: null);
     - the output's scale and, for activations, the share of saturated units (sigmoid, tanh:
       derivative below ``saturation_level`` × its largest value), of dead units (ReLU family:
       derivative 0 for every sample) and the mean |f'| (``activations=True``);
