@@ -44,7 +44,9 @@
 //! - [`diagnose`]: verdicts (vanishing, exploding, saturated, dead, non-finite) and remedies
 //!   from a [`hooks::Recording`]; [`report`]: text tables, JSON, CSV and SVG plots.
 //! - [`io`]: saving and loading a model's state as safetensors, with PyTorch's names; model specs.
-//! - [`export`]: metrics as JSON lines and TensorBoard event files.
+//! - [`export`]: metrics as JSON lines and TensorBoard event files; whole recordings as JSON
+//!   lines, also of PyTorch runs recorded with the Python module `gradflow_torch` (in the
+//!   repository's `python/`), which the `gradflow` binary diagnoses (`gradflow diagnose run.jsonl`).
 //! - [`gradcheck`]: the finite-difference checker every backward pass is tested with.
 //! - [`theory`]: what mean-field theory predicts for a network at initialization (signal
 //!   propagation, the edge of chaos, per-layer gradient factors) and the singular values of its

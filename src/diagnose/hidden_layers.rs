@@ -2,6 +2,8 @@
 //! "Linear + tanh" is one hidden layer, not two — with the numbers that tell whether the
 //! gradient flows through them.
 
+use std::collections::HashSet;
+
 use serde::{Deserialize, Serialize};
 
 use crate::activation::ActivationFamily;
@@ -10,8 +12,9 @@ use crate::hooks::{LayerRecord, LayerStepRecord, Recording, layer_numbers};
 /// One hidden layer (or the output layer) of a recorded network at one step.
 ///
 /// # How layers are grouped
-/// Only the network's direct children (paths without a dot) are grouped, in network order, by
-/// their layer number ([`crate::hooks::layer_numbers`], the number hook events carry):
+/// Only the top-level layers are grouped: the network's direct children (paths without a dot),
+/// or, in a recording of a PyTorch model, every recorded module not nested in another recorded
+/// one (`layers.3`, `fc1`). They are grouped in network order, by their layer number ([`crate::hooks::layer_numbers`], the number hook events carry):
 /// - an activation child closes the open group ("Linear+tanh"), or forms a group of its own
 ///   when no group is open;
 /// - normalization, dropout, pooling and flattening children join the open group (or the
@@ -73,19 +76,27 @@ pub struct HiddenLayer {
 /// network order. The numbers come from the recording when the recorder was attached to a
 /// [`crate::Network`] (which numbers every event), and are worked out from the kinds otherwise,
 /// by the same rule ([`crate::hooks::layer_numbers`]).
+///
+/// The top-level records are those not nested in another recorded layer: for a gradflow network
+/// (every layer recorded, containers included) its direct children; for a recording of a PyTorch
+/// model, the modules the recorder treats as layers (`layers.3`, `fc1`, a residual block).
+/// Network order is the numeric order of the paths when every top-level path is a number (a
+/// `Sequential`'s children, even when a recorder attached between a forward and a backward pass
+/// saw them first in backward order), and otherwise the order of the records, which is the order
+/// in which the layers first ran forward.
 fn groups(recording: &Recording) -> Vec<Vec<usize>> {
-    let mut top: Vec<usize> =
-        (0..recording.layers.len()).filter(|&i| recording.layers[i].depth == 0).collect();
-    let numbers: Vec<usize> = if top.iter().all(|&i| recording.layers[i].layer_number.is_some()) {
-        top.sort_by_key(|&i| (recording.layers[i].layer_number, order_key(&recording.layers[i].path)));
-        top.iter().filter_map(|&i| recording.layers[i].layer_number).collect()
+    let layers = &recording.layers;
+    let paths: HashSet<&str> = layers.iter().map(|l| l.path.as_str()).collect();
+    let mut top: Vec<usize> = (0..layers.len()).filter(|&i| !is_nested(&paths, &layers[i].path)).collect();
+    let numeric = top.iter().all(|&i| layers[i].path.parse::<u64>().is_ok());
+    let position =
+        |i: usize| if numeric { (layers[i].path.parse::<u64>().unwrap_or(u64::MAX), i) } else { (0, i) };
+    let numbers: Vec<usize> = if top.iter().all(|&i| layers[i].layer_number.is_some()) {
+        top.sort_by_key(|&i| (layers[i].layer_number, position(i)));
+        top.iter().filter_map(|&i| layers[i].layer_number).collect()
     } else {
-        // Network order: Sequential children are numbered; a recorder attached between a forward
-        // and a backward pass sees them first in backward (reversed) order.
-        top.sort_by_key(|&i| order_key(&recording.layers[i].path));
-        let kinds = top
-            .iter()
-            .map(|&i| (recording.layers[i].kind.as_str(), recording.layers[i].activation.is_some()));
+        top.sort_by_key(|&i| position(i));
+        let kinds = top.iter().map(|&i| (layers[i].kind.as_str(), layers[i].activation.is_some()));
         layer_numbers(kinds)
     };
     let mut groups: Vec<Vec<usize>> = Vec::new();
@@ -100,9 +111,9 @@ fn groups(recording: &Recording) -> Vec<Vec<usize>> {
     groups
 }
 
-/// Sorts numeric paths numerically (`"2"` before `"10"`), then others by name.
-fn order_key(path: &str) -> (u64, &str) {
-    (path.parse::<u64>().unwrap_or(u64::MAX), path)
+/// Whether `path` lies inside another recorded layer (`"3.branch.1"` inside `"3"`).
+fn is_nested(paths: &HashSet<&str>, path: &str) -> bool {
+    path.match_indices('.').any(|(dot, _)| paths.contains(&path[..dot]))
 }
 
 fn within<'a>(recording: &'a Recording, top: &'a LayerRecord) -> impl Iterator<Item = &'a LayerRecord> {

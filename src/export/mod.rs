@@ -11,6 +11,9 @@
 //! - [`MetricsWriter`]: one JSON object per line, `pd.read_json(path, lines=True)`.
 //! - [`TensorBoardWriter`]: `events.out.tfevents.*` files for `tensorboard --logdir`.
 //! - [`read_tfrecords`]: reads the records of an event file back, checking their CRCs.
+//! - [`write_recording_jsonl`] / [`read_recording_jsonl`]: a whole recording as JSON lines
+//!   (schema `gradflow.recording.jsonl`), the format the Python recorder `gradflow_torch` writes
+//!   for PyTorch runs, read back with every line checked.
 //!
 //! The TensorBoard writer and reader need the `tensorboard` feature (on by default).
 
@@ -19,6 +22,7 @@ mod event;
 mod histogram;
 mod jsonl;
 mod layer_rows;
+mod recording_jsonl;
 #[cfg(feature = "tensorboard")]
 mod tensorboard;
 #[cfg(feature = "tensorboard")]
@@ -26,6 +30,10 @@ mod tfrecord;
 
 pub use histogram::Histogram;
 pub use jsonl::MetricsWriter;
+pub use recording_jsonl::{
+    RECORDING_JSONL_SCHEMA, RECORDING_JSONL_VERSION, parse_recording_jsonl, read_recording_jsonl,
+    recording_to_jsonl, write_recording_jsonl,
+};
 #[cfg(feature = "tensorboard")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tensorboard")))]
 pub use tensorboard::TensorBoardWriter;
