@@ -13,13 +13,14 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use gradflow::activation::Tanh;
+use gradflow::activation::{Relu, Tanh};
 use gradflow::data::digits_split;
 use gradflow::diagnose::{Diagnosis, Verdict, diagnose};
 use gradflow::export::{
     parse_recording_jsonl, read_recording_jsonl, recording_to_jsonl, write_recording_jsonl,
 };
 use gradflow::hooks::{Recorder, RecorderConfig, Recording};
+use gradflow::layers::ImageShape;
 use gradflow::loss::{CrossEntropy, Loss, Reduction, Targets};
 use gradflow::optim::SgdConfig;
 use gradflow::report::table;
@@ -122,6 +123,40 @@ fn gradflow_recordings_round_trip_through_json_lines() {
     write_recording_jsonl(&recording, &path).unwrap();
     assert_eq!(read_recording_jsonl(&path).unwrap(), recording);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A conv net's recording carries per-channel activation statistics (`ChannelStats`): they
+/// round-trip too.
+#[test]
+fn conv_recordings_round_trip_with_their_channel_statistics() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let model = Sequential::<f32>::image_builder(ImageShape::new(1, 8, 8))
+        .conv2d_with(4, 3, |c| c.padding(1))
+        .activation(Relu)
+        .conv2d_with(4, 3, |c| c.padding(1))
+        .activation(Tanh)
+        .flatten()
+        .linear(10)
+        .build(&mut rng)
+        .unwrap();
+    let mut net = Network::new(model);
+    let recorder = net.attach_hook(Recorder::new(RecorderConfig::all()).unwrap());
+    let (train, _) = digits_split::<f32>(0.25, 0).unwrap();
+    let classes = train.targets.classes().unwrap();
+    let output = net.forward(train.inputs.slice(s![..16, ..]), Mode::Train).unwrap();
+    let (_, grad) =
+        CrossEntropy::new(Reduction::Mean).value_and_grad(output, Targets::Classes(&classes[..16])).unwrap();
+    net.backward(grad.view()).unwrap();
+    let recording = net.detach_hook(recorder).unwrap().into_recording();
+    let with_channels = recording
+        .layers
+        .iter()
+        .filter(|l| l.steps.iter().any(|s| s.activation.as_ref().is_some_and(|a| a.channels.is_some())))
+        .count();
+    assert_eq!(with_channels, 2, "both activations over images have channel statistics");
+    let text = recording_to_jsonl(&recording).unwrap();
+    assert!(text.contains("\"channels\""));
+    assert_eq!(parse_recording_jsonl(&text, "memory").unwrap(), recording);
 }
 
 /// The fixture's text with `edit` applied to line `line` (from 1).

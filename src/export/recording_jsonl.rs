@@ -58,8 +58,8 @@ use serde_json::{Map, Value};
 use super::MetricsWriter;
 use crate::activation::ActivationFamily;
 use crate::hooks::{
-    ActivationInfo, ActivationStats, LayerRecord, LayerStepRecord, ParamStats, RecorderConfig, Recording,
-    StepLoss, TensorStats,
+    ActivationInfo, ActivationStats, ChannelStats, LayerRecord, LayerStepRecord, ParamStats, RecorderConfig,
+    Recording, StepLoss, TensorStats,
 };
 use crate::{Error, Result};
 
@@ -381,6 +381,14 @@ impl<'a> Fields<'a> {
         if self.get(field)?.is_null() { Ok(None) } else { read(self, field).map(Some) }
     }
 
+    /// `None` when `field` is absent or null (a field written only when it applies).
+    fn optional<T>(&self, field: &str, read: impl FnOnce(&Self, &str) -> Result<T>) -> Result<Option<T>> {
+        match self.map.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(_) => read(self, field).map(Some),
+        }
+    }
+
     /// The object in `field`.
     fn object(&self, field: &str) -> Result<Fields<'a>> {
         let value = self.get(field)?;
@@ -498,6 +506,17 @@ fn read_tensor(f: &Fields<'_>) -> Result<TensorStats> {
     Ok(stats)
 }
 
+/// The per-channel statistics of an activation over images ([`ChannelStats`]).
+fn read_channels(f: &Fields<'_>, field: &str) -> Result<ChannelStats> {
+    let c = f.object(field)?;
+    Ok(ChannelStats {
+        channels: c.usize("channels")?,
+        dead_fraction: c.nullable("dead_fraction", Fields::share)?,
+        saturated_fraction: c.nullable("saturated_fraction", Fields::share)?,
+        max_channel_saturation: c.nullable("max_channel_saturation", Fields::share)?,
+    })
+}
+
 fn read_step(line: &Fields<'_>) -> Result<LayerStepRecord> {
     let tensor = |f: &Fields<'_>, k: &str| read_tensor(&f.object(k)?);
     let activation = line.nullable("activation", |f, k| {
@@ -507,6 +526,7 @@ fn read_step(line: &Fields<'_>) -> Result<LayerStepRecord> {
             saturated_fraction: a.nullable("saturated_fraction", Fields::share)?,
             dead_fraction: a.nullable("dead_fraction", Fields::share)?,
             mean_derivative: a.nullable("mean_derivative", Fields::non_negative)?,
+            channels: a.optional("channels", read_channels)?,
         })
     })?;
     let mut params = Vec::new();
