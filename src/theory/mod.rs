@@ -84,3 +84,5 @@ pub use prediction::{
     predict, predict_model,
 };
 pub use spectrum::Spectrum;
+
+pub(crate) use prediction::UNKNOWN_INPUT;

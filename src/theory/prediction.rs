@@ -219,6 +219,10 @@ fn mean_is_not_zero(values: &[f64]) -> Option<(f64, f64)> {
     (mean != 0.0 && mean.abs() > 4.0 * std / n.sqrt()).then_some((mean, second.sqrt()))
 }
 
+/// How a layer after one not covered says why it is not covered either (the comparison in
+/// [`crate::diagnose::TheoryComparison`] tells these apart from the layers with a reason of their own).
+pub(crate) const UNKNOWN_INPUT: &str = "the variance of its input is unknown";
+
 fn not_covered_reason(kind: &str) -> String {
     match kind {
         k if k.contains("BatchNorm") => {
@@ -456,7 +460,7 @@ fn predict_seen<F: Float>(layers: &[SeenLayer<'_, F>], input: InputScale) -> Res
             (Ok(_), None) => {
                 let after = first_not_covered.clone().unwrap_or_default();
                 layer.not_covered = Some(format!(
-                    "{}: the variance of its input is unknown (after the layer not covered, {after})",
+                    "{}: {UNKNOWN_INPUT} (after the layer not covered, {after})",
                     layer.paths[0]
                 ));
             }
