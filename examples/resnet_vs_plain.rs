@@ -212,8 +212,16 @@ fn print_gradient_table(models: &[Model; 2]) {
     }
     for (model, h) in models.iter().zip([&plain_h, &res_h]) {
         if let (Some(first), Some(last)) = (h.first(), h.last()) {
+            // What mean-field theory predicts from the weights (Diagnosis::with_theory).
+            let theory = match &model.diagnosis.theory {
+                Some(t) => match t.predicted_gradient_ratio {
+                    Some(r) => format!("{r:.2e}, {}", t.agreement),
+                    None => t.agreement.to_string(),
+                },
+                None => "-".into(),
+            };
             println!(
-                "  {:<8} first/last ‖dL/dh‖ = {:.2e}  →  verdict: {}",
+                "  {:<8} first/last ‖dL/dh‖ = {:.2e}  →  verdict: {}  ·  mean-field theory: {theory}",
                 model.name,
                 first / last,
                 model.diagnosis.verdict
