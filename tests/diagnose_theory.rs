@@ -77,7 +77,8 @@ fn the_plain_tanh_network_of_resnet_vs_plain_agrees_with_the_theory() {
     assert!(!table::render(&without).contains("theory"));
     assert_eq!(without, measured);
     // The JSON report carries the comparison.
-    let saved: serde_json::Value = serde_json::from_str(&json::diagnosis_to_string(&diagnosis).unwrap()).unwrap();
+    let saved: serde_json::Value =
+        serde_json::from_str(&json::diagnosis_to_string(&diagnosis).unwrap()).unwrap();
     assert_eq!(saved["theory"]["agreement"], "Agree");
     assert_eq!(saved["theory"]["measured_per_layer_factor"].as_f64(), diagnosis.per_layer_factor);
 }
@@ -150,7 +151,10 @@ fn a_prediction_for_a_model_with_other_layers_is_a_disagreement() {
     let prediction = predict_model(&relu, InputScale::SecondMoment(moment)).unwrap();
     let theory = measured.with_theory(&prediction).theory.unwrap();
     assert_eq!(theory.agreement, TheoryAgreement::Disagree);
-    assert!(theory.causes[0].contains("layer 1 is Linear+relu in the prediction and Linear+tanh"), "{theory:?}");
+    assert!(
+        theory.causes[0].contains("layer 1 is Linear+relu in the prediction and Linear+tanh"),
+        "{theory:?}"
+    );
 }
 
 #[test]
@@ -203,7 +207,10 @@ fn residual_and_batch_normalized_networks_are_not_covered() {
     // The 20 residual blocks in one line, the output layer after them in another.
     assert_eq!(theory.not_covered.len(), 2, "{:?}", theory.not_covered);
     assert!(theory.not_covered[0].starts_with("layers 1–20 (paths 0–19): residual blocks"), "{theory:?}");
-    assert!(theory.not_covered[1].starts_with("layer 21: the variance of its input is unknown"), "{theory:?}");
+    assert!(
+        theory.not_covered[1].starts_with("layer 21: the variance of its input is unknown"),
+        "{theory:?}"
+    );
     let line = theory.summary();
     assert!(line.starts_with("theory (mean field, at initialization): not covered — layers 1–20"), "{line}");
     assert!(!line.contains('×'), "no number where the theory has none: {line}");
@@ -231,7 +238,8 @@ fn residual_and_batch_normalized_networks_are_not_covered() {
 fn a_single_hidden_layer_has_no_factor_and_the_tolerance_is_validated() {
     let (x, classes, moment) = digits();
     let mut rng = StdRng::seed_from_u64(0);
-    let mut net = Network::new(Sequential::<f32>::builder(64).dense(32, Tanh).linear(10).build(&mut rng).unwrap());
+    let mut net =
+        Network::new(Sequential::<f32>::builder(64).dense(32, Tanh).linear(10).build(&mut rng).unwrap());
     let prediction = predict_model(net.model(), InputScale::SecondMoment(moment)).unwrap();
     let theory = measure(&mut net, &x, &classes).with_theory(&prediction).theory.unwrap();
     assert_eq!(theory.agreement, TheoryAgreement::NotCovered);

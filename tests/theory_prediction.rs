@@ -225,7 +225,8 @@ fn bad_variances_and_overflowing_signals_are_errors_naming_the_layer() {
     assert!(matches!(err, Error::NonFinite { .. }), "{err}");
     // "non-finite value in mean-field expectation E[φ(√q·z)²] for relu at layer 180 (path 358): …"
     let text = err.to_string();
-    let layer: usize = text.split("relu at layer ").nth(1).and_then(|t| t.split(' ').next()).unwrap().parse().unwrap();
+    let layer: usize =
+        text.split("relu at layer ").nth(1).and_then(|t| t.split(' ').next()).unwrap().parse().unwrap();
     assert!((170..=190).contains(&layer), "{text}");
     let err = predict(&layers, InputScale::FirstPreactivationVariance(f64::NAN)).unwrap_err();
     assert!(err.to_string().contains("NaN"), "{err}");

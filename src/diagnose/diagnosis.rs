@@ -5,9 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use super::training::{TrainingDiagnosis, diagnose_training};
 use super::{HiddenLayer, Remedy, TheoryComparison, Thresholds, Verdict};
-use crate::theory::Prediction;
 use crate::activation::ActivationFamily;
 use crate::hooks::Recording;
+use crate::theory::Prediction;
 use crate::{Error, Result};
 
 /// One hidden layer (or the output layer) with its verdict.
@@ -97,8 +97,8 @@ impl Diagnosis {
     /// // Before any step: the theory's prediction from the weights and the input scale.
     /// let prediction = predict_model(net.model(), InputScale::SecondMoment(1.0 / 3.0))?;
     /// let (result, recorder) = net.with_hook(Recorder::default(), |net| {
-    ///     let output = net.forward(x.view(), Mode::Train)?;
-    ///     net.backward(Array2::from_elem(output.dim(), 0.1).view())
+    ///     let rows = net.forward(x.view(), Mode::Train)?.nrows();
+    ///     net.backward(Array2::from_elem((rows, 10), 0.1).view())
     /// });
     /// result?;
     /// let diagnosis = diagnose(recorder.recording(), &Thresholds::default())?.with_theory(&prediction);

@@ -151,7 +151,13 @@ impl TheoryComparison {
             }
             return comparison;
         };
-        let ratio = if p > 0.0 { m / p } else if m == 0.0 { 1.0 } else { f64::INFINITY };
+        let ratio = if p > 0.0 {
+            m / p
+        } else if m == 0.0 {
+            1.0
+        } else {
+            f64::INFINITY
+        };
         comparison.factor_ratio = Some(ratio).filter(|r| r.is_finite());
         if ratio.is_finite() && ratio >= 1.0 / tolerance && ratio <= tolerance {
             return comparison;
@@ -160,10 +166,7 @@ impl TheoryComparison {
         let causes = &mut comparison.causes;
         causes.extend(trained_weights(diagnosis.step));
         if !comparison.not_covered.is_empty() {
-            causes.push(format!(
-                "a layer the theory does not cover: {}",
-                comparison.not_covered.join("; ")
-            ));
+            causes.push(format!("a layer the theory does not cover: {}", comparison.not_covered.join("; ")));
         }
         let finite_width = "finite width and batch: the theory is exact for infinitely wide layers; at width \
              64–128 one batch's ‖dL/dh‖ scatters by a few per cent per layer around it, more for narrower layers, \
@@ -186,12 +189,11 @@ impl TheoryComparison {
                 .into(),
         );
         if !near {
-            causes.push(format!(
-                "{finite_width} (a few per cent per layer, not ×{ratio:.2})"
-            ));
+            causes.push(format!("{finite_width} (a few per cent per layer, not ×{ratio:.2})"));
         }
         causes.push(
-            "a bug, in the model's set-up or in gradflow (please report it with the model and the seed)".into(),
+            "a bug, in the model's set-up or in gradflow (please report it with the model and the seed)"
+                .into(),
         );
         comparison
     }
@@ -314,10 +316,7 @@ fn not_covered(prediction: &Prediction) -> Vec<String> {
         .collect();
     if !after.is_empty() {
         let s = if after.len() == 1 { "" } else { "s" };
-        lines.push(format!(
-            "layer{s} {}: {UNKNOWN_INPUT}, after a layer not covered",
-            number_ranges(&after)
-        ));
+        lines.push(format!("layer{s} {}: {UNKNOWN_INPUT}, after a layer not covered", number_ranges(&after)));
     }
     lines
 }
