@@ -53,6 +53,7 @@ use gradflow::activation::{self, Activation, ActivationFamily};
 use gradflow::diagnose::{Diagnosis, HiddenLayer};
 use gradflow::init::{GlorotUniform, Initializer, KaimingNormal, LinearDefault, Normal, Orthogonal, Zeros};
 use gradflow::report::plot::{ChartSpec, Scale, Series, line_chart};
+use gradflow::theory::{InputScale, predict_model};
 use gradflow::{Error, Network, Result, Sequential};
 use ndarray::Array2;
 use ndarray_rand::RandomExt;
@@ -199,6 +200,8 @@ fn run(args: Args) -> Result<()> {
     let mut data_rng = StdRng::seed_from_u64(args.seed.wrapping_add(1));
     let inputs: Array2<f64> = Array2::random_using((args.batch, args.width), StandardNormal, &mut data_rng);
     let labels: Vec<usize> = (0..args.batch).map(|_| data_rng.random_range(0..CLASSES)).collect();
+    // The mean-field prediction's input scale: the batch's mean square (about 1).
+    let input_moment = inputs.iter().map(|v| v * v).sum::<f64>() / inputs.len() as f64;
 
     let n = args.width;
     println!(
@@ -215,7 +218,9 @@ fn run(args: Args) -> Result<()> {
     );
     println!(
         "σ_w·√n: RMS of the hidden weights × √fan_in, the weights' factor per layer; act std: std of a hidden \
-         layer's output;\n‖dL/dh‖: gradient with respect to it; layer 1 is nearest the input"
+         layer's output;\n‖dL/dh‖: gradient with respect to it; layer 1 is nearest the input; theory ×: the \
+         per-layer factor mean-field theory predicts\nfrom the weights (gradflow::theory), and whether the \
+         measured one agrees with it (within ×1.1 per layer: Diagnosis::with_theory)"
     );
 
     let mut runs = Vec::new();
@@ -232,7 +237,9 @@ fn run(args: Args) -> Result<()> {
                 .build(&mut rng)?;
             let mut net = Network::new(model);
             let weight_gain = weight_gain(&net);
+            let prediction = predict_model(net.model(), InputScale::SecondMoment(input_moment))?;
             let (_, diagnosis) = common::inspect(&mut net, &inputs, &labels, args.batch)?;
+            let diagnosis = diagnosis.with_theory(&prediction);
             outcomes.push(Outcome { label, initializer, weight_gain, diagnosis });
         }
         let run = ActivationRun { activation: activation.clone(), outcomes };
@@ -272,6 +279,18 @@ fn weight_gain(net: &Network<f64>) -> f64 {
     if count == 0 { f64::NAN } else { (fan_in as f64 * sum / count as f64).sqrt() }
 }
 
+/// The mean-field prediction of the per-layer factor and whether the measurement agrees, e.g.
+/// "0.58 agree".
+fn theory_cell(diagnosis: &Diagnosis) -> String {
+    match &diagnosis.theory {
+        Some(t) => match t.predicted_per_layer_factor {
+            Some(f) => format!("{f:.2} {}", t.agreement),
+            None => t.agreement.to_string(),
+        },
+        None => "-".into(),
+    }
+}
+
 fn sci(x: Option<f64>) -> String {
     x.map_or_else(|| "-".into(), |x| format!("{x:.1e}"))
 }
@@ -304,6 +323,7 @@ fn print_table(args: &Args, run: &ActivationRun) {
         &grad_last,
         "1 / last",
         "× per layer",
+        "theory ×",
         units,
         "verdict",
     ];
@@ -327,12 +347,13 @@ fn print_table(args: &Args, run: &ActivationRun) {
                 sci(grads.last().copied().flatten()),
                 sci(o.diagnosis.gradient_ratio),
                 o.diagnosis.per_layer_factor.map_or_else(|| "-".into(), |f| format!("{f:.2}")),
+                theory_cell(&o.diagnosis),
                 percent(share),
                 o.diagnosis.verdict.name().to_string(),
             ]
         })
         .collect();
-    print!("{}", common::table("lrrrlrrrrrl", &header, &rows));
+    print!("{}", common::table("lrrrlrrrrlrl", &header, &rows));
     let keep: Vec<&str> = run
         .outcomes
         .iter()
@@ -401,6 +422,7 @@ fn report(args: &Args, runs: &[ActivationRun]) -> serde_json::Value {
                         "forward": o.forward_verdict(),
                         "gradient_ratio": o.diagnosis.gradient_ratio,
                         "per_layer_factor": o.diagnosis.per_layer_factor,
+                        "theory": o.diagnosis.theory,
                         "verdict": o.diagnosis.verdict.name(),
                         "evidence": o.diagnosis.evidence,
                     })

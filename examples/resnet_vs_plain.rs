@@ -5,7 +5,9 @@
 //! U(±1/√fan_in)), data (the embedded 8×8 digits), optimizer (plain SGD) and seed. The plain one
 //! is `depth × (Linear + act)`; the residual one is `depth × (x + W_b·act(W_a·x))`. Before
 //! training, one observed pass measures ‖dL/dh‖ — the gradient with respect to each hidden
-//! layer's output — and ‖dL/dW‖ at every layer; then both are trained and compared.
+//! layer's output — and ‖dL/dW‖ at every layer, beside what mean-field theory predicts for the
+//! plain network from its weights (the residual one it does not cover); then both are trained
+//! and compared.
 //!
 //! ```text
 //! cargo run --example resnet_vs_plain
@@ -28,6 +30,7 @@ use gradflow::loss::{CrossEntropy, Reduction};
 use gradflow::optim::SgdConfig;
 use gradflow::report::plot::{HeatmapSpec, Scale, heatmap};
 use gradflow::report::table;
+use gradflow::theory::{InputScale, predict_model};
 use gradflow::train::{History, Progress, TrainConfig, Trainer};
 use gradflow::{Error, Network, Result, Sequential};
 use ndarray::Array2;
@@ -112,10 +115,15 @@ fn run(args: Args) -> Result<()> {
 
     let mut models = [build("plain", &args)?, build("residual", &args)?];
     let classes = train.targets.classes().expect("digits have class targets");
+    // The theory's input scale: the mean square of the pixels the inspection pass sees.
+    let inspected = train.inputs.slice(ndarray::s![..INSPECT_BATCH.min(train.len()), ..]);
+    let moment = inspected.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / inspected.len() as f64;
     for model in &mut models {
+        // The mean-field prediction, from the weights at initialization, before any pass.
+        let prediction = predict_model(model.net.model(), InputScale::SecondMoment(moment))?;
         let (recording, diagnosis) = common::inspect(&mut model.net, &train.inputs, classes, INSPECT_BATCH)?;
         model.at_init = recording;
-        model.diagnosis = diagnosis;
+        model.diagnosis = diagnosis.with_theory(&prediction);
     }
     print_gradient_table(&models);
     for model in &models {
@@ -175,6 +183,7 @@ fn placeholder_diagnosis() -> Diagnosis {
         remedies: Vec::new(),
         training: None,
         thresholds: Default::default(),
+        theory: None,
     }
 }
 
@@ -203,8 +212,16 @@ fn print_gradient_table(models: &[Model; 2]) {
     }
     for (model, h) in models.iter().zip([&plain_h, &res_h]) {
         if let (Some(first), Some(last)) = (h.first(), h.last()) {
+            // What mean-field theory predicts from the weights (Diagnosis::with_theory).
+            let theory = match &model.diagnosis.theory {
+                Some(t) => match t.predicted_gradient_ratio {
+                    Some(r) => format!("{r:.2e}, {}", t.agreement),
+                    None => t.agreement.to_string(),
+                },
+                None => "-".into(),
+            };
             println!(
-                "  {:<8} first/last ‖dL/dh‖ = {:.2e}  →  verdict: {}",
+                "  {:<8} first/last ‖dL/dh‖ = {:.2e}  →  verdict: {}  ·  mean-field theory: {theory}",
                 model.name,
                 first / last,
                 model.diagnosis.verdict
@@ -319,6 +336,7 @@ fn write_report(models: &[Model; 2], args: &Args, output: &common::Output) -> Re
             "grad_to_weight_ratio_by_layer": model.diagnosis.layers.iter()
                 .filter(|l| !l.layer.is_output).map(|l| l.layer.grad_to_weight_ratio).collect::<Vec<_>>(),
             "gradient_ratio_first_to_last": model.diagnosis.gradient_ratio,
+            "theory": model.diagnosis.theory,
             "loss_by_epoch": loss_by_epoch,
             "test_loss_by_epoch": test_loss_by_epoch,
             "test_accuracy_by_epoch": test_acc_by_epoch,

@@ -196,3 +196,53 @@ fn layers_the_theory_does_not_cover_are_named_with_the_reason() {
         .unwrap_err();
     assert!(err.to_string().contains("weight_variance"), "{err}");
 }
+
+#[test]
+fn bad_variances_and_overflowing_signals_are_errors_naming_the_layer() {
+    let relu = |path: usize| LayerDescriptor::activation_named(path.to_string(), "relu").unwrap();
+    // A negative or infinite variance in the second hidden layer.
+    for (weight, bias, field) in [(1.0, -0.5, "bias_variance"), (f64::INFINITY, 0.0, "weight_variance")] {
+        let layers = [
+            LayerDescriptor::linear("0", 8, 2.0, 0.0),
+            relu(1),
+            LayerDescriptor::linear("2", 8, weight, bias),
+            relu(3),
+            LayerDescriptor::linear("4", 8, 1.0, 0.0),
+        ];
+        let err = predict(&layers, InputScale::SecondMoment(1.0)).unwrap_err();
+        assert!(matches!(err, Error::InvalidConfig { .. }), "{err}");
+        let text = err.to_string();
+        assert!(text.contains("layer 2 (path 2)") && text.contains(field), "{text}");
+    }
+    // 400 ReLU layers with σ_w² = 100: the variance grows ×50 per layer, beyond f64 after ~180.
+    let mut layers = Vec::new();
+    for i in 0..400 {
+        layers.push(LayerDescriptor::linear((2 * i).to_string(), 64, 100.0, 0.0));
+        layers.push(relu(2 * i + 1));
+    }
+    layers.push(LayerDescriptor::linear("800", 64, 1.0, 0.0));
+    let err = predict(&layers, InputScale::SecondMoment(1.0)).unwrap_err();
+    assert!(matches!(err, Error::NonFinite { .. }), "{err}");
+    // "non-finite value in mean-field expectation E[φ(√q·z)²] for relu at layer 180 (path 358): …"
+    let text = err.to_string();
+    let layer: usize =
+        text.split("relu at layer ").nth(1).and_then(|t| t.split(' ').next()).unwrap().parse().unwrap();
+    assert!((170..=190).contains(&layer), "{text}");
+    let err = predict(&layers, InputScale::FirstPreactivationVariance(f64::NAN)).unwrap_err();
+    assert!(err.to_string().contains("NaN"), "{err}");
+}
+
+#[test]
+fn the_per_layer_factor_of_a_very_deep_network_survives_where_the_ratio_underflows() {
+    // 2000 tanh layers with σ_w² = 0.01: ×0.1 per layer, 10^-1999 over the network.
+    let mut layers = Vec::new();
+    for i in 0..2000 {
+        layers.push(LayerDescriptor::linear((2 * i).to_string(), 64, 0.01, 0.0));
+        layers.push(LayerDescriptor::activation_named((2 * i + 1).to_string(), "tanh").unwrap());
+    }
+    layers.push(LayerDescriptor::linear("4000", 64, 1.0, 0.0));
+    let p = predict(&layers, InputScale::SecondMoment(1.0)).unwrap();
+    assert_eq!(p.gradient_ratio, Some(0.0));
+    let factor = p.per_layer_factor.unwrap();
+    assert!((factor - 0.1).abs() < 1e-6, "{factor}");
+}

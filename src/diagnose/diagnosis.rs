@@ -4,9 +4,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::training::{TrainingDiagnosis, diagnose_training};
-use super::{HiddenLayer, Remedy, Thresholds, Verdict};
+use super::{HiddenLayer, Remedy, TheoryComparison, Thresholds, Verdict};
 use crate::activation::ActivationFamily;
 use crate::hooks::Recording;
+use crate::theory::Prediction;
 use crate::{Error, Result};
 
 /// One hidden layer (or the output layer) with its verdict.
@@ -57,6 +58,60 @@ pub struct Diagnosis {
     pub training: Option<TrainingDiagnosis>,
     /// The thresholds applied.
     pub thresholds: Thresholds,
+    /// The mean-field prediction beside the measured gradient flow, once added with
+    /// [`Diagnosis::with_theory`] (`None` otherwise).
+    #[serde(default)]
+    pub theory: Option<TheoryComparison>,
+}
+
+impl Diagnosis {
+    /// The diagnosis with the mean-field prediction beside its measurement
+    /// ([`Diagnosis::theory`]): the predicted and measured per-layer gradient factor and
+    /// first/last ratio, whether they agree within [`Thresholds::theory_tolerance`] (default
+    /// ×1.1 per layer; on the plain networks of the `resnet_vs_plain` and `initializers`
+    /// examples they agree within 3%), and, when they do not, the likely causes — or "not
+    /// covered" with the layers the theory has no statement for (residual blocks, batch
+    /// normalization, …). [`crate::report::table`] prints it and [`crate::report::json`] saves it.
+    ///
+    /// Make the prediction with [`crate::theory::predict_model`] while the network is at
+    /// initialization — it reads the weights — and compare it with the diagnosis of the first
+    /// recorded step, which [`diagnose`] gives: the prediction describes independent random
+    /// weights, which training no longer are. Neither the verdict nor the remedies change.
+    ///
+    /// ```
+    /// use gradflow::{Network, Sequential, Mode};
+    /// use gradflow::activation::Tanh;
+    /// use gradflow::init::LinearDefault;
+    /// use gradflow::hooks::Recorder;
+    /// use gradflow::diagnose::{diagnose, TheoryAgreement, Thresholds};
+    /// use gradflow::theory::{predict_model, InputScale};
+    /// use gradflow::ndarray::Array2;
+    /// use gradflow::rand::{Rng, SeedableRng, rngs::StdRng};
+    ///
+    /// // 20 tanh layers of width 128 with PyTorch's default init, inputs of second moment 1/3.
+    /// let mut rng = StdRng::seed_from_u64(0);
+    /// let model = Sequential::<f32>::builder(128)
+    ///     .init(LinearDefault).repeat(20, 128, Tanh).linear(10).build(&mut rng)?;
+    /// let mut net = Network::new(model);
+    /// let x = Array2::from_shape_simple_fn((64, 128), || rng.random_range(-1.0f32..1.0));
+    /// // Before any step: the theory's prediction from the weights and the input scale.
+    /// let prediction = predict_model(net.model(), InputScale::SecondMoment(1.0 / 3.0))?;
+    /// let (result, recorder) = net.with_hook(Recorder::default(), |net| {
+    ///     let rows = net.forward(x.view(), Mode::Train)?.nrows();
+    ///     net.backward(Array2::from_elem((rows, 10), 0.1).view())
+    /// });
+    /// result?;
+    /// let diagnosis = diagnose(recorder.recording(), &Thresholds::default())?.with_theory(&prediction);
+    /// let theory = diagnosis.theory.as_ref().unwrap();
+    /// assert_eq!(theory.agreement, TheoryAgreement::Agree, "{theory}");
+    /// // "theory (mean field, at initialization): ×0.58 per layer, first/last …; measured at step 0: …"
+    /// println!("{theory}");
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    pub fn with_theory(mut self, prediction: &Prediction) -> Diagnosis {
+        self.theory = Some(TheoryComparison::new(&self, prediction));
+        self
+    }
 }
 
 /// Diagnoses the first recorded step that has a backward pass — the network at initialization,
@@ -263,6 +318,7 @@ impl Analysis {
             remedies,
             training: None,
             thresholds: self.t,
+            theory: None,
         }
     }
 

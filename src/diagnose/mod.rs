@@ -24,11 +24,17 @@
 //! connections; exploding → gradient clipping, then initialization; dead units → LeakyReLU and a
 //! lower learning rate; recurrent layers → LSTM/GRU.
 //!
+//! # Theory beside measurement
+//! [`Diagnosis::with_theory`] puts the mean-field prediction for the network at initialization
+//! ([`crate::theory::predict_model`]) beside the measured per-layer factor and first/last ratio,
+//! and says whether they agree within [`Thresholds::theory_tolerance`] ([`TheoryComparison`]).
+//!
 //! Reports: [`crate::report::table`] prints a [`Diagnosis`]; [`crate::report::json`] saves it.
 
 mod diagnosis;
 mod hidden_layers;
 mod remedy;
+mod theory;
 mod thresholds;
 mod training;
 mod verdict;
@@ -36,6 +42,7 @@ mod verdict;
 pub use diagnosis::{Diagnosis, LayerDiagnosis, diagnose, diagnose_step};
 pub use hidden_layers::HiddenLayer;
 pub use remedy::Remedy;
+pub use theory::{TheoryAgreement, TheoryComparison};
 pub use thresholds::Thresholds;
 pub use training::{FlowChange, LossTrend, TrainingDiagnosis};
 pub use verdict::Verdict;

@@ -42,7 +42,10 @@
 //! removal will bump the number, and [`from_str`] refuses other versions with an error.
 //!
 //! A [`Diagnosis`] is written the same way under the schema [`DIAGNOSIS_SCHEMA_VERSION`], with
-//! the fields of [`Diagnosis`] (remedies as their variant names, e.g. `"RectifierActivations"`).
+//! the fields of [`Diagnosis`] (remedies as their variant names, e.g. `"RectifierActivations"`),
+//! including `theory`, the mean-field prediction beside the measurement
+//! ([`TheoryComparison`](crate::diagnose::TheoryComparison), `null` unless the diagnosis was made
+//! [`Diagnosis::with_theory`]); a file without it reads back with `theory` absent.
 
 use std::path::Path;
 

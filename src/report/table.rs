@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::diagnose::{Diagnosis, LayerDiagnosis};
+use crate::diagnose::{Diagnosis, LayerDiagnosis, TheoryAgreement};
 
 /// How [`render_with`] draws the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +55,10 @@ pub fn render(diagnosis: &Diagnosis) -> String {
 /// between the smallest and largest power of ten in the table, `‖dW‖/‖W‖`, `sat%` (saturated
 /// units), `dead%` (dead units) and the layer's verdict; `-` marks a quantity that was not
 /// recorded or does not apply. Then the model's verdict, the evidence, how training went (when
-/// the diagnosis has a [`crate::diagnose::TrainingDiagnosis`]) and the numbered remedies.
+/// the diagnosis has a [`crate::diagnose::TrainingDiagnosis`]) and the numbered remedies. A
+/// diagnosis made [`Diagnosis::with_theory`] shows the mean-field prediction beside the
+/// measurement in one line after the evidence ([`crate::diagnose::TheoryComparison::summary`]),
+/// with the likely causes when they disagree.
 pub fn render_with(diagnosis: &Diagnosis, options: &TableOptions) -> String {
     let rows = &diagnosis.layers;
     let (lo, hi) = decades(rows);
@@ -111,6 +114,20 @@ pub fn render_with(diagnosis: &Diagnosis, options: &TableOptions) -> String {
         }
     } else if diagnosis.training.is_some() {
         let _ = writeln!(out, "gradient flow at step {}: {}", diagnosis.step, diagnosis.flow_verdict);
+    }
+    if let Some(theory) = &diagnosis.theory {
+        let _ = writeln!(out, "{}", theory.summary());
+        let heading = match theory.agreement {
+            TheoryAgreement::Disagree => Some("  what can explain it, most specific first:"),
+            TheoryAgreement::NotMeasured => Some("  why:"),
+            _ => None,
+        };
+        if let Some(heading) = heading {
+            let _ = writeln!(out, "{heading}");
+            for c in &theory.causes {
+                let _ = writeln!(out, "  - {c}");
+            }
+        }
     }
     if let Some(training) = &diagnosis.training {
         let _ = writeln!(

@@ -12,7 +12,9 @@
 //!   the edge of chaos, `χ₁ = 1`, for a bias variance.
 //! - [`predict_model`] / [`predict`] — the per-layer gradient factors and the first/last
 //!   gradient ratio of a real model, from its weights and activations, comparable with
-//!   [`crate::diagnose::Diagnosis`]; layers the theory does not cover are named, with the reason.
+//!   [`crate::diagnose::Diagnosis`] — [`crate::diagnose::Diagnosis::with_theory`] puts the two
+//!   side by side and says whether they agree; layers the theory does not cover are named, with
+//!   the reason.
 //! - [`jacobian`], [`jacobian_spectra`] — the input–output Jacobian of a model at an input, built
 //!   from backward passes, and the singular values ([`Spectrum`]) of it and of every hidden
 //!   layer's Jacobian: whether the network is well conditioned in every direction (dynamical
@@ -84,3 +86,5 @@ pub use prediction::{
     predict, predict_model,
 };
 pub use spectrum::Spectrum;
+
+pub(crate) use prediction::UNKNOWN_INPUT;

@@ -185,7 +185,8 @@ pub struct Prediction {
     /// The predicted `‖∂L/∂h‖` at the first hidden layer divided by the last hidden layer's —
     /// the product of the gradient factors of hidden layers 2 … last — comparable with
     /// [`crate::diagnose::Diagnosis::gradient_ratio`]. `None` when one of them is not covered or
-    /// there are fewer than two hidden layers.
+    /// there are fewer than two hidden layers; 0 or ∞ when it is beyond the range of `f64` (the
+    /// per-layer factor is still exact: the factors are multiplied as logarithms).
     pub gradient_ratio: Option<f64>,
     /// Its geometric mean per layer, comparable with
     /// [`crate::diagnose::Diagnosis::per_layer_factor`].
@@ -218,6 +219,10 @@ fn mean_is_not_zero(values: &[f64]) -> Option<(f64, f64)> {
     let std = (second - mean * mean).max(0.0).sqrt();
     (mean != 0.0 && mean.abs() > 4.0 * std / n.sqrt()).then_some((mean, second.sqrt()))
 }
+
+/// How a layer after one not covered says why it is not covered either (the comparison in
+/// [`crate::diagnose::TheoryComparison`] tells these apart from the layers with a reason of their own).
+pub(crate) const UNKNOWN_INPUT: &str = "the variance of its input is unknown";
 
 fn not_covered_reason(kind: &str) -> String {
     match kind {
@@ -328,7 +333,9 @@ pub fn describe_model<F: Float>(model: &dyn Layer<F>) -> Result<Vec<LayerDescrip
 ///
 /// # Errors
 /// [`Error::InvalidConfig`] for a negative or non-finite input scale or variance;
-/// [`Error::NonFinite`] when an activation's expectations diverge.
+/// [`Error::NonFinite`] when an activation's expectations diverge, or when the signal's
+/// variance grows beyond the range of `f64` (e.g. hundreds of ReLU layers with `σ_w²` far above
+/// 2). Both name the hidden layer (number and path) where it happened.
 pub fn predict(layers: &[LayerDescriptor], input: InputScale) -> Result<Prediction> {
     let seen: Vec<SeenLayer<'_, f64>> = layers
         .iter()
@@ -431,13 +438,23 @@ fn predict_seen<F: Float>(layers: &[SeenLayer<'_, F>], input: InputScale) -> Res
         };
         match (shape, input_moment) {
             (Ok((weight_variance, bias_variance, activation)), Some(moment)) => {
-                let field = MeanField::new_in(activation, weight_variance, bias_variance)?;
+                let at = |e| in_layer(e, index, &layer.paths[0]);
+                let field = MeanField::new_in(activation, weight_variance, bias_variance).map_err(at)?;
                 let q = match (index, input) {
                     (0, InputScale::FirstPreactivationVariance(q)) => q,
                     _ => weight_variance * moment + bias_variance,
                 };
-                let (mean, second) = field.output_moments(q)?;
-                let chi = field.gradient_factor(q)?;
+                if !q.is_finite() {
+                    return Err(Error::NonFinite {
+                        location: format!("theory::predict, layer {} (path {})", index + 1, layer.paths[0]),
+                        detail: format!(
+                            "the pre-activation variance grows beyond the f64 range (σ_w² = {weight_variance}, input \
+                             second moment {moment}): the signal explodes before this layer"
+                        ),
+                    });
+                }
+                let (mean, second) = field.output_moments(q).map_err(at)?;
+                let chi = field.gradient_factor(q).map_err(at)?;
                 layer.activation = Some(activation.describe());
                 layer.prediction = Some(LayerPrediction {
                     weight_variance,
@@ -456,7 +473,7 @@ fn predict_seen<F: Float>(layers: &[SeenLayer<'_, F>], input: InputScale) -> Res
             (Ok(_), None) => {
                 let after = first_not_covered.clone().unwrap_or_default();
                 layer.not_covered = Some(format!(
-                    "{}: the variance of its input is unknown (after the layer not covered, {after})",
+                    "{}: {UNKNOWN_INPUT} (after the layer not covered, {after})",
                     layer.paths[0]
                 ));
             }
@@ -467,11 +484,28 @@ fn predict_seen<F: Float>(layers: &[SeenLayer<'_, F>], input: InputScale) -> Res
         predicted.push(layer);
     }
     let hidden = count.saturating_sub(1);
-    let gradient_ratio = if hidden >= 2 {
-        predicted[1..hidden].iter().map(|l| l.prediction.map(|p| p.gradient_factor)).product::<Option<f64>>()
+    // Summed in logarithms, so that the per-layer factor of a very deep network stays right
+    // where the product itself leaves the f64 range (the ratio is then 0 or ∞).
+    let log_ratio = if hidden >= 2 {
+        predicted[1..hidden].iter().map(|l| l.prediction.map(|p| p.gradient_factor.ln())).sum::<Option<f64>>()
     } else {
         None
     };
-    let per_layer_factor = gradient_ratio.map(|r| r.powf(1.0 / (hidden - 1) as f64));
+    let gradient_ratio = log_ratio.map(f64::exp);
+    let per_layer_factor = log_ratio.map(|r| (r / (hidden - 1) as f64).exp());
     Ok(Prediction { layers: predicted, gradient_ratio, per_layer_factor, first_not_covered })
+}
+
+/// `error` with the hidden layer it arose in named.
+fn in_layer(error: Error, index: usize, path: &str) -> Error {
+    let at = format!("layer {} (path {path})", index + 1);
+    match error {
+        Error::InvalidConfig { component, field, reason } => {
+            Error::InvalidConfig { component: format!("theory::predict, {at}, {component}"), field, reason }
+        }
+        Error::NonFinite { location, detail } => {
+            Error::NonFinite { location: format!("{location} at {at}"), detail }
+        }
+        other => other,
+    }
 }
