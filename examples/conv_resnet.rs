@@ -57,8 +57,8 @@ struct Args {
     /// Channels of the three stages (the paper: 16,32,64).
     #[arg(long, value_delimiter = ',', default_value = "4,8,16")]
     widths: Vec<usize>,
-    /// SGD learning rate (momentum 0.9; after the warm-up, cosine-annealed to 0 over the run).
-    #[arg(long, default_value_t = 0.05)]
+    /// SGD learning rate (He et al.: 0.1; momentum 0.9; after the warm-up, cosine-annealed to 0 over the run).
+    #[arg(long, default_value_t = 0.1)]
     lr: f64,
     /// Warm-up epochs at a tenth of the learning rate, as He et al. did for ResNet-110.
     #[arg(long, default_value_t = 0)]
@@ -147,6 +147,10 @@ struct Model {
     init_norms: Vec<f64>,
     /// gradflow's diagnosis of the gradient at initialization.
     diagnosis: Diagnosis,
+    /// ‖dL/dW‖ of every weighted layer after training.
+    trained_norms: Vec<f64>,
+    /// gradflow's diagnosis of the gradient after training.
+    trained_diagnosis: Option<Diagnosis>,
     history: Option<History>,
     stopped: Option<String>,
     /// The same norms every `record_every` steps during training.
@@ -176,6 +180,8 @@ fn run(args: Args) -> Result<()> {
     let (train, test, image, dataset) = load(&args)?;
     let shift = args.shift.unwrap_or(if args.data_dir.is_some() { 0 } else { 1 });
     let originals = train.len();
+    // The gradient is observed on the first images as they are (not on shifted copies of a few).
+    let unshifted = train.clone();
     let train = shifted(&train, image, shift)?;
     let epochs = args.epochs.unwrap_or(if args.data_dir.is_some() { 3 } else { 4 });
     println!("gradflow · conv_resnet — plain and residual conv nets of 20 and 56 layers (He et al. 2016)");
@@ -201,7 +207,7 @@ fn run(args: Args) -> Result<()> {
         if args.zero_init_residual { "yes" } else { "no (γ = 1)" }
     );
 
-    let classes = train.targets.classes().expect("class targets");
+    let unshifted_classes = unshifted.targets.classes().expect("class targets");
     let mut models = Vec::new();
     for (name, depth, residual) in MODELS {
         if !args.models.is_empty() && !args.models.iter().any(|m| m.eq_ignore_ascii_case(name)) {
@@ -216,7 +222,8 @@ fn run(args: Args) -> Result<()> {
         if residual && args.zero_init_residual {
             zero_init_residual(&mut net);
         }
-        let (recording, diagnosis) = common::inspect(&mut net, &train.inputs, classes, INSPECT_BATCH)?;
+        let (recording, diagnosis) =
+            common::inspect(&mut net, &unshifted.inputs, unshifted_classes, INSPECT_BATCH)?;
         let init_norms = weight_grad_norms(&recording, recording.steps().first().copied().unwrap_or(0));
         models.push(Model {
             name,
@@ -224,6 +231,8 @@ fn run(args: Args) -> Result<()> {
             net,
             init_norms,
             diagnosis,
+            trained_norms: Vec::new(),
+            trained_diagnosis: None,
             history: None,
             stopped: None,
             recording: Recording::default(),
@@ -234,10 +243,11 @@ fn run(args: Args) -> Result<()> {
     print_init_gradients(&models);
 
     train_all(&mut models, &args, epochs, &train, &test)?;
+    inspect_trained(&mut models, &unshifted)?;
     let verdict = print_summary(&models);
     write_report(&models, &args, epochs, shift, &dataset, &verdict, &output)?;
     println!(
-        "\nwrote {} (report.json, grad_norm_by_layer.svg, train_loss_by_epoch.svg, test_accuracy_by_epoch.svg, \
+        "\nwrote {} (report.json, grad_norm_by_layer.svg, grad_norm_by_layer_trained.svg, train_loss_by_epoch.svg, test_accuracy_by_epoch.svg, \
          grad_norm_heatmap_<model>.svg, diagnosis_<model>.txt) in {}",
         output.dir().display(),
         common::seconds(started.elapsed())
@@ -351,10 +361,30 @@ fn print_init_gradients(models: &[Model]) {
         }
     }
     println!(
-        "  (Batch normalization keeps every layer's gradient of the same order at initialization, in the plain \
-         networks too:\n   as He et al. note, plain-56's trouble is not a vanishing gradient but an optimization that \
-         gets harder with depth.)"
+        "  (‖dL/dh‖: the gradient w.r.t. each layer's output. Batch normalization does not keep a deep plain stack's \
+         gradient level:\n   it grows toward the input at every layer (Yang et al. 2019). With their branches \
+         starting at γ = 0, the residual\n   networks' block convolutions get no gradient at step 0 — only the γ's, \
+         the stem and the classifier do — and the\n   zero-padded channels of the stage shortcuts are exactly 0, which \
+         the diagnosis counts as dead units; see the\n   diagnosis after training below.)"
     );
+}
+
+/// One observed pass on the trained networks: the diagnosis and ‖dL/dW‖ by layer after training.
+fn inspect_trained(models: &mut [Model], train: &Dataset<f32>) -> Result<()> {
+    let classes = train.targets.classes().expect("class targets");
+    println!("\nThe gradient after training (one observed pass over {INSPECT_BATCH} unshifted training images):");
+    for m in models.iter_mut() {
+        let (recording, diagnosis) = common::inspect(&mut m.net, &train.inputs, classes, INSPECT_BATCH)?;
+        m.trained_norms = weight_grad_norms(&recording, recording.steps().first().copied().unwrap_or(0));
+        println!(
+            "  {:<10} gradflow's diagnosis: {}{}",
+            m.name,
+            diagnosis.verdict,
+            diagnosis.gradient_ratio.map_or(String::new(), |r| format!(" (first/last ‖dL/dh‖ = {r:.2})"))
+        );
+        m.trained_diagnosis = Some(diagnosis);
+    }
+    Ok(())
 }
 
 /// Trains the four networks on two threads, the deepest first (each network's training is
@@ -535,6 +565,7 @@ fn write_report(
 ) -> Result<()> {
     let mut entries = Vec::new();
     let (mut grad, mut loss, mut accuracy) = (Vec::new(), Vec::new(), Vec::new());
+    let mut grad_trained = Vec::new();
     for m in models {
         let epoch_stats = m.history.as_ref().map(|h| h.epochs.as_slice()).unwrap_or_default();
         let train_loss: Vec<f64> = epoch_stats.iter().map(|e| e.train_loss).collect();
@@ -543,13 +574,20 @@ fn write_report(
         let last = epoch_stats.last();
         let (rows, columns, values) = training_heatmap(&m.recording);
         let file = output.path(&format!("diagnosis_{}.txt", m.name.to_lowercase()));
-        std::fs::write(&file, table::render(&m.diagnosis)).map_err(|e| Error::io(&file, e))?;
+        let mut text = format!("{} at initialization\n{}", m.name, table::render(&m.diagnosis));
+        if let Some(trained) = &m.trained_diagnosis {
+            text += &format!("\n{} after training\n{}", m.name, table::render(trained));
+        }
+        std::fs::write(&file, text).map_err(|e| Error::io(&file, e))?;
         entries.push(json!({
             "name": m.name,
             "depth": m.depth,
             "verdict": m.diagnosis.verdict.name(),
             "gradient_ratio_first_to_last": m.diagnosis.gradient_ratio,
             "evidence": m.diagnosis.evidence,
+            "grad_norm_by_layer_after_training": m.trained_norms,
+            "verdict_after_training": m.trained_diagnosis.as_ref().map(|d| d.verdict.name()),
+            "evidence_after_training": m.trained_diagnosis.as_ref().map(|d| d.evidence.clone()),
             "residual": m.name.starts_with("ResNet"),
             "parameters": m.net.num_parameters(),
             "grad_norm_by_layer": m.init_norms,
@@ -569,6 +607,7 @@ fn write_report(
             "train_seconds": m.seconds,
         }));
         grad.push(Series::new(m.name, from_one(&m.init_norms)));
+        grad_trained.push(Series::new(m.name, from_one(&m.trained_norms)));
         loss.push(Series::new(m.name, from_one(&train_loss)));
         accuracy.push(Series::new(m.name, from_one(&test_acc)));
         if !rows.is_empty() && !columns.is_empty() {
@@ -589,6 +628,14 @@ fn write_report(
             .y_label("‖dL/dW‖")
             .y_scale(Scale::Log10),
         &grad,
+    )?;
+    line_chart(
+        output.path("grad_norm_by_layer_trained.svg"),
+        &ChartSpec::new("‖dL/dW‖ by weighted layer after training")
+            .x_label("layer (1 = first convolution)")
+            .y_label("‖dL/dW‖")
+            .y_scale(Scale::Log10),
+        &grad_trained,
     )?;
     line_chart(
         output.path("train_loss_by_epoch.svg"),
