@@ -206,12 +206,17 @@ pub fn check_safetensors<F: Float>(
 }
 
 /// Reads every tensor of a safetensors file as an `F` array, by name: for files that are not a
-/// model's state, such as inputs and expected outputs. `F32` and `F64` tensors are read with the
-/// default [`LoadOptions`] rule (an `F64` tensor into `f32` is refused rather than rounded).
+/// model's state, such as inputs and expected outputs, and for any file gradflow writes.
+///
+/// Float tensors follow the default [`LoadOptions`] rule: `F16`, `BF16` and `F32` widen exactly,
+/// `F64` goes into `f64` but is refused for `f32` (rather than rounded). Integer and boolean
+/// tensors (such as BatchNorm's `num_batches_tracked`, an `I64`) are converted when every value
+/// is exactly an `F`; [`crate::io::read_any_tensors`] returns them as integers, with their dtype.
 ///
 /// # Errors
-/// [`Error::Io`] when the file cannot be read; [`Error::Data`] naming the file and the tensor
-/// when it is not valid safetensors, holds a tensor of another dtype, or a non-finite value.
+/// [`Error::Io`] when the file cannot be read; [`Error::Data`] naming the file and, for each
+/// tensor it cannot return, the tensor and its dtype: not valid safetensors, a dtype gradflow
+/// does not read, `F64` into `f32`, an integer not exactly representable, or a non-finite value.
 pub fn read_tensors<F: Float>(path: impl AsRef<Path>) -> Result<BTreeMap<String, ArrayD<F>>> {
     let path = path.as_ref();
     let source_name = path.display().to_string();
@@ -221,8 +226,13 @@ pub fn read_tensors<F: Float>(path: impl AsRef<Path>) -> Result<BTreeMap<String,
     let mut out = BTreeMap::new();
     let mut problems = Vec::new();
     for (name, view) in file.tensors.iter() {
-        match decode_floats::<F>(name, &view, &options) {
-            Ok((values, _)) => {
+        let decoded = if matches!(view.dtype(), Dtype::F16 | Dtype::BF16 | Dtype::F32 | Dtype::F64) {
+            decode_floats::<F>(name, &view, &options).map(|(values, _)| values)
+        } else {
+            decode_ints_exactly::<F>(name, &view)
+        };
+        match decoded {
+            Ok(values) => {
                 let array = ArrayD::from_shape_vec(IxDyn(view.shape()), values)
                     .expect("safetensors validated the length against the shape");
                 out.insert(name.to_string(), array);
@@ -232,22 +242,48 @@ pub fn read_tensors<F: Float>(path: impl AsRef<Path>) -> Result<BTreeMap<String,
     }
     if !problems.is_empty() {
         problems.sort_by(|a, b| a.name().cmp(b.name()));
-        return Err(Error::Data { source_name, reason: describe_mismatches("a tensor file", &problems) });
+        return Err(Error::Data { source_name, reason: describe_problems("cannot read", &problems) });
     }
     Ok(out)
 }
 
+/// An integer or boolean tensor as `F`s, when every value is exactly an `F`.
+fn decode_ints_exactly<F: Float>(name: &str, view: &TensorView<'_>) -> std::result::Result<Vec<F>, Mismatch> {
+    let stored = super::stored::decode_any(name, view)?;
+    let ints = stored.ints().expect("an integer dtype decodes to integers");
+    // Integers up to 2^24 (f32) or 2^53 (f64) in magnitude are exact.
+    let limit: i64 = if std::mem::size_of::<F>() == 4 { 1 << 24 } else { 1 << 53 };
+    if let Some(index) = ints.iter().position(|v| v.unsigned_abs() > limit.unsigned_abs()) {
+        return Err(Mismatch::WrongDtype {
+            name: name.to_string(),
+            expected: format!("integers of magnitude at most {limit} (exact as {})", dtype_of::<F>()),
+            found: stored.dtype.to_string(),
+            note: format!(
+                "the value at flat index {index} is {}; read it with io::read_any_tensors",
+                ints.iter().nth(index).copied().unwrap_or_default()
+            ),
+        });
+    }
+    let wide: Vec<f64> = ints.iter().map(|&v| v as f64).collect();
+    let mut out = vec![F::zero(); wide.len()];
+    F::convert_from_f64(&wide, &mut out);
+    Ok(out)
+}
+
 /// The tensors of a parsed file and its metadata.
-struct ParsedFile<'a> {
-    tensors: SafeTensors<'a>,
+pub(super) struct ParsedFile<'a> {
+    pub(super) tensors: SafeTensors<'a>,
     metadata: BTreeMap<String, String>,
 }
 
-fn parse<'a>(bytes: &'a [u8], source_name: &str) -> Result<ParsedFile<'a>> {
-    let invalid = |e: SafeTensorError| Error::Data {
+/// Parses a safetensors file, after [`super::header::check_header`]'s strict checks.
+pub(super) fn parse<'a>(bytes: &'a [u8], source_name: &str) -> Result<ParsedFile<'a>> {
+    let invalid = |e: &dyn std::fmt::Display| Error::Data {
         source_name: source_name.to_string(),
         reason: format!("not a valid safetensors file ({} bytes): {e}", bytes.len()),
     };
+    super::header::check_header(bytes).map_err(|reason| invalid(&reason))?;
+    let invalid = |e: SafeTensorError| invalid(&e);
     let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(invalid)?;
     let metadata = metadata.metadata().clone().unwrap_or_default().into_iter().collect();
     let tensors = SafeTensors::deserialize(bytes).map_err(invalid)?;
@@ -435,6 +471,8 @@ fn decode_floats<F: Float>(
         (Dtype::F64, Dtype::F64) => F::decode_le(bytes, false),
         (Dtype::F64, Dtype::F32) if options.widen_f32_to_f64 => F::decode_le(bytes, true),
         (Dtype::F32, Dtype::F64) if options.narrow_f64_to_f32 => F::decode_le(bytes, false),
+        (_, Dtype::F16) => half_to(super::stored::Dtype::F16, bytes),
+        (_, Dtype::BF16) => half_to(super::stored::Dtype::BF16, bytes),
         (Dtype::F64, Dtype::F32) => {
             return Err(wrong("F64", "widening F32 was turned off with LoadOptions::widen_f32_to_f64"));
         }
@@ -454,6 +492,14 @@ fn decode_floats<F: Float>(
         return Err(Mismatch::NonFinite { name: name.to_string(), count: bad, first_index });
     }
     Ok((values, model != found))
+}
+
+/// `F16` or `BF16` values, exactly as `F`s (every half-precision value is an `f32`).
+fn half_to<F: Float>(dtype: super::stored::Dtype, bytes: &[u8]) -> Vec<F> {
+    let wide = super::stored::decode_floats_f64(dtype, bytes);
+    let mut out = vec![F::zero(); wide.len()];
+    F::convert_from_f64(&wide, &mut out);
+    out
 }
 
 /// Decodes a counter: an `I64` scalar, as PyTorch stores `num_batches_tracked`.
@@ -567,8 +613,17 @@ fn pt_metadata() -> HashMap<String, String> {
 }
 
 fn describe_mismatches(target: &str, mismatches: &[Mismatch]) -> String {
+    describe_list(&format!("does not fit {target}"), ", nothing was loaded", mismatches)
+}
+
+/// `what: N problems:` and one line per problem.
+pub(super) fn describe_problems(what: &str, mismatches: &[Mismatch]) -> String {
+    describe_list(what, "", mismatches)
+}
+
+fn describe_list(what: &str, after_count: &str, mismatches: &[Mismatch]) -> String {
     let mut reason = format!(
-        "does not fit {target}: {} problem{}, nothing was loaded:",
+        "{what}: {} problem{}{after_count}:",
         mismatches.len(),
         if mismatches.len() == 1 { "" } else { "s" }
     );
