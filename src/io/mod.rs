@@ -44,16 +44,19 @@
 
 mod file;
 mod header;
+mod key_map;
 mod mismatch;
 pub(crate) mod safetensors;
 mod spec;
 mod stored;
 
 pub(crate) use file::write_atomically;
+pub use key_map::KeyMap;
 pub use mismatch::Mismatch;
 pub use safetensors::{
     LoadOptions, LoadReport, check_safetensors, load_safetensors, load_safetensors_bytes,
-    load_safetensors_with, read_tensors, safetensors_bytes, save_safetensors,
+    load_safetensors_with, read_tensors, safetensors_bytes, safetensors_bytes_with, save_safetensors,
+    save_safetensors_with,
 };
 pub use spec::{LayerSpec, ModelSpec};
 pub use stored::{Dtype, StoredTensor, TensorData, read_any_tensors, read_any_tensors_bytes};

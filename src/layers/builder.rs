@@ -83,6 +83,9 @@ pub struct SequentialBuilder<F: Float> {
     pub(super) bias_init: Arc<dyn Initializer>,
     pub(super) bias: bool,
     pub(super) specs: Vec<Spec<F>>,
+    /// Names given with [`SequentialBuilder::named`]: the step they name (`None` when no step
+    /// came before) and the name.
+    pub(super) names: Vec<(Option<usize>, String)>,
 }
 
 impl<F: Float> Sequential<F> {
@@ -94,6 +97,7 @@ impl<F: Float> Sequential<F> {
             bias_init: Arc::new(LinearDefault),
             bias: true,
             specs: Vec::new(),
+            names: Vec::new(),
         }
     }
 
@@ -161,6 +165,34 @@ impl<F: Float> SequentialBuilder<F> {
         self
     }
 
+    /// Names the layer added by the step just before, as PyTorch names a module's children:
+    /// `.linear(64).named("fc1").batch_norm().named("bn1")` gives `fc1.weight`, `fc1.bias`,
+    /// `bn1.running_mean`, … in paths, hooks, reports and safetensors files (see
+    /// [Names](Sequential#names) for what a name may be). A step that adds two layers
+    /// ([`SequentialBuilder::dense`]: the `Linear` and its activation) has its last one named.
+    ///
+    /// ```
+    /// use gradflow::Sequential;
+    /// use gradflow::activation::Relu;
+    /// use gradflow::rand::{SeedableRng, rngs::StdRng};
+    ///
+    /// let model = Sequential::<f32>::builder(4)
+    ///     .linear(8).named("fc1").batch_norm().named("bn1").activation(Relu)
+    ///     .linear(2).named("fc2")
+    ///     .build(&mut StdRng::seed_from_u64(0))?;
+    /// let names: Vec<String> = gradflow::named_parameters(&model).into_iter().map(|(n, _)| n).collect();
+    /// assert_eq!(names, ["fc1.weight", "fc1.bias", "bn1.weight", "bn1.bias", "fc2.weight", "fc2.bias"]);
+    /// assert_eq!(model.layer_at("2").unwrap().kind(), "relu"); // unnamed: its index
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    ///
+    /// A name that is not allowed, or `named` before any step, is an [`Error::InvalidConfig`]
+    /// from [`SequentialBuilder::build`] naming the layer.
+    pub fn named(mut self, name: &str) -> Self {
+        self.names.push((self.specs.len().checked_sub(1), name.to_string()));
+        self
+    }
+
     /// Adds any layer.
     pub fn layer(mut self, layer: impl Layer<F> + 'static) -> Self {
         self.specs.push(Spec::Layer(Box::new(layer)));
@@ -176,14 +208,22 @@ impl<F: Float> SequentialBuilder<F> {
         if self.input.features == 0 {
             return Err(Error::config("Sequential builder", "in_features", "must be at least 1, got 0"));
         }
+        if let Some((_, name)) = self.names.iter().find(|(step, _)| step.is_none()) {
+            return Err(Error::config(
+                "Sequential builder",
+                "name",
+                format!("named(\"{name}\") comes before any layer: it names the layer added just before it"),
+            ));
+        }
+        let mut names = self.names.into_iter().peekable();
         let mut model = Sequential::new();
         let mut width = self.input.features;
         let mut image = self.input.image;
-        let mut specs = self.specs.into_iter().peekable();
-        while let Some(spec) = specs.next() {
+        let mut specs = self.specs.into_iter().enumerate().peekable();
+        while let Some((step, spec)) = specs.next() {
             let index = model.len();
             let gain = match specs.peek() {
-                Some(Spec::Activation(a)) => a.gain(),
+                Some((_, Spec::Activation(a))) => a.gain(),
                 _ => 1.0,
             };
             match spec {
@@ -231,6 +271,9 @@ impl<F: Float> SequentialBuilder<F> {
                     image = layer.image_shape();
                     model.push_boxed(layer);
                 }
+            }
+            while let Some((_, name)) = names.next_if(|(named, _)| *named == Some(step)) {
+                model.set_name(model.len() - 1, &name)?;
             }
         }
         Ok(model)
@@ -360,6 +403,7 @@ impl<F: Float> SequentialBuilder<F> {
             bias_init: self.bias_init.clone(),
             bias: self.bias,
             specs: Vec::new(),
+            names: Vec::new(),
         }
     }
 
