@@ -58,6 +58,16 @@ conv_resnet: a small convolutional ResNet on 3×12×12 images (batch 4), written
         "grad_output" (4, 5), "MODE.output", "MODE.grad.input", "MODE.grad.<parameter>",
         "MODE.buffer.<buffer>")
 
+named_mlp: a module whose children have names, not positions — fc1 = Linear(4, 6),
+    bn1 = BatchNorm1d(6), act = Tanh(), fc2 = Linear(6, 3), applied in that order — with bn1's
+    weight, bias and running statistics set as for bn_mlp; then as for bn_mlp:
+    tests/fixtures/torch_named_mlp.safetensors           "fc1.weight", "fc1.bias", "bn1.weight",
+        "bn1.bias", "bn1.running_mean", "bn1.running_var", "bn1.num_batches_tracked",
+        "fc2.weight", "fc2.bias" — what gradflow's builder names with .named("fc1") etc.
+    tests/fixtures/torch_named_mlp_expected.safetensors  as for bn_mlp
+
+`--only NAME` writes one model's files (mlp, bn_mlp, lstm, conv_resnet or named_mlp).
+
 cargo test does not need this script: the small files are committed. Running it again with the
 same torch writes byte-identical files.
 
@@ -94,6 +104,7 @@ SEED = 20240607
 BN_SEED = SEED + 1
 LSTM_SEED = SEED + 2
 CONV_SEED = SEED + 3
+NAMED_SEED = SEED + 4
 
 
 def build_model() -> torch.nn.Sequential:
@@ -120,6 +131,24 @@ class LstmHead(torch.nn.Module):
     def forward(self, x):
         outputs, _ = self.rnn(x)
         return self.head(outputs[-1])
+
+
+class NamedMlp(torch.nn.Module):
+    """An MLP whose children have names: fc1, bn1, act, fc2."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = torch.nn.Linear(4, 6)
+        self.bn1 = torch.nn.BatchNorm1d(6)
+        self.act = torch.nn.Tanh()
+        self.fc2 = torch.nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.bn1(self.fc1(x))))
+
+
+def build_named_model() -> NamedMlp:
+    return NamedMlp().to(torch.float64)
 
 
 def build_lstm_model() -> LstmHead:
@@ -274,11 +303,35 @@ def make_conv_resnet():
     save("torch_conv_resnet", state, {"input": x, "grad_output": r, **result})
 
 
-def make():
-    make_mlp()
-    make_bn_mlp()
-    make_lstm()
-    make_conv_resnet()
+def make_named_mlp():
+    torch.manual_seed(NAMED_SEED)
+    model = build_named_model()
+    with torch.no_grad():
+        model.bn1.weight.uniform_(0.5, 1.5)
+        model.bn1.bias.uniform_(-0.5, 0.5)
+        model.train()
+        for _ in range(2):
+            model(2.0 * torch.randn(8, 4, dtype=torch.float64) + 0.5)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(5, 4, dtype=torch.float64)
+    r = torch.randn(5, 3, dtype=torch.float64)
+    result = run_bn(model, x, r)
+    save("torch_named_mlp", state, {"input": x, "grad_output": r, **result})
+
+
+MAKERS = {
+    "mlp": make_mlp,
+    "bn_mlp": make_bn_mlp,
+    "lstm": make_lstm,
+    "conv_resnet": make_conv_resnet,
+    "named_mlp": make_named_mlp,
+}
+
+
+def make(only=None):
+    for name, maker in MAKERS.items():
+        if only in (None, name):
+            maker()
     return 0
 
 
@@ -287,6 +340,7 @@ MODELS = {
     "bn_mlp": (build_bn_model, "torch_bn_mlp", run_bn),
     "lstm": (build_lstm_model, "torch_lstm_head", run),
     "conv_resnet": (build_conv_model, "torch_conv_resnet", run_bn),
+    "named_mlp": (build_named_model, "torch_named_mlp", run_bn),
 }
 
 
@@ -312,5 +366,6 @@ if __name__ == "__main__":
     parser.add_argument("--check", metavar="FILE", help="load a gradflow-written state into PyTorch and compare")
     parser.add_argument("--model", choices=sorted(MODELS), default="mlp", help="the architecture of --check FILE")
     parser.add_argument("--expected", metavar="FILE", help="compare with these outputs and gradients, not the fixture's")
+    parser.add_argument("--only", choices=sorted(MAKERS), help="write only this model's fixture files")
     args = parser.parse_args()
-    sys.exit(check(args.check, args.model, args.expected) if args.check else make())
+    sys.exit(check(args.check, args.model, args.expected) if args.check else make(args.only))

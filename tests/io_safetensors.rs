@@ -392,7 +392,7 @@ fn other_dtypes_non_finite_values_and_negative_counts_are_refused() {
     let mut model = Sequential::<f64>::new();
     model.push(Linear::new(2, 2, &mut rng).unwrap()).push(TestScaleWithStats::new(2));
     let bytes = file_bytes(&[
-        ("0.weight", Dtype::F16, vec![2, 2], vec![0; 8]),
+        ("0.weight", Dtype::I32, vec![2, 2], vec![0; 16]),
         ("0.bias", Dtype::F64, vec![2], f64_bytes(&[1.0, f64::NAN])),
         ("1.weight", Dtype::F32, vec![2], f32_bytes(&[f32::INFINITY, f32::NEG_INFINITY])),
         ("1.running_mean", Dtype::I64, vec![2], vec![0; 16]),
@@ -403,7 +403,7 @@ fn other_dtypes_non_finite_values_and_negative_counts_are_refused() {
     let reason = data_reason(err, "mixed");
     assert_eq!(state_bits(&model), before);
     for expected in [
-        "wrong dtype for `0.weight`: the model expects F64, the file has F16",
+        "wrong dtype for `0.weight`: the model expects F64, the file has I32",
         "`0.bias` has 1 non-finite value (the first at flat index 1)",
         "`1.weight` has 2 non-finite values (the first at flat index 0)",
         "wrong dtype for `1.running_mean`: the model expects F64, the file has I64",
@@ -493,4 +493,217 @@ fn read_tensors_returns_every_float_tensor_by_name() {
     // F64 into f32 is refused, naming the tensor.
     let reason = data_reason(read_tensors::<f32>(&file.0).unwrap_err(), &file.0.display().to_string());
     assert!(reason.contains("`x`") && reason.contains("F64"), "{reason}");
+}
+
+#[test]
+fn half_precision_files_load_exactly_into_f32_and_f64_models() {
+    // 1.5, −0.25, 2^-24 (the smallest subnormal), 65504 (the largest f16), in F16 and BF16.
+    let f16 = [0x3e00u16, 0xb400, 0x0001, 0x7bff];
+    let bf16 = [0x3fc0u16, 0xbe80, 0x3380, 0x477f];
+    let half = |v: &[u16]| v.iter().flat_map(|b| b.to_le_bytes()).collect::<Vec<u8>>();
+    let bytes = file_bytes(&[
+        ("0.weight", Dtype::F16, vec![2, 2], half(&f16)),
+        ("0.bias", Dtype::BF16, vec![2], half(&bf16[..2])),
+    ]);
+    let mut rng = StdRng::seed_from_u64(0);
+    let mut model = Sequential::<f32>::new();
+    model.push(Linear::new(2, 2, &mut rng).unwrap());
+    let report = load_safetensors_bytes(&mut model, &bytes, "half", &LoadOptions::default()).unwrap();
+    assert_eq!(report.converted, ["0.weight", "0.bias"]);
+    let values: Vec<Vec<f32>> =
+        named_parameters(&model).iter().map(|(_, p)| p.value.iter().copied().collect()).collect();
+    assert_eq!(values, [vec![1.5, -0.25, 2f32.powi(-24), 65504.0], vec![1.5, -0.25]]);
+}
+
+/// Models of every kind gradflow saves, in f32 and f64: each file reads back with
+/// `read_tensors` (counters as floats) and `read_any_tensors` (with their dtypes).
+#[test]
+fn every_file_gradflow_writes_reads_back() {
+    use gradflow::activation::Relu;
+    use gradflow::io::{Dtype as StoredDtype, TensorData, read_any_tensors};
+    use gradflow::layers::ImageShape;
+    use gradflow::recurrent::{LstmConfig, Readout, SequenceModel};
+
+    fn check<F: Float>(what: &str, model: &dyn Layer<F>) {
+        let file = TempFile::new(&format!("reads-back-{what}-{}", std::mem::size_of::<F>()));
+        save_safetensors(model, &file.0).unwrap();
+        let floats = read_tensors::<F>(&file.0).unwrap();
+        let any = read_any_tensors(&file.0).unwrap();
+        let state = state_bits(model);
+        assert_eq!(floats.len(), state.len(), "{what}");
+        assert_eq!(any.len(), state.len(), "{what}");
+        let float_dtype = if std::mem::size_of::<F>() == 4 { StoredDtype::F32 } else { StoredDtype::F64 };
+        let mut counters = 0;
+        for (name, bits) in &state {
+            let stored = &any[name];
+            assert_eq!(floats[name].shape(), stored.shape.as_slice(), "{what}: {name}");
+            match &stored.data {
+                TensorData::Float(values) => {
+                    assert_eq!(stored.dtype, float_dtype, "{what}: {name}");
+                    let read: Vec<u64> = values.iter().map(|v| v.to_bits()).collect();
+                    assert_eq!(&read, bits, "{what}: {name}");
+                    let as_f: Vec<u64> = floats[name].iter().map(|v| v.as_f64().to_bits()).collect();
+                    assert_eq!(&as_f, bits, "{what}: {name}");
+                }
+                TensorData::Int(values) => {
+                    counters += 1;
+                    assert_eq!((stored.dtype, stored.shape.as_slice()), (StoredDtype::I64, &[] as &[usize]));
+                    assert_eq!(values.iter().map(|&v| v as u64).collect::<Vec<_>>(), *bits, "{what}: {name}");
+                    assert_eq!(floats[name].first().map(|v| v.as_f64()), Some(bits[0] as f64));
+                }
+            }
+        }
+        let expected_counters =
+            named_buffers(model).iter().filter(|(_, b)| matches!(b, BufferView::Count { .. })).count();
+        assert_eq!(counters, expected_counters, "{what}");
+    }
+
+    fn models<F: Float>() -> Vec<(&'static str, Box<dyn Layer<F>>)> {
+        let mut rng = StdRng::seed_from_u64(5);
+        let mut bn = Sequential::<F>::builder(3)
+            .linear(4)
+            .batch_norm()
+            .activation(Relu)
+            .residual(|b| b.linear(4).batch_norm())
+            .layer_norm()
+            .highway(Tanh, -1.0)
+            .linear(2)
+            .build(&mut rng)
+            .unwrap();
+        // Move the running statistics and count batches, so the buffers are not their defaults.
+        let mut net = gradflow::Network::new(std::mem::take(&mut bn));
+        for _ in 0..3 {
+            net.forward(
+                Array2::from_shape_fn((5, 3), |(i, j)| F::lit((i * 3 + j) as f64 / 7.0)).view(),
+                Mode::Train,
+            )
+            .unwrap();
+        }
+        let bn = net.into_model();
+        let conv = Sequential::<F>::image_builder(ImageShape::new(2, 6, 6))
+            .conv2d(3, 3)
+            .batch_norm2d()
+            .activation(Relu)
+            .flatten()
+            .linear(2)
+            .build(&mut rng)
+            .unwrap();
+        let lstm = LstmConfig::new(3, 4).build::<F>(&mut rng).unwrap();
+        let lstm = SequenceModel::new(lstm, Readout::LastStep, Linear::new(4, 2, &mut rng).unwrap()).unwrap();
+        vec![
+            ("mlp", Box::new(mlp::<F>(1))),
+            ("bn", Box::new(bn)),
+            ("conv", Box::new(conv)),
+            ("lstm", Box::new(lstm)),
+        ]
+    }
+
+    for (what, model) in models::<f32>() {
+        check(what, model.as_ref());
+    }
+    for (what, model) in models::<f64>() {
+        check(what, model.as_ref());
+    }
+}
+
+#[test]
+fn read_any_tensors_returns_every_dtype_and_read_tensors_names_what_it_cannot_convert() {
+    use gradflow::io::{Dtype as StoredDtype, read_any_tensors, read_any_tensors_bytes};
+    let file = TempFile::new("read-any");
+    let bytes = file_bytes(&[
+        ("mask", Dtype::BOOL, vec![3], vec![1, 0, 1]),
+        ("ids", Dtype::I32, vec![2], [-3i32, 7].iter().flat_map(|v| v.to_le_bytes()).collect()),
+        ("big", Dtype::I64, vec![1], (1i64 << 40).to_le_bytes().to_vec()),
+        ("half", Dtype::F16, vec![1], 0x3c00u16.to_le_bytes().to_vec()),
+        ("x", Dtype::F64, vec![1, 2], f64_bytes(&[0.1, f64::NAN])),
+    ]);
+    std::fs::write(&file.0, &bytes).unwrap();
+    let any = read_any_tensors(&file.0).unwrap();
+    assert_eq!(any["mask"].dtype, StoredDtype::Bool);
+    assert_eq!(any["mask"].ints().unwrap().as_slice().unwrap(), &[1, 0, 1]);
+    assert_eq!(any["ids"].ints().unwrap().as_slice().unwrap(), &[-3, 7]);
+    assert_eq!(any["big"].ints().unwrap()[[0]], 1 << 40);
+    assert_eq!((any["half"].dtype, any["half"].floats().unwrap()[[0]]), (StoredDtype::F16, 1.0));
+    assert_eq!(any["x"].shape, [1, 2]);
+    assert_eq!(any["x"].non_finite(), 1, "read as stored; the caller decides");
+    assert_eq!(any["x"].dtype.to_string(), "F64");
+
+    // read_tensors converts what is exact and names each tensor it cannot.
+    let reason = data_reason(read_tensors::<f32>(&file.0).unwrap_err(), &file.0.display().to_string());
+    assert!(reason.starts_with("cannot read: 2 problems:"), "{reason}");
+    assert!(
+        reason.contains("`big`") && reason.contains("I64") && reason.contains("1099511627776"),
+        "{reason}"
+    );
+    assert!(reason.contains("`x`") && reason.contains("the file has F64"), "{reason}");
+    let ok = file_bytes(&[
+        ("mask", Dtype::BOOL, vec![3], vec![1, 0, 1]),
+        ("ids", Dtype::I32, vec![2], [-3i32, 7].iter().flat_map(|v| v.to_le_bytes()).collect()),
+        ("half", Dtype::F16, vec![1], 0x3c00u16.to_le_bytes().to_vec()),
+    ]);
+    std::fs::write(&file.0, &ok).unwrap();
+    let floats = read_tensors::<f32>(&file.0).unwrap();
+    assert_eq!(floats["mask"].as_slice().unwrap(), &[1.0, 0.0, 1.0]);
+    assert_eq!(floats["ids"].as_slice().unwrap(), &[-3.0, 7.0]);
+    assert_eq!(floats["half"].as_slice().unwrap(), &[1.0]);
+
+    // Dtypes gradflow does not read are named.
+    let f8 = file_bytes(&[("q", Dtype::F8_E4M3, vec![2], vec![0, 0])]);
+    let err = read_any_tensors_bytes(&f8, "f8").unwrap_err();
+    assert!(data_reason(err, "f8").contains("wrong dtype for `q`"));
+}
+
+/// A header written by hand: `{"name": {"dtype", "shape", "data_offsets"}, …}` in the order
+/// given (duplicates kept), followed by `data_len` zero bytes.
+fn raw_file(entries: &[(&str, &str, &[usize], [usize; 2])], data_len: usize) -> Vec<u8> {
+    let body: Vec<String> = entries
+        .iter()
+        .map(|(name, dtype, shape, [s, e])| {
+            format!(r#""{name}":{{"dtype":"{dtype}","shape":{shape:?},"data_offsets":[{s},{e}]}}"#)
+        })
+        .collect();
+    let header = format!("{{{}}}", body.join(","));
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend(std::iter::repeat_n(0u8, data_len));
+    bytes
+}
+
+#[test]
+fn malformed_headers_are_refused_naming_the_tensor() {
+    use gradflow::io::read_any_tensors_bytes;
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "duplicate",
+            raw_file(&[("a", "F32", &[1], [0, 4]), ("a", "F32", &[1], [4, 8])], 8),
+            "the header names `a` twice",
+        ),
+        (
+            "out of range",
+            raw_file(&[("a", "F32", &[1], [0, 4]), ("b", "F32", &[2], [4, 12])], 8),
+            "`b` claims bytes [4, 12) of a data section of 8 bytes",
+        ),
+        (
+            "overlap",
+            raw_file(&[("a", "F32", &[2], [0, 8]), ("b", "F32", &[1], [4, 8])], 8),
+            "the byte ranges of `a` [0, 8) and `b` [4, 8) overlap",
+        ),
+        (
+            "wrong length",
+            raw_file(&[("a", "F64", &[2], [0, 8])], 8),
+            "`a` (F64, shape (2)) needs 16 bytes, its range [0, 8) has 8",
+        ),
+        ("gap", raw_file(&[("a", "F32", &[1], [4, 8])], 8), "bytes [0, 4) of the data belong to no tensor"),
+        ("unknown dtype", raw_file(&[("a", "F7", &[1], [0, 1])], 1), "`a` has the unknown dtype `F7`"),
+    ];
+    let mut model = Sequential::<f32>::new();
+    for (what, bytes, expected) in cases {
+        let reason = data_reason(read_any_tensors_bytes(&bytes, what).unwrap_err(), what);
+        assert!(
+            reason.starts_with("not a valid safetensors file") && reason.contains(expected),
+            "{what}: {reason}"
+        );
+        let err = load_safetensors_bytes(&mut model, &bytes, what, &LoadOptions::default()).unwrap_err();
+        assert!(data_reason(err, what).contains(expected), "{what}");
+    }
 }

@@ -114,3 +114,78 @@ fn identity_on_gated_cells_sets_each_gate_block() {
         [0., 0., 0., 0., 1., 1., 1., 1., 0., 0., 0., 0., 0., 0., 0., 0.]
     );
 }
+
+#[test]
+fn input_and_hidden_initializers_are_chosen_separately_per_gate_block() {
+    use gradflow::init::{GlorotUniform, Normal, Orthogonal};
+    let (input, hidden) = (6, 32);
+    let build = |config: LstmConfig| config.build::<f64>(&mut rand::rngs::StdRng::seed_from_u64(4)).unwrap();
+    let default = build(LstmConfig::new(input, hidden));
+    let chosen = build(
+        LstmConfig::new(input, hidden)
+            .input_init(GlorotUniform::default())
+            .hidden_init(Orthogonal::default()),
+    );
+    let params = parameters(&chosen);
+    let w_ih = params[0].1.clone().into_dimensionality::<Ix2>().unwrap();
+    // Glorot per gate block: U(±√(6/(I+H))), fans (I, H).
+    let bound = (6.0 / (input + hidden) as f64).sqrt();
+    for k in 0..4 {
+        let block = w_ih.slice(s![k * hidden..(k + 1) * hidden, ..]);
+        let max = block.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        assert!(max <= bound && max > 0.8 * bound, "gate {k}: max |w| = {max}, bound {bound}");
+    }
+    let w_hh = weight_hh(&chosen);
+    for k in 0..4 {
+        let block = w_hh.slice(s![k * hidden..(k + 1) * hidden, ..]);
+        let gram = block.t().dot(&block);
+        assert!(abs_diff_eq!(gram, Array2::<f64>::eye(hidden), epsilon = 1e-12), "gate {k}");
+    }
+    // The biases are PyTorch's draws, as without the options.
+    assert_eq!(params[2..], parameters(&default)[2..]);
+
+    // Gaussian N(0, g²/H) recurrent weights: H·Var ≈ g² = 2.25 over 4·32·32 draws (relative
+    // standard error √(2/4096) ≈ 2.2%, so 10% is over four).
+    let g = 1.5;
+    let normal = build(
+        LstmConfig::new(input, hidden).hidden_init(Normal::new(0.0, g / (hidden as f64).sqrt()).unwrap()),
+    );
+    let w = weight_hh(&normal);
+    let var = w.iter().map(|v| v * v).sum::<f64>() / w.len() as f64;
+    assert!((var * hidden as f64 / (g * g) - 1.0).abs() < 0.1, "H·Var = {}", var * hidden as f64);
+}
+
+#[test]
+fn every_gate_bias_is_settable_by_name() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let h = 3;
+    let lstm = LstmConfig::new(2, h).gate_bias("o", 2.0).gate_bias("i", -1.0).build::<f64>(&mut rng).unwrap();
+    let params = parameters(&lstm);
+    let (b_ih, b_hh) = (&params[2].1, &params[3].1);
+    assert_eq!(b_ih.slice(s![0..h]).to_vec(), [-1.0; 3]);
+    assert_eq!(b_ih.slice(s![3 * h..4 * h]).to_vec(), [2.0; 3]);
+    assert!(b_hh.slice(s![0..h]).iter().chain(b_hh.slice(s![3 * h..4 * h]).iter()).all(|&b| b == 0.0));
+    assert!(b_ih.slice(s![h..3 * h]).iter().all(|&b| b.abs() < 1.0 / (h as f64).sqrt() + 1e-12 && b != 2.0));
+
+    let gru = GruConfig::new(2, h).gate_bias("z", -1.5).build::<f64>(&mut rng).unwrap();
+    assert_eq!(parameters(&gru)[2].1.slice(s![h..2 * h]).to_vec(), [-1.5; 3]);
+    let rnn = RnnConfig::new(2, h).gate_bias("h", 0.5).build::<f64>(&mut rng).unwrap();
+    assert_eq!(parameters(&rnn)[2].1.iter().copied().collect::<Vec<_>>(), [0.5; 3]);
+
+    // Errors name the layer, the field and what is wrong.
+    let err = LstmConfig::new(2, h).gate_bias("x", 1.0).build::<f64>(&mut rng).unwrap_err().to_string();
+    assert!(
+        err.contains("LSTM") && err.contains("gate_bias") && err.contains("the gates are i, f, g, o"),
+        "{err}"
+    );
+    let err =
+        GruConfig::new(2, h).bias(false).gate_bias("r", 1.0).build::<f64>(&mut rng).unwrap_err().to_string();
+    assert!(err.contains("needs bias = true"), "{err}");
+    let err = RnnConfig::new(2, h)
+        .recurrent_init(RecurrentInit::Orthogonal { gain: 1.0 })
+        .hidden_init(gradflow::init::Orthogonal::default())
+        .build::<f64>(&mut rng)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("hidden_init") && err.contains("not both"), "{err}");
+}

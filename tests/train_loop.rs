@@ -341,3 +341,68 @@ fn a_schedule_sets_the_learning_rate_of_each_epoch() {
     // StepLR(step_size=2, gamma=0.5) from 0.1: epochs 0,1 → 0.1; 2,3 → 0.05; 4 → 0.025.
     assert_eq!(rates, [0.1, 0.1, 0.05, 0.05, 0.025]);
 }
+
+/// The sample indices each training step saw, in order: the data's first feature is the index
+/// (a hook reads the network's inputs in training mode).
+fn samples_seen(config: TrainConfig, n: usize) -> (Vec<Vec<usize>>, gradflow::train::History) {
+    use gradflow::hooks::Event;
+    let data = Dataset::new(
+        Array2::from_shape_fn((n, 2), |(i, j)| if j == 0 { i as f64 } else { 0.0 }),
+        TargetData::Classes((0..n).map(|i| i % 2).collect()),
+    )
+    .unwrap();
+    let mut net = identity_net();
+    let mut steps: Vec<Vec<usize>> = Vec::new();
+    let trainer = Trainer::new(config).unwrap();
+    let (history, _) = net.with_hook(
+        |event: &mut Event<'_, f64>| {
+            if let Event::Forward(f) = event
+                && f.mode == Mode::Train
+            {
+                steps.push(f.input.column(0).iter().map(|&v| v as usize).collect());
+            }
+        },
+        // Learning rate 0: the inputs stay the sample indices.
+        |net| trainer.fit(net, &mut sgd(0.0, 0.0), &cross_entropy(), &data, None),
+    );
+    (steps, history.unwrap())
+}
+
+#[test]
+fn a_step_budget_stops_mid_epoch_and_caps_the_epochs() {
+    // 10 samples in batches of 4: 3 batches an epoch; 7 steps = 3 + 3 + 1.
+    let (steps, history) = samples_seen(TrainConfig::steps(7, 4).progress(Progress::Silent), 10);
+    assert_eq!(steps.len(), 7);
+    assert_eq!(history.step_losses.len(), 7);
+    assert_eq!(history.epochs.len(), 3);
+    assert_eq!(steps[6].len(), 4, "the partial epoch's first batch is a full one");
+    // The epoch limit still holds when it comes first.
+    let (steps, history) = samples_seen(silent(2, 4).max_steps(100), 10);
+    assert_eq!((steps.len(), history.epochs.len()), (6, 2));
+    assert_eq!(field_of(Trainer::new(silent(1, 4).max_steps(0)).unwrap_err()), "max_steps");
+}
+
+#[test]
+fn sampling_with_replacement_is_seeded_and_repeats_samples() {
+    let config = |seed| silent(3, 5).seed(seed).replacement(true);
+    let (a, _) = samples_seen(config(1), 20);
+    let (b, _) = samples_seen(config(1), 20);
+    assert_eq!(a, b, "the same seed draws the same samples");
+    assert_ne!(a, samples_seen(config(2), 20).0);
+    // An epoch is as many draws as samples; with replacement some repeat and some are missed
+    // (the chance that 20 draws from 20 are all distinct is 20!/20^20 ≈ 2e-8).
+    assert_eq!(a.len(), 12);
+    for epoch in a.chunks(4) {
+        let mut drawn: Vec<usize> = epoch.concat();
+        assert_eq!(drawn.len(), 20);
+        assert!(drawn.iter().all(|&i| i < 20));
+        drawn.sort_unstable();
+        drawn.dedup();
+        assert!(drawn.len() < 20, "some sample is drawn twice in an epoch");
+    }
+    // Without replacement each epoch is a permutation.
+    let (c, _) = samples_seen(silent(1, 5).seed(1), 20);
+    let mut all: Vec<usize> = c.concat();
+    all.sort_unstable();
+    assert_eq!(all, (0..20).collect::<Vec<_>>());
+}

@@ -10,7 +10,7 @@
 /// Whether a child only reshapes, normalizes or regularizes what the layer before it computed,
 /// and so belongs to that layer rather than starting one: normalization, dropout, pooling and
 /// flattening.
-fn is_companion(kind: &str) -> bool {
+pub(crate) fn is_companion(kind: &str) -> bool {
     ["Norm", "Dropout", "Pool", "Flatten"].iter().any(|part| kind.contains(part))
 }
 

@@ -11,8 +11,9 @@
 //! PyTorch's `kaiming_*_` default to `nonlinearity='leaky_relu', a=0`, i.e. a gain of √2
 //! whatever activation follows. gradflow's default (`gain: None`) instead takes the gain of the
 //! activation that actually follows the layer, [`Fans::activation_gain`], which the builder
-//! fills from [`crate::Activation::gain`]: √2 before a ReLU (the same as PyTorch), 5/3 before
-//! tanh, 1 before nothing. To reproduce PyTorch's default exactly whatever follows, set the
+//! fills from [`crate::Activation::gain`] of the next activation, looking past normalization,
+//! dropout, pooling and flattening layers in between: √2 before a ReLU (the same as PyTorch),
+//! also in `Linear → BatchNorm → ReLU`; 5/3 before tanh; 1 before no activation. To reproduce PyTorch's default exactly whatever follows, set the
 //! gain: `KaimingNormal::fan_in().with_gain(std::f64::consts::SQRT_2)`.
 
 use ndarray::Array2;

@@ -56,6 +56,14 @@ pub enum Mismatch {
         /// The flat (row-major) index of the first one.
         first_index: usize,
     },
+    /// Several names of the file become one name of the model under the key map
+    /// ([`crate::io::LoadOptions::remap`]).
+    SameName {
+        /// The model's name they all become.
+        name: String,
+        /// The file's names, sorted.
+        keys: Vec<String>,
+    },
     /// A counter (such as `num_batches_tracked`) is negative.
     NegativeCount {
         /// The dotted name.
@@ -74,6 +82,7 @@ impl Mismatch {
             | Mismatch::WrongShape { name, .. }
             | Mismatch::WrongDtype { name, .. }
             | Mismatch::NonFinite { name, .. }
+            | Mismatch::SameName { name, .. }
             | Mismatch::NegativeCount { name, .. } => name,
         }
     }
@@ -108,6 +117,10 @@ impl fmt::Display for Mismatch {
                 "`{name}` has {count} non-finite value{} (the first at flat index {first_index})",
                 if *count == 1 { "" } else { "s" }
             ),
+            Mismatch::SameName { name, keys } => {
+                let keys: Vec<String> = keys.iter().map(|k| format!("`{k}`")).collect();
+                write!(f, "the key map renames {} all to `{name}`", keys.join(" and "))
+            }
             Mismatch::NegativeCount { name, value } => {
                 write!(f, "`{name}` is a counter but the file holds {value}")
             }

@@ -11,9 +11,17 @@
 //! `f64` model; counters (`num_batches_tracked`) as an `I64` scalar of shape `[]`, as
 //! `safetensors.torch.save_file(model.state_dict(), path)` writes them.
 //!
-//! On loading, an `F32` tensor goes exactly into an `f64` model; an `F64` tensor goes into an
-//! `f32` model only when [`LoadOptions::narrow_f64_to_f32`] allows the rounding. Any other
-//! dtype is refused for a float tensor.
+//! On loading, an `F32` tensor goes exactly into an `f64` model, and `F16` and `BF16` tensors
+//! exactly into either; an `F64` tensor goes into an `f32` model only when
+//! [`LoadOptions::narrow_f64_to_f32`] allows the rounding. Any other dtype is refused for a
+//! float tensor.
+//!
+//! # Reading any file
+//! [`read_any_tensors`] returns every tensor of a safetensors file with its [`Dtype`]: floats
+//! widened exactly to `f64`, integers and booleans to `i64` ([`StoredTensor`]).
+//! [`read_tensors`] returns `F` arrays, converting integers (such as `num_batches_tracked`) when
+//! they are exact. Both check the header strictly: a name given twice, a byte range outside the
+//! data, overlapping ranges or a range of the wrong length are refused naming the tensor.
 //!
 //! # Nothing half-loaded
 //! [`load_safetensors`] parses and checks the whole file against the model before writing a
@@ -35,14 +43,20 @@
 //! ```
 
 mod file;
+mod header;
+mod key_map;
 mod mismatch;
 pub(crate) mod safetensors;
 mod spec;
+mod stored;
 
 pub(crate) use file::write_atomically;
+pub use key_map::KeyMap;
 pub use mismatch::Mismatch;
 pub use safetensors::{
     LoadOptions, LoadReport, check_safetensors, load_safetensors, load_safetensors_bytes,
-    load_safetensors_with, read_tensors, safetensors_bytes, save_safetensors,
+    load_safetensors_with, read_tensors, safetensors_bytes, safetensors_bytes_with, save_safetensors,
+    save_safetensors_with,
 };
 pub use spec::{LayerSpec, ModelSpec};
+pub use stored::{Dtype, StoredTensor, TensorData, read_any_tensors, read_any_tensors_bytes};

@@ -8,7 +8,7 @@ use std::path::Path;
 use ::safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, TensorView};
 use ndarray::{ArrayD, IxDyn};
 
-use crate::io::Mismatch;
+use crate::io::{KeyMap, Mismatch};
 use crate::layer::Layer;
 use crate::network::{named_buffers, named_parameters};
 use crate::param::{BufferView, BufferViewMut};
@@ -21,6 +21,7 @@ use crate::{Error, Float, Result};
 /// an `F64` tensor into an `f32` model only when [`LoadOptions::narrow_f64_to_f32`] is set
 /// (each value is then rounded to the nearest `f32`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LoadOptions {
     /// Refuse a file that lacks a parameter or buffer of the model or has a tensor the model
     /// does not (default `true`, as PyTorch's `strict=True`). When `false`, those names are
@@ -31,11 +32,15 @@ pub struct LoadOptions {
     pub widen_f32_to_f64: bool,
     /// Accept `F64` tensors into an `f32` model, rounding each value (default `false`).
     pub narrow_f64_to_f32: bool,
+    /// How the file's names become the model's, applied to every name in the file before
+    /// matching (default: unchanged). Two names of the file that become one are refused,
+    /// naming both; errors name each tensor both ways.
+    pub remap: KeyMap,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { strict: true, widen_f32_to_f64: true, narrow_f64_to_f32: false }
+        LoadOptions { strict: true, widen_f32_to_f64: true, narrow_f64_to_f32: false, remap: KeyMap::new() }
     }
 }
 
@@ -57,6 +62,30 @@ impl LoadOptions {
         self.narrow_f64_to_f32 = allow;
         self
     }
+
+    /// Sets [`LoadOptions::remap`]: how the file's names become the model's.
+    ///
+    /// ```
+    /// use gradflow::Sequential;
+    /// use gradflow::io::{KeyMap, LoadOptions, load_safetensors_bytes, safetensors_bytes_with};
+    /// use gradflow::rand::{SeedableRng, rngs::StdRng};
+    ///
+    /// let mut rng = StdRng::seed_from_u64(0);
+    /// let model = Sequential::<f32>::builder(3).linear(2).named("fc").build(&mut rng)?;
+    /// // A file whose names carry a prefix, as a PyTorch module's submodule would.
+    /// let bytes = safetensors_bytes_with(&model, &KeyMap::new().rule("**", "encoder.{1}")?)?;
+    ///
+    /// let mut copy = Sequential::<f32>::builder(3).linear(2).named("fc").build(&mut rng)?;
+    /// let options = LoadOptions::default().remap(KeyMap::new().rule("encoder.**", "{1}")?);
+    /// let report = load_safetensors_bytes(&mut copy, &bytes, "encoder", &options)?;
+    /// assert_eq!(report.loaded, ["fc.weight", "fc.bias"]);
+    /// assert_eq!(report.renamed[0], ("encoder.fc.weight".to_string(), "fc.weight".to_string()));
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    pub fn remap(mut self, remap: KeyMap) -> Self {
+        self.remap = remap;
+        self
+    }
 }
 
 /// What a successful load did.
@@ -66,6 +95,9 @@ pub struct LoadReport {
     pub source: String,
     /// The names loaded, in the model's visiting order (parameters, then buffers).
     pub loaded: Vec<String>,
+    /// `(name in the file, name in the model)` for every loaded tensor that
+    /// [`LoadOptions::remap`] renamed, in the model's visiting order.
+    pub renamed: Vec<(String, String)>,
     /// The loaded names whose dtype was converted (`F32` → `f64`, or `F64` → `f32` when allowed).
     pub converted: Vec<String>,
     /// Names of the model absent from the file, left unchanged (only when not strict).
@@ -104,8 +136,22 @@ pub struct LoadReport {
 /// [`Error::InvalidConfig`] when two tensors of the model have the same name or a counter does
 /// not fit an `i64`; [`Error::Io`] naming the file when it cannot be written.
 pub fn save_safetensors<F: Float>(layer: &dyn Layer<F>, path: impl AsRef<Path>) -> Result<()> {
+    save_safetensors_with(layer, path, &KeyMap::new())
+}
+
+/// [`save_safetensors`] with the model's names renamed by `names` (e.g. to the names of a
+/// PyTorch module laid out differently).
+///
+/// # Errors
+/// As [`save_safetensors`], and [`Error::InvalidConfig`] naming both tensors when `names` gives
+/// two of them one name.
+pub fn save_safetensors_with<F: Float>(
+    layer: &dyn Layer<F>,
+    path: impl AsRef<Path>,
+    names: &KeyMap,
+) -> Result<()> {
     let path = path.as_ref();
-    let bytes = safetensors_bytes(layer).map_err(|e| match e {
+    let bytes = safetensors_bytes_with(layer, names).map_err(|e| match e {
         Error::Data { reason, .. } => Error::Data { source_name: path.display().to_string(), reason },
         other => other,
     })?;
@@ -117,7 +163,29 @@ pub fn save_safetensors<F: Float>(layer: &dyn Layer<F>, path: impl AsRef<Path>) 
 /// # Errors
 /// As [`save_safetensors`], without the I/O.
 pub fn safetensors_bytes<F: Float>(layer: &dyn Layer<F>) -> Result<Vec<u8>> {
-    let tensors = encode_state(layer)?;
+    safetensors_bytes_with(layer, &KeyMap::new())
+}
+
+/// The bytes [`save_safetensors_with`] would write.
+///
+/// # Errors
+/// As [`save_safetensors_with`], without the I/O.
+pub fn safetensors_bytes_with<F: Float>(layer: &dyn Layer<F>, names: &KeyMap) -> Result<Vec<u8>> {
+    let mut tensors = encode_state(layer)?;
+    if !names.is_identity() {
+        let mut taken: HashMap<String, String> = HashMap::new();
+        for t in &mut tensors {
+            let renamed = names.apply(&t.name);
+            if let Some(other) = taken.insert(renamed.clone(), t.name.clone()) {
+                return Err(Error::config(
+                    layer.describe(),
+                    "names",
+                    format!("the key map renames both `{other}` and `{}` to `{renamed}`", t.name),
+                ));
+            }
+            t.name = renamed;
+        }
+    }
     let views = tensor_views(&tensors)?;
     ::safetensors::serialize(views, Some(pt_metadata()))
         .map_err(|e| Error::Data { source_name: "safetensors serializer".into(), reason: e.to_string() })
@@ -167,7 +235,7 @@ pub fn load_safetensors_bytes<F: Float>(
     if !plan.mismatches.is_empty() {
         return Err(Error::Data {
             source_name: source_name.to_string(),
-            reason: describe_mismatches(&layer.describe(), &plan.mismatches),
+            reason: describe_mismatches(&layer.describe(), &plan.mismatches, &plan.renames),
         });
     }
     // Everything has been decoded and checked: from here on nothing can fail.
@@ -206,12 +274,17 @@ pub fn check_safetensors<F: Float>(
 }
 
 /// Reads every tensor of a safetensors file as an `F` array, by name: for files that are not a
-/// model's state, such as inputs and expected outputs. `F32` and `F64` tensors are read with the
-/// default [`LoadOptions`] rule (an `F64` tensor into `f32` is refused rather than rounded).
+/// model's state, such as inputs and expected outputs, and for any file gradflow writes.
+///
+/// Float tensors follow the default [`LoadOptions`] rule: `F16`, `BF16` and `F32` widen exactly,
+/// `F64` goes into `f64` but is refused for `f32` (rather than rounded). Integer and boolean
+/// tensors (such as BatchNorm's `num_batches_tracked`, an `I64`) are converted when every value
+/// is exactly an `F`; [`crate::io::read_any_tensors`] returns them as integers, with their dtype.
 ///
 /// # Errors
-/// [`Error::Io`] when the file cannot be read; [`Error::Data`] naming the file and the tensor
-/// when it is not valid safetensors, holds a tensor of another dtype, or a non-finite value.
+/// [`Error::Io`] when the file cannot be read; [`Error::Data`] naming the file and, for each
+/// tensor it cannot return, the tensor and its dtype: not valid safetensors, a dtype gradflow
+/// does not read, `F64` into `f32`, an integer not exactly representable, or a non-finite value.
 pub fn read_tensors<F: Float>(path: impl AsRef<Path>) -> Result<BTreeMap<String, ArrayD<F>>> {
     let path = path.as_ref();
     let source_name = path.display().to_string();
@@ -221,8 +294,13 @@ pub fn read_tensors<F: Float>(path: impl AsRef<Path>) -> Result<BTreeMap<String,
     let mut out = BTreeMap::new();
     let mut problems = Vec::new();
     for (name, view) in file.tensors.iter() {
-        match decode_floats::<F>(name, &view, &options) {
-            Ok((values, _)) => {
+        let decoded = if matches!(view.dtype(), Dtype::F16 | Dtype::BF16 | Dtype::F32 | Dtype::F64) {
+            decode_floats::<F>(name, &view, &options).map(|(values, _)| values)
+        } else {
+            decode_ints_exactly::<F>(name, &view)
+        };
+        match decoded {
+            Ok(values) => {
                 let array = ArrayD::from_shape_vec(IxDyn(view.shape()), values)
                     .expect("safetensors validated the length against the shape");
                 out.insert(name.to_string(), array);
@@ -232,22 +310,48 @@ pub fn read_tensors<F: Float>(path: impl AsRef<Path>) -> Result<BTreeMap<String,
     }
     if !problems.is_empty() {
         problems.sort_by(|a, b| a.name().cmp(b.name()));
-        return Err(Error::Data { source_name, reason: describe_mismatches("a tensor file", &problems) });
+        return Err(Error::Data { source_name, reason: describe_problems("cannot read", &problems) });
     }
     Ok(out)
 }
 
+/// An integer or boolean tensor as `F`s, when every value is exactly an `F`.
+fn decode_ints_exactly<F: Float>(name: &str, view: &TensorView<'_>) -> std::result::Result<Vec<F>, Mismatch> {
+    let stored = super::stored::decode_any(name, view)?;
+    let ints = stored.ints().expect("an integer dtype decodes to integers");
+    // Integers up to 2^24 (f32) or 2^53 (f64) in magnitude are exact.
+    let limit: i64 = if std::mem::size_of::<F>() == 4 { 1 << 24 } else { 1 << 53 };
+    if let Some(index) = ints.iter().position(|v| v.unsigned_abs() > limit.unsigned_abs()) {
+        return Err(Mismatch::WrongDtype {
+            name: name.to_string(),
+            expected: format!("integers of magnitude at most {limit} (exact as {})", dtype_of::<F>()),
+            found: stored.dtype.to_string(),
+            note: format!(
+                "the value at flat index {index} is {}; read it with io::read_any_tensors",
+                ints.iter().nth(index).copied().unwrap_or_default()
+            ),
+        });
+    }
+    let wide: Vec<f64> = ints.iter().map(|&v| v as f64).collect();
+    let mut out = vec![F::zero(); wide.len()];
+    F::convert_from_f64(&wide, &mut out);
+    Ok(out)
+}
+
 /// The tensors of a parsed file and its metadata.
-struct ParsedFile<'a> {
-    tensors: SafeTensors<'a>,
+pub(super) struct ParsedFile<'a> {
+    pub(super) tensors: SafeTensors<'a>,
     metadata: BTreeMap<String, String>,
 }
 
-fn parse<'a>(bytes: &'a [u8], source_name: &str) -> Result<ParsedFile<'a>> {
-    let invalid = |e: SafeTensorError| Error::Data {
+/// Parses a safetensors file, after [`super::header::check_header`]'s strict checks.
+pub(super) fn parse<'a>(bytes: &'a [u8], source_name: &str) -> Result<ParsedFile<'a>> {
+    let invalid = |e: &dyn std::fmt::Display| Error::Data {
         source_name: source_name.to_string(),
         reason: format!("not a valid safetensors file ({} bytes): {e}", bytes.len()),
     };
+    super::header::check_header(bytes).map_err(|reason| invalid(&reason))?;
+    let invalid = |e: SafeTensorError| invalid(&e);
     let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(invalid)?;
     let metadata = metadata.metadata().clone().unwrap_or_default().into_iter().collect();
     let tensors = SafeTensors::deserialize(bytes).map_err(invalid)?;
@@ -270,6 +374,8 @@ enum Decoded<F> {
 /// The outcome of comparing a file with a model: the values to write (one entry per
 /// parameter / buffer in visiting order, `None` for names left alone) or the mismatches.
 struct LoadPlan<F> {
+    /// `(name in the file, name it was mapped to)` for every name the key map changed.
+    renames: Vec<(String, String)>,
     params: Vec<Option<Vec<F>>>,
     buffers: Vec<Option<Decoded<F>>>,
     mismatches: Vec<Mismatch>,
@@ -289,8 +395,29 @@ fn plan_load<F: Float>(
         metadata: file.metadata.clone(),
         ..LoadReport::default()
     };
+    // The file's names as the model's: model name → file name.
+    let mut by_model_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut renames = Vec::new();
+    let mut file_names: Vec<&str> = file.tensors.names();
+    file_names.sort_unstable();
+    for key in file_names {
+        let mapped = options.remap.apply(key);
+        if mapped != key {
+            renames.push((key.to_string(), mapped.clone()));
+        }
+        by_model_name.entry(mapped).or_default().push(key.to_string());
+    }
+    for (name, keys) in &by_model_name {
+        if keys.len() > 1 {
+            mismatches.push(Mismatch::SameName { name: name.clone(), keys: keys.clone() });
+        }
+    }
     let mut decode = |slot: &Slot| -> Option<Decoded<F>> {
-        let Ok(view) = file.tensors.tensor(&slot.name) else {
+        let key = by_model_name.get(&slot.name).filter(|keys| keys.len() == 1).map(|keys| keys[0].as_str());
+        if key.is_none() && by_model_name.contains_key(&slot.name) {
+            return None; // several names of the file map here: reported above
+        }
+        let Some(view) = key.and_then(|key| file.tensors.tensor(key).ok()) else {
             if options.strict {
                 mismatches.push(Mismatch::Missing { name: slot.name.clone(), shape: slot.shape.clone() });
             } else {
@@ -319,6 +446,9 @@ fn plan_load<F: Float>(
         match decoded {
             Ok(d) if view.shape() == slot.shape.as_slice() => {
                 report.loaded.push(slot.name.clone());
+                if let Some(key) = key.filter(|&key| key != slot.name) {
+                    report.renamed.push((key.to_string(), slot.name.clone()));
+                }
                 Some(d)
             }
             Ok(_) => None,
@@ -340,7 +470,7 @@ fn plan_load<F: Float>(
 
     let known: HashSet<&str> = param_slots.iter().chain(&buffer_slots).map(|s| s.name.as_str()).collect();
     let mut unexpected: Vec<(&str, TensorView<'_>)> =
-        file.tensors.iter().filter(|(name, _)| !known.contains(name)).collect();
+        file.tensors.iter().filter(|(name, _)| !known.contains(options.remap.apply(name).as_str())).collect();
     unexpected.sort_by(|a, b| a.0.cmp(b.0));
     for (name, view) in unexpected {
         if options.strict {
@@ -354,7 +484,7 @@ fn plan_load<F: Float>(
         }
     }
     report.converted.retain(|n| report.loaded.contains(n));
-    Ok(LoadPlan { params, buffers, mismatches, report })
+    Ok(LoadPlan { renames, params, buffers, mismatches, report })
 }
 
 /// The model's parameters and buffers with their dotted names, checked for duplicates and for
@@ -435,6 +565,8 @@ fn decode_floats<F: Float>(
         (Dtype::F64, Dtype::F64) => F::decode_le(bytes, false),
         (Dtype::F64, Dtype::F32) if options.widen_f32_to_f64 => F::decode_le(bytes, true),
         (Dtype::F32, Dtype::F64) if options.narrow_f64_to_f32 => F::decode_le(bytes, false),
+        (_, Dtype::F16) => half_to(super::stored::Dtype::F16, bytes),
+        (_, Dtype::BF16) => half_to(super::stored::Dtype::BF16, bytes),
         (Dtype::F64, Dtype::F32) => {
             return Err(wrong("F64", "widening F32 was turned off with LoadOptions::widen_f32_to_f64"));
         }
@@ -454,6 +586,14 @@ fn decode_floats<F: Float>(
         return Err(Mismatch::NonFinite { name: name.to_string(), count: bad, first_index });
     }
     Ok((values, model != found))
+}
+
+/// `F16` or `BF16` values, exactly as `F`s (every half-precision value is an `f32`).
+fn half_to<F: Float>(dtype: super::stored::Dtype, bytes: &[u8]) -> Vec<F> {
+    let wide = super::stored::decode_floats_f64(dtype, bytes);
+    let mut out = vec![F::zero(); wide.len()];
+    F::convert_from_f64(&wide, &mut out);
+    out
 }
 
 /// Decodes a counter: an `I64` scalar, as PyTorch stores `num_batches_tracked`.
@@ -566,9 +706,40 @@ fn pt_metadata() -> HashMap<String, String> {
     HashMap::from([("format".to_string(), "pt".to_string())])
 }
 
-fn describe_mismatches(target: &str, mismatches: &[Mismatch]) -> String {
+/// The mismatches, one per line; a tensor the key map renamed is named both ways.
+fn describe_mismatches(target: &str, mismatches: &[Mismatch], renames: &[(String, String)]) -> String {
     let mut reason = format!(
         "does not fit {target}: {} problem{}, nothing was loaded:",
+        mismatches.len(),
+        if mismatches.len() == 1 { "" } else { "s" }
+    );
+    for m in mismatches {
+        reason.push_str("\n  - ");
+        reason.push_str(&m.to_string());
+        let note = match m {
+            Mismatch::Unexpected { name, .. } => renames
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, model)| format!(" (the key map renamed it `{model}`)")),
+            Mismatch::SameName { .. } | Mismatch::Missing { .. } => None,
+            other => renames
+                .iter()
+                .find(|(_, model)| model == other.name())
+                .map(|(key, _)| format!(" (`{key}` in the file)")),
+        };
+        reason.push_str(&note.unwrap_or_default());
+    }
+    reason
+}
+
+/// `what: N problems:` and one line per problem.
+pub(super) fn describe_problems(what: &str, mismatches: &[Mismatch]) -> String {
+    describe_list(what, "", mismatches)
+}
+
+fn describe_list(what: &str, after_count: &str, mismatches: &[Mismatch]) -> String {
+    let mut reason = format!(
+        "{what}: {} problem{}{after_count}:",
         mismatches.len(),
         if mismatches.len() == 1 { "" } else { "s" }
     );

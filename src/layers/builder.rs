@@ -31,8 +31,9 @@ pub(super) enum Spec<F: Float> {
     },
     Activation(Arc<dyn Activation<F>>),
     Layer(Box<dyn Layer<F>>),
-    // A layer made at build time, once the shape before it is known.
-    Deferred(DeferredLayer<F>),
+    // A layer made at build time, once the shape before it is known; `true` for a companion
+    // (normalization, dropout, pooling, flattening), which the He gain looks past.
+    Deferred(DeferredLayer<F>, bool),
 }
 
 /// Adjusts the configuration of a convolution the builder makes.
@@ -83,6 +84,9 @@ pub struct SequentialBuilder<F: Float> {
     pub(super) bias_init: Arc<dyn Initializer>,
     pub(super) bias: bool,
     pub(super) specs: Vec<Spec<F>>,
+    /// Names given with [`SequentialBuilder::named`]: the step they name (`None` when no step
+    /// came before) and the name.
+    pub(super) names: Vec<(Option<usize>, String)>,
 }
 
 impl<F: Float> Sequential<F> {
@@ -94,6 +98,7 @@ impl<F: Float> Sequential<F> {
             bias_init: Arc::new(LinearDefault),
             bias: true,
             specs: Vec::new(),
+            names: Vec::new(),
         }
     }
 
@@ -161,6 +166,34 @@ impl<F: Float> SequentialBuilder<F> {
         self
     }
 
+    /// Names the layer added by the step just before, as PyTorch names a module's children:
+    /// `.linear(64).named("fc1").batch_norm().named("bn1")` gives `fc1.weight`, `fc1.bias`,
+    /// `bn1.running_mean`, … in paths, hooks, reports and safetensors files (see
+    /// [Names](Sequential#names) for what a name may be). A step that adds two layers
+    /// ([`SequentialBuilder::dense`]: the `Linear` and its activation) has its last one named.
+    ///
+    /// ```
+    /// use gradflow::Sequential;
+    /// use gradflow::activation::Relu;
+    /// use gradflow::rand::{SeedableRng, rngs::StdRng};
+    ///
+    /// let model = Sequential::<f32>::builder(4)
+    ///     .linear(8).named("fc1").batch_norm().named("bn1").activation(Relu)
+    ///     .linear(2).named("fc2")
+    ///     .build(&mut StdRng::seed_from_u64(0))?;
+    /// let names: Vec<String> = gradflow::named_parameters(&model).into_iter().map(|(n, _)| n).collect();
+    /// assert_eq!(names, ["fc1.weight", "fc1.bias", "bn1.weight", "bn1.bias", "fc2.weight", "fc2.bias"]);
+    /// assert_eq!(model.layer_at("2").unwrap().kind(), "relu"); // unnamed: its index
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    ///
+    /// A name that is not allowed, or `named` before any step, is an [`Error::InvalidConfig`]
+    /// from [`SequentialBuilder::build`] naming the layer.
+    pub fn named(mut self, name: &str) -> Self {
+        self.names.push((self.specs.len().checked_sub(1), name.to_string()));
+        self
+    }
+
     /// Adds any layer.
     pub fn layer(mut self, layer: impl Layer<F> + 'static) -> Self {
         self.specs.push(Spec::Layer(Box::new(layer)));
@@ -169,6 +202,13 @@ impl<F: Float> SequentialBuilder<F> {
 
     /// Builds the model, drawing weights from `rng` in layer order.
     ///
+    /// # Gains
+    /// Each `Linear` or `Conv2d` is initialized with the gain ([`crate::init::Fans::activation_gain`])
+    /// of the next *activation*, looking past normalization, dropout, pooling and flattening
+    /// layers, so that `.init(KaimingNormal::fan_in()).linear(256).batch_norm().activation(Relu)`
+    /// draws with ReLU's √2. Any other layer (a `Linear`, a residual block, …) or the end of the
+    /// chain before an activation gives gain 1.
+    ///
     /// # Errors
     /// [`Error::InvalidConfig`] naming the layer index for a zero width, or a shape mismatch
     /// naming the first added layer that does not fit the width before it.
@@ -176,16 +216,20 @@ impl<F: Float> SequentialBuilder<F> {
         if self.input.features == 0 {
             return Err(Error::config("Sequential builder", "in_features", "must be at least 1, got 0"));
         }
+        if let Some((_, name)) = self.names.iter().find(|(step, _)| step.is_none()) {
+            return Err(Error::config(
+                "Sequential builder",
+                "name",
+                format!("named(\"{name}\") comes before any layer: it names the layer added just before it"),
+            ));
+        }
+        let mut names = self.names.into_iter().peekable();
         let mut model = Sequential::new();
         let mut width = self.input.features;
         let mut image = self.input.image;
-        let mut specs = self.specs.into_iter().peekable();
-        while let Some(spec) = specs.next() {
+        let gains = activation_gains(&self.specs);
+        for (step, (spec, gain)) in self.specs.into_iter().zip(gains).enumerate() {
             let index = model.len();
-            let gain = match specs.peek() {
-                Some(Spec::Activation(a)) => a.gain(),
-                _ => 1.0,
-            };
             match spec {
                 Spec::Linear { out, init, bias_init, bias } => {
                     let config = LinearConfig {
@@ -225,16 +269,41 @@ impl<F: Float> SequentialBuilder<F> {
                     image = layer.image_shape();
                     model.push_boxed(layer);
                 }
-                Spec::Deferred(make) => {
+                Spec::Deferred(make, _) => {
                     let layer = make(Shape { features: width, image }, rng).map_err(|e| e.at(&index))?;
                     width = layer.output_features(width).map_err(|e| e.at(&index))?;
                     image = layer.image_shape();
                     model.push_boxed(layer);
                 }
             }
+            while let Some((_, name)) = names.next_if(|(named, _)| *named == Some(step)) {
+                model.set_name(model.len() - 1, &name)?;
+            }
         }
         Ok(model)
     }
+}
+
+/// For each step, the gain of the activation that follows it, looking past companions
+/// (normalization, dropout, pooling, flattening, whether added by a builder step or as a layer
+/// of such a kind); 1 when something else, or nothing, comes first.
+fn activation_gains<F: Float>(specs: &[Spec<F>]) -> Vec<f64> {
+    (0..specs.len())
+        .map(|i| {
+            for next in &specs[i + 1..] {
+                match next {
+                    Spec::Activation(a) => return a.gain(),
+                    Spec::Deferred(_, true) => {}
+                    Spec::Layer(l) if l.as_activation().is_some() => {
+                        return l.as_activation().map_or(1.0, |a| a.gain());
+                    }
+                    Spec::Layer(l) if crate::hooks::is_companion(l.kind()) => {}
+                    _ => return 1.0,
+                }
+            }
+            1.0
+        })
+        .collect()
 }
 
 /// Normalization layers and skip connections. Each is made at build time for the width reached
@@ -267,12 +336,12 @@ impl<F: Float> SequentialBuilder<F> {
 impl<F: Float> SequentialBuilder<F> {
     /// Adds a [`BatchNorm1d`] over the current width, with PyTorch's defaults.
     pub fn batch_norm(self) -> Self {
-        self.deferred(|shape, _| Ok(Box::new(BatchNorm1d::<F>::new(shape.features)?)))
+        self.companion(|shape, _| Ok(Box::new(BatchNorm1d::<F>::new(shape.features)?)))
     }
 
     /// Adds a [`LayerNorm`] over the current width, with PyTorch's defaults.
     pub fn layer_norm(self) -> Self {
-        self.deferred(|shape, _| Ok(Box::new(LayerNorm::<F>::new(shape.features)?)))
+        self.companion(|shape, _| Ok(Box::new(LayerNorm::<F>::new(shape.features)?)))
     }
 
     /// Adds a [`ResidualBlock`] `x + branch(x)` with the identity shortcut, whose branch is
@@ -347,7 +416,18 @@ impl<F: Float> SequentialBuilder<F> {
         mut self,
         make: impl FnOnce(Shape, &mut dyn RngCore) -> Result<Box<dyn Layer<F>>> + Send + 'static,
     ) -> Self {
-        self.specs.push(Spec::Deferred(Box::new(make)));
+        self.specs.push(Spec::Deferred(Box::new(make), false));
+        self
+    }
+
+    /// Like [`SequentialBuilder::deferred`], for a layer that only normalizes, regularizes or
+    /// reshapes (see [`SequentialBuilder::build`] on gains): the layer before it takes its gain
+    /// from the activation after it.
+    pub(super) fn companion(
+        mut self,
+        make: impl FnOnce(Shape, &mut dyn RngCore) -> Result<Box<dyn Layer<F>>> + Send + 'static,
+    ) -> Self {
+        self.specs.push(Spec::Deferred(Box::new(make), true));
         self
     }
 
@@ -360,6 +440,7 @@ impl<F: Float> SequentialBuilder<F> {
             bias_init: self.bias_init.clone(),
             bias: self.bias,
             specs: Vec::new(),
+            names: Vec::new(),
         }
     }
 
@@ -536,5 +617,56 @@ mod skip_connection_tests {
         let kinds: Vec<&str> = model.layers().map(|l| l.kind()).collect();
         assert_eq!(kinds, ["Highway", "Highway", "Highway", "Residual", "Residual"]);
         assert_eq!(model.layer_at("4.branch.1").unwrap().kind(), "relu");
+    }
+}
+
+#[cfg(test)]
+mod gain_tests {
+    use super::*;
+    use crate::activation::{Relu, Tanh};
+    use crate::init::KaimingNormal;
+    use rand::SeedableRng;
+
+    /// fan_in · Var(W) of the layer at `path`.
+    fn scaled_variance(model: &Sequential<f64>, path: &str) -> f64 {
+        let mut out = 0.0;
+        model.layer_at(path).unwrap().visit_parameters(&mut |p| {
+            if p.name == "weight" {
+                let n = p.value.len() as f64;
+                let mean = p.value.sum() / n;
+                let var = p.value.iter().map(|w| (w - mean) * (w - mean)).sum::<f64>() / n;
+                out = var * p.value.shape()[1] as f64;
+            }
+        });
+        out
+    }
+
+    #[test]
+    fn he_gain_comes_from_the_next_activation_past_normalization_and_dropout() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        // 256 × 256 weights: the variance estimate has a relative standard error of
+        // √(2/65536) ≈ 0.55%, so 5% is about nine standard errors.
+        let model = Sequential::<f64>::builder(256)
+            .init(KaimingNormal::fan_in())
+            .linear(256)
+            .batch_norm()
+            .activation(Relu) // Linear → BatchNorm → ReLU: √2, fan_in·Var = 2
+            .linear(256)
+            .layer_norm()
+            .dropout(0.1)
+            .activation(Tanh) // past two companions: 5/3
+            .linear(256)
+            .linear(256) // another Linear first: gain 1
+            .activation(Relu)
+            .linear(10) // nothing after: gain 1
+            .build(&mut rng)
+            .unwrap();
+        for (path, expected) in [("0", 2.0), ("3", 25.0 / 9.0), ("7", 1.0), ("8", 2.0)] {
+            let got = scaled_variance(&model, path);
+            assert!(
+                (got / expected - 1.0).abs() < 0.05,
+                "layer {path}: fan_in·Var = {got}, expected {expected}"
+            );
+        }
     }
 }

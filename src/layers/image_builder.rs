@@ -87,39 +87,39 @@ impl<F: Float> SequentialBuilder<F> {
 
     /// Adds a [`BatchNorm2d`] over the channels of the current images, with PyTorch's defaults.
     pub fn batch_norm2d(self) -> Self {
-        self.deferred(|shape, _| Ok(Box::new(BatchNorm2d::<F>::new(shape.image("BatchNorm2d")?)?)))
+        self.companion(|shape, _| Ok(Box::new(BatchNorm2d::<F>::new(shape.image("BatchNorm2d")?)?)))
     }
 
     /// Adds `MaxPool2d(kernel_size, stride)`.
     pub fn max_pool2d(self, kernel_size: usize, stride: usize) -> Self {
-        self.deferred(move |shape, _| {
+        self.companion(move |shape, _| {
             Ok(Box::new(MaxPool2d::<F>::new(shape.image("MaxPool2d")?, kernel_size, stride)?))
         })
     }
 
     /// Adds `AvgPool2d(kernel_size, stride)`.
     pub fn avg_pool2d(self, kernel_size: usize, stride: usize) -> Self {
-        self.deferred(move |shape, _| {
+        self.companion(move |shape, _| {
             Ok(Box::new(AvgPool2d::<F>::new(shape.image("AvgPool2d")?, kernel_size, stride)?))
         })
     }
 
     /// Adds global average pooling, `AdaptiveAvgPool2d(1)`: each channel's mean.
     pub fn global_avg_pool2d(self) -> Self {
-        self.deferred(|shape, _| {
+        self.companion(|shape, _| {
             Ok(Box::new(AdaptiveAvgPool2d::<F>::global(shape.image("AdaptiveAvgPool2d")?)?))
         })
     }
 
     /// Adds a [`Flatten`]: the layers after it see plain features.
     pub fn flatten(self) -> Self {
-        self.deferred(|shape, _| Ok(Box::new(Flatten::<F>::new(shape.image("Flatten")?))))
+        self.companion(|shape, _| Ok(Box::new(Flatten::<F>::new(shape.image("Flatten")?))))
     }
 
     /// Adds a [`Dropout`] of probability `p`, whose seed is drawn from the generator passed to
     /// [`SequentialBuilder::build`] (so the model's seed decides its masks).
     pub fn dropout(self, p: f64) -> Self {
-        self.deferred(move |shape, rng| {
+        self.companion(move |shape, rng| {
             let dropout = Dropout::<F>::new(p, rng.next_u64())?;
             Ok(Box::new(match shape.image {
                 Some(image) => dropout.with_image(image),
@@ -131,7 +131,7 @@ impl<F: Float> SequentialBuilder<F> {
     /// Adds a [`Dropout2d`] (whole channels) of probability `p`, seeded like
     /// [`SequentialBuilder::dropout`].
     pub fn dropout2d(self, p: f64) -> Self {
-        self.deferred(move |shape, rng| {
+        self.companion(move |shape, rng| {
             Ok(Box::new(Dropout2d::<F>::new(p, shape.image("Dropout2d")?, rng.next_u64())?))
         })
     }

@@ -8,7 +8,15 @@ use crate::param::{BufferView, BufferViewMut, ParamView, ParamViewMut};
 use crate::{Error, Float, Result};
 
 /// A chain of boxed layers; child `i` is called `"i"`, as in PyTorch's `nn.Sequential`, so its
-/// parameters are `"0.weight"`, `"0.bias"`, ….
+/// parameters are `"0.weight"`, `"0.bias"`, …, unless it was given a name
+/// ([`Sequential::push_named`], [`Sequential::set_name`], [`SequentialBuilder::named`]): then its
+/// paths, hook events, reports and safetensors keys use the name, as PyTorch's module names do
+/// (`"fc1.weight"`, `"bn1.running_mean"`).
+///
+/// # Names
+/// A name is not empty, has no `.` (it is one segment of a dotted path), is not used by another
+/// child of the same chain, and is not a number other than the child's own index (so that no
+/// name can take the place of an unnamed child's index).
 ///
 /// It owns the activation buffers between its children (and their gradients) and reuses them
 /// from step to step.
@@ -25,9 +33,21 @@ use crate::{Error, Float, Result};
 /// assert_eq!(model.len(), 2);
 /// assert_eq!(model.output_features(4).unwrap(), 8);
 /// assert_eq!(model.layer_at("1").unwrap().kind(), "tanh");
+///
+/// // Named as in a PyTorch module: `fc2.weight`, `fc2.bias`.
+/// model.push_named("fc2", Linear::new(8, 2, &mut rng).unwrap()).unwrap();
+/// assert_eq!(model.layer_at("fc2").unwrap().describe(), "Linear(8→2)");
+/// let names: Vec<String> = gradflow::named_parameters(&model).into_iter().map(|(n, _)| n).collect();
+/// assert_eq!(names, ["0.weight", "0.bias", "fc2.weight", "fc2.bias"]);
+/// // A name is used once per chain.
+/// assert!(model.set_name(0, "fc2").is_err());
 /// ```
+///
+/// [`SequentialBuilder::named`]: crate::layers::SequentialBuilder::named
 pub struct Sequential<F: Float> {
     layers: Vec<Box<dyn Layer<F>>>,
+    /// `names[i]` is child `i`'s name, `None` for its index.
+    names: Vec<Option<String>>,
     /// `activations[i]` is the output of layer `i` (for all but the last layer).
     activations: Vec<Array2<F>>,
     /// `gradients[i]` is dL/d(`activations[i]`).
@@ -37,7 +57,13 @@ pub struct Sequential<F: Float> {
 
 impl<F: Float> Default for Sequential<F> {
     fn default() -> Self {
-        Sequential { layers: Vec::new(), activations: Vec::new(), gradients: Vec::new(), forward_batch: None }
+        Sequential {
+            layers: Vec::new(),
+            names: Vec::new(),
+            activations: Vec::new(),
+            gradients: Vec::new(),
+            forward_batch: None,
+        }
     }
 }
 
@@ -61,8 +87,77 @@ impl<F: Float> Sequential<F> {
     /// Appends an already boxed layer.
     pub fn push_boxed(&mut self, layer: Box<dyn Layer<F>>) -> &mut Self {
         self.layers.push(layer);
+        self.names.push(None);
         self.forward_batch = None;
         self
+    }
+
+    /// Appends a layer called `name` (see [Names](Sequential#names)).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the chain and the name when the name is empty, has a
+    /// `.`, is taken, or is a number other than the new child's index; nothing is appended.
+    pub fn push_named(&mut self, name: &str, layer: impl Layer<F> + 'static) -> Result<&mut Self> {
+        self.check_name(self.layers.len(), name)?;
+        self.push(layer);
+        *self.names.last_mut().expect("just pushed") = Some(name.to_string());
+        Ok(self)
+    }
+
+    /// Names child `index` (see [Names](Sequential#names)); its paths and safetensors keys use
+    /// the name from now on.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when there is no child `index` or the name is not allowed;
+    /// nothing changes.
+    pub fn set_name(&mut self, index: usize, name: &str) -> Result<()> {
+        if index >= self.layers.len() {
+            return Err(Error::config(
+                self.describe(),
+                "name",
+                format!("cannot name child {index} `{name}`: there are {} children", self.layers.len()),
+            ));
+        }
+        self.check_name(index, name)?;
+        self.names[index] = Some(name.to_string());
+        Ok(())
+    }
+
+    /// The name of child `index`: the one it was given, or its index.
+    pub fn name_of(&self, index: usize) -> Option<String> {
+        let name = self.names.get(index)?;
+        Some(name.clone().unwrap_or_else(|| index.to_string()))
+    }
+
+    /// The index of the child called `name` (a given name, or an unnamed child's index).
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        if let Some(i) = self.names.iter().position(|n| n.as_deref() == Some(name)) {
+            return Some(i);
+        }
+        let i: usize = name.parse().ok()?;
+        (i.to_string() == name && self.names.get(i).is_some_and(Option::is_none)).then_some(i)
+    }
+
+    /// Whether `name` may name child `index`.
+    fn check_name(&self, index: usize, name: &str) -> Result<()> {
+        let refuse = |why: String| Err(Error::config(self.describe(), "name", why));
+        if name.is_empty() {
+            return refuse(format!("child {index}: a name cannot be empty"));
+        }
+        if name.contains('.') {
+            return refuse(format!("child {index}: `{name}` has a `.`, which separates names in a path"));
+        }
+        if name.bytes().all(|b| b.is_ascii_digit()) && name != index.to_string() {
+            return refuse(format!(
+                "child {index}: `{name}` is a number, which names an unnamed child by its index"
+            ));
+        }
+        if let Some(other) =
+            self.names.iter().position(|n| n.as_deref() == Some(name)).filter(|&i| i != index)
+        {
+            return refuse(format!("child {index}: `{name}` already names child {other}"));
+        }
+        Ok(())
     }
 
     /// Number of direct children.
@@ -90,10 +185,10 @@ impl<F: Float> Sequential<F> {
         self.layers.iter().map(|l| l.as_ref())
     }
 
-    /// The layer at a dotted path such as `"3"` or `"3.branch.1"`, as hooks report it.
+    /// The layer at a dotted path such as `"3"`, `"3.branch.1"` or `"fc1"`, as hooks report it.
     pub fn layer_at(&self, path: &str) -> Option<&dyn Layer<F>> {
         let mut parts = path.split('.');
-        let first: usize = parts.next()?.parse().ok()?;
+        let first = self.index_of(parts.next()?)?;
         let mut layer: &dyn Layer<F> = self.layers.get(first)?.as_ref();
         for part in parts {
             layer = child_named(layer, part)?;
@@ -104,7 +199,7 @@ impl<F: Float> Sequential<F> {
     /// The layer at a dotted path, mutably (e.g. to set a weight by hand).
     pub fn layer_at_mut(&mut self, path: &str) -> Option<&mut dyn Layer<F>> {
         let mut parts = path.split('.');
-        let first: usize = parts.next()?.parse().ok()?;
+        let first = self.index_of(parts.next()?)?;
         let mut layer: &mut dyn Layer<F> = self.layers.get_mut(first)?.as_mut();
         for part in parts {
             layer = layer.child_mut(part)?;
@@ -124,9 +219,21 @@ impl<F: Float> Sequential<F> {
     pub fn check(&self, input_features: usize) -> Result<usize> {
         let mut width = input_features;
         for (i, layer) in self.layers.iter().enumerate() {
-            width = layer.output_features(width).map_err(|e| e.at(&i))?;
+            width = layer.output_features(width).map_err(|e| e.at(&Label(i, self.names[i].as_deref())))?;
         }
         Ok(width)
+    }
+}
+
+/// A child's name in paths: its given name, or its index.
+struct Label<'a>(usize, Option<&'a str>);
+
+impl std::fmt::Display for Label<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.1 {
+            Some(name) => f.write_str(name),
+            None => write!(f, "{}", self.0),
+        }
     }
 }
 
@@ -178,7 +285,8 @@ impl<F: Float> Layer<F> for Sequential<F> {
             let (before, after) = self.activations.split_at_mut(i);
             let layer_input = if i == 0 { input.view() } else { before[i - 1].view() };
             let layer_output = if i == n - 1 { &mut *output } else { &mut after[0] };
-            ctx.forward_child(&i, self.layers[i].as_mut(), layer_input, layer_output, mode)?;
+            let label = Label(i, self.names[i].as_deref());
+            ctx.forward_child(&label, self.layers[i].as_mut(), layer_input, layer_output, mode)?;
         }
         self.forward_batch = Some(input.nrows());
         Ok(())
@@ -219,7 +327,7 @@ impl<F: Float> Layer<F> for Sequential<F> {
             let layer_grad_output = if i == n - 1 { grad_output.view() } else { above[0].view() };
             let layer_grad_input = if i == 0 { grad_input.as_deref_mut() } else { Some(&mut below[i - 1]) };
             ctx.backward_child(
-                &i,
+                &Label(i, self.names[i].as_deref()),
                 self.layers[i].as_mut(),
                 layer_input,
                 layer_output,
@@ -258,14 +366,19 @@ impl<F: Float> Layer<F> for Sequential<F> {
         let mut name = String::new();
         for (i, layer) in self.layers.iter().enumerate() {
             use std::fmt::Write;
-            name.clear();
-            let _ = write!(name, "{i}");
-            visitor(&name, layer.as_ref());
+            match &self.names[i] {
+                Some(given) => visitor(given, layer.as_ref()),
+                None => {
+                    name.clear();
+                    let _ = write!(name, "{i}");
+                    visitor(&name, layer.as_ref());
+                }
+            }
         }
     }
 
     fn child_mut(&mut self, name: &str) -> Option<&mut dyn Layer<F>> {
-        let index: usize = name.parse().ok()?;
+        let index = self.index_of(name)?;
         Some(self.layers.get_mut(index)?.as_mut())
     }
 }

@@ -17,7 +17,7 @@ use ndarray::{ArrayView2, ArrayView3, ArrayViewMut2, Axis, Ix1, Ix2};
 use rand::RngCore;
 
 use super::Nonlinearity;
-use super::init::{RecurrentInit, pytorch_default};
+use super::init::{RecurrentInit, RecurrentInits, pytorch_default};
 use super::state::RecurrentState;
 use super::step_rows::{self, BackwardRows, ForwardRows};
 use crate::hooks::{Gate, GateFunction};
@@ -83,7 +83,7 @@ impl CellKind {
 }
 
 /// Everything needed to build the parameters of a recurrent layer (checked by [`Engine::new`]).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct EngineConfig {
     pub cell: CellKind,
     pub input_size: usize,
@@ -93,6 +93,8 @@ pub(crate) struct EngineConfig {
     pub recurrent_init: RecurrentInit,
     /// LSTM only: value of the forget-gate slice of `bias_ih` (that of `bias_hh` is zeroed).
     pub forget_bias: Option<f64>,
+    /// Initializers of `weight_ih` and `weight_hh`, and gate biases by name.
+    pub inits: RecurrentInits,
 }
 
 /// PyTorch's parameter names for stacked layer `layer`: `weight_ih_l{layer}`, `weight_hh_…`,
@@ -254,6 +256,8 @@ impl<F: Float> Engine<F> {
             }
         }
         config.recurrent_init.validate(kind)?;
+        let gate_names: Vec<&str> = config.cell.gate_layout().iter().map(|g| g.name).collect();
+        config.inits.validate(kind, &gate_names, config.bias, &config.recurrent_init)?;
         if let Some(value) = config.forget_bias {
             if config.cell != CellKind::Lstm {
                 return Err(Error::config(kind, "forget_bias", "only an LSTM has a forget gate"));
@@ -281,7 +285,7 @@ impl<F: Float> Engine<F> {
         }
         // Then the options, so that the defaults do not depend on them (same seed, same W_ih).
         let mut params = Vec::with_capacity(config.num_layers);
-        for (layer, (w_ih, mut w_hh, mut biases)) in drawn.into_iter().enumerate() {
+        for (layer, (mut w_ih, mut w_hh, mut biases)) in drawn.into_iter().enumerate() {
             let (b_ih, b_hh) = match &mut biases {
                 Some((b_ih, b_hh)) => (Some(b_ih), Some(b_hh)),
                 None => (None, None),
@@ -292,6 +296,8 @@ impl<F: Float> Engine<F> {
                 b_ih.slice_mut(ndarray::s![h..2 * h]).fill(value);
                 b_hh.slice_mut(ndarray::s![h..2 * h]).fill(0.0);
             }
+            let pair = biases.as_mut().map(|(b_ih, b_hh)| (b_ih, b_hh));
+            config.inits.apply(kind, &gate_names, (&mut w_ih, &mut w_hh), pair, rng)?;
             let (bias_ih, bias_hh) = match biases {
                 Some((b_ih, b_hh)) => (Some(Param::new(from_f64(&b_ih))), Some(Param::new(from_f64(&b_hh)))),
                 None => (None, None),

@@ -6,7 +6,134 @@ use ndarray_rand::RandomExt;
 use rand::RngCore;
 use rand_distr::Uniform;
 
+use std::sync::Arc;
+
+use crate::init::{Fans, Initializer};
 use crate::{Error, Result};
+
+/// An initializer shared between configurations, equal to another when it is the same one or
+/// has the same name and settings ([`Initializer::name`]).
+#[derive(Debug, Clone)]
+struct Shared(Arc<dyn Initializer>);
+
+impl PartialEq for Shared {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.name() == other.0.name()
+    }
+}
+
+/// Initializers of a recurrent layer's input-to-hidden and hidden-to-hidden weights, chosen
+/// separately, and the bias of each gate by name — the options set with `input_init`,
+/// `hidden_init` and `gate_bias` on [`super::RnnConfig`], [`super::LstmConfig`] and
+/// [`super::GruConfig`].
+///
+/// Each initializer is applied per gate block: `weight_ih`'s `(H, I)` block of each gate with
+/// fans `(I, H)`, `weight_hh`'s `(H, H)` block with fans `(H, H)`, after PyTorch's defaults
+/// have been drawn for every parameter (so that, with the same seed, what is not chosen here is
+/// what PyTorch would draw). Gate names are PyTorch's: `i`, `f`, `g`, `o` for an LSTM, `r`, `z`,
+/// `n` for a GRU, `h` for a plain RNN; a gate bias sets that gate's slice of `bias_ih` to the
+/// value and that of `bias_hh` to zero, so that their sum is the value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecurrentInits {
+    input: Option<Shared>,
+    hidden: Option<Shared>,
+    gate_biases: Vec<(String, f64)>,
+}
+
+impl RecurrentInits {
+    /// Sets the initializer of `weight_ih`.
+    pub fn input(mut self, init: impl Initializer + 'static) -> Self {
+        self.input = Some(Shared(Arc::new(init)));
+        self
+    }
+
+    /// Sets the initializer of `weight_hh` (instead of a [`RecurrentInit`] scheme).
+    pub fn hidden(mut self, init: impl Initializer + 'static) -> Self {
+        self.hidden = Some(Shared(Arc::new(init)));
+        self
+    }
+
+    /// Sets the bias of gate `gate` (replacing an earlier value for the same gate).
+    pub fn gate_bias(mut self, gate: &str, value: f64) -> Self {
+        self.gate_biases.retain(|(g, _)| g != gate);
+        self.gate_biases.push((gate.to_string(), value));
+        self
+    }
+
+    /// Checks the settings against the layer's gates; `component` names the layer.
+    pub(crate) fn validate(
+        &self,
+        component: &str,
+        gates: &[&str],
+        bias: bool,
+        scheme: &RecurrentInit,
+    ) -> Result<()> {
+        if self.hidden.is_some() && *scheme != RecurrentInit::PytorchDefault {
+            return Err(Error::config(
+                component,
+                "hidden_init",
+                "choose either a recurrent_init scheme or a hidden_init initializer, not both",
+            ));
+        }
+        for (gate, value) in &self.gate_biases {
+            if !gates.contains(&gate.as_str()) {
+                return Err(Error::config(
+                    component,
+                    "gate_bias",
+                    format!("no gate `{gate}`: the gates are {}", gates.join(", ")),
+                ));
+            }
+            if !bias {
+                return Err(Error::config(
+                    component,
+                    "gate_bias",
+                    "needs bias = true (the layer has no bias)",
+                ));
+            }
+            if !value.is_finite() {
+                return Err(Error::config(
+                    component,
+                    "gate_bias",
+                    format!("gate `{gate}` must be finite, got {value}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Overwrites the weights and biases of one stacked layer as chosen.
+    pub(crate) fn apply(
+        &self,
+        component: &str,
+        gates: &[&str],
+        (weight_ih, weight_hh): (&mut Array2<f64>, &mut Array2<f64>),
+        biases: Option<(&mut Array1<f64>, &mut Array1<f64>)>,
+        rng: &mut dyn RngCore,
+    ) -> Result<()> {
+        let hidden = weight_hh.ncols();
+        let input = weight_ih.ncols();
+        for (weights, init, fans, field) in [
+            (weight_ih, &self.input, Fans::new(input, hidden, 1.0), "input_init"),
+            (weight_hh, &self.hidden, Fans::new(hidden, hidden, 1.0), "hidden_init"),
+        ] {
+            let Some(Shared(init)) = init else { continue };
+            for k in 0..gates.len() {
+                let block = init
+                    .sample((hidden, fans.fan_in), fans, rng)
+                    .map_err(|e| Error::config(component, field, format!("{}: {e}", init.name())))?;
+                weights.slice_mut(s![k * hidden..(k + 1) * hidden, ..]).assign(&block);
+            }
+        }
+        if let Some((b_ih, b_hh)) = biases {
+            for (gate, value) in &self.gate_biases {
+                let k = gates.iter().position(|g| g == gate).expect("validated");
+                b_ih.slice_mut(s![k * hidden..(k + 1) * hidden]).fill(*value);
+                b_hh.slice_mut(s![k * hidden..(k + 1) * hidden]).fill(0.0);
+            }
+        }
+        Ok(())
+    }
+}
 
 /// How `weight_hh` (the recurrent weights) is initialized. Every other parameter always gets
 /// PyTorch's default, U(−1/√hidden_size, 1/√hidden_size).

@@ -4,7 +4,7 @@
 use rand::RngCore;
 
 use super::engine::{CellKind, Engine, EngineConfig};
-use super::{RecurrentInit, recurrent_via_engine};
+use super::{RecurrentInit, RecurrentInits, recurrent_via_engine};
 use crate::vectorize::vectorized;
 use crate::{Float, Result};
 
@@ -68,6 +68,9 @@ pub struct LstmConfig {
     /// σ(1) ≈ 0.73 instead of 0.5, so the cell remembers, and its gradient survives, longer.
     /// Default `None` (PyTorch's initialization unchanged).
     pub forget_bias: Option<f64>,
+    /// Initializers of `weight_ih` and `weight_hh` and gate biases by name (default: none,
+    /// PyTorch's initialization).
+    pub inits: RecurrentInits,
 }
 
 impl LstmConfig {
@@ -80,6 +83,7 @@ impl LstmConfig {
             bias: true,
             recurrent_init: RecurrentInit::PytorchDefault,
             forget_bias: None,
+            inits: RecurrentInits::default(),
         }
     }
 
@@ -98,6 +102,27 @@ impl LstmConfig {
     /// Sets how `weight_hh` is initialized.
     pub fn recurrent_init(mut self, init: RecurrentInit) -> Self {
         self.recurrent_init = init;
+        self
+    }
+
+    /// Sets the initializer of `weight_ih`, each gate's block drawn with fans `(input, hidden)`
+    /// (see [`RecurrentInits`]), e.g. [`crate::init::GlorotUniform`].
+    pub fn input_init(mut self, init: impl crate::init::Initializer + 'static) -> Self {
+        self.inits = self.inits.input(init);
+        self
+    }
+
+    /// Sets the initializer of `weight_hh`, each gate's `(hidden, hidden)` block drawn
+    /// separately (see [`RecurrentInits`]), e.g. [`crate::init::Orthogonal`] or
+    /// [`crate::init::Normal`] for N(0, g²/H); refused together with a `recurrent_init` scheme.
+    pub fn hidden_init(mut self, init: impl crate::init::Initializer + 'static) -> Self {
+        self.inits = self.inits.hidden(init);
+        self
+    }
+
+    /// Sets the bias of the gate called `gate` (PyTorch's letters; see [`RecurrentInits`]).
+    pub fn gate_bias(mut self, gate: &str, value: f64) -> Self {
+        self.inits = self.inits.gate_bias(gate, value);
         self
     }
 
@@ -121,6 +146,7 @@ impl LstmConfig {
             bias: self.bias,
             recurrent_init: self.recurrent_init,
             forget_bias: self.forget_bias,
+            inits: self.inits.clone(),
         };
         Ok(Lstm { engine: Engine::new(config, rng)? })
     }

@@ -67,7 +67,7 @@ mod step_rows;
 pub(crate) mod time_step_recorder;
 
 pub use gru::{Gru, GruConfig};
-pub use init::RecurrentInit;
+pub use init::{RecurrentInit, RecurrentInits};
 pub use layout::{rows_to_sequence, sequence_to_rows};
 pub use lstm::{Lstm, LstmConfig};
 pub use nonlinearity::Nonlinearity;

@@ -3,7 +3,7 @@
 use rand::RngCore;
 
 use super::engine::{CellKind, Engine, EngineConfig};
-use super::{Nonlinearity, RecurrentInit, recurrent_via_engine};
+use super::{Nonlinearity, RecurrentInit, RecurrentInits, recurrent_via_engine};
 use crate::vectorize::vectorized;
 use crate::{Float, Result};
 
@@ -52,6 +52,9 @@ pub struct RnnConfig {
     pub bias: bool,
     /// How `weight_hh` is initialized (default PyTorch's).
     pub recurrent_init: RecurrentInit,
+    /// Initializers of `weight_ih` and `weight_hh` and gate biases by name (default: none,
+    /// PyTorch's initialization).
+    pub inits: RecurrentInits,
 }
 
 impl RnnConfig {
@@ -64,6 +67,7 @@ impl RnnConfig {
             nonlinearity: Nonlinearity::Tanh,
             bias: true,
             recurrent_init: RecurrentInit::PytorchDefault,
+            inits: RecurrentInits::default(),
         }
     }
 
@@ -91,6 +95,27 @@ impl RnnConfig {
         self
     }
 
+    /// Sets the initializer of `weight_ih`, each gate's block drawn with fans `(input, hidden)`
+    /// (see [`RecurrentInits`]), e.g. [`crate::init::GlorotUniform`].
+    pub fn input_init(mut self, init: impl crate::init::Initializer + 'static) -> Self {
+        self.inits = self.inits.input(init);
+        self
+    }
+
+    /// Sets the initializer of `weight_hh`, each gate's `(hidden, hidden)` block drawn
+    /// separately (see [`RecurrentInits`]), e.g. [`crate::init::Orthogonal`] or
+    /// [`crate::init::Normal`] for N(0, g²/H); refused together with a `recurrent_init` scheme.
+    pub fn hidden_init(mut self, init: impl crate::init::Initializer + 'static) -> Self {
+        self.inits = self.inits.hidden(init);
+        self
+    }
+
+    /// Sets the bias of the gate called `gate` (PyTorch's letters; see [`RecurrentInits`]).
+    pub fn gate_bias(mut self, gate: &str, value: f64) -> Self {
+        self.inits = self.inits.gate_bias(gate, value);
+        self
+    }
+
     /// Builds the layer, drawing its weights from `rng`.
     ///
     /// # Errors
@@ -105,6 +130,7 @@ impl RnnConfig {
             bias: self.bias,
             recurrent_init: self.recurrent_init,
             forget_bias: None,
+            inits: self.inits.clone(),
         };
         Ok(Rnn { engine: Engine::new(config, rng)? })
     }

@@ -49,6 +49,14 @@ impl<F: Float> Batcher<F> {
         self.order.shuffle(rng);
     }
 
+    /// Draws the sample order with replacement: each entry uniformly from all samples.
+    pub(crate) fn resample(&mut self, rng: &mut impl Rng) {
+        let n = self.order.len();
+        for slot in &mut self.order {
+            *slot = rng.random_range(0..n);
+        }
+    }
+
     /// Gathers batch `index` of `data` (the same dataset as given to [`Batcher::new`]) and returns
     /// its inputs and targets; the last batch may be smaller.
     pub(crate) fn batch(&mut self, data: &Dataset<F>, index: usize) -> (ArrayView2<'_, F>, Targets<'_, F>) {

@@ -66,6 +66,18 @@ pub struct TrainConfig {
     pub clip: Option<Clip>,
     /// Progress output (default [`Progress::Auto`]).
     pub progress: Progress,
+    /// A budget of optimizer steps (default none): training stops after this many steps, in the
+    /// middle of an epoch if need be (that epoch's statistics cover the batches it ran), or
+    /// after `epochs` epochs, whichever comes first. [`TrainConfig::steps`] sets a budget of
+    /// steps alone.
+    #[serde(default)]
+    pub max_steps: Option<u64>,
+    /// Draw each epoch's samples *with* replacement (default `false`): an epoch is as many
+    /// samples as the training set has, each drawn uniformly from it by the seeded generator, as
+    /// PyTorch's `RandomSampler(data, replacement=True)`; some samples then come twice in an
+    /// epoch, others not at all. Ignores [`TrainConfig::shuffle`].
+    #[serde(default)]
+    pub replacement: bool,
 }
 
 impl TrainConfig {
@@ -80,7 +92,42 @@ impl TrainConfig {
             drop_last: false,
             clip: None,
             progress: Progress::Auto,
+            max_steps: None,
+            replacement: false,
         }
+    }
+
+    /// `max_steps` optimizer steps in minibatches of `batch_size`, however many epochs that
+    /// takes, shuffled with seed 0 (a step budget, as research code often counts training).
+    ///
+    /// ```
+    /// use gradflow::train::{Progress, TrainConfig, Trainer};
+    /// # use gradflow::{Network, Sequential, data::digits_split, loss::{CrossEntropy, Reduction}, optim::SgdConfig};
+    /// # use gradflow::rand::{SeedableRng, rngs::StdRng};
+    /// # let (train, _) = digits_split::<f32>(0.25, 0)?;
+    /// # let mut net = Network::new(Sequential::builder(64).linear(10).build(&mut StdRng::seed_from_u64(0))?);
+    /// # let mut sgd = SgdConfig::new(0.05).build()?;
+    /// // 100 steps of 32 samples drawn with replacement (1348 samples: 43 batches an epoch).
+    /// let config = TrainConfig::steps(100, 32).replacement(true).progress(Progress::Silent);
+    /// let history = Trainer::new(config)?.fit(&mut net, &mut sgd, &CrossEntropy::new(Reduction::Mean), &train, None)?;
+    /// assert_eq!(history.step_losses.len(), 100);
+    /// assert_eq!(history.epochs.len(), 3); // 43 + 43 + 14 steps
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    pub fn steps(max_steps: u64, batch_size: usize) -> Self {
+        TrainConfig { max_steps: Some(max_steps), ..TrainConfig::new(usize::MAX, batch_size) }
+    }
+
+    /// Sets [`TrainConfig::max_steps`].
+    pub fn max_steps(mut self, max_steps: u64) -> Self {
+        self.max_steps = Some(max_steps);
+        self
+    }
+
+    /// Sets [`TrainConfig::replacement`].
+    pub fn replacement(mut self, replacement: bool) -> Self {
+        self.replacement = replacement;
+        self
     }
 
     /// Sets the shuffling seed.
@@ -116,7 +163,7 @@ impl TrainConfig {
     /// Checks every field.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] naming `epochs` or `batch_size` when zero, or `clip` when its
+    /// [`Error::InvalidConfig`] naming `epochs`, `batch_size` or `max_steps` when zero, or `clip` when its
     /// threshold is not positive and finite.
     pub fn validate(&self) -> Result<()> {
         const COMPONENT: &str = "TrainConfig";
@@ -125,6 +172,9 @@ impl TrainConfig {
         }
         if self.batch_size == 0 {
             return Err(Error::config(COMPONENT, "batch_size", "must be at least 1, got 0"));
+        }
+        if self.max_steps == Some(0) {
+            return Err(Error::config(COMPONENT, "max_steps", "must be at least 1, got 0"));
         }
         match self.clip {
             Some(clip @ (Clip::Norm(v) | Clip::Value(v))) if !(v.is_finite() && v > 0.0) => {

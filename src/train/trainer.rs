@@ -188,18 +188,39 @@ impl Trainer {
             ));
         }
 
-        let total_steps = config.epochs * batches;
+        // With a step budget, the epochs it takes (the last one perhaps partial), at most `epochs`.
+        let epochs = match config.max_steps {
+            Some(steps) => {
+                config.epochs.min(usize::try_from(steps.div_ceil(batches as u64)).unwrap_or(usize::MAX))
+            }
+            None => config.epochs,
+        };
+        let total_steps = match config.max_steps {
+            Some(steps) => usize::try_from(steps).unwrap_or(usize::MAX).min(epochs.saturating_mul(batches)),
+            None => epochs * batches,
+        };
         let mut history = History {
             first_step: net.step_count(),
-            epochs: Vec::with_capacity(config.epochs),
+            epochs: Vec::with_capacity(epochs),
             step_losses: Vec::with_capacity(total_steps),
             grad_norms: Vec::with_capacity(if config.clip.is_some() { total_steps } else { 0 }),
         };
         let mut rng = StdRng::seed_from_u64(config.seed);
         let mut grad = Array2::zeros((0, 0));
-        let mut reporter = Reporter::new(config.progress, config.epochs, total_steps as u64);
+        let mut reporter = Reporter::new(config.progress, epochs, total_steps as u64);
         let result = self.run(
-            &mut Run { net, optimizer, loss, train, test, batcher: &mut batcher, grad: &mut grad, batches },
+            &mut Run {
+                net,
+                optimizer,
+                loss,
+                train,
+                test,
+                batcher: &mut batcher,
+                grad: &mut grad,
+                batches,
+                epochs,
+                total_steps,
+            },
             &mut rng,
             &mut history,
             &mut reporter,
@@ -219,19 +240,26 @@ impl Trainer {
     ) -> Result<()> {
         let config = &self.config;
         let base_lr = run.optimizer.learning_rate();
-        for epoch in 1..=config.epochs {
+        let mut steps_done = 0;
+        for epoch in 1..=run.epochs {
             if let Some(schedule) = &self.schedule {
                 run.optimizer.apply_schedule(schedule.as_ref(), base_lr, epoch - 1)?;
             }
-            if config.shuffle {
+            if config.replacement {
+                run.batcher.resample(rng);
+            } else if config.shuffle {
                 run.batcher.shuffle(rng);
             }
             let mut loss_sum = 0.0;
             let mut correct = 0;
             let mut seen = 0;
             for batch in 0..run.batches {
+                if steps_done == run.total_steps {
+                    break;
+                }
+                steps_done += 1;
                 let step = run.net.step_count();
-                let at = |e: Error| with_step(e, epoch, config.epochs, batch + 1, step);
+                let at = |e: Error| with_step(e, epoch, run.epochs, batch + 1, step);
                 let (inputs, targets) = run.batcher.batch(run.train, batch);
                 let rows = inputs.nrows();
 
@@ -299,6 +327,10 @@ struct Run<'a, F: Float> {
     batcher: &'a mut Batcher<F>,
     grad: &'a mut Array2<F>,
     batches: usize,
+    /// Epochs to run (fewer than configured under a step budget).
+    epochs: usize,
+    /// Steps to run in all.
+    total_steps: usize,
 }
 
 /// What one training step measured, shown to [`Trainer::fit_with`]'s callback.
