@@ -88,6 +88,8 @@ pub use rand;
 pub use approx;
 
 pub mod activation;
+mod alloc;
+mod checks;
 pub mod data;
 pub mod diagnose;
 mod elementwise;
@@ -102,6 +104,7 @@ pub mod io;
 mod kernels;
 mod layer;
 pub mod layers;
+pub mod limits;
 mod linalg;
 pub mod loss;
 mod network;
@@ -117,6 +120,7 @@ mod vectorize;
 
 pub use activation::{Act, Activation, ActivationFamily};
 pub use error::{Error, Result};
+pub(crate) use checks::check_finite;
 pub use float::Float;
 pub use init::Initializer;
 pub use layer::{Layer, Mode, check_input_features, check_shape, ensure_shape};

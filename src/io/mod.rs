@@ -35,6 +35,7 @@
 //! ```
 
 mod file;
+mod header_names;
 mod mismatch;
 pub(crate) mod safetensors;
 mod spec;

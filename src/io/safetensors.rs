@@ -251,6 +251,12 @@ fn parse<'a>(bytes: &'a [u8], source_name: &str) -> Result<ParsedFile<'a>> {
     let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(invalid)?;
     let metadata = metadata.metadata().clone().unwrap_or_default().into_iter().collect();
     let tensors = SafeTensors::deserialize(bytes).map_err(invalid)?;
+    if let Some(name) = super::header_names::repeated_name(bytes) {
+        return Err(Error::Data {
+            source_name: source_name.to_string(),
+            reason: format!("the header lists the tensor `{name}` more than once (ambiguous: refused)"),
+        });
+    }
     Ok(ParsedFile { tensors, metadata })
 }
 
