@@ -29,9 +29,8 @@ pub(crate) fn check_len(component: &str, field: &'static str, shape: &[usize]) -
 
 /// `a · b` for a size, or an error naming `component`/`field` when it overflows.
 pub(crate) fn mul(component: &str, field: &'static str, a: usize, b: usize) -> Result<usize> {
-    a.checked_mul(b).ok_or_else(|| {
-        Error::config(component, field, format!("{a} × {b} overflows the size type (usize)"))
-    })
+    a.checked_mul(b)
+        .ok_or_else(|| Error::config(component, field, format!("{a} × {b} overflows the size type (usize)")))
 }
 
 /// A vector with room for exactly `len` values, allocated fallibly: an allocation failure is an
@@ -46,7 +45,12 @@ pub(crate) fn try_vec<T>(component: &str, field: &'static str, len: usize) -> Re
 }
 
 /// `len` copies of `value` in a fallibly allocated vector (no size limit: check it first).
-pub(crate) fn try_filled<T: Clone>(component: &str, field: &'static str, len: usize, value: T) -> Result<Vec<T>> {
+pub(crate) fn try_filled<T: Clone>(
+    component: &str,
+    field: &'static str,
+    len: usize,
+    value: T,
+) -> Result<Vec<T>> {
     let mut v = try_vec(component, field, len)?;
     v.resize(len, value);
     Ok(v)

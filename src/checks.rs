@@ -58,7 +58,9 @@ pub(crate) fn check_finite<'a, F: Float>(
 ) -> Result<()> {
     match values.into_iter().enumerate().find(|(_, v)| !v.is_finite()) {
         None => Ok(()),
-        Some((i, v)) => Err(Error::config(component, field, format!("entry {i} is {v}, not a finite number"))),
+        Some((i, v)) => {
+            Err(Error::config(component, field, format!("entry {i} is {v}, not a finite number")))
+        }
     }
 }
 

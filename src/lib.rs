@@ -46,9 +46,18 @@
 //! - [`io`]: saving and loading a model's state as safetensors, with PyTorch's names; model specs.
 //! - [`export`]: metrics as JSON lines and TensorBoard event files.
 //! - [`gradcheck`]: the finite-difference checker every backward pass is tested with.
+//! - [`limits`]: the sizes gradflow refuses to allocate beyond.
 //! - [`theory`]: what mean-field theory predicts for a network at initialization (signal
 //!   propagation, the edge of chaos, per-layer gradient factors) and the singular values of its
 //!   input–output Jacobian.
+//!
+//! ## Reliability
+//! No public function panics, aborts or silently corrupts a model, whatever the input: invalid
+//! sizes and settings are an [`Error`] naming the layer, field or file (sizes are checked against
+//! [`limits`] before anything is allocated, settings in the model's float type); a failed load,
+//! optimizer step (non-finite gradient, or an update that would overflow) or training pass
+//! changes no parameter and no buffer. See the README's "Reliability" section for what is and is
+//! not covered.
 //!
 //! ## The crates in gradflow's API
 //! Arrays are [`ndarray`]'s, random draws come from a [`rand`] RNG, and recordings and
@@ -119,8 +128,8 @@ pub mod train;
 mod vectorize;
 
 pub use activation::{Act, Activation, ActivationFamily};
-pub use error::{Error, Result};
 pub(crate) use checks::check_finite;
+pub use error::{Error, Result};
 pub use float::Float;
 pub use init::Initializer;
 pub use layer::{Layer, Mode, check_input_features, check_shape, ensure_shape};

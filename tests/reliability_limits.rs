@@ -15,8 +15,8 @@ use gradflow::ndarray::{Array1, Array2, array};
 use gradflow::optim::{AdamConfig, AdamWConfig, RmsPropConfig, SgdConfig};
 use gradflow::recurrent::{GruConfig, LstmConfig, RnnConfig};
 use gradflow::{
-    BatchNorm1d, BatchNormConfig, Error, HighwayConfig, Layer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
-    Mode, Optimizer, PRelu, ResidualBlock, Scale, Sequential,
+    BatchNorm1d, BatchNormConfig, Error, HighwayConfig, Layer, LayerNorm, LayerNormConfig, Linear,
+    LinearConfig, Mode, Optimizer, PRelu, ResidualBlock, Scale, Sequential,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -101,7 +101,10 @@ fn sizes_builders_and_specs_refuse_huge_widths_and_repeat_counts() {
     // under the model limit: refused before the first is drawn.
     config_error(build(Sequential::builder(40_000).repeat(20, 40_000, Tanh)), &["MAX_MODEL_PARAMETERS"]);
     let spec = |json: &str| ModelSpec::from_json(json, "spec").unwrap().build::<f32>(&mut rng());
-    assert!(spec(r#"{"input": 4, "layers": [{"linear": {"out": 1000000}}, {"linear": {"out": 1000000}}]}"#).is_err());
+    assert!(
+        spec(r#"{"input": 4, "layers": [{"linear": {"out": 1000000}}, {"linear": {"out": 1000000}}]}"#)
+            .is_err()
+    );
     assert!(
         spec(r#"{"input": 4, "layers": [{"repeat": {"count": 1000000000000, "width": 4, "activation": "tanh"}}]}"#)
             .is_err()
@@ -198,7 +201,8 @@ fn settings_layers_check_values_after_conversion_to_f32() {
 fn overflow_layer_norm_of_huge_values_normalizes_them() {
     let mut ln = LayerNorm::<f32>::new(2).unwrap();
     let mut y = Array2::zeros((0, 0));
-    ln.forward(array![[3e38f32, -3e38], [3e38, 3e38]].view(), &mut y, Mode::Train, &mut Context::new()).unwrap();
+    ln.forward(array![[3e38f32, -3e38], [3e38, 3e38]].view(), &mut y, Mode::Train, &mut Context::new())
+        .unwrap();
     // (x − μ)/σ = ±1 for the first row, as in f64; the second row is constant: 0.
     assert!((y[[0, 0]] - 1.0).abs() < 1e-5 && (y[[0, 1]] + 1.0).abs() < 1e-5, "{y}");
     assert_eq!((y[[1, 0]], y[[1, 1]]), (0.0, 0.0));
@@ -213,7 +217,8 @@ fn overflow_layer_norm_of_huge_values_normalizes_them() {
 fn overflow_an_optimizer_step_that_would_overflow_a_weight_changes_nothing() {
     let set_grads = |layer: &mut Linear<f32>, g: f32| layer.visit_parameters_mut(&mut |mut p| p.grad.fill(g));
     for optimizer in ["sgd", "momentum", "adam", "adamw", "rmsprop"] {
-        let mut layer = Linear::from_weights(array![[3e38f32, 1.0]], Some(Array1::from_elem(1, 0.5))).unwrap();
+        let mut layer =
+            Linear::from_weights(array![[3e38f32, 1.0]], Some(Array1::from_elem(1, 0.5))).unwrap();
         let mut opt: Box<dyn Optimizer<f32>> = match optimizer {
             "sgd" => Box::new(SgdConfig::new(10.0).build().unwrap()),
             "momentum" => Box::new(SgdConfig::new(10.0).momentum(0.9).build().unwrap()),

@@ -94,14 +94,25 @@ fn files_a_safetensors_header_naming_a_tensor_twice_is_refused_with_nothing_load
     // it; which of the two did the writer mean?
     let header = r#"{"weight":{"dtype":"F32","shape":[1,1],"data_offsets":[0,4]},"weight":{"dtype":"F32","shape":[2,1],"data_offsets":[0,8]}}"#;
     let bytes = safetensors_file(header, &[1.0, 2.0]);
-    let err = gradflow::io::load_safetensors_bytes(&mut layer, &bytes, "twice.safetensors", &Default::default()).unwrap_err();
+    let err =
+        gradflow::io::load_safetensors_bytes(&mut layer, &bytes, "twice.safetensors", &Default::default())
+            .unwrap_err();
     assert!(matches!(err, Error::Data { .. }), "{err:?}");
     let msg = err.to_string();
-    assert!(msg.contains("twice.safetensors") && msg.contains("`weight`") && msg.contains("more than once"), "{msg}");
+    assert!(
+        msg.contains("twice.safetensors") && msg.contains("`weight`") && msg.contains("more than once"),
+        "{msg}"
+    );
     assert_eq!(state(&layer), before);
     // The same file with the name once loads.
     let once = r#"{"weight":{"dtype":"F32","shape":[2,1],"data_offsets":[0,8]}}"#;
-    gradflow::io::load_safetensors_bytes(&mut layer, &safetensors_file(once, &[1.0, 2.0]), "once", &Default::default()).unwrap();
+    gradflow::io::load_safetensors_bytes(
+        &mut layer,
+        &safetensors_file(once, &[1.0, 2.0]),
+        "once",
+        &Default::default(),
+    )
+    .unwrap();
     assert_eq!(layer.weight().as_slice().unwrap(), [1.0, 2.0]);
 }
 

@@ -145,7 +145,10 @@ pub fn mnist_split<F: Float>(images: impl AsRef<Path>, labels: impl AsRef<Path>)
     let features = crate::alloc::mul(&source, "images", images.rows, images.cols)?;
     let mut inputs: Array2<F> = crate::alloc::try_zeros(&source, "images", (images.count, features))?;
     let Some(pixels) = images.pixels.get(..inputs.len()) else {
-        return Err(Error::Data { source_name: source, reason: "fewer pixels than the header announces".into() });
+        return Err(Error::Data {
+            source_name: source,
+            reason: "fewer pixels than the header announces".into(),
+        });
     };
     F::from_bytes_scaled(pixels, F::lit(1.0 / 255.0), inputs.as_slice_mut().expect("standard layout"));
     let classes = labels.into_iter().map(usize::from).collect();

@@ -47,7 +47,10 @@ pub fn spirals<F: Float>(
         return Err(Error::config(
             COMPONENT,
             "classes",
-            format!("{classes} is over the limit of {} (gradflow::limits::MAX_CLASSES)", crate::limits::MAX_CLASSES),
+            format!(
+                "{classes} is over the limit of {} (gradflow::limits::MAX_CLASSES)",
+                crate::limits::MAX_CLASSES
+            ),
         ));
     }
     crate::alloc::check_len(COMPONENT, "points_per_class", &[classes, points_per_class, 2])?;

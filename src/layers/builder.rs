@@ -409,7 +409,9 @@ impl<F: Float> SequentialBuilder<F> {
             Err(Error::config(
                 "Sequential builder",
                 "count",
-                format!("{method}({count}, …) would make more than {limit} layers (gradflow::limits::MAX_LAYERS)"),
+                format!(
+                    "{method}({count}, …) would make more than {limit} layers (gradflow::limits::MAX_LAYERS)"
+                ),
             ))
         }))
     }

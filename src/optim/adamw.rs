@@ -153,7 +153,8 @@ impl<F: Float> Optimizer<F> for AdamW<F> {
 
     fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
         validate::scheduled_lr("AdamW", lr)?;
-        crate::optim::adam::AdamHyper { lr, ..self.config.adam().hyper(true) }.check_in::<F>("AdamW", true)?;
+        crate::optim::adam::AdamHyper { lr, ..self.config.adam().hyper(true) }
+            .check_in::<F>("AdamW", true)?;
         self.config.lr = lr;
         Ok(())
     }

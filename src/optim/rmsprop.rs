@@ -214,12 +214,16 @@ impl<F: Float> RmsProp<F> {
                 let entry = |p: F, g: F, s: F, ga: Option<F>, b: Option<F>| {
                     let (mut p, mut s, mut ga, mut b) = (p, s, ga, b);
                     rule.entry(&mut p, g, &mut s, ga.as_mut(), b.as_mut());
-                    p.is_finite() && s.is_finite() && ga.is_none_or(F::is_finite) && b.is_none_or(F::is_finite)
+                    p.is_finite()
+                        && s.is_finite()
+                        && ga.is_none_or(F::is_finite)
+                        && b.is_none_or(F::is_finite)
                 };
                 match (grad_avg, momentum_buffer) {
-                    (None, None) => {
-                        Zip::from(&value).and(&grad).and(square_avg).all(|&p, &g, &s| entry(p, g, s, None, None))
-                    }
+                    (None, None) => Zip::from(&value)
+                        .and(&grad)
+                        .and(square_avg)
+                        .all(|&p, &g, &s| entry(p, g, s, None, None)),
                     (Some(ga), None) => Zip::from(&value)
                         .and(&grad)
                         .and(square_avg)

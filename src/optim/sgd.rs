@@ -187,7 +187,9 @@ impl<F: Float> Sgd<F> {
             observer,
             |shape| with_momentum.then(|| ArrayD::zeros(shape)),
             |value, grad, buffer| match buffer {
-                None => Zip::from(&value).and(&grad).all(|&p, &g| (p - rule.lr * rule.decayed(g, p)).is_finite()),
+                None => {
+                    Zip::from(&value).and(&grad).all(|&p, &g| (p - rule.lr * rule.decayed(g, p)).is_finite())
+                }
                 Some(buffer) => Zip::from(&value).and(&grad).and(buffer).all(|&p, &g, &b| {
                     let mut b = b;
                     rule.momentum_entry(p, g, &mut b).is_finite() && b.is_finite()

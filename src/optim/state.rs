@@ -323,7 +323,9 @@ mod tests {
         });
         let mut states = ParamStates::default();
         let mut updates = 0;
-        let err = states.step("Test", &mut model, None, |_| (), |_, _, _| true, |_, _, _| updates += 1).unwrap_err();
+        let err = states
+            .step("Test", &mut model, None, |_| (), |_, _, _| true, |_, _, _| updates += 1)
+            .unwrap_err();
         assert_eq!(updates, 0);
         match err {
             Error::NonFinite { location, detail } => {

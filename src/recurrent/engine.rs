@@ -282,7 +282,8 @@ impl<F: Float> Engine<F> {
         let gh = crate::alloc::mul(kind, "hidden_size", config.cell.gates(), h)?;
         crate::alloc::check_len(kind, "weight_ih_l0", &[gh, config.input_size])?;
         crate::alloc::check_len(kind, "weight_hh_l0", &[gh, h])?;
-        let per_layer = [gh * config.input_size.max(h), gh * h, 2 * gh].iter().try_fold(0usize, |a, &b| a.checked_add(b));
+        let per_layer =
+            [gh * config.input_size.max(h), gh * h, 2 * gh].iter().try_fold(0usize, |a, &b| a.checked_add(b));
         let total = per_layer.and_then(|p| p.checked_mul(config.num_layers));
         if total.is_none_or(|t| t > crate::limits::MAX_MODEL_PARAMETERS) {
             return Err(Error::config(
@@ -325,9 +326,10 @@ impl<F: Float> Engine<F> {
             // In the model's type: a forget bias or an identity scale of 1e39 is finite in f64
             // but infinite in f32.
             let (bias_ih, bias_hh) = match biases {
-                Some((b_ih, b_hh)) => {
-                    (Some(checked_param(&b_ih, kind, "bias_ih")?), Some(checked_param(&b_hh, kind, "bias_hh")?))
-                }
+                Some((b_ih, b_hh)) => (
+                    Some(checked_param(&b_ih, kind, "bias_ih")?),
+                    Some(checked_param(&b_hh, kind, "bias_hh")?),
+                ),
                 None => (None, None),
             };
             params.push(LayerParams {
