@@ -35,8 +35,8 @@ use gradflow::hooks::{Recorder, RecorderConfig, Recording};
 use gradflow::layers::{CifarResNet, ImageShape};
 use gradflow::loss::{CrossEntropy, Reduction};
 use gradflow::optim::{CosineAnnealingLr, LrSchedule, SgdConfig};
-use gradflow::report::table;
 use gradflow::report::plot::{ChartSpec, HeatmapSpec, Scale, Series, heatmap, line_chart};
+use gradflow::report::table;
 use gradflow::train::{History, Progress, TrainConfig, Trainer, evaluate};
 use gradflow::{Error, Network, Result};
 use ndarray::Array2;
@@ -199,7 +199,11 @@ fn run(args: Args) -> Result<()> {
         "SGD lr {} momentum 0.9{}, {}cosine to 0 over {epochs} epochs, batch {}; the same for all four networks",
         args.lr,
         if args.weight_decay > 0.0 { format!(", weight decay {}", args.weight_decay) } else { String::new() },
-        if args.warmup > 0 { format!("{} warm-up epoch(s) at lr/10, then ", args.warmup) } else { String::new() },
+        if args.warmup > 0 {
+            format!("{} warm-up epoch(s) at lr/10, then ", args.warmup)
+        } else {
+            String::new()
+        },
         args.batch_size
     );
     println!(
@@ -356,7 +360,9 @@ fn print_init_gradients(models: &[Model]) {
                 m.name,
                 first / last,
                 m.diagnosis.verdict,
-                m.diagnosis.gradient_ratio.map_or(String::new(), |r| format!(" (first/last ‖dL/dh‖ = {r:.2})"))
+                m.diagnosis
+                    .gradient_ratio
+                    .map_or(String::new(), |r| format!(" (first/last ‖dL/dh‖ = {r:.2})"))
             );
         }
     }
@@ -372,7 +378,9 @@ fn print_init_gradients(models: &[Model]) {
 /// One observed pass on the trained networks: the diagnosis and ‖dL/dW‖ by layer after training.
 fn inspect_trained(models: &mut [Model], train: &Dataset<f32>) -> Result<()> {
     let classes = train.targets.classes().expect("class targets");
-    println!("\nThe gradient after training (one observed pass over {INSPECT_BATCH} unshifted training images):");
+    println!(
+        "\nThe gradient after training (one observed pass over {INSPECT_BATCH} unshifted training images):"
+    );
     for m in models.iter_mut() {
         let (recording, diagnosis) = common::inspect(&mut m.net, &train.inputs, classes, INSPECT_BATCH)?;
         m.trained_norms = weight_grad_norms(&recording, recording.steps().first().copied().unwrap_or(0));

@@ -48,9 +48,18 @@
 //!   lines, also of PyTorch runs recorded with the Python module `gradflow_torch` (in the
 //!   repository's `python/`), which the `gradflow` binary diagnoses (`gradflow diagnose run.jsonl`).
 //! - [`gradcheck`]: the finite-difference checker every backward pass is tested with.
+//! - [`limits`]: the sizes gradflow refuses to allocate beyond.
 //! - [`theory`]: what mean-field theory predicts for a network at initialization (signal
 //!   propagation, the edge of chaos, per-layer gradient factors) and the singular values of its
 //!   input–output Jacobian.
+//!
+//! ## Reliability
+//! No public function panics, aborts or silently corrupts a model, whatever the input: invalid
+//! sizes and settings are an [`Error`] naming the layer, field or file (sizes are checked against
+//! [`limits`] before anything is allocated, settings in the model's float type); a failed load,
+//! optimizer step (non-finite gradient, or an update that would overflow) or training pass
+//! changes no parameter and no buffer. See the README's "Reliability" section for what is and is
+//! not covered.
 //!
 //! ## The crates in gradflow's API
 //! Arrays are [`ndarray`]'s, random draws come from a [`rand`] RNG, and recordings and
@@ -90,6 +99,8 @@ pub use rand;
 pub use approx;
 
 pub mod activation;
+mod alloc;
+mod checks;
 pub mod data;
 pub mod diagnose;
 mod elementwise;
@@ -104,6 +115,7 @@ pub mod io;
 mod kernels;
 mod layer;
 pub mod layers;
+pub mod limits;
 mod linalg;
 pub mod loss;
 mod network;
@@ -118,6 +130,7 @@ pub mod train;
 mod vectorize;
 
 pub use activation::{Act, Activation, ActivationFamily};
+pub(crate) use checks::check_finite;
 pub use error::{Error, Result};
 pub use float::Float;
 pub use init::Initializer;

@@ -11,7 +11,7 @@ use crate::hooks::{
 use crate::layer::{Layer, Mode, ensure_shape};
 use crate::layers::Sequential;
 use crate::optim::Optimizer;
-use crate::param::{BufferView, ParamView, ParamViewMut};
+use crate::param::{BufferView, BufferViewMut, ParamView, ParamViewMut};
 use crate::{Error, Float, Result};
 
 /// A [`Sequential`] model with the buffers for its input, output and input gradient, the hooks
@@ -62,6 +62,43 @@ pub struct Network<F: Float> {
     /// Whether the last pass split work across threads: the next one then runs as a
     /// parallel region (see [`crate::threads`]).
     parallel: bool,
+    /// The buffers (BatchNorm's running statistics and counters) as they were before the current
+    /// training pass, restored if it fails: reused from pass to pass.
+    saved_buffers: SavedBuffers<F>,
+}
+
+/// A copy of every buffer of a model, in visiting order (see [`Network::forward`]).
+struct SavedBuffers<F> {
+    tensors: Vec<F>,
+    counts: Vec<u64>,
+}
+
+impl<F: Float> SavedBuffers<F> {
+    /// Copies every buffer of `model` (no allocation once the vectors have grown to size).
+    fn save(&mut self, model: &Sequential<F>) {
+        self.tensors.clear();
+        self.counts.clear();
+        let (tensors, counts) = (&mut self.tensors, &mut self.counts);
+        model.visit_buffers(&mut |b| match b {
+            BufferView::Tensor { value, .. } => tensors.extend(value.iter().copied()),
+            BufferView::Count { value, .. } => counts.push(value),
+        });
+    }
+
+    /// Writes the saved values back into `model`'s buffers.
+    fn restore(&self, model: &mut Sequential<F>) {
+        let (mut tensors, mut counts) = (self.tensors.iter(), self.counts.iter());
+        model.visit_buffers_mut(&mut |b| match b {
+            BufferViewMut::Tensor { mut value, .. } => {
+                value.iter_mut().zip(&mut tensors).for_each(|(v, &saved)| *v = saved);
+            }
+            BufferViewMut::Count { value, .. } => {
+                if let Some(&saved) = counts.next() {
+                    *value = saved;
+                }
+            }
+        });
+    }
 }
 
 /// Runs one pass, as a parallel region when the previous one split work across threads, and
@@ -146,6 +183,7 @@ impl<F: Float> Network<F> {
             forward_step: 0,
             forward_done: false,
             parallel: false,
+            saved_buffers: SavedBuffers { tensors: Vec::new(), counts: Vec::new() },
         }
     }
 
@@ -168,7 +206,9 @@ impl<F: Float> Network<F> {
     /// copied (into a reused buffer) because backward needs it.
     ///
     /// # Errors
-    /// A shape mismatch naming the first layer that does not fit, or a hook error.
+    /// A shape mismatch naming the first layer that does not fit, or a hook error. A failed
+    /// [`Mode::Train`] pass leaves every buffer (BatchNorm's running statistics and batch
+    /// counters) as it was before the pass, whichever layer or hook failed.
     pub fn forward(&mut self, input: ArrayView2<'_, F>, mode: Mode) -> Result<ArrayView2<'_, F>> {
         self.forward_done = false;
         ensure_shape(&mut self.input, input.dim());
@@ -176,11 +216,31 @@ impl<F: Float> Network<F> {
         let step = self.step;
         let mut observed =
             Observed::new(self.id, &mut self.hooks, &mut self.lent, &mut self.numbering, &self.model);
+        // A training pass updates buffers (BatchNorm's running statistics) layer by layer: if it
+        // fails at a later layer, or a hook fails, they are put back as they were.
+        let has_buffers = mode == Mode::Train && {
+            let mut any = false;
+            self.model.visit_buffers(&mut |_| any = true);
+            any
+        };
+        if has_buffers {
+            self.saved_buffers.save(&self.model);
+        }
         let (model, output, input) = (&mut self.model, &mut self.output, self.input.view());
-        self.parallel = run_pass(self.parallel, || {
+        let result = run_pass(self.parallel, || {
             let mut ctx = observed.context(step);
             model.forward(input, output, mode, &mut ctx)
-        })?;
+        });
+        drop(observed);
+        self.parallel = match result {
+            Ok(parallel) => parallel,
+            Err(e) => {
+                if has_buffers {
+                    self.saved_buffers.restore(&mut self.model);
+                }
+                return Err(e);
+            }
+        };
         self.forward_step = step;
         self.forward_done = true;
         Ok(self.output.view())

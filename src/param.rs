@@ -23,6 +23,13 @@ impl<F: Float, D: Dimension> Param<F, D> {
         Param { value, grad }
     }
 
+    /// Wraps a value, with a zero gradient of the same shape allocated fallibly: an allocation
+    /// the system refuses is an [`crate::Error::InvalidConfig`] naming `component` and `field`.
+    pub(crate) fn try_new(value: Array<F, D>, component: &str, field: &'static str) -> crate::Result<Self> {
+        let grad = crate::alloc::try_zeros(component, field, value.raw_dim())?;
+        Ok(Param { value, grad })
+    }
+
     /// A read-only view under `name`.
     pub fn view<'a>(&'a self, name: &'static str) -> ParamView<'a, F> {
         ParamView { name, value: self.value.view().into_dyn(), grad: self.grad.view().into_dyn() }

@@ -61,8 +61,11 @@ pub fn adding_problem<F: Float>(sequences: usize, length: usize, seed: u64) -> R
             format!("must be at least 2 (one marker in each half of the sequence), got {length}"),
         ));
     }
-    let (drawn, marks) = draw(sequences, length, seed);
-    let inputs: Array2<F> = crate::init::from_f64(&drawn);
+    // Refused before anything is drawn: 2·length overflowing, or more entries than the limit.
+    crate::alloc::check_len(COMPONENT, "sequences", &[sequences, 2, length])?;
+    let drawn = crate::alloc::try_zeros(COMPONENT, "sequences", (sequences, 2 * length))?;
+    let (drawn, marks) = draw(drawn, length, seed);
+    let inputs: Array2<F> = crate::init::try_from_f64(&drawn, COMPONENT, "sequences")?;
     // Sum in F, as a model reading the F inputs would.
     let targets = Array2::from_shape_fn((sequences, 1), |(i, _)| {
         let (first, second) = marks[i];
@@ -76,11 +79,10 @@ pub fn adding_problem<F: Float>(sequences: usize, length: usize, seed: u64) -> R
 /// values, then the step marked in the first half, then the one in the second. Not generic, so
 /// compiled inside gradflow (see [`crate::kernels`]).
 #[inline(never)]
-fn draw(sequences: usize, length: usize, seed: u64) -> (Array2<f64>, Vec<(usize, usize)>) {
+fn draw(mut inputs: Array2<f64>, length: usize, seed: u64) -> (Array2<f64>, Vec<(usize, usize)>) {
     let mut rng = StdRng::seed_from_u64(seed);
     let half = length / 2;
-    let mut inputs = Array2::zeros((sequences, 2 * length));
-    let mut marks = Vec::with_capacity(sequences);
+    let mut marks = Vec::with_capacity(inputs.nrows());
     for mut row in inputs.rows_mut() {
         let values: Array1<f64> = Array1::random_using(length, StandardUniform, &mut rng);
         for (t, &value) in values.iter().enumerate() {

@@ -56,10 +56,14 @@ pub struct IdxImages {
 }
 
 impl IdxImages {
-    /// The pixels of image `index` (`rows × cols` bytes), or `None` past the end.
+    /// The pixels of image `index` (`rows × cols` bytes), or `None` past the end (or when the
+    /// fields, edited by hand, do not describe `pixels`).
     pub fn image(&self, index: usize) -> Option<&[u8]> {
-        let size = self.rows * self.cols;
-        (index < self.count).then(|| &self.pixels[index * size..(index + 1) * size])
+        let size = self.rows.checked_mul(self.cols)?;
+        if index >= self.count {
+            return None;
+        }
+        self.pixels.get(index.checked_mul(size)?..index.checked_add(1)?.checked_mul(size)?)
     }
 }
 
@@ -78,10 +82,20 @@ pub fn read_idx_images(path: impl AsRef<Path>) -> Result<IdxImages> {
     if rows == 0 || cols == 0 {
         return Err(err(format!("IDX images header has an empty image size {rows}×{cols}")));
     }
+    // Each image and the whole file within the limits, however few images there are: a header
+    // of 0 images of 2³²×2³² pixels describes rows no array can hold.
     let total = count
         .checked_mul(rows)
         .and_then(|n| n.checked_mul(cols))
-        .ok_or_else(|| err(format!("IDX images header size {count}×{rows}×{cols} overflows")))?;
+        .filter(|_| rows.checked_mul(cols).is_some_and(|n| n <= crate::limits::MAX_TENSOR_ELEMENTS))
+        .filter(|&n| n <= crate::limits::MAX_TENSOR_ELEMENTS)
+        .ok_or_else(|| {
+            err(format!(
+                "IDX images header size {count}×{rows}×{cols} overflows or exceeds the limit of {} \
+                 entries (gradflow::limits::MAX_TENSOR_ELEMENTS)",
+                crate::limits::MAX_TENSOR_ELEMENTS
+            ))
+        })?;
     let pixels = read_body(&mut reader, path, total, 16, &format!("{count} images of {rows}×{cols} pixels"))?;
     Ok(IdxImages { count, rows, cols, pixels })
 }
@@ -127,8 +141,15 @@ pub fn mnist_split<F: Float>(images: impl AsRef<Path>, labels: impl AsRef<Path>)
             ),
         });
     }
-    let mut inputs = Array2::zeros((images.count, images.rows * images.cols));
-    let pixels = &images.pixels[..inputs.len()];
+    let source = images_path.display().to_string();
+    let features = crate::alloc::mul(&source, "images", images.rows, images.cols)?;
+    let mut inputs: Array2<F> = crate::alloc::try_zeros(&source, "images", (images.count, features))?;
+    let Some(pixels) = images.pixels.get(..inputs.len()) else {
+        return Err(Error::Data {
+            source_name: source,
+            reason: "fewer pixels than the header announces".into(),
+        });
+    };
     F::from_bytes_scaled(pixels, F::lit(1.0 / 255.0), inputs.as_slice_mut().expect("standard layout"));
     let classes = labels.into_iter().map(usize::from).collect();
     Ok(Dataset { inputs, targets: TargetData::Classes(classes) })

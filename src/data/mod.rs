@@ -103,14 +103,17 @@ impl<F: Float> Dataset<F> {
     /// # Errors
     /// [`Error::ShapeMismatch`] naming both lengths when the number of targets differs from the
     /// number of input rows; [`Error::NonFinite`] naming the row and column of the first NaN or
-    /// infinite input or target value.
+    /// infinite input or target value; [`Error::InvalidTarget`] naming the sample when a class
+    /// label is [`crate::limits::MAX_CLASSES`] or more (a label of `usize::MAX` read from a
+    /// corrupt file would otherwise ask for a table of that many classes).
     pub fn new(inputs: Array2<F>, targets: TargetData<F>) -> Result<Self> {
         let data = Dataset { inputs, targets };
         data.check()?;
         Ok(data)
     }
 
-    /// Checks what [`Dataset::new`] checks: one target per input row, all values finite.
+    /// Checks what [`Dataset::new`] checks: one target per input row, all values finite, class
+    /// labels below [`crate::limits::MAX_CLASSES`].
     ///
     /// # Errors
     /// As [`Dataset::new`].
@@ -128,8 +131,9 @@ impl<F: Float> Dataset<F> {
                 actual,
             });
         }
-        if let TargetData::Values(v) = &self.targets {
-            check_finite(v, "Dataset targets")?;
+        match &self.targets {
+            TargetData::Values(v) => check_finite(v, "Dataset targets")?,
+            TargetData::Classes(c) => check_labels(c, "Dataset")?,
         }
         check_finite(&self.inputs, "Dataset inputs")
     }
@@ -158,9 +162,11 @@ impl<F: Float> Dataset<F> {
     }
 
     /// For class targets, the number of samples of each class `0..=max label`; `None` for
-    /// value targets.
+    /// value targets, and for labels that [`Dataset::check`] refuses (edited in by hand after
+    /// [`Dataset::new`]).
     pub fn class_counts(&self) -> Option<Vec<usize>> {
         let classes = self.targets.classes()?;
+        check_labels(classes, "Dataset").ok()?;
         let mut counts = vec![0; classes.iter().max().map_or(0, |&m| m + 1)];
         for &c in classes {
             counts[c] += 1;
@@ -192,6 +198,21 @@ fn select_rows<F: Float>(values: &Array2<F>, indices: &[usize]) -> Array2<F> {
     let mut rows = Array2::zeros((indices.len(), values.ncols()));
     F::gather_rows(values.view(), indices, rows.view_mut());
     rows
+}
+
+/// Refuses a class label of [`crate::limits::MAX_CLASSES`] or more, naming the sample.
+pub(crate) fn check_labels(labels: &[usize], component: &str) -> Result<()> {
+    use crate::limits::MAX_CLASSES;
+    match labels.iter().position(|&c| c >= MAX_CLASSES) {
+        None => Ok(()),
+        Some(i) => Err(Error::InvalidTarget {
+            component: component.into(),
+            reason: format!(
+                "the label of sample {i} is {}, over the limit of {} classes (gradflow::limits::MAX_CLASSES)",
+                labels[i], MAX_CLASSES
+            ),
+        }),
+    }
 }
 
 fn check_finite<F: Float>(values: &Array2<F>, location: &str) -> Result<()> {

@@ -68,6 +68,7 @@ impl<F: Float> Dataset<F> {
                 reason: "stratifying needs class targets, these are value rows".into(),
             });
         };
+        super::check_labels(labels, COMPONENT)?;
         let n = self.len();
         let n_test = test_count(COMPONENT, test_fraction, n)?;
 

@@ -43,8 +43,22 @@ pub fn spirals<F: Float>(
     if !(noise.is_finite() && noise >= 0.0) {
         return Err(Error::config(COMPONENT, "noise", format!("must be finite and at least 0, got {noise}")));
     }
+    if classes > crate::limits::MAX_CLASSES {
+        return Err(Error::config(
+            COMPONENT,
+            "classes",
+            format!(
+                "{classes} is over the limit of {} (gradflow::limits::MAX_CLASSES)",
+                crate::limits::MAX_CLASSES
+            ),
+        ));
+    }
+    crate::alloc::check_len(COMPONENT, "points_per_class", &[classes, points_per_class, 2])?;
+    // The largest buffers, reserved fallibly before drawing (z, points, labels, inputs).
+    let n = classes * points_per_class;
+    drop(crate::alloc::try_vec::<u8>(COMPONENT, "points_per_class", n.saturating_mul(40))?);
     let (points, labels) = draw(classes, points_per_class, noise, seed);
-    let inputs = crate::init::from_f64(&points);
+    let inputs = crate::init::try_from_f64(&points, COMPONENT, "points_per_class")?;
     Dataset::new(inputs, TargetData::Classes(labels))
 }
 

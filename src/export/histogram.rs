@@ -47,6 +47,16 @@ impl Histogram {
         if bins == 0 {
             return Err(Error::config("Histogram", "bins", "must be at least 1, got 0"));
         }
+        if bins > crate::limits::MAX_HISTOGRAM_BUCKETS {
+            return Err(Error::config(
+                "Histogram",
+                "bins",
+                format!(
+                    "{bins} is over the limit of {} (gradflow::limits::MAX_HISTOGRAM_BUCKETS)",
+                    crate::limits::MAX_HISTOGRAM_BUCKETS
+                ),
+            ));
+        }
         let values: Vec<f64> = values.into_iter().collect();
         if values.is_empty() {
             return Err(Error::config("Histogram", "values", "is empty"));
@@ -60,15 +70,19 @@ impl Histogram {
         let min = values.iter().copied().fold(f64::INFINITY, f64::min);
         let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let (lo, hi) = if min == max { (min - 0.5, max + 0.5) } else { (min, max) };
-        let width = (hi - lo) / bins as f64;
-        let mut edges: Vec<f64> = (0..bins).map(|i| lo + width * i as f64).collect();
+        // Values spanning more than f64::MAX (from −1e308 to 1e308) are placed at half scale,
+        // where the range is finite; halving is exact, so the edges are the same numbers.
+        let scale = if (hi - lo).is_finite() { 1.0 } else { 0.5 };
+        let (lo_s, hi_s) = (lo * scale, hi * scale);
+        let width = (hi_s - lo_s) / bins as f64;
+        let mut edges: Vec<f64> = (0..bins).map(|i| (lo_s + width * i as f64) / scale).collect();
         edges.push(hi);
         let mut bucket = vec![0.0; bins + 1];
         for &v in &values {
             // Buckets are half-open [left, right) except the last, which includes `hi`. The
             // division can land one bucket off for a value on an edge; the edges decide, as in
             // numpy.histogram.
-            let mut index = (((v - lo) / width) as usize).min(bins - 1);
+            let mut index = (((v * scale - lo_s) / width) as usize).min(bins - 1);
             if v < edges[index] {
                 index -= 1;
             } else if index + 1 < bins && v >= edges[index + 1] {

@@ -58,7 +58,7 @@ impl Initializer for Constant {
     }
 
     fn sample(&self, shape: (usize, usize), _fans: Fans, _rng: &mut dyn RngCore) -> Result<Array2<f64>> {
-        Ok(Array2::from_elem(shape, self.value))
+        crate::alloc::try_full("Constant", "shape", shape, self.value)
     }
 }
 
@@ -72,7 +72,7 @@ impl Initializer for Zeros {
     }
 
     fn sample(&self, shape: (usize, usize), _fans: Fans, _rng: &mut dyn RngCore) -> Result<Array2<f64>> {
-        Ok(Array2::zeros(shape))
+        crate::alloc::try_zeros("Zeros", "shape", shape)
     }
 }
 
@@ -86,7 +86,7 @@ impl Initializer for Ones {
     }
 
     fn sample(&self, shape: (usize, usize), _fans: Fans, _rng: &mut dyn RngCore) -> Result<Array2<f64>> {
-        Ok(Array2::ones(shape))
+        crate::alloc::try_full("Ones", "shape", shape, 1.0)
     }
 }
 

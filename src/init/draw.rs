@@ -3,8 +3,8 @@
 //! ([`RandomExt::random_using`]), one draw per entry.
 
 use ndarray::Array2;
-use ndarray_rand::RandomExt;
 use rand::RngCore;
+use rand_distr::Distribution;
 
 use crate::{Error, Result};
 
@@ -19,7 +19,7 @@ pub(crate) fn uniform(
 ) -> Result<Array2<f64>> {
     let dist = rand_distr::Uniform::new(low, high)
         .map_err(|e| Error::config(component, "bound", format!("U({low}, {high}) is invalid: {e}")))?;
-    Ok(Array2::random_using(shape, dist, rng))
+    filled(component, shape, dist, rng)
 }
 
 /// `shape` i.i.d. draws from N(mean, std²), each `mean + std·z` with z standard normal
@@ -34,7 +34,21 @@ pub(crate) fn normal(
 ) -> Result<Array2<f64>> {
     let dist = rand_distr::Normal::new(mean, std)
         .map_err(|e| Error::config(component, "std", format!("N({mean}, {std}²) is invalid: {e}")))?;
-    Ok(Array2::random_using(shape, dist, rng))
+    filled(component, shape, dist, rng)
+}
+
+/// `shape` draws from `dist` in row-major order (as `ndarray-rand`'s `random_using` draws
+/// them), the size checked and the memory allocated fallibly.
+fn filled(
+    component: &str,
+    shape: (usize, usize),
+    dist: impl Distribution<f64>,
+    rng: &mut dyn RngCore,
+) -> Result<Array2<f64>> {
+    let len = crate::alloc::check_len(component, "shape", &[shape.0, shape.1])?;
+    let mut data = crate::alloc::try_vec(component, "shape", len)?;
+    data.extend((0..len).map(|_| dist.sample(rng)));
+    Ok(Array2::from_shape_vec(shape, data).expect("len is rows × cols"))
 }
 
 #[cfg(test)]

@@ -187,27 +187,50 @@ impl<I: Initializer + ?Sized> Initializer for Box<I> {
 }
 
 /// Draws a tensor with `init` and converts it to `F`.
+///
+/// # Errors
+/// The initializer's errors; [`crate::Error::InvalidConfig`] when `shape` has more entries than
+/// [`crate::limits::MAX_TENSOR_ELEMENTS`] (refused before drawing) or cannot be allocated, and
+/// when a drawn value is not finite in `F` (e.g. `Constant::new(1e39)` for an `f32` model: 1e39
+/// is finite in `f64` but infinite in `f32`).
 pub fn sample_as<F: Float>(
     init: &dyn Initializer,
     shape: (usize, usize),
     fans: Fans,
     rng: &mut dyn RngCore,
 ) -> Result<Array2<F>> {
-    Ok(from_f64(&init.sample(shape, fans, rng)?))
+    crate::alloc::check_len(&init.name(), "shape", &[shape.0, shape.1])?;
+    let drawn = init.sample(shape, fans, rng)?;
+    let values = try_from_f64::<F, _>(&drawn, &init.name(), "shape")?;
+    if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(crate::Error::config(
+            init.name(),
+            "value",
+            format!(
+                "entry {i} is {} in {} (drawn as {:e} in f64): choose a value within ±{:e}",
+                v,
+                F::NAME,
+                drawn.iter().nth(i).copied().unwrap_or(f64::NAN),
+                F::max_value().as_f64()
+            ),
+        ));
+    }
+    Ok(values)
 }
 
-/// `values` converted to `F` (rounded to nearest for `f32`), in the same layout.
-pub(crate) fn from_f64<F: Float, D: ndarray::Dimension>(
+/// `values` converted to `F` (rounded to nearest for `f32`), in the same layout, allocated
+/// fallibly (errors name `component` and `field`).
+pub(crate) fn try_from_f64<F: Float, D: ndarray::Dimension>(
     values: &ndarray::Array<f64, D>,
-) -> ndarray::Array<F, D> {
+    component: &str,
+    field: &'static str,
+) -> Result<ndarray::Array<F, D>> {
+    let mut out = crate::alloc::try_zeros::<F, _>(component, field, values.raw_dim())?;
     match values.as_slice() {
-        Some(drawn) => {
-            let mut out = ndarray::Array::zeros(values.raw_dim());
-            F::convert_from_f64(drawn, out.as_slice_mut().expect("standard layout"));
-            out
-        }
-        None => values.mapv(F::lit),
+        Some(drawn) => F::convert_from_f64(drawn, out.as_slice_mut().expect("standard layout")),
+        None => out.zip_mut_with(values, |o, &v| *o = F::lit(v)),
     }
+    Ok(out)
 }
 
 /// A number as shown in an initializer's [`Initializer::name`]: at most 4 decimals, trailing

@@ -156,8 +156,12 @@ impl<F: Float> SequentialBuilder<F> {
         self.linear(out).activation(activation)
     }
 
-    /// Adds `count` × (`Linear(→ width)` + `activation`).
+    /// Adds `count` × (`Linear(→ width)` + `activation`). A `count` over
+    /// [`crate::limits::MAX_LAYERS`] makes [`SequentialBuilder::build`] fail.
     pub fn repeat(mut self, count: usize, width: usize, activation: impl Activation<F> + 'static) -> Self {
+        if !self.within_layer_limit(count) {
+            return self.refuse_count("repeat", count);
+        }
         let shared: Arc<dyn Activation<F>> = Arc::new(activation);
         for _ in 0..count {
             self = self.linear(width);
@@ -224,7 +228,23 @@ impl<F: Float> SequentialBuilder<F> {
             ));
         }
         let mut names = self.names.into_iter().peekable();
+        // The leading run of linear layers (and activations) has known sizes: their total is
+        // checked before anything is drawn (the rest is checked layer by layer).
+        let (mut planned, mut planned_width) = (0usize, self.input.features);
+        for spec in &self.specs {
+            match spec {
+                Spec::Linear { out, .. } => {
+                    let added = planned_width.saturating_mul(*out).saturating_add(*out);
+                    planned = planned.saturating_add(added);
+                    planned_width = *out;
+                }
+                Spec::Activation(_) => {}
+                _ => break,
+            }
+        }
+        check_total(0, planned)?;
         let mut model = Sequential::new();
+        let mut parameters = 0usize;
         let mut width = self.input.features;
         let mut image = self.input.image;
         let gains = activation_gains(&self.specs);
@@ -232,6 +252,9 @@ impl<F: Float> SequentialBuilder<F> {
             let index = model.len();
             match spec {
                 Spec::Linear { out, init, bias_init, bias } => {
+                    // The total is checked before each layer is drawn (its size is known).
+                    let added = width.checked_mul(out).and_then(|w| w.checked_add(out));
+                    check_total(parameters, added.unwrap_or(usize::MAX)).map_err(|e| e.at(&index))?;
                     let config = LinearConfig {
                         in_features: width,
                         out_features: out,
@@ -279,6 +302,9 @@ impl<F: Float> SequentialBuilder<F> {
             while let Some((_, name)) = names.next_if(|(named, _)| *named == Some(step)) {
                 model.set_name(model.len() - 1, &name)?;
             }
+            let added = model.get(index).map_or(0, |layer| layer.num_parameters());
+            check_total(parameters, added).map_err(|e| e.at(&index))?;
+            parameters += added;
         }
         Ok(model)
     }
@@ -304,6 +330,23 @@ fn activation_gains<F: Float>(specs: &[Spec<F>]) -> Vec<f64> {
             1.0
         })
         .collect()
+}
+
+/// Refuses a model that would have more than [`crate::limits::MAX_MODEL_PARAMETERS`]
+/// parameters with `added` more.
+fn check_total(parameters: usize, added: usize) -> Result<()> {
+    let limit = crate::limits::MAX_MODEL_PARAMETERS;
+    match parameters.checked_add(added) {
+        Some(total) if total <= limit => Ok(()),
+        _ => Err(Error::config(
+            "Sequential builder",
+            "parameters",
+            format!(
+                "{parameters} parameters and {added} more exceed the limit of {limit} \
+                 (gradflow::limits::MAX_MODEL_PARAMETERS)"
+            ),
+        )),
+    }
 }
 
 /// Normalization layers and skip connections. Each is made at build time for the width reached
@@ -377,13 +420,17 @@ impl<F: Float> SequentialBuilder<F> {
         self.residual_block_shared(width, Arc::new(activation))
     }
 
-    /// Adds `count` × [`SequentialBuilder::residual_block`]`(width, activation)`.
+    /// Adds `count` × [`SequentialBuilder::residual_block`]`(width, activation)` (at most
+    /// [`crate::limits::MAX_LAYERS`], or [`SequentialBuilder::build`] fails).
     pub fn repeat_residual(
         mut self,
         count: usize,
         width: usize,
         activation: impl Activation<F> + 'static,
     ) -> Self {
+        if !self.within_layer_limit(count) {
+            return self.refuse_count("repeat_residual", count);
+        }
         let shared: Arc<dyn Activation<F>> = Arc::new(activation);
         for _ in 0..count {
             self = self.residual_block_shared(width, shared.clone());
@@ -398,18 +445,43 @@ impl<F: Float> SequentialBuilder<F> {
         self.highway_shared(Arc::new(activation), gate_bias)
     }
 
-    /// Adds `count` highway layers (see [`SequentialBuilder::highway`]).
+    /// Adds `count` highway layers (see [`SequentialBuilder::highway`]; at most
+    /// [`crate::limits::MAX_LAYERS`], or [`SequentialBuilder::build`] fails).
     pub fn repeat_highway(
         mut self,
         count: usize,
         activation: impl Activation<F> + 'static,
         gate_bias: f64,
     ) -> Self {
+        if !self.within_layer_limit(count) {
+            return self.refuse_count("repeat_highway", count);
+        }
         let shared: Arc<dyn Activation<F>> = Arc::new(activation);
         for _ in 0..count {
             self = self.highway_shared(shared.clone(), gate_bias);
         }
         self
+    }
+
+    /// Whether `count` more layers keep the builder within [`crate::limits::MAX_LAYERS`].
+    fn within_layer_limit(&self, count: usize) -> bool {
+        self.specs.len().checked_add(count).is_some_and(|n| n <= crate::limits::MAX_LAYERS)
+    }
+
+    /// The builder with a step that makes `build` fail, naming `method` and the count: what a
+    /// `count` beyond [`crate::limits::MAX_LAYERS`] gives, instead of `count` steps that would
+    /// exhaust the memory before `build` is called.
+    fn refuse_count(self, method: &'static str, count: usize) -> Self {
+        let limit = crate::limits::MAX_LAYERS;
+        self.deferred(move |_, _| {
+            Err(Error::config(
+                "Sequential builder",
+                "count",
+                format!(
+                    "{method}({count}, …) would make more than {limit} layers (gradflow::limits::MAX_LAYERS)"
+                ),
+            ))
+        })
     }
 
     pub(super) fn deferred(

@@ -89,6 +89,7 @@ impl<F: Float> HighwayConfig<F> {
                 format!("must be finite, got {}", self.gate_bias),
             ));
         }
+        crate::checks::setting::<F>("Highway", "gate_bias", self.gate_bias, crate::checks::Needs::Finite)?;
         let transform = LinearConfig {
             in_features: d,
             out_features: d,
@@ -275,6 +276,17 @@ impl<F: Float> Layer<F> for Highway<F> {
         ctx.forward_child(&"transform", &mut self.transform, input.view(), &mut self.h_pre, mode)?;
         ctx.forward_child(&"activation", &mut self.activation, self.h_pre.view(), &mut self.h, mode)?;
         ctx.forward_child(&"gate", &mut self.gate, input.view(), &mut self.t_pre, mode)?;
+        // The children may have been replaced by ones of another width (`transform_mut`).
+        for (what, got) in [("transform output", self.h.dim()), ("gate output", self.t_pre.dim())] {
+            if got != dim {
+                return Err(Error::ShapeMismatch {
+                    layer: self.describe(),
+                    what,
+                    expected: crate::error::format_shape(&[dim.0, dim.1]),
+                    actual: crate::error::format_shape(&[got.0, got.1]),
+                });
+            }
+        }
         ensure_shape(&mut self.t, dim);
         let t = self.t.as_slice_mut().expect("buffers are standard layout");
         F::highway_gate(self.t_pre.as_slice().expect("buffers are standard layout"), t);

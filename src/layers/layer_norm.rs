@@ -1,6 +1,6 @@
 //! [`LayerNorm`]: normalization over the features of each sample, as PyTorch's `nn.LayerNorm`.
 
-use ndarray::{Array1, Array2, ArrayView2, Ix1};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut1, Ix1};
 
 use crate::elementwise::contiguous;
 use crate::hooks::Context;
@@ -65,8 +65,20 @@ impl LayerNormConfig {
                 format!("must be positive and finite (it keeps 1/sqrt(var + eps) finite), got {}", self.eps),
             ));
         }
-        let weight = self.elementwise_affine.then(|| Param::new(Array1::ones(d)));
-        let bias = (self.elementwise_affine && self.bias).then(|| Param::new(Array1::zeros(d)));
+        // In the model's type: 1e-50 is positive in f64 but 0 in f32.
+        crate::checks::setting::<F>("LayerNorm", "eps", self.eps, crate::checks::Needs::PositiveNormal)?;
+        crate::alloc::check_len("LayerNorm", "normalized_shape", &[d])?;
+        let param = |field, value: F| -> Result<Param<F, Ix1>> {
+            Param::try_new(crate::alloc::try_full("LayerNorm", field, d, value)?, "LayerNorm", field)
+        };
+        let weight = match self.elementwise_affine {
+            true => Some(param("weight", F::one())?),
+            false => None,
+        };
+        let bias = match self.elementwise_affine && self.bias {
+            true => Some(param("bias", F::zero())?),
+            false => None,
+        };
         Ok(LayerNorm {
             config: *self,
             weight,
@@ -140,9 +152,9 @@ impl<F: Float> LayerNorm<F> {
         self.weight.as_ref().map(|p| &p.value)
     }
 
-    /// γ, mutably.
-    pub fn weight_mut(&mut self) -> Option<&mut Array1<F>> {
-        self.weight.as_mut().map(|p| &mut p.value)
+    /// γ, as a mutable view (its shape cannot change).
+    pub fn weight_mut(&mut self) -> Option<ArrayViewMut1<'_, F>> {
+        self.weight.as_mut().map(|p| p.value.view_mut())
     }
 
     /// β, `(D)`, if any.
@@ -150,9 +162,9 @@ impl<F: Float> LayerNorm<F> {
         self.bias.as_ref().map(|p| &p.value)
     }
 
-    /// β, mutably.
-    pub fn bias_mut(&mut self) -> Option<&mut Array1<F>> {
-        self.bias.as_mut().map(|p| &mut p.value)
+    /// β, as a mutable view (its shape cannot change).
+    pub fn bias_mut(&mut self) -> Option<ArrayViewMut1<'_, F>> {
+        self.bias.as_mut().map(|p| p.value.view_mut())
     }
 
     /// The accumulated gradient of γ, if any.
@@ -294,9 +306,13 @@ pub(crate) fn forward<F: Float>(
     for (((x_row, x_hat_row), y_row), inv_std) in rows.zip(inv_std.iter_mut()) {
         let mean = x_row.iter().fold(F::zero(), |s, &v| s + v) * inv_d;
         let var = x_row.iter().fold(F::zero(), |s, &v| s + (v - mean) * (v - mean)) * inv_d;
-        *inv_std = F::one() / (var + eps).sqrt();
-        for (h, &v) in x_hat_row.iter_mut().zip(x_row) {
-            *h = (v - mean) * *inv_std;
+        if (mean.is_finite() && var.is_finite()) || x_row.iter().any(|v| !v.is_finite()) {
+            *inv_std = F::one() / (var + eps).sqrt();
+            for (h, &v) in x_hat_row.iter_mut().zip(x_row) {
+                *h = (v - mean) * *inv_std;
+            }
+        } else {
+            *inv_std = normalize_scaled(x_row, eps, x_hat_row);
         }
         match (affine.weight, affine.bias) {
             (Some(w), Some(b)) => {
@@ -312,6 +328,28 @@ pub(crate) fn forward<F: Float>(
             _ => y_row.copy_from_slice(x_hat_row),
         }
     }
+}
+
+/// Normalizes a row of finite values whose sum or squared deviations overflow `F` (entries
+/// near `F::MAX`, such as `[3e38, -3e38]` in `f32`): the statistics are taken of the row divided
+/// by its largest magnitude `s`, which are the same x̂ (`(x − μ)/σ` does not depend on the
+/// scale, ε being scaled by `1/s²`); returns `1/√(σ² + ε)` of the unscaled row.
+#[cold]
+fn normalize_scaled<F: Float>(x_row: &[F], eps: F, x_hat_row: &mut [F]) -> F {
+    let inv_d = F::one() / F::lit(x_row.len() as f64);
+    let scale = x_row.iter().fold(F::zero(), |m, &v| m.max(v.abs()));
+    let mean = x_row.iter().fold(F::zero(), |s, &v| s + v / scale) * inv_d;
+    let var = x_row.iter().fold(F::zero(), |s, &v| s + (v / scale - mean) * (v / scale - mean)) * inv_d;
+    if var == F::zero() {
+        // A constant row (ε/s² may underflow to 0 here): x̂ = 0, exactly as unscaled.
+        x_hat_row.fill(F::zero());
+        return F::one() / eps.sqrt();
+    }
+    let inv_std_scaled = F::one() / (var + eps / scale / scale).sqrt();
+    for (h, &v) in x_hat_row.iter_mut().zip(x_row) {
+        *h = (v / scale - mean) * inv_std_scaled;
+    }
+    inv_std_scaled / scale
 }
 
 /// `dγ += Σ dy·x̂` and `dβ += Σ dy` over the rows (of `d` features). A kernel
@@ -397,10 +435,10 @@ mod tests {
         for (affine, bias) in [(true, true), (true, false), (false, false)] {
             let mut ln =
                 LayerNormConfig::new(5).elementwise_affine(affine).bias(bias).build::<f64>().unwrap();
-            if let Some(w) = ln.weight_mut() {
+            if let Some(mut w) = ln.weight_mut() {
                 w.assign(&array![1.5, -0.7, 0.3, 1.0, 2.0]);
             }
-            if let Some(b) = ln.bias_mut() {
+            if let Some(mut b) = ln.bias_mut() {
                 b.assign(&array![0.1, 0.2, 0.3, -0.4, 0.0]);
             }
             let x = Array2::from_shape_fn((3, 5), |(i, j)| ((i * 7 + j * 3) % 11) as f64 / 5.0 - 1.0);

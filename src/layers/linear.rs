@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use ndarray::{Array1, Array2, ArrayView2, Axis};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
 use rand::RngCore;
 
 use crate::hooks::Context;
@@ -101,15 +101,19 @@ impl LinearConfig {
                 return Err(Error::config("Linear", field, "must be at least 1, got 0"));
             }
         }
+        let component = || format!("Linear({}→{})", self.in_features, self.out_features);
+        crate::alloc::check_len(&component(), "weight", &[self.out_features, self.in_features])?;
         let fans = Fans::new(self.in_features, self.out_features, self.activation_gain);
         let weight = sample_as(&*self.weight_init, (self.out_features, self.in_features), fans, rng)?;
         let bias = if self.bias {
             let b = sample_as::<F>(&*self.bias_init, (1, self.out_features), fans, rng)?;
-            Some(Param::new(b.into_shape_with_order(self.out_features).expect("1 x out")))
+            let b = b.into_shape_with_order(self.out_features).expect("1 x out");
+            Some(Param::try_new(b, &component(), "bias")?)
         } else {
             None
         };
-        Ok(Linear { weight: Param::new(weight), bias, seen_forward: false })
+        let weight = Param::try_new(weight, &component(), "weight")?;
+        Ok(Linear { weight, bias, seen_forward: false })
     }
 }
 
@@ -123,7 +127,7 @@ impl<F: Float> Linear<F> {
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`] when the bias length is not `out`, [`Error::InvalidConfig`]
-    /// when a dimension is zero.
+    /// when a dimension is zero or a value is not finite.
     pub fn from_weights(weight: Array2<F>, bias: Option<Array1<F>>) -> Result<Self> {
         let (out, inp) = weight.dim();
         if out == 0 || inp == 0 {
@@ -134,7 +138,17 @@ impl<F: Float> Linear<F> {
         {
             return Err(Error::shape(format!("Linear({inp}→{out})"), "bias", format!("({out})"), b.shape()));
         }
-        Ok(Linear { weight: Param::new(weight), bias: bias.map(Param::new), seen_forward: false })
+        let name = format!("Linear({inp}→{out})");
+        crate::check_finite(&name, "weight", weight.iter())?;
+        if let Some(b) = &bias {
+            crate::check_finite(&name, "bias", b.iter())?;
+        }
+        let weight = Param::try_new(weight, &name, "weight")?;
+        let bias = match bias {
+            Some(b) => Some(Param::try_new(b, &name, "bias")?),
+            None => None,
+        };
+        Ok(Linear { weight, bias, seen_forward: false })
     }
 
     /// Input features.
@@ -152,9 +166,10 @@ impl<F: Float> Linear<F> {
         &self.weight.value
     }
 
-    /// The weight, mutably.
-    pub fn weight_mut(&mut self) -> &mut Array2<F> {
-        &mut self.weight.value
+    /// The weight, as a mutable view: its entries can be changed, its shape cannot (assign a
+    /// whole new weight with `layer.weight_mut().assign(&w)`, which requires the same shape).
+    pub fn weight_mut(&mut self) -> ArrayViewMut2<'_, F> {
+        self.weight.value.view_mut()
     }
 
     /// The bias, `(out)`, if any.
@@ -162,9 +177,9 @@ impl<F: Float> Linear<F> {
         self.bias.as_ref().map(|b| &b.value)
     }
 
-    /// The bias, mutably.
-    pub fn bias_mut(&mut self) -> Option<&mut Array1<F>> {
-        self.bias.as_mut().map(|b| &mut b.value)
+    /// The bias, as a mutable view (its shape cannot change), if any.
+    pub fn bias_mut(&mut self) -> Option<ArrayViewMut1<'_, F>> {
+        self.bias.as_mut().map(|b| b.value.view_mut())
     }
 
     /// The accumulated weight gradient.

@@ -1,6 +1,6 @@
 //! [`PRelu`]: the leaky ReLU whose negative slope is learned.
 
-use ndarray::{Array1, Array2, ArrayView2, Ix1};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut1, Ix1};
 
 use crate::hooks::Context;
 use crate::layer::{Layer, Mode, check_shape, ensure_shape};
@@ -61,7 +61,8 @@ impl<F: Float> PRelu<F> {
         if !init.is_finite() {
             return Err(Error::config("PReLU", "init", format!("must be finite, got {init}")));
         }
-        Ok(Self::with_weight(Array1::from_elem(num_parameters, F::lit(init))))
+        let init = crate::checks::setting::<F>("PReLU", "init", init, crate::checks::Needs::Finite)?;
+        Self::with_weight(crate::alloc::try_full("PReLU", "num_parameters", num_parameters, init)?)
     }
 
     /// A PReLU with the given slopes (shape `(num_parameters)`).
@@ -75,11 +76,11 @@ impl<F: Float> PRelu<F> {
         if let Some((i, v)) = weight.iter().enumerate().find(|(_, v)| !v.is_finite()) {
             return Err(Error::config("PReLU", "weight", format!("entry {i} is not finite: {v}")));
         }
-        Ok(Self::with_weight(weight))
+        Self::with_weight(weight)
     }
 
-    fn with_weight(weight: Array1<F>) -> Self {
-        PRelu { weight: Param::new(weight), seen_forward: false }
+    fn with_weight(weight: Array1<F>) -> Result<Self> {
+        Ok(PRelu { weight: Param::try_new(weight, "PReLU", "weight")?, seen_forward: false })
     }
 
     /// The slopes, `(num_parameters)`.
@@ -87,9 +88,9 @@ impl<F: Float> PRelu<F> {
         &self.weight.value
     }
 
-    /// The slopes, mutably.
-    pub fn weight_mut(&mut self) -> &mut Array1<F> {
-        &mut self.weight.value
+    /// The slopes, as a mutable view (their number cannot change).
+    pub fn weight_mut(&mut self) -> ArrayViewMut1<'_, F> {
+        self.weight.value.view_mut()
     }
 
     /// The accumulated gradient of the slopes.
@@ -115,7 +116,7 @@ impl<F: Float> PRelu<F> {
 impl<F: Float> Default for PRelu<F> {
     /// `nn.PReLU()`: one shared slope, 0.25.
     fn default() -> Self {
-        Self::with_weight(Array1::from_elem(1, F::lit(Self::DEFAULT_INIT)))
+        PRelu { weight: Param::new(Array1::from_elem(1, F::lit(Self::DEFAULT_INIT))), seen_forward: false }
     }
 }
 

@@ -400,6 +400,15 @@ impl<F: Float> Layer<F> for ResidualBlock<F> {
         match self.shortcut.layer_mut() {
             Some(projection) => {
                 ctx.forward_child(&"shortcut", projection, input, &mut self.shortcut_out, mode)?;
+                // The projection may have been replaced by one of another width.
+                if self.shortcut_out.dim() != (batch, self.out_features) {
+                    return Err(Error::ShapeMismatch {
+                        layer: self.describe(),
+                        what: "shortcut output",
+                        expected: format!("({batch}, {})", self.out_features),
+                        actual: crate::error::format_shape(self.shortcut_out.shape()),
+                    });
+                }
                 sum_into(output, self.shortcut_out.view(), added.view());
             }
             None => sum_into(output, input, added.view()),

@@ -53,7 +53,8 @@ impl<F: Float> Scale<F> {
         if !alpha.is_finite() {
             return Err(Error::config("Scale", "alpha", format!("must be finite, got {alpha}")));
         }
-        Ok(Scale { weight: Param::new(Array1::from_elem(1, F::lit(alpha))), learnable, seen_forward: false })
+        let alpha = crate::checks::setting::<F>("Scale", "alpha", alpha, crate::checks::Needs::Finite)?;
+        Ok(Scale { weight: Param::new(Array1::from_elem(1, alpha)), learnable, seen_forward: false })
     }
 
     /// The current factor α.
@@ -62,8 +63,15 @@ impl<F: Float> Scale<F> {
     }
 
     /// Sets α (for a fixed scale too).
-    pub fn set_alpha(&mut self, alpha: F) {
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming `alpha` when it is not finite; α is then unchanged.
+    pub fn set_alpha(&mut self, alpha: F) -> Result<()> {
+        if !alpha.is_finite() {
+            return Err(Error::config("Scale", "alpha", format!("must be finite, got {alpha}")));
+        }
         self.weight.value[0] = alpha;
+        Ok(())
     }
 
     /// Whether α is a trained parameter.

@@ -122,6 +122,7 @@ impl<F: Float> Adam<F> {
     /// See [`AdamConfig::validate`].
     pub fn new(config: AdamConfig) -> Result<Self> {
         config.validate()?;
+        config.hyper(false).check_in::<F>("Adam", false)?;
         Ok(Adam { config, state: ParamStates::default() })
     }
 
@@ -159,6 +160,7 @@ impl<F: Float> Optimizer<F> for Adam<F> {
 
     fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
         validate::scheduled_lr("Adam", lr)?;
+        AdamHyper { lr, ..self.config.hyper(false) }.check_in::<F>("Adam", true)?;
         self.config.lr = lr;
         Ok(())
     }
@@ -190,6 +192,17 @@ impl AdamHyper {
         }
         validate::positive(component, "eps", self.eps)?;
         validate::non_negative(component, "weight_decay", self.weight_decay)
+    }
+
+    /// The settings in the model's float type `F` (see [`validate::in_float`]).
+    pub(crate) fn check_in<F: Float>(&self, component: &str, lr_may_be_zero: bool) -> Result<()> {
+        validate::in_float::<F>(
+            component,
+            self.lr,
+            lr_may_be_zero,
+            Some(self.eps),
+            &[("weight_decay", self.weight_decay)],
+        )
     }
 }
 
@@ -247,6 +260,28 @@ pub(crate) fn adam_step<F: Float>(
             exp_avg: ArrayD::zeros(shape),
             exp_avg_sq: ArrayD::zeros(shape),
             max_exp_avg_sq: amsgrad.then(|| ArrayD::zeros(shape)),
+        },
+        |value, grad, AdamSlot { exp_avg, exp_avg_sq, max_exp_avg_sq }| {
+            let entry = |p: F, g: F, m: F, v: F, vmax: Option<F>| {
+                let (mut p, mut m, mut v) = (p, m, v);
+                rule.moments(&mut p, g, &mut m, &mut v);
+                let second = vmax.map_or(v, |vmax| vmax.max(v));
+                rule.apply(&mut p, m, second);
+                p.is_finite() && m.is_finite() && v.is_finite()
+            };
+            match max_exp_avg_sq {
+                None => Zip::from(&value)
+                    .and(&grad)
+                    .and(exp_avg)
+                    .and(exp_avg_sq)
+                    .all(|&p, &g, &m, &v| entry(p, g, m, v, None)),
+                Some(max_sq) => Zip::from(&value)
+                    .and(&grad)
+                    .and(exp_avg)
+                    .and(exp_avg_sq)
+                    .and(max_sq)
+                    .all(|&p, &g, &m, &v, &vmax| entry(p, g, m, v, Some(vmax))),
+            }
         },
         |ParamViewMut { mut value, grad, .. }, slot, moved| {
             let AdamSlot { exp_avg, exp_avg_sq, max_exp_avg_sq } = slot;

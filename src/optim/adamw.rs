@@ -115,6 +115,7 @@ impl<F: Float> AdamW<F> {
     /// See [`AdamWConfig::validate`].
     pub fn new(config: AdamWConfig) -> Result<Self> {
         config.validate()?;
+        config.adam().hyper(true).check_in::<F>("AdamW", false)?;
         Ok(AdamW { config, state: ParamStates::default() })
     }
 
@@ -152,6 +153,8 @@ impl<F: Float> Optimizer<F> for AdamW<F> {
 
     fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
         validate::scheduled_lr("AdamW", lr)?;
+        crate::optim::adam::AdamHyper { lr, ..self.config.adam().hyper(true) }
+            .check_in::<F>("AdamW", true)?;
         self.config.lr = lr;
         Ok(())
     }

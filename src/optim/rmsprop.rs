@@ -134,6 +134,13 @@ impl<F: Float> RmsProp<F> {
     /// See [`RmsPropConfig::validate`].
     pub fn new(config: RmsPropConfig) -> Result<Self> {
         config.validate()?;
+        validate::in_float::<F>(
+            "RmsProp",
+            config.lr,
+            false,
+            Some(config.eps),
+            &[("weight_decay", config.weight_decay)],
+        )?;
         Ok(RmsProp { config, state: ParamStates::default() })
     }
 
@@ -171,6 +178,7 @@ impl<F: Float> Optimizer<F> for RmsProp<F> {
 
     fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
         validate::scheduled_lr("RmsProp", lr)?;
+        validate::in_float::<F>("RmsProp", lr, true, Some(self.config.eps), &[])?;
         self.config.lr = lr;
         Ok(())
     }
@@ -201,6 +209,38 @@ impl<F: Float> RmsProp<F> {
                 square_avg: ArrayD::zeros(shape),
                 grad_avg: centered.then(|| ArrayD::zeros(shape)),
                 momentum_buffer: with_momentum.then(|| ArrayD::zeros(shape)),
+            },
+            |value, grad, RmsSlot { square_avg, grad_avg, momentum_buffer }| {
+                let entry = |p: F, g: F, s: F, ga: Option<F>, b: Option<F>| {
+                    let (mut p, mut s, mut ga, mut b) = (p, s, ga, b);
+                    rule.entry(&mut p, g, &mut s, ga.as_mut(), b.as_mut());
+                    p.is_finite()
+                        && s.is_finite()
+                        && ga.is_none_or(F::is_finite)
+                        && b.is_none_or(F::is_finite)
+                };
+                match (grad_avg, momentum_buffer) {
+                    (None, None) => Zip::from(&value)
+                        .and(&grad)
+                        .and(square_avg)
+                        .all(|&p, &g, &s| entry(p, g, s, None, None)),
+                    (Some(ga), None) => Zip::from(&value)
+                        .and(&grad)
+                        .and(square_avg)
+                        .and(ga)
+                        .all(|&p, &g, &s, &ga| entry(p, g, s, Some(ga), None)),
+                    (None, Some(b)) => Zip::from(&value)
+                        .and(&grad)
+                        .and(square_avg)
+                        .and(b)
+                        .all(|&p, &g, &s, &b| entry(p, g, s, None, Some(b))),
+                    (Some(ga), Some(b)) => Zip::from(&value)
+                        .and(&grad)
+                        .and(square_avg)
+                        .and(ga)
+                        .and(b)
+                        .all(|&p, &g, &s, &ga, &b| entry(p, g, s, Some(ga), Some(b))),
+                }
             },
             |ParamViewMut { mut value, grad, .. }, slot, moved| {
                 let RmsSlot { square_avg, grad_avg, momentum_buffer } = slot;

@@ -120,6 +120,7 @@ impl<F: Float> Sgd<F> {
     /// See [`SgdConfig::validate`].
     pub fn new(config: SgdConfig) -> Result<Self> {
         config.validate()?;
+        validate::in_float::<F>("Sgd", config.lr, false, None, &[("weight_decay", config.weight_decay)])?;
         Ok(Sgd { config, state: ParamStates::default() })
     }
 
@@ -157,6 +158,7 @@ impl<F: Float> Optimizer<F> for Sgd<F> {
 
     fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
         validate::scheduled_lr("Sgd", lr)?;
+        validate::in_float::<F>("Sgd", lr, true, None, &[])?;
         self.config.lr = lr;
         Ok(())
     }
@@ -184,6 +186,15 @@ impl<F: Float> Sgd<F> {
             model,
             observer,
             |shape| with_momentum.then(|| ArrayD::zeros(shape)),
+            |value, grad, buffer| match buffer {
+                None => {
+                    Zip::from(&value).and(&grad).all(|&p, &g| (p - rule.lr * rule.decayed(g, p)).is_finite())
+                }
+                Some(buffer) => Zip::from(&value).and(&grad).and(buffer).all(|&p, &g, &b| {
+                    let mut b = b;
+                    rule.momentum_entry(p, g, &mut b).is_finite() && b.is_finite()
+                }),
+            },
             |ParamViewMut { mut value, grad, .. }, buffer, moved| {
                 let observing = moved.observing();
                 match buffer {

@@ -41,6 +41,7 @@ impl<S> ParamStates<S> {
         model: &mut dyn Layer<F>,
         mut observer: Option<&mut dyn FnMut(usize, f64)>,
         init: impl Fn(&[usize]) -> S,
+        preview: impl Fn(ArrayViewD<'_, F>, ArrayViewD<'_, F>, &S) -> bool,
         mut update: impl FnMut(ParamViewMut<'_, F>, &mut S, &mut Moved),
     ) -> Result<()> {
         self.check(optimizer, &*model)?;
@@ -49,6 +50,34 @@ impl<S> ParamStates<S> {
             let shapes = &mut self.shapes;
             model.visit_parameters(&mut |p| shapes.push(p.value.shape().to_vec()));
             self.slots = self.shapes.iter().map(|s| init(s)).collect();
+        }
+        // Every update computed once without being written: a step that would make a weight
+        // (or a state entry) overflow to ±∞ or become NaN is refused with nothing changed, as a
+        // non-finite gradient is.
+        let mut overflowing = None;
+        let mut index = 0;
+        model.visit_parameters(&mut |p| {
+            if overflowing.is_none()
+                && let Some(slot) = self.slots.get(index)
+                && !preview(p.value, p.grad, slot)
+            {
+                overflowing = Some(index);
+            }
+            index += 1;
+        });
+        if let Some(index) = overflowing {
+            let name = named_parameters(&*model)
+                .into_iter()
+                .nth(index)
+                .map_or_else(|| "?".to_string(), |(name, _)| name);
+            return Err(Error::NonFinite {
+                location: format!("{optimizer} step {}", self.steps),
+                detail: format!(
+                    "the update of parameter {index} ({name}) would make a value infinite or NaN (the \
+                     learning rate or the gradient is too large for {}); no parameter was changed",
+                    F::NAME
+                ),
+            });
         }
         let slots = &mut self.slots;
         let mut index = 0;
@@ -246,7 +275,14 @@ mod tests {
 
     fn record(states: &mut ParamStates<usize>, model: &mut dyn Layer<f64>) -> Result<Vec<usize>> {
         let mut seen = Vec::new();
-        states.step("Test", model, None, |shape| shape.iter().product(), |_, slot, _| seen.push(*slot))?;
+        states.step(
+            "Test",
+            model,
+            None,
+            |shape| shape.iter().product(),
+            |_, _, _| true,
+            |_, slot, _| seen.push(*slot),
+        )?;
         Ok(seen)
     }
 
@@ -287,7 +323,9 @@ mod tests {
         });
         let mut states = ParamStates::default();
         let mut updates = 0;
-        let err = states.step("Test", &mut model, None, |_| (), |_, _, _| updates += 1).unwrap_err();
+        let err = states
+            .step("Test", &mut model, None, |_| (), |_, _, _| true, |_, _, _| updates += 1)
+            .unwrap_err();
         assert_eq!(updates, 0);
         match err {
             Error::NonFinite { location, detail } => {

@@ -12,6 +12,29 @@ pub(crate) fn positive_lr(component: &str, lr: f64) -> Result<()> {
     }
 }
 
+/// The settings of an optimizer in the model's float type `F`: `lr` (zero allowed when
+/// `lr_may_be_zero`, for a schedule) and `eps` must stay positive and normal, the others finite
+/// and not subnormal (1e39 is finite in `f64` but infinite in `f32`; 1e-50 is 0 there).
+pub(crate) fn in_float<F: crate::Float>(
+    component: &str,
+    lr: f64,
+    lr_may_be_zero: bool,
+    eps: Option<f64>,
+    others: &[(&'static str, f64)],
+) -> Result<()> {
+    use crate::checks::{Needs, setting};
+    if !(lr_may_be_zero && lr == 0.0) {
+        setting::<F>(component, "lr", lr, Needs::PositiveNormal)?;
+    }
+    if let Some(eps) = eps {
+        setting::<F>(component, "eps", eps, Needs::PositiveNormal)?;
+    }
+    for &(field, value) in others {
+        setting::<F>(component, field, value, Needs::FiniteNotSubnormal)?;
+    }
+    Ok(())
+}
+
 /// A learning rate set later (by a schedule): finite and not negative.
 pub(crate) fn scheduled_lr(component: &str, lr: f64) -> Result<()> {
     if lr.is_finite() && lr >= 0.0 {

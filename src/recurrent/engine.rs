@@ -21,7 +21,6 @@ use super::init::{RecurrentInit, RecurrentInits, pytorch_default};
 use super::state::RecurrentState;
 use super::step_rows::{self, BackwardRows, ForwardRows};
 use crate::hooks::{Gate, GateFunction};
-use crate::init::from_f64;
 use crate::linalg::gemm;
 use crate::param::{Param, ParamView, ParamViewMut};
 use crate::vectorize::vectorized;
@@ -242,6 +241,18 @@ fn add_to_grad<F: Float>(bias: &mut Param<F, Ix1>, sums: &[F]) {
     add_into(bias.grad.as_slice_mut().expect("parameters are standard layout"), sums);
 }
 
+/// A drawn parameter converted to `F` (allocated fallibly), refused when a value is not finite
+/// in `F`.
+fn checked_param<F: Float, D: ndarray::Dimension>(
+    values: &ndarray::Array<f64, D>,
+    kind: &str,
+    field: &'static str,
+) -> Result<Param<F, D>> {
+    let converted = crate::init::try_from_f64::<F, _>(values, kind, field)?;
+    crate::check_finite(kind, field, converted.iter())?;
+    Param::try_new(converted, kind, field)
+}
+
 impl<F: Float> Engine<F> {
     /// Validates the configuration and draws the parameters.
     pub(crate) fn new(config: EngineConfig, rng: &mut dyn RngCore) -> Result<Self> {
@@ -269,7 +280,27 @@ impl<F: Float> Engine<F> {
                 return Err(Error::config(kind, "forget_bias", format!("must be finite, got {value}")));
             }
         }
-        let (h, gh) = (config.hidden_size, config.cell.gates() * config.hidden_size);
+        let h = config.hidden_size;
+        // G·hidden rows: an overflow (an LSTM of hidden size 2⁶²) or a tensor over the limit is
+        // refused before anything is drawn.
+        let gh = crate::alloc::mul(kind, "hidden_size", config.cell.gates(), h)?;
+        crate::alloc::check_len(kind, "weight_ih_l0", &[gh, config.input_size])?;
+        crate::alloc::check_len(kind, "weight_hh_l0", &[gh, h])?;
+        let per_layer =
+            [gh * config.input_size.max(h), gh * h, 2 * gh].iter().try_fold(0usize, |a, &b| a.checked_add(b));
+        let total = per_layer.and_then(|p| p.checked_mul(config.num_layers));
+        if total.is_none_or(|t| t > crate::limits::MAX_MODEL_PARAMETERS) {
+            return Err(Error::config(
+                kind,
+                "num_layers",
+                format!(
+                    "{} layers of hidden size {h} exceed the limit of {} parameters \
+                     (gradflow::limits::MAX_MODEL_PARAMETERS)",
+                    config.num_layers,
+                    crate::limits::MAX_MODEL_PARAMETERS
+                ),
+            ));
+        }
         // PyTorch draws every parameter from the same U(±1/√H), layer by layer, in this order.
         let mut drawn = Vec::with_capacity(config.num_layers);
         for layer in 0..config.num_layers {
@@ -298,13 +329,18 @@ impl<F: Float> Engine<F> {
             }
             let pair = biases.as_mut().map(|(b_ih, b_hh)| (b_ih, b_hh));
             config.inits.apply(kind, &gate_names, (&mut w_ih, &mut w_hh), pair, rng)?;
+            // In the model's type: a forget bias or an identity scale of 1e39 is finite in f64
+            // but infinite in f32.
             let (bias_ih, bias_hh) = match biases {
-                Some((b_ih, b_hh)) => (Some(Param::new(from_f64(&b_ih))), Some(Param::new(from_f64(&b_hh)))),
+                Some((b_ih, b_hh)) => (
+                    Some(checked_param(&b_ih, kind, "bias_ih")?),
+                    Some(checked_param(&b_hh, kind, "bias_hh")?),
+                ),
                 None => (None, None),
             };
             params.push(LayerParams {
-                weight_ih: Param::new(from_f64(&w_ih)),
-                weight_hh: Param::new(from_f64(&w_hh)),
+                weight_ih: checked_param(&w_ih, kind, "weight_ih")?,
+                weight_hh: checked_param(&w_hh, kind, "weight_hh")?,
                 bias_ih,
                 bias_hh,
                 names: parameter_names(layer),

@@ -59,8 +59,8 @@ impl<F: Float> BatchNorm2d<F> {
 
     pub(super) fn with_config(config: &BatchNormConfig, (height, width): (usize, usize)) -> Result<Self> {
         let image = ImageShape::new(config.num_features, height, width);
-        let core = Core::new(config, "BatchNorm2d", "channel")?;
         image.check_not_empty(&describe_2d(config, image))?;
+        let core = Core::new(config, "BatchNorm2d", "channel")?;
         Ok(BatchNorm2d { core, image })
     }
 

@@ -62,20 +62,29 @@ impl<F: Float> Core<F> {
         {
             return Err(Error::config(component, "momentum", format!("must be in [0, 1], got {m}")));
         }
-        let affine = config
-            .affine
-            .then(|| Affine { weight: Param::new(Array1::ones(c)), bias: Param::new(Array1::zeros(c)) });
+        // Checked in the model's type: 1e-50 is positive in f64 but 0 in f32, where a constant
+        // feature would then give 0/0.
+        crate::checks::setting::<F>(component, "eps", config.eps, crate::checks::Needs::PositiveNormal)?;
+        crate::alloc::check_len(component, "num_features", &[c])?;
+        let full = |field, value: F| crate::alloc::try_full(component, field, c, value);
+        let affine = match config.affine {
+            true => Some(Affine {
+                weight: Param::try_new(full("weight", F::one())?, component, "weight")?,
+                bias: Param::try_new(full("bias", F::zero())?, component, "bias")?,
+            }),
+            false => None,
+        };
         Ok(Core {
             config: *config,
             affine,
-            running_mean: Array1::zeros(c),
-            running_var: Array1::ones(c),
+            running_mean: full("running_mean", F::zero())?,
+            running_var: full("running_var", F::one())?,
             num_batches_tracked: 0,
-            mean: Array1::zeros(c),
-            inv_std: Array1::zeros(c),
+            mean: full("num_features", F::zero())?,
+            inv_std: full("num_features", F::zero())?,
             x_hat: Array2::zeros((0, 0)),
-            sum_dy: Array1::zeros(c),
-            sum_dy_x_hat: Array1::zeros(c),
+            sum_dy: full("num_features", F::zero())?,
+            sum_dy_x_hat: full("num_features", F::zero())?,
             last_mode: None,
             unit,
         })

@@ -4,7 +4,7 @@
 //! channels of `H×W` images is a `BatchNorm1d` over `C` features whose statistics run over
 //! `N·H·W` entries instead of `N`.
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1};
 
 use crate::hooks::Context;
 use crate::layer::{Layer, Mode, check_input_features};
@@ -205,9 +205,9 @@ macro_rules! batch_norm_common {
                 self.core.affine.as_ref().map(|a| &a.weight.value)
             }
 
-            /// γ, mutably.
-            pub fn weight_mut(&mut self) -> Option<&mut Array1<F>> {
-                self.core.affine.as_mut().map(|a| &mut a.weight.value)
+            /// γ, as a mutable view (its length cannot change).
+            pub fn weight_mut(&mut self) -> Option<ArrayViewMut1<'_, F>> {
+                self.core.affine.as_mut().map(|a| a.weight.value.view_mut())
             }
 
             /// β, `(C)`, if the layer is affine.
@@ -215,9 +215,9 @@ macro_rules! batch_norm_common {
                 self.core.affine.as_ref().map(|a| &a.bias.value)
             }
 
-            /// β, mutably.
-            pub fn bias_mut(&mut self) -> Option<&mut Array1<F>> {
-                self.core.affine.as_mut().map(|a| &mut a.bias.value)
+            /// β, as a mutable view (its length cannot change).
+            pub fn bias_mut(&mut self) -> Option<ArrayViewMut1<'_, F>> {
+                self.core.affine.as_mut().map(|a| a.bias.value.view_mut())
             }
 
             /// The accumulated gradient of γ, if the layer is affine.

@@ -46,14 +46,15 @@ impl ImageShape {
         ImageShape { channels, height, width }
     }
 
-    /// `C·H·W`: the length of one row of the `(batch, features)` array.
+    /// `C·H·W`: the length of one row of the `(batch, features)` array (`usize::MAX` when the
+    /// product does not fit: every layer refuses such a shape when it is built).
     pub fn features(&self) -> usize {
-        self.channels * self.height * self.width
+        self.channels.saturating_mul(self.height).saturating_mul(self.width)
     }
 
-    /// `H·W`: the entries of one channel.
+    /// `H·W`: the entries of one channel (saturating, as [`ImageShape::features`]).
     pub fn spatial(&self) -> usize {
-        self.height * self.width
+        self.height.saturating_mul(self.width)
     }
 
     /// The column of entry `(c, h, w)` in a row: `(c·H + h)·W + w`.
@@ -61,13 +62,15 @@ impl ImageShape {
         (c * self.height + h) * self.width + w
     }
 
-    /// Refuses a shape with a zero dimension, naming `component`.
+    /// Refuses a shape with a zero dimension, or whose `C·H·W` overflows or exceeds
+    /// [`crate::limits::MAX_TENSOR_ELEMENTS`], naming `component`.
     pub(crate) fn check_not_empty(&self, component: &str) -> Result<()> {
         for (field, value) in [("channels", self.channels), ("height", self.height), ("width", self.width)] {
             if value == 0 {
                 return Err(Error::config(component, field, format!("the image {self} has no {field}")));
             }
         }
+        crate::alloc::check_len(component, "image", &[self.channels, self.height, self.width])?;
         Ok(())
     }
 }

@@ -34,7 +34,7 @@ pub(crate) type PackedWindow = [usize; 14];
 
 /// The span `d·(k − 1) + 1` a kernel of `k` taps with dilation `d` covers.
 pub(crate) fn extent(kernel: usize, dilation: usize) -> usize {
-    dilation * (kernel - 1) + 1
+    dilation.saturating_mul(kernel.saturating_sub(1)).saturating_add(1)
 }
 
 impl Window {
@@ -49,9 +49,10 @@ impl Window {
         pad_w: (usize, usize),
     ) -> Option<Self> {
         let out = |len: usize, pad: (usize, usize), k: usize, d: usize, s: usize| {
-            let padded = len + pad.0 + pad.1;
-            let span = extent(k, d);
-            (padded >= span).then(|| (padded - span) / s + 1)
+            // Sizes that overflow are refused like a window that does not fit.
+            let padded = len.checked_add(pad.0)?.checked_add(pad.1)?;
+            let span = d.checked_mul(k.checked_sub(1)?)?.checked_add(1)?;
+            (padded >= span && s > 0).then(|| (padded - span) / s + 1)
         };
         let out_h = out(in_h, pad_h, kernel.0, dilation.0, stride.0)?;
         let out_w = out(in_w, pad_w, kernel.1, dilation.1, stride.1)?;
@@ -400,8 +401,8 @@ pub(crate) fn pool_window(
             ),
             actual: format!(
                 "{input} images, {}×{} once padded",
-                input.height + 2 * padding.0,
-                input.width + 2 * padding.1
+                input.height.saturating_add(padding.0.saturating_mul(2)),
+                input.width.saturating_add(padding.1.saturating_mul(2))
             ),
         }
     })
