@@ -362,8 +362,8 @@ fn samples_seen(config: TrainConfig, n: usize) -> (Vec<Vec<usize>>, gradflow::tr
                 steps.push(f.input.column(0).iter().map(|&v| v as usize).collect());
             }
         },
-        // Learning rate 0: the inputs stay the sample indices.
-        |net| trainer.fit(net, &mut sgd(0.0, 0.0), &cross_entropy(), &data, None),
+        // One layer: its inputs are the samples whatever the weights become.
+        |net| trainer.fit(net, &mut sgd(0.1, 0.0), &cross_entropy(), &data, None),
     );
     (steps, history.unwrap())
 }
