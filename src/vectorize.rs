@@ -111,9 +111,57 @@ pub(crate) fn all_chunks<T: Sync>(values: &[T], predicate: impl Fn(&[T]) -> bool
     }
 }
 
+/// True when `entry` holds at every index of the slices `arrays` (one value of each per call;
+/// `false` when their lengths differ). The loop has no early exit, so that it vectorizes (keep
+/// `entry` small enough to be inlined and combine conditions with `&`, not `&&`); long slices are shared
+/// between threads like [`zip_chunks`]. The optimizers' check that a step stays finite runs
+/// every step over every parameter: it must cost no more than a memory pass.
+#[inline(always)]
+pub(crate) fn all_entries<T: Copy + Sync, const N: usize>(
+    arrays: [&[T]; N],
+    entry: impl Fn([T; N]) -> bool + Sync,
+) -> bool {
+    use rayon::prelude::*;
+    let len = arrays.first().map_or(0, |a| a.len());
+    if arrays.iter().any(|a| a.len() != len) {
+        return false;
+    }
+    let check = |start: usize, end: usize| {
+        let parts = arrays.map(|a| &a[start..end]);
+        vectorized(
+            #[inline(always)]
+            || (0..end - start).fold(true, |ok, i| ok & entry(parts.map(|p| p[i]))),
+        )
+    };
+    match shared_chunk_len(len) {
+        Some(chunk) => {
+            (0..len.div_ceil(chunk)).into_par_iter().all(|c| check(c * chunk, ((c + 1) * chunk).min(len)))
+        }
+        None => check(0, len),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_entries_sees_every_entry_of_every_chunk() {
+        let n = 2 * PARALLEL_MIN_LEN + 7;
+        let a = vec![1.0f32; n];
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        for bad in [0, PARALLEL_MIN_LEN + 3, n - 1] {
+            let mut b = vec![2.0f32; n];
+            b[bad] = f32::MAX;
+            let finite = |[a, b]: [f32; 2]| (a + 2.0 * b).is_finite();
+            assert!(!all_entries([&a, &b], finite), "entry {bad}");
+            assert!(!pool.install(|| all_entries([&a, &b], finite)), "entry {bad}, 3 threads");
+            b[bad] = 2.0;
+            assert!(pool.install(|| all_entries([&a, &b], finite)));
+        }
+        assert!(!all_entries([&a[1..], &a[..]], |_| true), "slices of different lengths");
+        assert!(all_entries::<f32, 2>([&[], &[]], |_| false), "no entries");
+    }
 
     #[test]
     fn long_slices_are_processed_whole_whatever_the_thread_count() {

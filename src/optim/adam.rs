@@ -7,6 +7,7 @@ use super::state::{Optional, ParamStates};
 use super::{Optimizer, validate};
 use crate::layer::Layer;
 use crate::param::ParamViewMut;
+use crate::vectorize::all_entries;
 use crate::{Error, Float, Result};
 
 /// The hyperparameters of [`Adam`], with PyTorch's names and defaults
@@ -267,8 +268,21 @@ pub(crate) fn adam_step<F: Float>(
                 rule.moments(&mut p, g, &mut m, &mut v);
                 let second = vmax.map_or(v, |vmax| vmax.max(v));
                 rule.apply(&mut p, m, second);
-                p.is_finite() && m.is_finite() && v.is_finite()
+                p.is_finite() & m.is_finite() & v.is_finite()
             };
+            let slices = (value.as_slice(), grad.as_slice(), exp_avg.as_slice(), exp_avg_sq.as_slice());
+            match (slices, max_exp_avg_sq.as_ref().map(|m| m.as_slice())) {
+                ((Some(p), Some(g), Some(m), Some(v)), None) => {
+                    return all_entries([p, g, m, v], |[p, g, m, v]| entry(p, g, m, v, None));
+                }
+                ((Some(p), Some(g), Some(m), Some(v)), Some(Some(vmax))) => {
+                    return all_entries([p, g, m, v, vmax], |[p, g, m, v, vmax]| {
+                        entry(p, g, m, v, Some(vmax))
+                    });
+                }
+                // A parameter replaced by a strided array: entry by entry, below.
+                _ => {}
+            }
             match max_exp_avg_sq {
                 None => Zip::from(&value)
                     .and(&grad)

@@ -7,6 +7,7 @@ use super::state::{Optional, ParamStates};
 use super::{Optimizer, validate};
 use crate::layer::Layer;
 use crate::param::ParamViewMut;
+use crate::vectorize::all_entries;
 use crate::{Float, Result};
 
 /// The hyperparameters of [`RmsProp`], with PyTorch's names and defaults
@@ -214,11 +215,29 @@ impl<F: Float> RmsProp<F> {
                 let entry = |p: F, g: F, s: F, ga: Option<F>, b: Option<F>| {
                     let (mut p, mut s, mut ga, mut b) = (p, s, ga, b);
                     rule.entry(&mut p, g, &mut s, ga.as_mut(), b.as_mut());
-                    p.is_finite()
-                        && s.is_finite()
-                        && ga.is_none_or(F::is_finite)
-                        && b.is_none_or(F::is_finite)
+                    p.is_finite() & s.is_finite() & ga.is_none_or(F::is_finite) & b.is_none_or(F::is_finite)
                 };
+                let slices = (value.as_slice(), grad.as_slice(), square_avg.as_slice());
+                let ga_slice = grad_avg.as_ref().map(|a| a.as_slice());
+                let b_slice = momentum_buffer.as_ref().map(|b| b.as_slice());
+                match (slices, ga_slice, b_slice) {
+                    ((Some(p), Some(g), Some(s)), None, None) => {
+                        return all_entries([p, g, s], |[p, g, s]| entry(p, g, s, None, None));
+                    }
+                    ((Some(p), Some(g), Some(s)), Some(Some(ga)), None) => {
+                        return all_entries([p, g, s, ga], |[p, g, s, ga]| entry(p, g, s, Some(ga), None));
+                    }
+                    ((Some(p), Some(g), Some(s)), None, Some(Some(b))) => {
+                        return all_entries([p, g, s, b], |[p, g, s, b]| entry(p, g, s, None, Some(b)));
+                    }
+                    ((Some(p), Some(g), Some(s)), Some(Some(ga)), Some(Some(b))) => {
+                        return all_entries([p, g, s, ga, b], |[p, g, s, ga, b]| {
+                            entry(p, g, s, Some(ga), Some(b))
+                        });
+                    }
+                    // A parameter replaced by a strided array: entry by entry, below.
+                    _ => {}
+                }
                 match (grad_avg, momentum_buffer) {
                     (None, None) => Zip::from(&value)
                         .and(&grad)

@@ -7,7 +7,7 @@ use super::state::{Optional, ParamStates, same_layout_slices, update_measured};
 use super::{Optimizer, validate};
 use crate::layer::Layer;
 use crate::param::ParamViewMut;
-use crate::vectorize::{vectorized, zip_chunks, zip_chunks_sum};
+use crate::vectorize::{all_entries, vectorized, zip_chunks, zip_chunks_sum};
 use crate::{Error, Float, Result};
 
 /// The hyperparameters of [`Sgd`], with PyTorch's names and defaults (everything but `lr` off).
@@ -186,14 +186,25 @@ impl<F: Float> Sgd<F> {
             model,
             observer,
             |shape| with_momentum.then(|| ArrayD::zeros(shape)),
-            |value, grad, buffer| match buffer {
-                None => {
-                    Zip::from(&value).and(&grad).all(|&p, &g| (p - rule.lr * rule.decayed(g, p)).is_finite())
-                }
-                Some(buffer) => Zip::from(&value).and(&grad).and(buffer).all(|&p, &g, &b| {
+            |value, grad, buffer| {
+                let plain = |p: F, g: F| (p - rule.lr * rule.decayed(g, p)).is_finite();
+                let momentum = |p: F, g: F, b: F| {
                     let mut b = b;
-                    rule.momentum_entry(p, g, &mut b).is_finite() && b.is_finite()
-                }),
+                    rule.momentum_entry(p, g, &mut b).is_finite() & b.is_finite()
+                };
+                match (value.as_slice(), grad.as_slice(), buffer.as_ref().map(|b| b.as_slice())) {
+                    (Some(p), Some(g), None) => all_entries([p, g], |[p, g]| plain(p, g)),
+                    (Some(p), Some(g), Some(Some(b))) => {
+                        all_entries([p, g, b], |[p, g, b]| momentum(p, g, b))
+                    }
+                    // A parameter replaced by a strided array: entry by entry.
+                    _ => match buffer {
+                        None => Zip::from(&value).and(&grad).all(|&p, &g| plain(p, g)),
+                        Some(buffer) => {
+                            Zip::from(&value).and(&grad).and(buffer).all(|&p, &g, &b| momentum(p, g, b))
+                        }
+                    },
+                }
             },
             |ParamViewMut { mut value, grad, .. }, buffer, moved| {
                 let observing = moved.observing();

@@ -29,10 +29,12 @@ impl<S> ParamStates<S> {
         self.steps
     }
 
-    /// One optimizer step: checks `model` against the recorded layout and every gradient for
-    /// NaN/∞ (returning an error, with nothing changed, on the first problem), creates the
-    /// slots with `init(shape)` on the first step, then calls `update` with each parameter, its
-    /// slot and a [`Moved`], in visiting order. With an `observer`, the update loops report
+    /// One optimizer step: checks `model` against the recorded layout, creates the slots with
+    /// `init(shape)` on the first step, asks `preview(value, gradient, slot)` of every parameter
+    /// whether its update stays finite — it must answer `false` for a non-finite gradient, whose
+    /// update is never finite — and returns an error, with nothing changed, naming the first
+    /// non-finite gradient or else the first update that is not finite; then calls `update` with
+    /// each parameter, its slot and a [`Moved`], in visiting order. With an `observer`, the update loops report
     /// every entry's old and new value to the `Moved`, and `observer(i, Σ(new − old)²)` is
     /// called after the update of the `i`-th parameter.
     pub(crate) fn step<F: Float>(
@@ -44,7 +46,7 @@ impl<S> ParamStates<S> {
         preview: impl Fn(ArrayViewD<'_, F>, ArrayViewD<'_, F>, &S) -> bool,
         mut update: impl FnMut(ParamViewMut<'_, F>, &mut S, &mut Moved),
     ) -> Result<()> {
-        self.check(optimizer, &*model)?;
+        self.check(optimizer, &*model, false)?;
         if self.steps == 0 {
             self.shapes.clear();
             let shapes = &mut self.shapes;
@@ -52,8 +54,9 @@ impl<S> ParamStates<S> {
             self.slots = self.shapes.iter().map(|s| init(s)).collect();
         }
         // Every update computed once without being written: a step that would make a weight
-        // (or a state entry) overflow to ±∞ or become NaN is refused with nothing changed, as a
-        // non-finite gradient is.
+        // (or a state entry) overflow to ±∞ or become NaN is refused with nothing changed. A
+        // non-finite gradient gives a non-finite update, so this one pass also finds those; only
+        // when it fails are the gradients scanned, to name a non-finite one as such.
         let mut overflowing = None;
         let mut index = 0;
         model.visit_parameters(&mut |p| {
@@ -66,6 +69,7 @@ impl<S> ParamStates<S> {
             index += 1;
         });
         if let Some(index) = overflowing {
+            self.check(optimizer, &*model, true)?;
             let name = named_parameters(&*model)
                 .into_iter()
                 .nth(index)
@@ -95,7 +99,9 @@ impl<S> ParamStates<S> {
         Ok(())
     }
 
-    fn check<F: Float>(&self, optimizer: &str, model: &dyn Layer<F>) -> Result<()> {
+    /// Checks the parameter list against the one of the first step and, with `scan_gradients`,
+    /// every gradient for NaN/∞.
+    fn check<F: Float>(&self, optimizer: &str, model: &dyn Layer<F>, scan_gradients: bool) -> Result<()> {
         let initialized = self.steps > 0;
         let mut count = 0usize;
         let mut wrong_shape: Option<(usize, Vec<usize>)> = None;
@@ -107,7 +113,8 @@ impl<S> ParamStates<S> {
             {
                 wrong_shape = Some((count, p.value.shape().to_vec()));
             }
-            if non_finite.is_none()
+            if scan_gradients
+                && non_finite.is_none()
                 && let Some(description) = first_non_finite(&p.grad)
             {
                 non_finite = Some((count, description));
@@ -280,7 +287,7 @@ mod tests {
             model,
             None,
             |shape| shape.iter().product(),
-            |_, _, _| true,
+            |_, grad, _| grad.iter().all(|g| g.is_finite()),
             |_, slot, _| seen.push(*slot),
         )?;
         Ok(seen)
@@ -324,7 +331,14 @@ mod tests {
         let mut states = ParamStates::default();
         let mut updates = 0;
         let err = states
-            .step("Test", &mut model, None, |_| (), |_, _, _| true, |_, _, _| updates += 1)
+            .step(
+                "Test",
+                &mut model,
+                None,
+                |_| (),
+                |_, grad, _| grad.iter().all(|g| g.is_finite()),
+                |_, _, _| updates += 1,
+            )
             .unwrap_err();
         assert_eq!(updates, 0);
         match err {
