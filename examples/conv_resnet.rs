@@ -10,13 +10,15 @@
 //! plain-20, plain-56, ResNet-20 and ResNet-56. The training set holds every digit shifted by
 //! up to a pixel (the paper's random crops, made once), so that no network can simply memorize
 //! it and the final training loss measures how well each depth can fit. The residual blocks
-//! start as the identity (their last batch normalization at γ = 0, torchvision's
-//! `zero_init_residual`): with γ = 1, as in the paper, ResNet-56 needs a longer run than this
-//! example's budget to catch up with ResNet-20 (`--zero-init-residual false` shows it). Before training one observed pass measures the
-//! gradient of every weighted layer; during training a recorder keeps it every few steps.
+//! with an identity shortcut start as the identity (their last batch normalization at γ = 0,
+//! torchvision's `zero_init_residual`); the first block of each stage keeps γ = 1, because its
+//! zero-padded shortcut channels would otherwise stay dead for good. With γ = 1 everywhere, as
+//! in the paper, ResNet-56 needs a longer run than this example's budget to catch up with
+//! ResNet-20 (`--zero-init-residual false` shows it). Before training one observed pass measures
+//! the gradient of every weighted layer; during training a recorder keeps it every few steps.
 //!
 //! ```text
-//! cargo run --example conv_resnet                                  # 8×8 digits, ≈ 40 s
+//! cargo run --example conv_resnet                                  # 8×8 digits, ≈ 25 s
 //! cargo run --example conv_resnet -- --seed 3
 //! cargo run --release --example conv_resnet -- --data-dir /path/to/mnist
 //! ```
@@ -66,8 +68,10 @@ struct Args {
     /// L2 weight decay of SGD (He et al.: 1e-4).
     #[arg(long, default_value_t = 0.0)]
     weight_decay: f64,
-    /// Start each residual branch's last batch normalization at γ = 0, so that every block
-    /// starts as the identity (torchvision's `zero_init_residual`, Goyal et al. 2017).
+    /// Start the last batch normalization of each residual branch with an identity shortcut at
+    /// γ = 0, so that those blocks start as the identity (torchvision's `zero_init_residual`,
+    /// Goyal et al. 2017); the first block of each stage, whose shortcut zero-pads channels,
+    /// keeps γ = 1.
     /// (`--zero-init-residual false` starts them at γ = 1, as He et al. did; then ResNet-56 is
     /// still slower than ResNet-20 at the end of so short a run.)
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
@@ -207,7 +211,7 @@ fn run(args: Args) -> Result<()> {
         args.batch_size
     );
     println!(
-        "residual blocks start as the identity (last BN of each branch at γ = 0): {}\n",
+        "residual blocks with an identity shortcut start as the identity (last BN of the branch at γ = 0): {}\n",
         if args.zero_init_residual { "yes" } else { "no (γ = 1)" }
     );
 
@@ -276,10 +280,19 @@ fn load(args: &Args) -> Result<(Dataset<f32>, Dataset<f32>, ImageShape, String)>
     }
 }
 
-/// Sets γ of the last batch normalization of every residual branch (`K.branch.4`) to 0.
+/// Sets γ of the last batch normalization (`K.branch.4`) of every residual branch whose shortcut
+/// is the identity to 0.
 fn zero_init_residual(net: &mut Network<f32>) {
     let model = net.model_mut();
     for k in 0..model.len() {
+        // A block with a shortcut layer (the zero-padding one where a stage begins) keeps γ = 1:
+        // its padded channels are 0 on the shortcut, so with γ = 0 they would be relu(0 + 0),
+        // whose derivative is 0 — the branch would never get a gradient and those channels would
+        // stay dead for good (gradflow's diagnosis shows them: 50% and 75% dead channels in the
+        // second and third stages, before and after training).
+        if model.layer_at(&format!("{k}.shortcut")).is_some() {
+            continue;
+        }
         if let Some(bn) = model.layer_at_mut(&format!("{k}.branch.4")) {
             bn.visit_parameters_mut(&mut |p| {
                 if p.name == "weight" {
@@ -355,10 +368,15 @@ fn print_init_gradients(models: &[Model]) {
     print!("{}", common::table("rrrrr", &header, &table_rows));
     for m in models {
         if let (Some(first), Some(last)) = (m.init_norms.first(), m.init_norms.get(m.depth - 2)) {
+            let ratio = if *last > 0.0 {
+                format!("{:.2}", first / last)
+            } else {
+                "— (the last conv's is 0)".into()
+            };
             println!(
-                "  {:<10} first conv / last conv ‖dL/dW‖ = {:.2}   gradflow's diagnosis: {}{}",
+                "  {:<10} first conv / last conv ‖dL/dW‖ = {}   gradflow's diagnosis: {}{}",
                 m.name,
-                first / last,
+                ratio,
                 m.diagnosis.verdict,
                 m.diagnosis
                     .gradient_ratio
@@ -368,10 +386,10 @@ fn print_init_gradients(models: &[Model]) {
     }
     println!(
         "  (‖dL/dh‖: the gradient w.r.t. each layer's output. Batch normalization does not keep a deep plain stack's \
-         gradient level:\n   it grows toward the input at every layer (Yang et al. 2019). With their branches \
-         starting at γ = 0, the residual\n   networks' block convolutions get no gradient at step 0 — only the γ's, \
-         the stem and the classifier do — and the\n   zero-padded channels of the stage shortcuts are exactly 0, which \
-         the diagnosis counts as dead units; see the\n   diagnosis after training below.)"
+         gradient level:\n   it grows toward the input at every layer (Yang et al. 2019). The residual blocks with an identity \
+         shortcut start at γ = 0,\n   so their convolutions get no gradient at step 0 (‖dL/dW‖ = 0 above): only their γ's, \
+         the stem, the first block of each stage\n   and the classifier do. The first block of each stage keeps γ = 1: with \
+         γ = 0 its zero-padded shortcut channels would be\n   relu(0 + 0), whose derivative is 0, and stay dead for good.)"
     );
 }
 
