@@ -41,5 +41,5 @@ pub const MAX_MODEL_PARAMETERS: usize = 1 << 34;
 /// `0 ..= MAX_CLASSES - 1`.
 pub const MAX_CLASSES: usize = 1 << 24;
 
-/// The largest number of buckets of a histogram ([`crate::export::histogram`]): 2²⁰.
+/// The largest number of buckets of a histogram ([`crate::export::Histogram`]): 2²⁰.
 pub const MAX_HISTOGRAM_BUCKETS: usize = 1 << 20;
