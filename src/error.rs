@@ -67,6 +67,24 @@ pub enum Error {
         /// What was wrong, with the line or byte offset where known.
         reason: String,
     },
+    /// No layer is at the path asked for (e.g. [`crate::Sequential::layer`]).
+    #[error("no layer at `{path}`: {reason}")]
+    NoSuchLayer {
+        /// The dotted path asked for, e.g. `"3.branch.5"`.
+        path: String,
+        /// Which segment was not found and what is there instead.
+        reason: String,
+    },
+    /// The layer at a path is not of the type asked for (e.g. [`crate::Sequential::layer`]).
+    #[error("layer `{path}` is {actual}, not {expected}")]
+    WrongLayerType {
+        /// The dotted path of the layer, e.g. `"3"`.
+        path: String,
+        /// The type asked for, e.g. `"Highway<f32>"`.
+        expected: String,
+        /// What the layer is: its kind and description, e.g. `"Linear (Linear(64→64))"`.
+        actual: String,
+    },
     /// An I/O error while reading or writing a file.
     #[error("{}", io_message(path, source))]
     Io {

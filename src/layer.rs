@@ -1,5 +1,7 @@
 //! The [`Layer`] trait, the [`Mode`] a pass runs in, and helpers shared by layer implementations.
 
+use std::any::Any;
+
 use ndarray::{Array2, ArrayView2};
 
 use crate::activation::Activation;
@@ -39,7 +41,14 @@ pub enum Mode {
 ///
 /// Most users never call these methods directly: they build a [`crate::Sequential`], wrap it in
 /// a [`crate::Network`] and call `forward` / `backward` there.
-pub trait Layer<F: Float>: Send {
+///
+/// # Typed access
+/// Every layer is also an [`AsAny`] (implemented for every `'static` type, so an implementation
+/// has nothing to write): a `&dyn Layer<F>` can be turned back into the concrete layer with
+/// [`downcast_ref`](trait.Layer.html#method.downcast_ref) /
+/// [`downcast_mut`](trait.Layer.html#method.downcast_mut), and a container's child reached by
+/// path and type with [`crate::Sequential::layer`] / [`crate::Network::layer`].
+pub trait Layer<F: Float>: Send + AsAny {
     /// The kind of layer, e.g. `"Linear"`, `"Tanh"`, `"Residual"`; used in reports.
     fn kind(&self) -> &'static str;
 
@@ -128,6 +137,76 @@ pub trait Layer<F: Float>: Send {
         self.visit_parameters(&mut |p| n += p.value.len());
         n
     }
+}
+
+/// Turns a layer seen through `dyn Layer<F>` back into its concrete type. Implemented for every
+/// `'static` type, so a [`Layer`] implementation never writes it; use it through
+/// [`downcast_ref`](trait.Layer.html#method.downcast_ref) and
+/// [`downcast_mut`](trait.Layer.html#method.downcast_mut).
+pub trait AsAny: Any {
+    /// The value as [`Any`].
+    fn as_any(&self) -> &dyn Any;
+
+    /// The value as [`Any`], mutably.
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+impl<T: Any> AsAny for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+impl<'a, F: Float> dyn Layer<F> + 'a {
+    /// The layer as a `T`, or `None` when it is of another type.
+    ///
+    /// ```
+    /// use gradflow::{Layer, Linear, Sequential};
+    /// use rand::SeedableRng;
+    ///
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let model = Sequential::<f32>::builder(4).linear(3).build(&mut rng)?;
+    /// let first: &dyn Layer<f32> = model.get(0).unwrap();
+    /// assert_eq!(first.downcast_ref::<Linear<f32>>().unwrap().weight().dim(), (3, 4));
+    /// assert!(first.downcast_ref::<Sequential<f32>>().is_none());
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    pub fn downcast_ref<T: Layer<F>>(&self) -> Option<&T> {
+        self.as_any().downcast_ref::<T>()
+    }
+
+    /// The layer as a `T`, mutably, or `None` when it is of another type.
+    pub fn downcast_mut<T: Layer<F>>(&mut self) -> Option<&mut T> {
+        self.as_any_mut().downcast_mut::<T>()
+    }
+}
+
+/// `T`'s name without module paths: `Highway<f32>` for `gradflow::layers::highway::Highway<f32>`
+/// (for error messages).
+pub(crate) fn short_type_name<T: ?Sized>() -> String {
+    let full = std::any::type_name::<T>();
+    let mut out = String::with_capacity(full.len());
+    // Where the identifier being copied starts in `out`: a `::` after it drops it.
+    let mut start = 0;
+    let mut chars = full.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ':' && chars.peek() == Some(&':') {
+            chars.next();
+            out.truncate(start);
+            continue;
+        }
+        if !(c.is_alphanumeric() || c == '_') {
+            out.push(c);
+            start = out.len();
+            continue;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Resizes `buffer` to `shape`, reallocating only when the shape changes (or the buffer is not in standard layout) (contents are then

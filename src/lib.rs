@@ -134,7 +134,7 @@ pub(crate) use checks::check_finite;
 pub use error::{Error, Result};
 pub use float::Float;
 pub use init::Initializer;
-pub use layer::{Layer, Mode, check_input_features, check_shape, ensure_shape};
+pub use layer::{AsAny, Layer, Mode, check_input_features, check_shape, ensure_shape};
 pub use layers::{
     BatchNorm, BatchNorm1d, BatchNormConfig, BranchScale, Highway, HighwayConfig, LayerNorm, LayerNormConfig,
     Linear, LinearConfig, PRelu, Residual, ResidualBlock, Scale, Sequential, SequentialBuilder,

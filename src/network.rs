@@ -202,6 +202,39 @@ impl<F: Float> Network<F> {
         self.model
     }
 
+    /// The layer at a dotted path (`"3"`, `"fc1"`, `"2.branch.0"`) as its concrete type `T`: its
+    /// typed state, e.g. a [`crate::Highway`] layer's last gate. See [`Sequential::layer`].
+    ///
+    /// ```
+    /// use gradflow::{Highway, Mode, Network, Sequential};
+    /// use gradflow::activation::Relu;
+    /// use ndarray::Array2;
+    /// use rand::SeedableRng;
+    ///
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let model = Sequential::<f32>::builder(4).linear(6).repeat_highway(3, Relu, -2.0).build(&mut rng)?;
+    /// let mut net = Network::new(model);
+    /// net.forward(Array2::ones((2, 4)).view(), Mode::Eval)?;
+    /// let gate = net.layer::<Highway<f32>>("2")?.last_gate();
+    /// assert_eq!(gate.dim(), (2, 6));
+    /// assert!(net.layer::<Highway<f32>>("0").is_err()); // a Linear
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::NoSuchLayer`] or [`Error::WrongLayerType`] naming the path.
+    pub fn layer<T: Layer<F>>(&self, path: &str) -> Result<&T> {
+        self.model.layer(path)
+    }
+
+    /// The layer at a dotted path as its concrete type `T`, mutably. See [`Network::layer`].
+    ///
+    /// # Errors
+    /// As [`Network::layer`].
+    pub fn layer_mut<T: Layer<F>>(&mut self, path: &str) -> Result<&mut T> {
+        self.model.layer_mut(path)
+    }
+
     /// Runs the model on `input` (`(batch, features)`) and returns its output. The input is
     /// copied (into a reused buffer) because backward needs it.
     ///

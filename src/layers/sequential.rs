@@ -207,6 +207,102 @@ impl<F: Float> Sequential<F> {
         Some(layer)
     }
 
+    /// The layer at a dotted path (as [`Sequential::layer_at`]), or an error saying which segment
+    /// of the path is not there and which children its parent has.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchLayer`] naming the path.
+    pub fn layer_dyn(&self, path: &str) -> Result<&dyn Layer<F>> {
+        let missing = |reason: String| Error::NoSuchLayer { path: path.to_string(), reason };
+        if path.is_empty() {
+            return Err(missing(
+                "the path is empty; a path names a child, e.g. `3`, `fc1` or `3.branch.0`".into(),
+            ));
+        }
+        let mut parts = path.split('.');
+        let first = parts.next().unwrap_or_default();
+        let Some(index) = self.index_of(first) else {
+            let children = child_list(self);
+            return Err(missing(format!("the model has no child `{first}`; its children are {children}")));
+        };
+        let mut layer: &dyn Layer<F> = self.layers[index].as_ref();
+        let mut reached = first.len();
+        for part in parts {
+            let Some(child) = child_named(layer, part) else {
+                let parent = &path[..reached];
+                let mut children = 0;
+                layer.visit_children(&mut |_, _| children += 1);
+                let reason = if children == 0 {
+                    format!("`{parent}` is {}, which has no children", layer.describe())
+                } else {
+                    let children = child_list(layer);
+                    format!(
+                        "`{parent}` ({}) has no child `{part}`; its children are {children}",
+                        layer.describe()
+                    )
+                };
+                return Err(missing(reason));
+            };
+            layer = child;
+            reached += 1 + part.len();
+        }
+        Ok(layer)
+    }
+
+    /// The layer at a dotted path such as `"3"`, `"fc1"` or `"2.branch.0"` as its concrete type
+    /// `T`, e.g. to read a [`crate::Highway`] layer's last gate or a [`crate::Linear`] layer's
+    /// weight.
+    ///
+    /// ```
+    /// use gradflow::{Highway, Linear, Sequential, Error};
+    /// use gradflow::activation::{Relu, Tanh};
+    /// use rand::SeedableRng;
+    ///
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let model = Sequential::<f32>::builder(4)
+    ///     .linear(8).named("fc1").highway(Relu, -2.0).residual_block(8, Tanh).linear(2)
+    ///     .build(&mut rng)?;
+    /// let highway: &Highway<f32> = model.layer("1")?;
+    /// assert_eq!(highway.width(), 8);
+    /// let inner: &Linear<f32> = model.layer("2.branch.0")?;
+    /// assert_eq!(inner.weight().dim(), (8, 8));
+    /// assert_eq!(model.layer::<Linear<f32>>("fc1")?.bias().unwrap().len(), 8);
+    ///
+    /// // The wrong type or a wrong path is an error naming the path and what is there.
+    /// let err = model.layer::<Highway<f32>>("fc1").unwrap_err();
+    /// assert!(matches!(err, Error::WrongLayerType { .. }));
+    /// assert_eq!(err.to_string(), "layer `fc1` is Linear (Linear(4→8)), not Highway<f32>");
+    /// let err = model.layer::<Linear<f32>>("2.branch.7").unwrap_err();
+    /// assert!(matches!(err, Error::NoSuchLayer { .. }), "{err}");
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::NoSuchLayer`] when nothing is at `path` (naming the segment not found and the
+    /// children there are), [`Error::WrongLayerType`] when the layer there is not a `T` (naming
+    /// its kind and description).
+    pub fn layer<T: Layer<F>>(&self, path: &str) -> Result<&T> {
+        let layer = self.layer_dyn(path)?;
+        layer.downcast_ref::<T>().ok_or_else(|| wrong_type::<F, T>(path, layer))
+    }
+
+    /// The layer at a dotted path as its concrete type `T`, mutably (e.g. to change a
+    /// [`crate::Highway`] layer's gate bias by hand). See [`Sequential::layer`].
+    ///
+    /// # Errors
+    /// As [`Sequential::layer`].
+    pub fn layer_mut<T: Layer<F>>(&mut self, path: &str) -> Result<&mut T> {
+        // Checked immutably first, for the error messages; the same walk then finds it mutably.
+        self.layer::<T>(path).map(|_| ())?;
+        let layer = self.layer_at_mut(path);
+        layer.and_then(|l| l.downcast_mut::<T>()).ok_or_else(|| Error::NoSuchLayer {
+            path: path.to_string(),
+            reason: "the layer was found but not reached mutably (a container's `child_mut` disagrees with \
+                     its `visit_children`)"
+                .into(),
+        })
+    }
+
     /// Forgets the last forward pass, so that the next backward pass is refused until a new
     /// forward pass has run (used after passes that overwrite the children's caches, such as
     /// [`crate::theory::jacobian_spectra`]).
@@ -234,6 +330,33 @@ impl std::fmt::Display for Label<'_> {
             Some(name) => f.write_str(name),
             None => write!(f, "{}", self.0),
         }
+    }
+}
+
+/// The error for a layer at `path` that is not a `T`.
+fn wrong_type<F: Float, T: Layer<F>>(path: &str, layer: &dyn Layer<F>) -> Error {
+    Error::WrongLayerType {
+        path: path.to_string(),
+        expected: crate::layer::short_type_name::<T>(),
+        actual: format!("{} ({})", layer.kind(), layer.describe()),
+    }
+}
+
+/// The names of `layer`'s children for an error message: `` `0`, `1`, `fc2` ``, the first
+/// dozen only.
+fn child_list<F: Float>(layer: &dyn Layer<F>) -> String {
+    const SHOWN: usize = 12;
+    let (mut names, mut count) = (Vec::new(), 0usize);
+    layer.visit_children(&mut |name, _| {
+        if count < SHOWN {
+            names.push(format!("`{name}`"));
+        }
+        count += 1;
+    });
+    match count {
+        0 => "none".to_string(),
+        n if n > SHOWN => format!("{} and {} more", names.join(", "), n - SHOWN),
+        _ => names.join(", "),
     }
 }
 
