@@ -138,6 +138,20 @@ impl ModelSpec {
     /// initializer name, and the builder's errors (a zero width names the layer index of the
     /// built model).
     pub fn build<F: Float>(&self, rng: &mut dyn RngCore) -> Result<Sequential<F>> {
+        self.builder()?.build(rng)
+    }
+
+    /// Builds the model without a random generator, every parameter zero, for loading its
+    /// weights next (see [`SequentialBuilder::build_uninit`]).
+    ///
+    /// # Errors
+    /// As [`ModelSpec::build`].
+    pub fn build_uninit<F: Float>(&self) -> Result<Sequential<F>> {
+        self.builder()?.build_uninit()
+    }
+
+    /// The builder that [`ModelSpec::build`] builds from.
+    fn builder<F: Float>(&self) -> Result<SequentialBuilder<F>> {
         let named_init = |name: &str, entry: &str, field: &'static str| -> Result<SharedInit> {
             crate::init::by_name(name)
                 .map(SharedInit)
@@ -176,7 +190,7 @@ impl ModelSpec {
                 }
             };
         }
-        builder.build(rng)
+        Ok(builder)
     }
 }
 

@@ -310,6 +310,58 @@ impl<F: Float> SequentialBuilder<F> {
     }
 }
 
+impl<F: Float> SequentialBuilder<F> {
+    /// Builds the model without a random generator, for a model whose every weight will be
+    /// loaded (e.g. with [`crate::io::load_safetensors`]): every parameter is zero, and buffers
+    /// have their initial values (BatchNorm's `running_mean` 0, `running_var` 1,
+    /// `num_batches_tracked` 0). The structure, names and checks are those of
+    /// [`SequentialBuilder::build`]; a loaded model computes exactly what the saved one did.
+    ///
+    /// The default [`crate::io::LoadOptions`] are strict: loading fails, naming every missing
+    /// tensor, when the file does not hold all of the model's parameters, so no zero weight is
+    /// left behind by accident. (Internally the initializers draw from a fixed-seed generator,
+    /// then every parameter is set to zero: building costs what [`SequentialBuilder::build`]
+    /// costs.)
+    ///
+    /// ```
+    /// use gradflow::{Mode, Network, Sequential};
+    /// use gradflow::activation::Tanh;
+    /// use gradflow::io::{LoadOptions, load_safetensors_bytes, safetensors_bytes};
+    /// use ndarray::Array2;
+    /// use rand::SeedableRng;
+    ///
+    /// let describe = || Sequential::<f32>::builder(3).dense(5, Tanh).batch_norm().linear(2);
+    /// let mut trained = describe().build(&mut rand::rngs::StdRng::seed_from_u64(1))?;
+    /// let bytes = safetensors_bytes(&trained)?;
+    ///
+    /// let mut loaded = describe().build_uninit()?;
+    /// assert!(gradflow::named_parameters(&loaded).iter().all(|(_, p)| p.value.iter().all(|&w| w == 0.0)));
+    /// load_safetensors_bytes(&mut loaded, &bytes, "trained", &LoadOptions::default())?;
+    /// let x = Array2::from_elem((4, 3), 0.5);
+    /// let (mut a, mut b) = (Network::new(trained), Network::new(loaded));
+    /// assert_eq!(a.forward(x.view(), Mode::Eval)?, b.forward(x.view(), Mode::Eval)?);
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`SequentialBuilder::build`].
+    pub fn build_uninit(self) -> Result<Sequential<F>> {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        let mut model = self.build(&mut rng)?;
+        zero_parameters(&mut model);
+        Ok(model)
+    }
+}
+
+/// Sets every parameter of `layer` to zero.
+pub(crate) fn zero_parameters<F: Float>(layer: &mut dyn Layer<F>) {
+    layer.visit_parameters_mut(&mut |p| {
+        let mut value = p.value;
+        value.fill(F::zero());
+    });
+}
+
 /// For each step, the gain of the activation that follows it, looking past companions
 /// (normalization, dropout, pooling, flattening, whether added by a builder step or as a layer
 /// of such a kind); 1 when something else, or nothing, comes first.
