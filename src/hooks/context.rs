@@ -7,7 +7,7 @@ use ndarray::{Array2, ArrayView2};
 
 use super::lent::LentHook;
 use super::numbering::Numbering;
-use super::{BackwardEvent, Event, ForwardEvent, Hook, HookSet};
+use super::{BackwardEvent, Direction, Event, ForwardEvent, Gate, GateEvent, Hook, HookSet};
 use crate::layer::{Layer, Mode};
 use crate::{Error, Float, Result};
 
@@ -179,6 +179,39 @@ impl<F: Float> Context<'_, F> {
     /// [`Error::Hook`] when a hook panics.
     pub fn emit(&mut self, event: &mut Event<'_, F>) -> Result<()> {
         emit(self.hooks.as_deref_mut(), self.lent, event)
+    }
+}
+
+impl<F: Float> Context<'_, F> {
+    /// Shows the hooks a gate that `layer`, the layer being run, computed inside its pass (see
+    /// [`GateEvent`]), as the layer at the current path. Does nothing when nothing is observed;
+    /// allocates nothing.
+    ///
+    /// # Errors
+    /// [`Error::Hook`] when a hook panics or aborts.
+    pub fn emit_gate(
+        &mut self,
+        layer: &dyn Layer<F>,
+        pass: Direction,
+        gate: Gate,
+        value: ArrayView2<'_, F>,
+        grad: Option<ArrayView2<'_, F>>,
+    ) -> Result<()> {
+        if !self.is_observed() {
+            return Ok(());
+        }
+        let mut event = Event::Gate(GateEvent {
+            path: &self.path,
+            layer_number: self.number,
+            layer,
+            step: self.step,
+            pass,
+            gate,
+            value,
+            grad,
+            error: None,
+        });
+        emit(self.hooks.as_deref_mut(), self.lent, &mut event)
     }
 }
 

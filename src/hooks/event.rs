@@ -18,6 +18,9 @@ pub enum Event<'a, F: Float> {
     TimeStep(super::TimeStepEvent<'a, F>),
     /// An optimizer step has updated a layer's parameters (through [`crate::Network::step`]).
     Update(UpdateEvent<'a, F>),
+    /// A gate computed inside a layer, which no child's event shows (a highway layer's
+    /// transform gate `T(x)`, with dL/dT in backward).
+    Gate(GateEvent<'a, F>),
 }
 
 impl<'a, F: Float> Event<'a, F> {
@@ -28,6 +31,7 @@ impl<'a, F: Float> Event<'a, F> {
             Event::Backward(e) => e.path,
             Event::TimeStep(e) => e.path,
             Event::Update(e) => e.path,
+            Event::Gate(e) => e.path,
         }
     }
 
@@ -40,6 +44,7 @@ impl<'a, F: Float> Event<'a, F> {
             Event::Backward(e) => e.layer_number,
             Event::TimeStep(e) => e.layer_number,
             Event::Update(e) => e.layer_number,
+            Event::Gate(e) => e.layer_number,
         }
     }
 
@@ -55,6 +60,7 @@ impl<'a, F: Float> Event<'a, F> {
             Event::Backward(e) => e.layer,
             Event::TimeStep(e) => e.layer,
             Event::Update(e) => e.layer,
+            Event::Gate(e) => e.layer,
         }
     }
 
@@ -66,6 +72,7 @@ impl<'a, F: Float> Event<'a, F> {
             Event::Backward(e) => e.step,
             Event::TimeStep(e) => e.step,
             Event::Update(e) => e.step,
+            Event::Gate(e) => e.step,
         }
     }
 
@@ -82,6 +89,7 @@ impl<'a, F: Float> Event<'a, F> {
             Event::Backward(e) => &mut e.error,
             Event::TimeStep(e) => &mut e.error,
             Event::Update(e) => &mut e.error,
+            Event::Gate(e) => &mut e.error,
         };
         slot.get_or_insert(error);
     }
@@ -93,6 +101,7 @@ impl<'a, F: Float> Event<'a, F> {
             Event::Backward(e) => e.error.take(),
             Event::TimeStep(e) => e.error.take(),
             Event::Update(e) => e.error.take(),
+            Event::Gate(e) => e.error.take(),
         }
     }
 }
@@ -198,6 +207,69 @@ pub struct UpdateEvent<'a, F: Float> {
     pub step: u64,
     /// How far each of the layer's parameters moved, in visiting order.
     pub updates: &'a [ParamUpdate],
+    pub(crate) error: Option<Error>,
+}
+
+/// A gate computed inside a layer, which the events of the layer's children do not show: the
+/// transform gate `T(x) = σ(W_T x + b_T)` of a [`crate::Highway`] layer (its child `"gate"` is
+/// the linear part, whose events carry `W_T x + b_T` and its gradient), in forward; in backward
+/// also dL/dT, the gradient of the loss with respect to the gate's value.
+///
+/// A layer emits it from inside its pass, before its own [`ForwardEvent`] / [`BackwardEvent`]
+/// (after those of its children), and only when hooks observe the pass: with no hook attached
+/// nothing is computed or copied (dL/dT is computed, into a buffer reused from step to step, only
+/// for an observed backward pass). It is read-only.
+///
+/// ```
+/// use gradflow::{Mode, Network, Sequential};
+/// use gradflow::activation::Relu;
+/// use gradflow::hooks::{Direction, Event};
+/// use ndarray::Array2;
+/// use rand::SeedableRng;
+///
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let mut net = Network::new(Sequential::<f32>::builder(4).repeat_highway(3, Relu, -2.0).build(&mut rng)?);
+/// // The mean of T(x) and ‖dL/dT‖ of every highway layer.
+/// let mut seen = Vec::new();
+/// let (result, _) = net.with_hook(
+///     |event: &mut Event<'_, f32>| {
+///         if let Event::Gate(g) = event {
+///             let mean = g.value.mean().unwrap();
+///             let grad_norm = g.grad.map(|d| d.iter().map(|v| v * v).sum::<f32>().sqrt());
+///             seen.push((g.path.to_string(), g.pass, mean, grad_norm));
+///         }
+///     },
+///     |net| {
+///         net.forward(Array2::ones((2, 4)).view(), Mode::Train)?;
+///         net.backward(Array2::ones((2, 4)).view())
+///     },
+/// );
+/// result?;
+/// let order: Vec<(&str, Direction)> = seen.iter().map(|(p, d, _, _)| (p.as_str(), *d)).collect();
+/// use Direction::{Backward, Forward};
+/// assert_eq!(order, [("0", Forward), ("1", Forward), ("2", Forward), ("2", Backward), ("1", Backward), ("0", Backward)]);
+/// assert!(seen.iter().all(|&(_, pass, mean, grad)| mean > 0.0 && mean < 0.5 && grad.is_some() == (pass == Backward)));
+/// # Ok::<(), gradflow::Error>(())
+/// ```
+pub struct GateEvent<'a, F: Float> {
+    /// Dotted path of the layer that computed the gate, e.g. `"3"`.
+    pub path: &'a str,
+    /// The layer number (see [`Event::layer_number`]).
+    pub layer_number: Option<usize>,
+    /// The layer that computed the gate.
+    pub layer: &'a dyn Layer<F>,
+    /// The step (see [`Event::step`]).
+    pub step: u64,
+    /// The pass: forward, or backward (when `grad` is known).
+    pub pass: super::Direction,
+    /// Which gate, and its non-linearity (`"T"`, [`super::GateFunction::Sigmoid`], for a highway
+    /// layer).
+    pub gate: super::Gate,
+    /// The gate's values, `(batch, width)`: `T(x)` for a highway layer.
+    pub value: ArrayView2<'a, F>,
+    /// dL/d(value), `(batch, width)`, in backward only: for a highway layer
+    /// `dL/dT = dL/dy ⊙ (H(x) − x)`.
+    pub grad: Option<ArrayView2<'a, F>>,
     pub(crate) error: Option<Error>,
 }
 

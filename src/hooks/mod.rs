@@ -4,7 +4,10 @@
 //! layer's dotted path (`"12"`, `"3.branch.1"`), its kind, and the arrays that flow through it.
 //! Any `FnMut(&mut Event<F>)` closure is a hook. When the optimizer is stepped through
 //! [`crate::Network::step`], hooks that ask for it ([`Hook::wants_updates`], [`WithUpdates`])
-//! also receive an [`UpdateEvent`] per layer with how far each parameter moved.
+//! also receive an [`UpdateEvent`] per layer with how far each parameter moved. Values computed
+//! inside a layer that matter for gradient flow come in events of their own: a highway layer's
+//! gate `T(x)` and dL/dT in a [`GateEvent`], a recurrent layer's states and gate activations at
+//! every time step in a [`TimeStepEvent`].
 //!
 //! Events are emitted in one place only: containers call [`Context::forward_child`] and
 //! [`Context::backward_child`] for each child. When no hook is attached, the context carries
@@ -66,7 +69,7 @@ mod time_step;
 
 pub use channel_stats::ChannelStats;
 pub use context::Context;
-pub use event::{BackwardEvent, Event, ForwardEvent, ParamUpdate, UpdateEvent};
+pub use event::{BackwardEvent, Event, ForwardEvent, GateEvent, ParamUpdate, UpdateEvent};
 pub(crate) use lent::{LentHook, collect as collect_lent, lend};
 pub use nonfinite::{Direction, NonFiniteDetector, NonFiniteReport};
 pub use numbering::layer_numbers;

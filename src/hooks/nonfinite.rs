@@ -276,6 +276,9 @@ impl<F: Float> Hook<F> for NonFiniteDetector {
             // Optimizers refuse non-finite gradients before any update; a weight that overflows
             // shows in the outputs of the next forward pass.
             Event::Update(_) => None,
+            // A non-finite gate shows in the layer's output (forward) or input gradient
+            // (backward), checked at the layer's own event right after.
+            Event::Gate(_) => None,
         };
         if let Some(found) = found {
             if self.fail_fast {

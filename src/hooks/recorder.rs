@@ -496,6 +496,8 @@ impl<F: Float> Hook<F> for Recorder {
             // Time steps are recorded by `recurrent::TimeStepRecorder`.
             Event::TimeStep(_) => {}
             Event::Update(e) => self.on_update(e),
+            // Gates inside a layer (a highway layer's T(x)) are for hooks that look for them.
+            Event::Gate(_) => {}
         }
     }
 

@@ -9,7 +9,7 @@ use rand::RngCore;
 use super::{Linear, LinearConfig};
 use crate::activation::stable_sigmoid as sigmoid;
 use crate::activation::{Act, Activation, Relu};
-use crate::hooks::Context;
+use crate::hooks::{Context, Direction, Gate, GateFunction};
 use crate::init::{Initializer, LinearDefault};
 use crate::layer::{Layer, Mode, check_shape, ensure_shape};
 use crate::param::{ParamView, ParamViewMut};
@@ -125,6 +125,7 @@ impl<F: Float> HighwayConfig<F> {
             grad_h_pre: Array2::zeros((0, 0)),
             grad_t_pre: Array2::zeros((0, 0)),
             grad_x_transform: Array2::zeros((0, 0)),
+            grad_t: Array2::zeros((0, 0)),
             forward_batch: None,
         })
     }
@@ -160,6 +161,12 @@ impl<F: Float> HighwayConfig<F> {
 /// `dH = dy ⊙ T`, `dT_pre = dy ⊙ (H − x) ⊙ T(1 − T)`, and
 /// `dx = dy ⊙ (1 − T) + W_Hᵀ(dH ⊙ act′) + W_Tᵀ dT_pre`.
 ///
+/// # Hooks
+/// Besides the events of its children, the layer shows hooks the gate itself in a
+/// [`crate::hooks::GateEvent`] (gate `"T"`): `T(x)` after its forward pass, and `T(x)` with
+/// `dL/dT = dy ⊙ (H − x)` after its backward pass. The gate of the last forward pass is also
+/// [`Highway::last_gate`].
+///
 /// ```
 /// use gradflow::{Highway, HighwayConfig, Layer};
 /// use gradflow::activation::Tanh;
@@ -187,8 +194,13 @@ pub struct Highway<F: Float> {
     grad_h_pre: Array2<F>,
     grad_t_pre: Array2<F>,
     grad_x_transform: Array2<F>,
+    /// dL/dT, computed for observed backward passes only (shown in [`crate::hooks::GateEvent`]).
+    grad_t: Array2<F>,
     forward_batch: Option<usize>,
 }
+
+/// The gate a highway layer shows hooks in its [`crate::hooks::GateEvent`]s.
+const GATE: Gate = Gate { name: "T", function: GateFunction::Sigmoid };
 
 impl<F: Float> std::fmt::Debug for Highway<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -306,6 +318,8 @@ impl<F: Float> Layer<F> for Highway<F> {
                 .and(&self.t)
                 .for_each(|y, &x, &h, &t| *y = x + t * (h - x)),
         }
+        let this = &*self;
+        ctx.emit_gate(this, Direction::Forward, GATE, this.t.view(), None)?;
         self.forward_batch = Some(dim.0);
         Ok(())
     }
@@ -390,6 +404,17 @@ impl<F: Float> Layer<F> for Highway<F> {
                     .and(&self.t)
                     .for_each(|dx, &dxh, &dy, &t| *dx += dxh + dy * (F::one() - t)),
             }
+        }
+        if ctx.is_observed() {
+            // dL/dT = dy ⊙ (H − x), for the hooks only.
+            ensure_shape(&mut self.grad_t, dim);
+            Zip::from(&mut self.grad_t)
+                .and(&grad_output)
+                .and(&self.h)
+                .and(&input)
+                .for_each(|dt, &dy, &h, &x| *dt = dy * (h - x));
+            let this = &*self;
+            ctx.emit_gate(this, Direction::Backward, GATE, this.t.view(), Some(this.grad_t.view()))?;
         }
         Ok(())
     }
