@@ -14,8 +14,17 @@ use crate::optim::Optimizer;
 use crate::param::{BufferView, BufferViewMut, ParamView, ParamViewMut};
 use crate::{Error, Float, Result};
 
-/// A [`Sequential`] model with the buffers for its input, output and input gradient, the hooks
-/// attached to it, and a step counter.
+/// A model with the buffers for its input, output and input gradient, the hooks attached to it,
+/// and a step counter.
+///
+/// The model is a [`Sequential`] by default, and can be any [`Layer`] — a
+/// [`crate::recurrent::SequenceModel`], a single [`crate::Highway`] layer, … —:
+/// `Network::new(model)` wraps it, and its children are the top-level layers of the network's
+/// paths, hooks and layer numbers (`"rnn"`, `"head"`, `"rnn"`'s time steps). The
+/// [`crate::train::Trainer`] and [`crate::theory::network_jacobian`] take a network of a
+/// [`Sequential`]. Hooks see the model's descendants, not the model itself: a model without
+/// children (a single `Linear`) trains, but shows hooks nothing; put it in a [`Sequential`] to
+/// observe it.
 ///
 /// # Steps
 /// The step counter counts backward passes from 0: the first training step is step 0 (its
@@ -43,8 +52,8 @@ use crate::{Error, Float, Result};
 /// net.backward(Array2::ones((2, 3)).view()).unwrap();
 /// assert_eq!(net.step_count(), 1);
 /// ```
-pub struct Network<F: Float> {
-    model: Sequential<F>,
+pub struct Network<F: Float, M: Layer<F> = Sequential<F>> {
+    model: M,
     input: Array2<F>,
     output: Array2<F>,
     grad_input: Array2<F>,
@@ -75,7 +84,7 @@ struct SavedBuffers<F> {
 
 impl<F: Float> SavedBuffers<F> {
     /// Copies every buffer of `model` (no allocation once the vectors have grown to size).
-    fn save(&mut self, model: &Sequential<F>) {
+    fn save(&mut self, model: &dyn Layer<F>) {
         self.tensors.clear();
         self.counts.clear();
         let (tensors, counts) = (&mut self.tensors, &mut self.counts);
@@ -86,7 +95,7 @@ impl<F: Float> SavedBuffers<F> {
     }
 
     /// Writes the saved values back into `model`'s buffers.
-    fn restore(&self, model: &mut Sequential<F>) {
+    fn restore(&self, model: &mut dyn Layer<F>) {
         let (mut tensors, mut counts) = (self.tensors.iter(), self.counts.iter());
         model.visit_buffers_mut(&mut |b| match b {
             BufferViewMut::Tensor { mut value, .. } => {
@@ -109,7 +118,7 @@ fn run_pass(parallel: bool, pass: impl FnOnce() -> Result<()> + Send) -> Result<
     Ok(crate::threads::split_count() != splits)
 }
 
-impl<F: Float> std::fmt::Debug for Network<F> {
+impl<F: Float, M: Layer<F> + std::fmt::Debug> std::fmt::Debug for Network<F, M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Network")
             .field("model", &self.model)
@@ -141,7 +150,7 @@ impl<'n, F: Float> Observed<'n, F> {
         hooks: &'n mut HookSet<F>,
         lent: &'n mut Vec<LentHook<F>>,
         numbering: &'n mut Numbering,
-        model: &Sequential<F>,
+        model: &dyn Layer<F>,
     ) -> Self {
         collect_lent(id, lent);
         if !hooks.is_empty() || !lent.is_empty() {
@@ -167,8 +176,36 @@ impl<F: Float> Drop for Observed<'_, F> {
 }
 
 impl<F: Float> Network<F> {
-    /// Wraps a model.
-    pub fn new(model: Sequential<F>) -> Self {
+    /// Forgets the last forward pass, so that the next backward pass is refused until a new
+    /// forward pass has run (used by [`crate::theory::network_jacobian`], whose passes overwrite
+    /// the layers' caches).
+    pub(crate) fn invalidate_forward(&mut self) {
+        self.forward_done = false;
+        self.model.invalidate_forward();
+    }
+}
+
+impl<F: Float, M: Layer<F>> Network<F, M> {
+    /// Wraps a model: a [`Sequential`], or any other [`Layer`] (see [`Network`]).
+    ///
+    /// ```
+    /// use gradflow::{Linear, Mode, Network};
+    /// use gradflow::recurrent::{GruConfig, Readout, SequenceLayer, SequenceModel};
+    /// use ndarray::Array2;
+    /// use rand::SeedableRng;
+    ///
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let gru = GruConfig::new(2, 8).build::<f32>(&mut rng)?;
+    /// let model = SequenceModel::new(gru, Readout::LastStep, Linear::new(8, 1, &mut rng)?)?;
+    /// let mut net = Network::new(model); // a Network<f32, SequenceModel<f32>>
+    /// let y = net.forward(Array2::from_elem((3, 5 * 2), 0.5).view(), Mode::Train)?; // 5 steps
+    /// assert_eq!(y.dim(), (3, 1));
+    /// net.backward(Array2::ones((3, 1)).view())?;
+    /// assert_eq!(net.layer::<SequenceLayer<f32>>("rnn")?.recurrent().hidden_size(), 8);
+    /// assert_eq!(net.model().head().describe(), "Linear(8→1)");
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    pub fn new(model: M) -> Self {
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Network {
             model,
@@ -188,17 +225,17 @@ impl<F: Float> Network<F> {
     }
 
     /// The model.
-    pub fn model(&self) -> &Sequential<F> {
+    pub fn model(&self) -> &M {
         &self.model
     }
 
     /// The model, mutably (for optimizers, clipping, editing weights).
-    pub fn model_mut(&mut self) -> &mut Sequential<F> {
+    pub fn model_mut(&mut self) -> &mut M {
         &mut self.model
     }
 
     /// Unwraps the model.
-    pub fn into_model(self) -> Sequential<F> {
+    pub fn into_model(self) -> M {
         self.model
     }
 
@@ -224,7 +261,7 @@ impl<F: Float> Network<F> {
     /// # Errors
     /// [`Error::NoSuchLayer`] or [`Error::WrongLayerType`] naming the path.
     pub fn layer<T: Layer<F>>(&self, path: &str) -> Result<&T> {
-        self.model.layer(path)
+        crate::layers::find_typed::<F, T>(&self.model, path)
     }
 
     /// The layer at a dotted path as its concrete type `T`, mutably. See [`Network::layer`].
@@ -232,7 +269,7 @@ impl<F: Float> Network<F> {
     /// # Errors
     /// As [`Network::layer`].
     pub fn layer_mut<T: Layer<F>>(&mut self, path: &str) -> Result<&mut T> {
-        self.model.layer_mut(path)
+        crate::layers::find_typed_mut::<F, T>(&mut self.model, path)
     }
 
     /// Runs the model on `input` (`(batch, features)`) and returns its output. The input is
@@ -277,14 +314,6 @@ impl<F: Float> Network<F> {
         self.forward_step = step;
         self.forward_done = true;
         Ok(self.output.view())
-    }
-
-    /// Forgets the last forward pass, so that the next backward pass is refused until a new
-    /// forward pass has run (used by [`crate::theory::network_jacobian`], whose passes overwrite
-    /// the layers' caches).
-    pub(crate) fn invalidate_forward(&mut self) {
-        self.forward_done = false;
-        self.model.invalidate_forward();
     }
 
     /// The output of the last forward pass.

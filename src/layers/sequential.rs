@@ -213,40 +213,7 @@ impl<F: Float> Sequential<F> {
     /// # Errors
     /// [`Error::NoSuchLayer`] naming the path.
     pub fn layer_dyn(&self, path: &str) -> Result<&dyn Layer<F>> {
-        let missing = |reason: String| Error::NoSuchLayer { path: path.to_string(), reason };
-        if path.is_empty() {
-            return Err(missing(
-                "the path is empty; a path names a child, e.g. `3`, `fc1` or `3.branch.0`".into(),
-            ));
-        }
-        let mut parts = path.split('.');
-        let first = parts.next().unwrap_or_default();
-        let Some(index) = self.index_of(first) else {
-            let children = child_list(self);
-            return Err(missing(format!("the model has no child `{first}`; its children are {children}")));
-        };
-        let mut layer: &dyn Layer<F> = self.layers[index].as_ref();
-        let mut reached = first.len();
-        for part in parts {
-            let Some(child) = child_named(layer, part) else {
-                let parent = &path[..reached];
-                let mut children = 0;
-                layer.visit_children(&mut |_, _| children += 1);
-                let reason = if children == 0 {
-                    format!("`{parent}` is {}, which has no children", layer.describe())
-                } else {
-                    let children = child_list(layer);
-                    format!(
-                        "`{parent}` ({}) has no child `{part}`; its children are {children}",
-                        layer.describe()
-                    )
-                };
-                return Err(missing(reason));
-            };
-            layer = child;
-            reached += 1 + part.len();
-        }
-        Ok(layer)
+        find_layer::<F>(self, path)
     }
 
     /// The layer at a dotted path such as `"3"`, `"fc1"` or `"2.branch.0"` as its concrete type
@@ -282,8 +249,7 @@ impl<F: Float> Sequential<F> {
     /// children there are), [`Error::WrongLayerType`] when the layer there is not a `T` (naming
     /// its kind and description).
     pub fn layer<T: Layer<F>>(&self, path: &str) -> Result<&T> {
-        let layer = self.layer_dyn(path)?;
-        layer.downcast_ref::<T>().ok_or_else(|| wrong_type::<F, T>(path, layer))
+        find_typed::<F, T>(self, path)
     }
 
     /// The layer at a dotted path as its concrete type `T`, mutably (e.g. to change a
@@ -292,15 +258,7 @@ impl<F: Float> Sequential<F> {
     /// # Errors
     /// As [`Sequential::layer`].
     pub fn layer_mut<T: Layer<F>>(&mut self, path: &str) -> Result<&mut T> {
-        // Checked immutably first, for the error messages; the same walk then finds it mutably.
-        self.layer::<T>(path).map(|_| ())?;
-        let layer = self.layer_at_mut(path);
-        layer.and_then(|l| l.downcast_mut::<T>()).ok_or_else(|| Error::NoSuchLayer {
-            path: path.to_string(),
-            reason: "the layer was found but not reached mutably (a container's `child_mut` disagrees with \
-                     its `visit_children`)"
-                .into(),
-        })
+        find_typed_mut::<F, T>(self, path)
     }
 
     /// Forgets the last forward pass, so that the next backward pass is refused until a new
@@ -331,6 +289,72 @@ impl std::fmt::Display for Label<'_> {
             None => write!(f, "{}", self.0),
         }
     }
+}
+
+/// The layer at the dotted `path` under `root` (each segment a child's name, as
+/// [`Layer::visit_children`] gives it), or an error naming the path, the segment not found and
+/// the children there are.
+pub(crate) fn find_layer<'a, F: Float>(root: &'a dyn Layer<F>, path: &str) -> Result<&'a dyn Layer<F>> {
+    let missing = |reason: String| Error::NoSuchLayer { path: path.to_string(), reason };
+    if path.is_empty() {
+        return Err(missing(
+            "the path is empty; a path names a child, e.g. `3`, `fc1` or `3.branch.0`".into(),
+        ));
+    }
+    let mut layer = root;
+    // The length of the path walked so far (0 at the root).
+    let mut reached = 0;
+    for part in path.split('.') {
+        let Some(child) = child_named(layer, part) else {
+            let mut children = 0;
+            layer.visit_children(&mut |_, _| children += 1);
+            let reason = match (reached, children) {
+                (0, 0) => format!("the model is {}, which has no children", layer.describe()),
+                (0, _) => format!("the model has no child `{part}`; its children are {}", child_list(layer)),
+                (_, 0) => format!("`{}` is {}, which has no children", &path[..reached], layer.describe()),
+                _ => format!(
+                    "`{}` ({}) has no child `{part}`; its children are {}",
+                    &path[..reached],
+                    layer.describe(),
+                    child_list(layer)
+                ),
+            };
+            return Err(missing(reason));
+        };
+        layer = child;
+        reached += if reached == 0 { part.len() } else { 1 + part.len() };
+    }
+    Ok(layer)
+}
+
+/// The layer at `path` under `root`, mutably (found through [`Layer::child_mut`]).
+fn find_layer_mut<'a, F: Float>(root: &'a mut dyn Layer<F>, path: &str) -> Option<&'a mut dyn Layer<F>> {
+    let mut layer = root;
+    for part in path.split('.') {
+        layer = layer.child_mut(part)?;
+    }
+    Some(layer)
+}
+
+/// The layer at `path` under `root` as a `T` (see [`Sequential::layer`]).
+pub(crate) fn find_typed<'a, F: Float, T: Layer<F>>(root: &'a dyn Layer<F>, path: &str) -> Result<&'a T> {
+    let layer = find_layer(root, path)?;
+    layer.downcast_ref::<T>().ok_or_else(|| wrong_type::<F, T>(path, layer))
+}
+
+/// The layer at `path` under `root` as a `T`, mutably (see [`Sequential::layer_mut`]).
+pub(crate) fn find_typed_mut<'a, F: Float, T: Layer<F>>(
+    root: &'a mut dyn Layer<F>,
+    path: &str,
+) -> Result<&'a mut T> {
+    // Checked immutably first, for the error messages; the same walk then finds it mutably.
+    find_typed::<F, T>(&*root, path).map(|_| ())?;
+    find_layer_mut(root, path).and_then(|l| l.downcast_mut::<T>()).ok_or_else(|| Error::NoSuchLayer {
+        path: path.to_string(),
+        reason: "the layer was found but not reached mutably (a container's `child_mut` disagrees with its \
+                 `visit_children`)"
+            .into(),
+    })
 }
 
 /// The error for a layer at `path` that is not a `T`.
