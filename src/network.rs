@@ -1,6 +1,6 @@
 //! [`Network`]: a model ready to train — its buffers, its hooks and its step counter.
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView2, ArrayView3};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -12,6 +12,7 @@ use crate::layer::{Layer, Mode, ensure_shape};
 use crate::layers::Sequential;
 use crate::optim::Optimizer;
 use crate::param::{BufferView, BufferViewMut, ParamView, ParamViewMut};
+use crate::recurrent::{SequenceLayer, SequenceLayout, SequenceModel};
 use crate::{Error, Float, Result};
 
 /// A model with the buffers for its input, output and input gradient, the hooks attached to it,
@@ -57,6 +58,10 @@ pub struct Network<F: Float, M: Layer<F> = Sequential<F>> {
     input: Array2<F>,
     output: Array2<F>,
     grad_input: Array2<F>,
+    /// dL/d(output) given as a sequence, copied into rows ([`Network::backward_sequence`]).
+    grad_rows: Array2<F>,
+    /// The number of time steps of the last pass, when it was a [`Network::forward_sequence`].
+    sequence_steps: Option<usize>,
     hooks: HookSet<F>,
     /// Identifies this network to the hooks lent with [`Network::with_hook`].
     id: u64,
@@ -212,6 +217,8 @@ impl<F: Float, M: Layer<F>> Network<F, M> {
             input: Array2::zeros((0, 0)),
             output: Array2::zeros((0, 0)),
             grad_input: Array2::zeros((0, 0)),
+            grad_rows: Array2::zeros((0, 0)),
+            sequence_steps: None,
             hooks: HookSet::new(),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             lent: Vec::new(),
@@ -281,8 +288,121 @@ impl<F: Float, M: Layer<F>> Network<F, M> {
     /// counters) as it was before the pass, whichever layer or hook failed.
     pub fn forward(&mut self, input: ArrayView2<'_, F>, mode: Mode) -> Result<ArrayView2<'_, F>> {
         self.forward_done = false;
+        self.sequence_steps = None;
         ensure_shape(&mut self.input, input.dim());
         crate::elementwise::assign_array(&mut self.input.view_mut(), &input);
+        self.run_forward(mode)
+    }
+
+    /// Runs the model on a sequence in PyTorch's layout — `(T, B, F)`, or `(B, T, F)` with
+    /// [`SequenceLayout::BatchFirst`] (`batch_first=True`) — for a model that takes sequences as
+    /// rows `(B, T·F)` (a [`crate::recurrent::SequenceModel`] or
+    /// [`crate::recurrent::SequenceLayer`], alone or first in a [`Sequential`]). The sequence is
+    /// copied into the rows the model reads (a buffer reused from pass to pass); the output is
+    /// the model's rows, which [`Network::output_sequence`] shows in `layout` for a model with
+    /// a [`crate::recurrent::Readout::EveryStep`] readout.
+    ///
+    /// ```
+    /// use gradflow::{Linear, Mode, Network};
+    /// use gradflow::recurrent::{LstmConfig, Readout, SequenceLayout, SequenceModel, sequence_to_rows};
+    /// use ndarray::Array3;
+    /// use rand::SeedableRng;
+    ///
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let lstm = LstmConfig::new(3, 8).build::<f64>(&mut rng)?;
+    /// let mut net = Network::new(SequenceModel::new(lstm, Readout::EveryStep, Linear::new(8, 2, &mut rng)?)?);
+    /// let x = Array3::from_shape_fn((5, 4, 3), |(t, b, f)| (t + 2 * b + 3 * f) as f64 / 10.0); // (T, B, F)
+    /// net.forward_sequence(x.view(), SequenceLayout::TimeMajor, Mode::Eval)?;
+    /// let y = net.output_sequence(SequenceLayout::TimeMajor)?.to_owned(); // (T, B, 2)
+    /// assert_eq!(y.dim(), (5, 4, 2));
+    /// // The same as the rows layout.
+    /// let rows = net.forward(sequence_to_rows(x.view()).view(), Mode::Eval)?.to_owned();
+    /// assert_eq!(sequence_to_rows(y.view()), rows);
+    /// // dL/dy in the same layout.
+    /// net.forward_sequence(x.view(), SequenceLayout::TimeMajor, Mode::Train)?;
+    /// net.backward_sequence(Array3::ones((5, 4, 2)).view(), SequenceLayout::TimeMajor)?;
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] naming the expected layout when the model is (or starts with) a
+    /// [`crate::recurrent::SequenceModel`] or [`crate::recurrent::SequenceLayer`] whose input
+    /// size is not the sequence's number of features; otherwise as [`Network::forward`].
+    pub fn forward_sequence(
+        &mut self,
+        sequence: ArrayView3<'_, F>,
+        layout: SequenceLayout,
+        mode: Mode,
+    ) -> Result<ArrayView2<'_, F>> {
+        self.forward_done = false;
+        self.sequence_steps = None;
+        let time_major = layout.time_major(sequence);
+        let (steps, batch, features) = time_major.dim();
+        if let Some(expected) = sequence_input_size(&self.model)
+            && expected != features
+        {
+            let expected = match layout {
+                SequenceLayout::TimeMajor => format!("(time, batch, {expected})"),
+                SequenceLayout::BatchFirst => format!("(batch, time, {expected})"),
+            };
+            return Err(Error::shape("Network", "input sequence", expected, sequence.shape()));
+        }
+        ensure_shape(&mut self.input, (batch, steps * features));
+        crate::recurrent::layout::write_rows(time_major, &mut self.input);
+        self.run_forward(mode)?;
+        self.sequence_steps = Some(steps);
+        Ok(self.output.view())
+    }
+
+    /// The output of the last [`Network::forward_sequence`] as a sequence in `layout`, without
+    /// copying: rows `(B, T·H)` seen as `(T, B, H)` or `(B, T, H)`, for a model that returns
+    /// every step's output (a [`crate::recurrent::Readout::EveryStep`] readout).
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when the last pass was not a [`Network::forward_sequence`] or
+    /// its output is not `T` steps wide (a [`crate::recurrent::Readout::LastStep`] model
+    /// returns `(B, out)`: use [`Network::output`]).
+    pub fn output_sequence(&self, layout: SequenceLayout) -> Result<ArrayView3<'_, F>> {
+        let width = self.output.ncols();
+        let steps = match self.sequence_steps {
+            Some(steps) if self.forward_done && steps > 0 && width.is_multiple_of(steps) && width > 0 => {
+                steps
+            }
+            _ => {
+                return Err(Error::shape(
+                    "Network",
+                    "output sequence",
+                    "(batch, time · features) from a forward_sequence pass over time steps",
+                    self.output.shape(),
+                ));
+            }
+        };
+        crate::recurrent::rows_as_sequence(self.output.view(), width / steps, layout)
+    }
+
+    /// Backpropagates dL/d(output) given as a sequence in `layout` (`(T, B, H)` or `(B, T, H)`,
+    /// as [`Network::output_sequence`] shows the output), like [`Network::backward`]. The
+    /// gradient is copied into rows (a buffer reused from step to step).
+    ///
+    /// # Errors
+    /// As [`Network::backward`]; a shape mismatch when the gradient does not match the output.
+    pub fn backward_sequence(
+        &mut self,
+        grad_output: ArrayView3<'_, F>,
+        layout: SequenceLayout,
+    ) -> Result<()> {
+        let time_major = layout.time_major(grad_output);
+        let (steps, batch, features) = time_major.dim();
+        let mut rows = std::mem::take(&mut self.grad_rows);
+        ensure_shape(&mut rows, (batch, steps * features));
+        crate::recurrent::layout::write_rows(time_major, &mut rows);
+        let result = self.backward_impl(rows.view(), false);
+        self.grad_rows = rows;
+        result
+    }
+
+    /// Runs the forward pass on `self.input`.
+    fn run_forward(&mut self, mode: Mode) -> Result<ArrayView2<'_, F>> {
         let step = self.step;
         let mut observed =
             Observed::new(self.id, &mut self.hooks, &mut self.lent, &mut self.numbering, &self.model);
@@ -572,6 +692,19 @@ impl<F: Float, M: Layer<F>> Network<F, M> {
     pub fn named_parameters(&self) -> Vec<(String, ParamView<'_, F>)> {
         named_parameters(&self.model)
     }
+}
+
+/// The input size of the recurrent layer that reads a model's input, when the model is (or
+/// starts with) a sequence model or layer.
+fn sequence_input_size<F: Float>(model: &dyn Layer<F>) -> Option<usize> {
+    if let Some(m) = model.downcast_ref::<SequenceModel<F>>() {
+        return Some(m.recurrent().input_size());
+    }
+    if let Some(l) = model.downcast_ref::<SequenceLayer<F>>() {
+        return Some(l.recurrent().input_size());
+    }
+    let first = model.downcast_ref::<Sequential<F>>()?.get(0)?;
+    sequence_input_size(first)
 }
 
 /// Every buffer of `layer` and its descendants (e.g. `"1.running_mean"`) with its dotted name,

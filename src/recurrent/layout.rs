@@ -5,6 +5,69 @@ use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
 
 use crate::{Error, Float, Result};
 
+/// How a sequence is laid out in a 3-D array: PyTorch's `batch_first` flag.
+///
+/// Rows `(B, T·F)`, the layout in which sequences go through layers, are the batch-first layout
+/// `(B, T, F)` reshaped (for free); time-major sequences are copied into rows (see
+/// [`crate::Network::forward_sequence`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+pub enum SequenceLayout {
+    /// `(T, B, F)`: time first, PyTorch's default (`batch_first=False`).
+    #[default]
+    TimeMajor,
+    /// `(B, T, F)`: batch first (`batch_first=True`).
+    BatchFirst,
+}
+
+impl SequenceLayout {
+    /// The layout PyTorch's `batch_first` means: [`SequenceLayout::BatchFirst`] for `true`,
+    /// [`SequenceLayout::TimeMajor`] for `false`.
+    pub fn from_batch_first(batch_first: bool) -> Self {
+        if batch_first { SequenceLayout::BatchFirst } else { SequenceLayout::TimeMajor }
+    }
+
+    /// `sequence` in this layout seen as `(T, B, F)`, without copying.
+    pub fn time_major<'a, F>(self, sequence: ArrayView3<'a, F>) -> ArrayView3<'a, F> {
+        match self {
+            SequenceLayout::TimeMajor => sequence,
+            SequenceLayout::BatchFirst => sequence.permuted_axes([1, 0, 2]),
+        }
+    }
+}
+
+/// Rows `(B, T·F)` seen as a sequence in `layout`, without copying: `(T, B, F)` (a transposed
+/// view) or `(B, T, F)`.
+///
+/// ```
+/// use gradflow::recurrent::{SequenceLayout, rows_as_sequence};
+/// use ndarray::array;
+/// let rows = array![[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]]; // B = 1, T = 3, F = 2
+/// let seq = rows_as_sequence(rows.view(), 2, SequenceLayout::TimeMajor).unwrap();
+/// assert_eq!(seq, array![[[1.0, 2.0]], [[3.0, 4.0]], [[5.0, 6.0]]]);
+/// let seq = rows_as_sequence(rows.view(), 2, SequenceLayout::BatchFirst).unwrap();
+/// assert_eq!(seq, array![[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]]);
+/// ```
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] when the row width is not a positive multiple of `features`, or the
+/// rows are not in standard (row-major) layout.
+pub fn rows_as_sequence<F: Float>(
+    rows: ArrayView2<'_, F>,
+    features: usize,
+    layout: SequenceLayout,
+) -> Result<ArrayView3<'_, F>> {
+    let t_len = steps_in(|| "rows_as_sequence".into(), &rows, features)?;
+    let batch = rows.nrows();
+    let shape = rows.shape().to_vec();
+    let batch_first = rows.into_shape_with_order((batch, t_len, features)).map_err(|_| {
+        Error::shape("rows_as_sequence", "rows", "rows in standard (row-major) layout", &shape)
+    })?;
+    Ok(match layout {
+        SequenceLayout::BatchFirst => batch_first,
+        SequenceLayout::TimeMajor => batch_first.permuted_axes([1, 0, 2]),
+    })
+}
+
 /// Flattens a sequence `(T, B, F)` into rows `(B, T·F)`: row b is `[x_0[b], x_1[b], …]`, the
 /// sample's steps one after another (so a data set of sequences is an ordinary
 /// `(samples, features)` matrix).

@@ -29,7 +29,9 @@
 //! - In a network, through [`SequenceModel`] (a recurrent layer plus a head applied to the last
 //!   step or to every step) or [`SequenceLayer`], which are [`crate::Layer`]s: sequences are then
 //!   rows `(batch, time · features)` — see [`SequenceLayer`] for why — and every loss,
-//!   optimizer, hook and training helper of the crate applies unchanged. When hooks are
+//!   optimizer, hook and training helper of the crate applies unchanged; a
+//!   [`crate::Network`] also takes and returns sequences in PyTorch's `(T, B, F)` or, with
+//!   [`SequenceLayout::BatchFirst`], `(B, T, F)` ([`crate::Network::forward_sequence`]). When hooks are
 //!   attached they also receive a [`crate::hooks::TimeStepEvent`] per time step, which
 //!   [`TimeStepRecorder`] turns into gradient-by-time-lag and gate-saturation profiles.
 //!
@@ -68,7 +70,7 @@ pub(crate) mod time_step_recorder;
 
 pub use gru::{Gru, GruConfig};
 pub use init::{RecurrentInit, RecurrentInits};
-pub use layout::{rows_to_sequence, sequence_to_rows};
+pub use layout::{SequenceLayout, rows_as_sequence, rows_to_sequence, sequence_to_rows};
 pub use lstm::{Lstm, LstmConfig};
 pub use nonlinearity::Nonlinearity;
 pub use rnn::{Rnn, RnnConfig};
