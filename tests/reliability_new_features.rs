@@ -1,0 +1,186 @@
+//! Adversarial inputs for the features merged after the first reliability pass (issue 15):
+//! convolution layers and the image builder, training budgets, named layers and key maps, the
+//! JSON-lines recording reader and the theory module. Each test asserts the error variant, the
+//! field it names, and that nothing was changed; debug and release builds behave the same.
+
+use gradflow::data::{Dataset, TargetData};
+use gradflow::export::parse_recording_jsonl;
+use gradflow::io::{KeyMap, safetensors_bytes, safetensors_bytes_with};
+use gradflow::layers::{AdaptiveAvgPool2d, Conv2d, Conv2dConfig, ImageShape, Padding, ZeroPadShortcut};
+use gradflow::loss::{CrossEntropy, Reduction};
+use gradflow::ndarray::{Array1, Array2, Array4};
+use gradflow::optim::SgdConfig;
+use gradflow::train::{Progress, TrainConfig, Trainer};
+use gradflow::{Error, Linear, Network, Sequential};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+fn rng() -> StdRng {
+    StdRng::seed_from_u64(0)
+}
+
+/// The field of an [`Error::InvalidConfig`], or a panic naming what was returned instead.
+fn field_of(err: Error) -> &'static str {
+    match err {
+        Error::InvalidConfig { field, .. } => field,
+        other => panic!("expected InvalidConfig, got {other}"),
+    }
+}
+
+// ---- sizes ----------------------------------------------------------------------------------
+
+#[test]
+fn sizes_convolution_and_pooling_sizes_that_overflow_are_refused_before_allocating() {
+    // kH·kW = 2⁶⁴ overflows the size type: with 'same' padding the window fits a 1×1 image, and
+    // the fans (in·kH·kW) were computed before the weight's size was checked, so debug builds
+    // panicked ("attempt to multiply with overflow") and release builds wrapped.
+    let err = Conv2dConfig::new(1, 1, 1)
+        .kernel_size((1 << 32, 1 << 32))
+        .padding_mode(Padding::Same)
+        .build::<f32>((1, 1), &mut rng())
+        .unwrap_err();
+    assert_eq!(field_of(err), "weight");
+    let err = Conv2dConfig::new(1, 1, 1)
+        .kernel_size((usize::MAX, 2))
+        .padding_mode(Padding::Same)
+        .build::<f32>((1, 1), &mut rng())
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidConfig { .. } | Error::ShapeMismatch { .. }), "{err}");
+
+    // 2⁴⁰ output channels of a zero-padding shortcut: the output images were never checked, and
+    // the first forward pass asked for terabytes.
+    let err = ZeroPadShortcut::<f32>::new(ImageShape::new(1, 1, 1), 1 << 40, 1).unwrap_err();
+    assert_eq!(field_of(err), "out_channels");
+    let err = ZeroPadShortcut::<f32>::new(ImageShape::new(4, 2, 2), usize::MAX, 1).unwrap_err();
+    assert!(err.to_string().contains("usize::MAX"), "{err}");
+
+    // An adaptive pool to 2²⁰ × 2²⁰ bins: likewise.
+    let err = AdaptiveAvgPool2d::<f32>::new(ImageShape::new(3, 4, 4), (1 << 20, 1 << 20)).unwrap_err();
+    assert_eq!(field_of(err), "output_size");
+    let err = AdaptiveAvgPool2d::<f32>::new(ImageShape::new(3, 4, 4), (usize::MAX, usize::MAX)).unwrap_err();
+    assert_eq!(field_of(err), "output_size");
+    // The same limits hold through the image builder, naming the step.
+    let err = Sequential::<f32>::image_builder(ImageShape::new(1, 2, 2))
+        .basic_block(1 << 40, 1, gradflow::layers::ShortcutKind::ZeroPad)
+        .build(&mut rng())
+        .unwrap_err();
+    assert!(err.to_string().starts_with('0'), "{err}");
+}
+
+// ---- settings -------------------------------------------------------------------------------
+
+#[test]
+fn settings_a_convolution_from_non_finite_weights_is_refused_like_a_linear_layer() {
+    let input = ImageShape::new(1, 3, 3);
+    let mut weight = Array4::<f32>::ones((2, 1, 2, 2));
+    weight[[1, 0, 1, 1]] = f32::NAN;
+    let err = Conv2d::from_weights(weight, None, input, &Conv2dConfig::new(1, 2, 2)).unwrap_err();
+    assert_eq!(field_of(err), "weight");
+    let bias = Array1::from(vec![0.0, f32::INFINITY]);
+    let err =
+        Conv2d::from_weights(Array4::ones((2, 1, 2, 2)), Some(bias), input, &Conv2dConfig::new(1, 2, 2))
+            .unwrap_err();
+    assert_eq!(field_of(err), "bias");
+    // Finite arrays still build.
+    assert!(
+        Conv2d::from_weights(Array4::<f32>::ones((2, 1, 2, 2)), None, input, &Conv2dConfig::new(1, 2, 2))
+            .is_ok()
+    );
+}
+
+// ---- training budgets -----------------------------------------------------------------------
+
+fn tiny_data() -> Dataset<f32> {
+    let inputs = Array2::from_shape_fn((8, 2), |(i, j)| (i * 2 + j) as f32 / 8.0);
+    Dataset::new(inputs, TargetData::Classes((0..8).map(|i| i % 2).collect())).unwrap()
+}
+
+#[test]
+fn budgets_huge_epoch_and_step_budgets_train_until_stopped_instead_of_aborting() {
+    // Room for the whole history was reserved up front: `Vec::with_capacity(usize::MAX)`
+    // panicked with "capacity overflow" (or aborted on allocation) before the first step.
+    for config in [
+        TrainConfig::steps(u64::MAX, 4),
+        TrainConfig::new(usize::MAX, 4),
+        TrainConfig::new(1 << 40, 4).max_steps(1 << 50),
+        TrainConfig::steps(u64::MAX, 4).replacement(true),
+    ] {
+        let mut model = Sequential::new();
+        model.push(Linear::<f32>::new(2, 2, &mut rng()).unwrap());
+        let mut net = Network::new(model);
+        let mut sgd = SgdConfig::new(0.1).build().unwrap();
+        let trainer = Trainer::new(config.progress(Progress::Silent)).unwrap();
+        let mut seen = 0;
+        let err = trainer
+            .fit_with(&mut net, &mut sgd, &CrossEntropy::new(Reduction::Mean), &tiny_data(), None, |_, _| {
+                seen += 1;
+                if seen == 5 { Err(Error::config("test", "stop", "enough")) } else { Ok(()) }
+            })
+            .unwrap_err();
+        assert_eq!(field_of(err), "stop");
+        assert_eq!(seen, 5);
+        assert_eq!(net.step_count(), 5);
+    }
+}
+
+// ---- names ----------------------------------------------------------------------------------
+
+#[test]
+fn names_bad_layer_names_and_colliding_key_maps_are_refused_with_nothing_changed() {
+    let mut model = Sequential::<f32>::new();
+    model.push(Linear::new(2, 2, &mut rng()).unwrap());
+    for bad in ["", "a.b", "5", ".", "01"] {
+        let before = model.len();
+        assert_eq!(
+            field_of(model.push_named(bad, Linear::new(2, 2, &mut rng()).unwrap()).err().unwrap()),
+            "name"
+        );
+        assert_eq!(model.len(), before);
+    }
+    model.set_name(0, "fc").unwrap();
+    assert_eq!(
+        field_of(model.push_named("fc", Linear::new(2, 2, &mut rng()).unwrap()).err().unwrap()),
+        "name"
+    );
+    assert_eq!(field_of(model.set_name(7, "x").unwrap_err()), "name");
+    assert_eq!(model.name_of(0).as_deref(), Some("fc"));
+    let err = Sequential::<f32>::builder(2).named("x").linear(2).build(&mut rng()).unwrap_err();
+    assert_eq!(field_of(err), "name");
+    let err = Sequential::<f32>::builder(2).linear(2).named("a.b").build(&mut rng()).unwrap_err();
+    assert_eq!(field_of(err), "name");
+
+    // A key map sending two tensors to one name, or every name to the header's metadata key.
+    let bytes = safetensors_bytes(&model).unwrap();
+    let err = safetensors_bytes_with(&model, &KeyMap::new().function(|_| "w".to_string())).unwrap_err();
+    assert_eq!(field_of(err), "names");
+    let single = Linear::<f32>::new(2, 2, &mut rng()).unwrap();
+    let err =
+        safetensors_bytes_with(&single, &KeyMap::new().rule("weight", "__metadata__").unwrap()).unwrap_err();
+    assert_eq!(field_of(err), "names");
+    let err = safetensors_bytes_with(&single, &KeyMap::new().rule("weight", "").unwrap()).unwrap_err();
+    assert_eq!(field_of(err), "names");
+    assert_eq!(safetensors_bytes(&model).unwrap(), bytes);
+}
+
+// ---- recordings -----------------------------------------------------------------------------
+
+#[test]
+fn recordings_hostile_json_lines_are_refused_naming_the_line() {
+    let header = r#"{"schema":"gradflow.recording.jsonl","schema_version":1,"float":"f32","producer":"x","config":{"every_n_steps":1,"activations":true,"parameters":true,"updates":true,"saturation_level":0.99}}"#;
+    assert!(parse_recording_jsonl(header, "run.jsonl").is_ok(), "the header alone is a valid recording");
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    for (what, body) in [
+        ("a huge number", format!("{header}\n{{\"type\":\"loss\",\"step\":1,\"loss\":1e400}}")),
+        ("a huge step", format!("{header}\n{{\"type\":\"loss\",\"step\":1e30,\"loss\":1}}")),
+        ("a negative step", format!("{header}\n{{\"type\":\"loss\",\"step\":-1,\"loss\":1}}")),
+        ("deep nesting", format!("{header}\n{deep}")),
+        ("deep nesting in the header", deep.clone()),
+        ("a zero sampling period", header.replace("\"every_n_steps\":1", "\"every_n_steps\":0")),
+        ("a NaN saturation level", header.replace("0.99", "NaN")),
+    ] {
+        match parse_recording_jsonl(&body, "run.jsonl") {
+            Err(Error::Data { source_name, .. }) => assert_eq!(source_name, "run.jsonl", "{what}"),
+            other => panic!("{what}: expected a data error, got {other:?}"),
+        }
+    }
+}
