@@ -6,7 +6,9 @@
 use gradflow::data::{Dataset, TargetData};
 use gradflow::export::parse_recording_jsonl;
 use gradflow::io::{KeyMap, safetensors_bytes, safetensors_bytes_with};
-use gradflow::layers::{AdaptiveAvgPool2d, Conv2d, Conv2dConfig, ImageShape, Padding, ZeroPadShortcut};
+use gradflow::layers::{
+    AdaptiveAvgPool2d, CifarResNet, Conv2d, Conv2dConfig, ImageShape, Padding, ZeroPadShortcut,
+};
 use gradflow::loss::{CrossEntropy, Reduction};
 use gradflow::ndarray::{Array1, Array2, Array4};
 use gradflow::optim::SgdConfig;
@@ -59,6 +61,19 @@ fn sizes_convolution_and_pooling_sizes_that_overflow_are_refused_before_allocati
     assert_eq!(field_of(err), "output_size");
     let err = AdaptiveAvgPool2d::<f32>::new(ImageShape::new(3, 4, 4), (usize::MAX, usize::MAX)).unwrap_err();
     assert_eq!(field_of(err), "output_size");
+    // A CIFAR ResNet of 6·2⁴⁰ + 2 layers: the builder added 3·2⁴⁰ blocks, without bound in time
+    // and memory, before any size was checked.
+    let err = CifarResNet::new(6 * (1 << 40) + 2, &[1, 1, 1], 10)
+        .build::<f32>(ImageShape::new(1, 2, 2), &mut rng());
+    assert_eq!(field_of(err.unwrap_err()), "depth");
+    // Input images whose C·H·W overflows: the width saturated to usize::MAX and a model of
+    // dropout and flatten layers claiming usize::MAX inputs was built.
+    let err = Sequential::<f32>::image_builder(ImageShape::new(usize::MAX, usize::MAX, 4))
+        .dropout(0.5)
+        .flatten()
+        .build(&mut rng())
+        .unwrap_err();
+    assert_eq!(field_of(err), "image");
     // The same limits hold through the image builder, naming the step.
     let err = Sequential::<f32>::image_builder(ImageShape::new(1, 2, 2))
         .basic_block(1 << 40, 1, gradflow::layers::ShortcutKind::ZeroPad)
