@@ -199,3 +199,31 @@ fn recordings_hostile_json_lines_are_refused_naming_the_line() {
         }
     }
 }
+
+// ---- the command line -----------------------------------------------------------------------
+
+#[test]
+fn cli_a_closed_output_pipe_and_arguments_that_are_not_utf8_are_not_panics() {
+    use std::process::{Command, Stdio};
+    let binary = env!("CARGO_BIN_EXE_gradflow");
+    // The reader of the output has gone (`gradflow … | head -1`): `println!` panicked with
+    // "failed printing to stdout: Broken pipe" (exit status 101).
+    for args in [&["--help"][..], &["--version"][..]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(binary).args(args).stdout(Stdio::from(writer)).stderr(Stdio::piped()).output();
+        let out = out.unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && !stderr.contains("panicked"), "{args:?}: {:?} {stderr}", out.status);
+    }
+    // `std::env::args` panicked on an argument that is not UTF-8.
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let bad = std::ffi::OsStr::from_bytes(b"run-\xff.jsonl");
+        let out = Command::new(binary).arg("diagnose").arg(bad).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("not UTF-8") && !stderr.contains("panicked"), "{stderr}");
+    }
+}
