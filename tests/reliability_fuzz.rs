@@ -2,9 +2,9 @@
 //! (0, 1, 2⁶⁰, `usize::MAX`, `f32::MAX`, 1e39, 1e-50, NaN, ±∞, …), and seeded mutations of
 //! every file format gradflow reads (safetensors, IDX, model-spec JSON, recordings in JSON
 //! lines). Each call must return `Ok` or `Err` — never panic — and what it returns `Ok` must
-//! hold only finite values; a load
-//! that fails must leave the model bit-identical. The mutation runs are short (a few seconds in
-//! all); the README's contributing notes say how to run them longer (`GRADFLOW_FUZZ_ITERATIONS`).
+//! hold only finite values; a load that fails must leave the model bit-identical. The mutation
+//! runs are short (a few seconds in all); the README's contributing notes say how to run them
+//! longer (`GRADFLOW_FUZZ_ITERATIONS`).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
