@@ -237,3 +237,56 @@ fn cli_a_closed_output_pipe_and_arguments_that_are_not_utf8_are_not_panics() {
         assert!(stderr.contains("not UTF-8") && !stderr.contains("panicked"), "{stderr}");
     }
 }
+
+// ---- theory ---------------------------------------------------------------------------------
+
+#[test]
+fn theory_bad_variances_wide_models_and_edited_predictions_are_errors_or_reports() {
+    use gradflow::activation::{Relu, Tanh};
+    use gradflow::diagnose::{TheoryAgreement, Thresholds, diagnose};
+    use gradflow::hooks::{Recorder, RecorderConfig};
+    use gradflow::loss::{Loss, Mse, Targets};
+    use gradflow::theory::{InputScale, MeanField, jacobian, predict_model};
+    use gradflow::{Mode, ndarray::Array1};
+
+    // Variances that are negative, NaN or make the variance map overflow.
+    assert_eq!(field_of(MeanField::new(&Tanh, -1.0, 0.0).err().unwrap()), "weight_variance");
+    assert_eq!(field_of(MeanField::new(&Tanh, 1.0, f64::NAN).err().unwrap()), "bias_variance");
+    assert!(matches!(
+        MeanField::new(&Relu, 1e300, 1e300).unwrap().fixed_point(),
+        Err(Error::NonFinite { .. })
+    ));
+    // The Jacobian of a model too wide to build exactly: refused, the model unchanged.
+    let mut wide = Sequential::<f32>::builder(1).linear(5000).build(&mut rng()).unwrap();
+    let before = safetensors_bytes(&wide).unwrap();
+    assert_eq!(field_of(jacobian(&mut wide, Array1::ones(1).view()).unwrap_err()), "width");
+    assert_eq!(safetensors_bytes(&wide).unwrap(), before);
+
+    // A prediction's fields are public and deserializable: layer numbers of usize::MAX made
+    // `Diagnosis::with_theory` overflow ("attempt to add with overflow") in debug builds.
+    let model = Sequential::<f32>::builder(4).repeat(3, 8, Tanh).linear(2).build(&mut rng()).unwrap();
+    let mut prediction = predict_model(&model, InputScale::SecondMoment(1.0)).unwrap();
+    let mut net = Network::new(model);
+    let handle = net.attach_hook(Recorder::new(RecorderConfig::gradients()).unwrap());
+    let x = Array2::from_shape_fn((5, 4), |(i, j)| (i + j) as f32 / 4.0 - 1.0);
+    let y = net.forward(x.view(), Mode::Train).unwrap();
+    let mut grad = Array2::zeros((0, 0));
+    let target = Array2::<f32>::zeros((5, 2));
+    Mse::new(Reduction::Mean).compute(y, Targets::Values(target.view()), &mut grad).unwrap();
+    net.backward(grad.view()).unwrap();
+    let mut diagnosis =
+        diagnose(&net.detach_hook(handle).unwrap().into_recording(), &Thresholds::default()).unwrap();
+    let n = prediction.layers.len();
+    for (i, layer) in prediction.layers.iter_mut().enumerate() {
+        layer.index = usize::MAX - (n - 1 - i);
+        let why = if i % 2 == 0 { "the variance of its input is unknown" } else { "not covered" };
+        layer.not_covered = Some(format!("{i}: {why}"));
+    }
+    let theory = diagnosis.clone().with_theory(&prediction).theory.unwrap();
+    assert!(theory.not_covered.iter().any(|l| l.contains(&usize::MAX.to_string())), "{theory}");
+    diagnosis.layers[0].layer.index = usize::MAX;
+    prediction.layers[0].label = "Other".into();
+    let compared = diagnosis.with_theory(&prediction);
+    assert_eq!(compared.theory.as_ref().unwrap().agreement, TheoryAgreement::Disagree);
+    assert!(gradflow::report::table::render(&compared).contains(&usize::MAX.to_string()));
+}
