@@ -331,6 +331,7 @@ fn mutated_safetensors_files_never_panic_and_never_half_load() {
             if let Ok(tensors) = no_panic("read_tensors", || gradflow::io::read_tensors::<f32>(&path)) {
                 assert!(tensors.values().all(|t| t.iter().all(|v| v.is_finite())));
             }
+            let _ = no_panic("read_any_tensors", || gradflow::io::read_any_tensors(&path));
         }
     }
     let _ = std::fs::remove_file(&path);
@@ -428,6 +429,29 @@ fn recording_text() -> String {
     }
     let recording = net.detach_hook(handle).unwrap().into_recording();
     gradflow::export::recording_to_jsonl(&recording).unwrap()
+}
+
+#[test]
+fn mutated_recordings_in_json_never_panic() {
+    let mut rng = StdRng::seed_from_u64(6);
+    let recording = gradflow::export::parse_recording_jsonl(&recording_text(), "run.jsonl").unwrap();
+    let original = gradflow::report::json::to_string(&recording).unwrap();
+    let mut parsed = 0;
+    for i in 0..iterations() {
+        let mut bytes = original.clone().into_bytes();
+        for _ in 0..rng.random_range(1..4) {
+            mutate(&mut bytes, &mut rng);
+        }
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        no_panic(&format!("JSON recording mutation {i}"), || {
+            let Ok(recording) = gradflow::report::json::from_str(&text) else { return };
+            parsed += 1;
+            if let Ok(diagnosis) = gradflow::diagnose::diagnose(&recording, &Default::default()) {
+                let _ = gradflow::report::table::render(&diagnosis);
+            }
+        });
+    }
+    assert!(parsed > 0);
 }
 
 #[test]

@@ -7,7 +7,8 @@ use gradflow::data::{Dataset, TargetData};
 use gradflow::export::parse_recording_jsonl;
 use gradflow::io::{KeyMap, safetensors_bytes, safetensors_bytes_with};
 use gradflow::layers::{
-    AdaptiveAvgPool2d, CifarResNet, Conv2d, Conv2dConfig, ImageShape, Padding, ZeroPadShortcut,
+    AdaptiveAvgPool2d, AvgPool2d, CifarResNet, Conv2d, Conv2dConfig, ImageShape, MaxPool2d, Padding,
+    ZeroPadShortcut,
 };
 use gradflow::loss::{CrossEntropy, Reduction};
 use gradflow::ndarray::{Array1, Array2, Array4};
@@ -61,6 +62,19 @@ fn sizes_convolution_and_pooling_sizes_that_overflow_are_refused_before_allocati
     assert_eq!(field_of(err), "output_size");
     let err = AdaptiveAvgPool2d::<f32>::new(ImageShape::new(3, 4, 4), (usize::MAX, usize::MAX)).unwrap_err();
     assert_eq!(field_of(err), "output_size");
+    // A pooling window of 2³³ × 2³³ with padding 2³² (half the kernel, as PyTorch allows) fits
+    // a 1×1 image: the average's divisor kH·kW overflowed in the first forward pass.
+    let k = 1usize << 33;
+    let err = AvgPool2d::<f32>::with_options(ImageShape::new(1, 1, 1), (k, k), (1, 1), (k / 2, k / 2), true);
+    assert_eq!(field_of(err.unwrap_err()), "kernel_size");
+    let err =
+        MaxPool2d::<f32>::with_options(ImageShape::new(1, 1, 1), (k, k), (1, 1), (k / 2, k / 2), (1, 1));
+    assert_eq!(field_of(err.unwrap_err()), "kernel_size");
+    // A 64×64 kernel over 1024×1024 images: weight and output are small, but the im2col matrix
+    // of one sample (64·64 × 1025²) has 4.3·10⁹ entries, asked for at the first pass.
+    let err = Conv2dConfig::new(1, 1, 64).padding(32).build::<f32>((1024, 1024), &mut rng()).unwrap_err();
+    assert_eq!(field_of(err), "columns");
+
     // A CIFAR ResNet of 6·2⁴⁰ + 2 layers: the builder added 3·2⁴⁰ blocks, without bound in time
     // and memory, before any size was checked.
     let err = CifarResNet::new(6 * (1 << 40) + 2, &[1, 1, 1], 10)

@@ -211,7 +211,9 @@ impl Conv2dConfig {
     /// groups are 0, when a channel count is not a multiple of `groups`, for
     /// [`Padding::Same`] with a stride other than 1, or when an initializer refuses;
     /// [`Error::ShapeMismatch`] naming the layer and both shapes when the (dilated) kernel is
-    /// larger than the padded input.
+    /// larger than the padded input; [`Error::InvalidConfig`] naming `weight`, `output` or
+    /// `columns` when the weight, the output images or the im2col matrix of one sample
+    /// (`in/groups·kH·kW × OH·OW`) would exceed [`crate::limits::MAX_TENSOR_ELEMENTS`].
     pub fn build<F: Float>(&self, input_size: (usize, usize), rng: &mut dyn RngCore) -> Result<Conv2d<F>> {
         let name = self.describe();
         let (kernel, stride, dilation) = (self.kernel_size, self.stride, self.dilation);
@@ -266,6 +268,14 @@ impl Conv2dConfig {
         // The sizes first: the fans multiply the kernel's sides, which must not overflow.
         crate::alloc::check_len(&name, "weight", &[self.out_channels, in_per_group, kernel.0, kernel.1])?;
         crate::alloc::check_len(&name, "output", &[self.out_channels, window.out_h, window.out_w])?;
+        // The im2col matrix of one sample and group (`in/groups·kH·kW × OH·OW`), which forward
+        // and backward lay out in a workspace: a 64×64 kernel over 1024×1024 images would ask
+        // for 4.3·10⁹ entries at the first pass.
+        crate::alloc::check_len(
+            &name,
+            "columns",
+            &[in_per_group, kernel.0, kernel.1, window.out_h, window.out_w],
+        )?;
         let fans = Fans::conv(in_per_group, self.out_channels, kernel, self.activation_gain);
         let k = in_per_group * kernel.0 * kernel.1;
         let flat = sample_as::<F>(&*self.weight_init, (self.out_channels, k), fans, rng)?;
