@@ -29,7 +29,8 @@
 pub const MAX_TENSOR_ELEMENTS: usize = 1 << 31;
 
 /// The largest number of layers a builder adds (a [`SequentialBuilder`](crate::SequentialBuilder)'s
-/// `repeat` counts, a model spec's `repeat`): 2²⁰.
+/// `repeat` counts, a model spec's `repeat`, a [`CifarResNet`](crate::layers::CifarResNet)'s
+/// depth): 2²⁰.
 pub const MAX_LAYERS: usize = 1 << 20;
 
 /// The largest number of parameters (entries over all parameter tensors) a

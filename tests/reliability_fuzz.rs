@@ -1,9 +1,10 @@
 //! Fuzz-style adversarial tests: every public constructor and setting driven over edge values
 //! (0, 1, 2⁶⁰, `usize::MAX`, `f32::MAX`, 1e39, 1e-50, NaN, ±∞, …), and seeded mutations of
-//! every file format gradflow reads (safetensors, IDX, model-spec JSON). Each call must return
-//! `Ok` or `Err` — never panic — and what it returns `Ok` must hold only finite values; a load
-//! that fails must leave the model bit-identical. The mutation runs are short (a few seconds in
-//! all); the README's contributing notes say how to run them longer (`GRADFLOW_FUZZ_ITERATIONS`).
+//! every file format gradflow reads (safetensors, IDX, model-spec JSON, recordings in JSON
+//! lines). Each call must return `Ok` or `Err` — never panic — and what it returns `Ok` must
+//! hold only finite values; a load that fails must leave the model bit-identical. The mutation
+//! runs are short (a few seconds in all); the README's contributing notes say how to run them
+//! longer (`GRADFLOW_FUZZ_ITERATIONS`).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -330,6 +331,7 @@ fn mutated_safetensors_files_never_panic_and_never_half_load() {
             if let Ok(tensors) = no_panic("read_tensors", || gradflow::io::read_tensors::<f32>(&path)) {
                 assert!(tensors.values().all(|t| t.iter().all(|v| v.is_finite())));
             }
+            let _ = no_panic("read_any_tensors", || gradflow::io::read_any_tensors(&path));
         }
     }
     let _ = std::fs::remove_file(&path);
@@ -404,4 +406,76 @@ fn datasets_over_edge_labels_never_panic() {
             }
         });
     }
+}
+
+/// A JSON-lines recording of two training steps of a small tanh network with BatchNorm.
+fn recording_text() -> String {
+    use gradflow::hooks::{Recorder, RecorderConfig};
+    use gradflow::loss::{Loss, Mse, Reduction, Targets};
+    let model =
+        Sequential::<f32>::builder(3).dense(4, Tanh).batch_norm().linear(2).build(&mut rng()).unwrap();
+    let mut net = Network::new(model);
+    let handle = net.attach_hook(Recorder::new(RecorderConfig::all()).unwrap());
+    let x = Array2::from_shape_fn((4, 3), |(i, j)| (i * 3 + j) as f32 / 6.0 - 1.0);
+    let target = Array2::<f32>::zeros((4, 2));
+    let mut sgd = SgdConfig::new(0.1).build().unwrap();
+    for _ in 0..2 {
+        let mut grad = Array2::zeros((0, 0));
+        let y = net.forward(x.view(), Mode::Train).unwrap();
+        let loss = Mse::new(Reduction::Mean).compute(y, Targets::Values(target.view()), &mut grad);
+        net.report_loss(f64::from(loss.unwrap()));
+        net.backward(grad.view()).unwrap();
+        net.step(&mut sgd).unwrap();
+    }
+    let recording = net.detach_hook(handle).unwrap().into_recording();
+    gradflow::export::recording_to_jsonl(&recording).unwrap()
+}
+
+#[test]
+fn mutated_recordings_in_json_never_panic() {
+    let mut rng = StdRng::seed_from_u64(6);
+    let recording = gradflow::export::parse_recording_jsonl(&recording_text(), "run.jsonl").unwrap();
+    let original = gradflow::report::json::to_string(&recording).unwrap();
+    let mut parsed = 0;
+    for i in 0..iterations() {
+        let mut bytes = original.clone().into_bytes();
+        for _ in 0..rng.random_range(1..4) {
+            mutate(&mut bytes, &mut rng);
+        }
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        no_panic(&format!("JSON recording mutation {i}"), || {
+            let Ok(recording) = gradflow::report::json::from_str(&text) else { return };
+            parsed += 1;
+            if let Ok(diagnosis) = gradflow::diagnose::diagnose(&recording, &Default::default()) {
+                let _ = gradflow::report::table::render(&diagnosis);
+            }
+        });
+    }
+    assert!(parsed > 0);
+}
+
+#[test]
+fn mutated_recordings_in_json_lines_never_panic() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let original = recording_text();
+    let recording = gradflow::export::parse_recording_jsonl(&original, "run.jsonl").unwrap();
+    assert!(gradflow::diagnose::diagnose(&recording, &Default::default()).is_ok());
+    let mut parsed = 0;
+    for i in 0..iterations() {
+        let mut bytes = original.clone().into_bytes();
+        for _ in 0..rng.random_range(1..4) {
+            mutate(&mut bytes, &mut rng);
+        }
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        no_panic(&format!("recording mutation {i}"), || {
+            let Ok(recording) = gradflow::export::parse_recording_jsonl(&text, "run.jsonl") else { return };
+            parsed += 1;
+            // What parses is what the diagnosis and the reports read: they must not panic either.
+            if let Ok(diagnosis) = gradflow::diagnose::diagnose(&recording, &Default::default()) {
+                let _ = gradflow::report::table::render(&diagnosis);
+            }
+        });
+    }
+    // Some mutations (a digit changed in a norm) still parse: the loop is not all rejections.
+    assert!(parsed > 0);
 }

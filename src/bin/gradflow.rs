@@ -55,7 +55,16 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `std::env::args` panics on an argument that is not UTF-8: refuse it like any other
+    // command line that is not understood.
+    let args: Result<Vec<String>, _> = std::env::args_os().skip(1).map(|a| a.into_string()).collect();
+    let args = match args {
+        Ok(args) => args,
+        Err(bad) => {
+            eprintln!("gradflow: the argument {bad:?} is not UTF-8 text\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
     let command = match parse(&args) {
         Ok(command) => command,
         Err(message) => {
@@ -112,29 +121,44 @@ fn parse(args: &[String]) -> Result<Command, String> {
 }
 
 fn run(command: Command) -> gradflow::Result<()> {
+    let mut text = String::new();
     match command {
-        Command::Help => println!("{USAGE}"),
-        Command::Version => println!("gradflow {}", env!("CARGO_PKG_VERSION")),
+        Command::Help => text = format!("{USAGE}\n"),
+        Command::Version => text = format!("gradflow {}\n", env!("CARGO_PKG_VERSION")),
         Command::Diagnose { run, step, json: as_json } => {
             let recording = read(&run)?;
             let diagnosis = diagnosis_of(&recording, step)?;
-            if as_json {
-                println!("{}", json::diagnosis_to_string(&diagnosis)?);
+            text = if as_json {
+                format!("{}\n", json::diagnosis_to_string(&diagnosis)?)
             } else {
-                print!("{}", table::render(&diagnosis));
-            }
+                table::render(&diagnosis)
+            };
         }
         Command::Report { run, out, step } => {
             let recording = read(&run)?;
             let diagnosis = diagnosis_of(&recording, step)?;
             let written = write_dir(&recording, &diagnosis, &out)?;
-            println!("{}: {}", run.display(), diagnosis.verdict.name());
+            text += &format!("{}: {}\n", run.display(), diagnosis.verdict.name());
             for path in written {
-                println!("wrote {}", path.display());
+                text += &format!("wrote {}\n", path.display());
             }
         }
     }
-    Ok(())
+    print_out(&text)
+}
+
+/// Writes `text` to standard output. `print!` panics when the reader has gone (`gradflow
+/// diagnose run.jsonl | head -3`): a closed pipe ends the output quietly, as in other command
+/// line tools, and any other write error is an error naming standard output.
+fn print_out(text: &str) -> gradflow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(gradflow::Error::io("standard output", e))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A recording in JSON lines, or in JSON (`.json`, schema `gradflow.recording/1`).

@@ -260,7 +260,7 @@ fn structure_mismatch(diagnosis: &Diagnosis, prediction: &Prediction) -> Option<
     diagnosis.layers.iter().zip(&prediction.layers).find(|(d, p)| d.layer.label != p.label).map(|(d, p)| {
         format!(
             "layer {} is {} in the prediction and {} in the recording: the prediction is for another model",
-            d.layer.index + 1,
+            d.layer.index.saturating_add(1),
             p.label,
             d.layer.label
         )
@@ -273,7 +273,7 @@ fn number_ranges(numbers: &[usize]) -> String {
     let mut i = 0;
     while i < numbers.len() {
         let mut j = i;
-        while j + 1 < numbers.len() && numbers[j + 1] == numbers[j] + 1 {
+        while j + 1 < numbers.len() && numbers[j].checked_add(1) == Some(numbers[j + 1]) {
             j += 1;
         }
         parts.push(if i == j { numbers[i].to_string() } else { format!("{}–{}", numbers[i], numbers[j]) });
@@ -290,14 +290,16 @@ fn not_covered(prediction: &Prediction) -> Vec<String> {
     let mut after: Vec<usize> = Vec::new();
     for layer in &prediction.layers {
         let Some(text) = &layer.not_covered else { continue };
-        let number = layer.index + 1;
+        // Saturating: a prediction's fields are public (and deserializable), so any index can
+        // arrive here.
+        let number = layer.index.saturating_add(1);
         if text.contains(UNKNOWN_INPUT) {
             after.push(number);
             continue;
         }
         let (path, reason) = text.split_once(": ").unwrap_or(("", text.as_str()));
         match runs.last_mut() {
-            Some(run) if run.4 == reason && run.1 + 1 == number => {
+            Some(run) if run.4 == reason && run.1.checked_add(1) == Some(number) => {
                 run.1 = number;
                 run.3 = path.to_string();
             }

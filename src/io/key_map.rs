@@ -31,32 +31,55 @@ struct Rule {
 
 impl Rule {
     /// The captures when `segments` match the whole pattern.
+    ///
+    /// A backtracking search, with the positions `(pattern segment, name segment)` already seen
+    /// to fail remembered: without them, a pattern of k `**` takes time exponential in k (ten
+    /// `**` against a name of 30 segments took 40 s); with them, at most
+    /// `(pattern length + 1) · (segments + 1)` positions are tried, each once.
     fn matches(&self, segments: &[&str]) -> Option<Vec<String>> {
-        fn go(pattern: &[Segment], segments: &[&str], captures: &mut Vec<String>) -> bool {
-            match pattern.split_first() {
-                None => segments.is_empty(),
-                Some((Segment::Literal(l), rest)) => {
-                    segments.first().is_some_and(|s| s == l) && go(rest, &segments[1..], captures)
+        struct Search<'a> {
+            pattern: &'a [Segment],
+            segments: &'a [&'a str],
+            /// Captures as ranges of segments, joined only once the whole name matches.
+            captures: Vec<(usize, usize)>,
+            failed: Vec<bool>,
+        }
+        impl Search<'_> {
+            fn go(&mut self, p: usize, s: usize) -> bool {
+                let at = p * (self.segments.len() + 1) + s;
+                if self.failed[at] {
+                    return false;
                 }
-                Some((Segment::One, rest)) => {
-                    let Some(first) = segments.first() else { return false };
-                    captures.push(first.to_string());
-                    go(rest, &segments[1..], captures) || {
-                        captures.pop();
-                        false
+                let found = match self.pattern.get(p) {
+                    None => s == self.segments.len(),
+                    Some(Segment::Literal(l)) => {
+                        self.segments.get(s).is_some_and(|seg| seg == l) && self.go(p + 1, s + 1)
                     }
+                    Some(Segment::One) => s < self.segments.len() && self.capture(p, s, s + 1),
+                    Some(Segment::Any) => (s..=self.segments.len()).any(|end| self.capture(p, s, end)),
+                };
+                if !found {
+                    self.failed[at] = true;
                 }
-                Some((Segment::Any, rest)) => (0..=segments.len()).any(|n| {
-                    captures.push(segments[..n].join("."));
-                    go(rest, &segments[n..], captures) || {
-                        captures.pop();
-                        false
-                    }
-                }),
+                found
+            }
+
+            /// Captures segments `start..end` for pattern segment `p` and matches the rest.
+            fn capture(&mut self, p: usize, start: usize, end: usize) -> bool {
+                self.captures.push((start, end));
+                self.go(p + 1, end) || {
+                    self.captures.pop();
+                    false
+                }
             }
         }
-        let mut captures = Vec::new();
-        go(&self.pattern, segments, &mut captures).then_some(captures)
+        let mut search = Search {
+            pattern: &self.pattern,
+            segments,
+            captures: Vec::new(),
+            failed: vec![false; (self.pattern.len() + 1) * (segments.len() + 1)],
+        };
+        search.go(0, 0).then(|| search.captures.iter().map(|&(a, b)| segments[a..b].join(".")).collect())
     }
 
     /// The replacement with `{1}`, `{2}`, … substituted, empty segments (from an empty `**`)

@@ -144,7 +144,8 @@ pub fn save_safetensors<F: Float>(layer: &dyn Layer<F>, path: impl AsRef<Path>) 
 ///
 /// # Errors
 /// As [`save_safetensors`], and [`Error::InvalidConfig`] naming both tensors when `names` gives
-/// two of them one name.
+/// two of them one name, or naming the tensor when `names` renames it to an empty name or to
+/// `__metadata__` (the header's own key: the file could not be read back).
 pub fn save_safetensors_with<F: Float>(
     layer: &dyn Layer<F>,
     path: impl AsRef<Path>,
@@ -176,6 +177,15 @@ pub fn safetensors_bytes_with<F: Float>(layer: &dyn Layer<F>, names: &KeyMap) ->
         let mut taken: HashMap<String, String> = HashMap::new();
         for t in &mut tensors {
             let renamed = names.apply(&t.name);
+            if renamed.is_empty() || renamed == "__metadata__" {
+                let what =
+                    if renamed.is_empty() { "an empty name" } else { "`__metadata__`, the header's own key" };
+                return Err(Error::config(
+                    layer.describe(),
+                    "names",
+                    format!("the key map renames `{}` to {what}: the file could not be read back", t.name),
+                ));
+            }
             if let Some(other) = taken.insert(renamed.clone(), t.name.clone()) {
                 return Err(Error::config(
                     layer.describe(),

@@ -214,11 +214,16 @@ impl<F: Float> SequentialBuilder<F> {
     /// chain before an activation gives gain 1.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] naming the layer index for a zero width, or a shape mismatch
+    /// [`Error::InvalidConfig`] naming the layer index for a zero width, or `image` for input
+    /// images of more than [`crate::limits::MAX_TENSOR_ELEMENTS`] entries, or a shape mismatch
     /// naming the first added layer that does not fit the width before it.
     pub fn build(self, rng: &mut dyn RngCore) -> Result<Sequential<F>> {
         if self.input.features == 0 {
             return Err(Error::config("Sequential builder", "in_features", "must be at least 1, got 0"));
+        }
+        if let Some(image) = self.input.image {
+            // C·H·W saturates to usize::MAX when it overflows: refuse the image itself.
+            image.check_not_empty("Sequential image builder")?;
         }
         if let Some((_, name)) = self.names.iter().find(|(step, _)| step.is_none()) {
             return Err(Error::config(

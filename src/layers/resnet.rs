@@ -96,8 +96,9 @@ impl CifarResNet {
     /// Blocks per stage, `n = (depth − 2) / (2·stages)`.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] naming `depth` when it is not `2·stages·n + 2` for some n ≥ 1,
-    /// and naming `widths` or `classes` when they are empty or zero.
+    /// [`Error::InvalidConfig`] naming `depth` when it is not `2·stages·n + 2` for some n ≥ 1 or
+    /// exceeds [`crate::limits::MAX_LAYERS`], and naming `widths` or `classes` when they are
+    /// empty or zero.
     pub fn blocks_per_stage(&self) -> Result<usize> {
         let name = if self.residual { "CifarResNet" } else { "CifarResNet (plain)" };
         if self.widths.is_empty() || self.widths.contains(&0) {
@@ -109,6 +110,18 @@ impl CifarResNet {
         }
         if self.classes == 0 {
             return Err(Error::config(name, "classes", "must be at least 1, got 0"));
+        }
+        if self.depth > crate::limits::MAX_LAYERS {
+            // Checked first: the builder adds every block before any size is checked.
+            return Err(Error::config(
+                name,
+                "depth",
+                format!(
+                    "{} weighted layers are more than the limit of {} (gradflow::limits::MAX_LAYERS)",
+                    self.depth,
+                    crate::limits::MAX_LAYERS
+                ),
+            ));
         }
         let per_block = 2 * self.widths.len();
         if self.depth < 2 + per_block || !(self.depth - 2).is_multiple_of(per_block) {

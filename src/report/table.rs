@@ -95,7 +95,7 @@ pub fn render_with(diagnosis: &Diagnosis, options: &TableOptions) -> String {
         let _ = writeln!(
             out,
             "{:>number_width$}  {:<label_width$}  {:<path_width$}  {:>8}  {:<bar_width$}  {:>9}  {:>5}  {:>5}  {}{output}",
-            l.index + 1,
+            l.index.saturating_add(1),
             l.label,
             path,
             sci(l.grad_norm),

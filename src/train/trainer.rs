@@ -197,13 +197,17 @@ impl Trainer {
         };
         let total_steps = match config.max_steps {
             Some(steps) => usize::try_from(steps).unwrap_or(usize::MAX).min(epochs.saturating_mul(batches)),
-            None => epochs * batches,
+            None => epochs.saturating_mul(batches),
         };
+        // Room for what a budget asks, up to a bound: `epochs` or `max_steps` may be set far
+        // beyond what will run (e.g. `TrainConfig::steps(u64::MAX, …)` stopped from `on_step`),
+        // and reserving that much would abort the process; the vectors grow past it as needed.
+        const RESERVE: usize = 1 << 20;
         let mut history = History {
             first_step: net.step_count(),
-            epochs: Vec::with_capacity(epochs),
-            step_losses: Vec::with_capacity(total_steps),
-            grad_norms: Vec::with_capacity(if config.clip.is_some() { total_steps } else { 0 }),
+            epochs: Vec::with_capacity(epochs.min(RESERVE)),
+            step_losses: Vec::with_capacity(total_steps.min(RESERVE)),
+            grad_norms: Vec::with_capacity(if config.clip.is_some() { total_steps.min(RESERVE) } else { 0 }),
         };
         let mut rng = StdRng::seed_from_u64(config.seed);
         let mut grad = Array2::zeros((0, 0));

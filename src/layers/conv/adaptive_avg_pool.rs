@@ -43,7 +43,8 @@ impl<F: Float> AdaptiveAvgPool2d<F> {
     /// `nn.AdaptiveAvgPool2d((output_size.0, output_size.1))` on `input` images.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] naming `output_size` when a side is 0, or the input when it has
+    /// [`Error::InvalidConfig`] naming `output_size` when a side is 0 or the output images would
+    /// have more than [`crate::limits::MAX_TENSOR_ELEMENTS`] entries, or the input when it has
     /// an empty dimension.
     pub fn new(input: ImageShape, output_size: (usize, usize)) -> Result<Self> {
         let name = format!("AdaptiveAvgPool2d({}×{} on {input})", output_size.0, output_size.1);
@@ -56,6 +57,7 @@ impl<F: Float> AdaptiveAvgPool2d<F> {
             ));
         }
         let output = ImageShape::new(input.channels, output_size.0, output_size.1);
+        crate::alloc::check_len(&name, "output_size", &[output.channels, output.height, output.width])?;
         Ok(AdaptiveAvgPool2d { input, output, forward_batch: None, _float: std::marker::PhantomData })
     }
 

@@ -211,7 +211,9 @@ impl Conv2dConfig {
     /// groups are 0, when a channel count is not a multiple of `groups`, for
     /// [`Padding::Same`] with a stride other than 1, or when an initializer refuses;
     /// [`Error::ShapeMismatch`] naming the layer and both shapes when the (dilated) kernel is
-    /// larger than the padded input.
+    /// larger than the padded input; [`Error::InvalidConfig`] naming `weight`, `output` or
+    /// `columns` when the weight, the output images or the im2col matrix of one sample
+    /// (`in/groups·kH·kW × OH·OW`) would exceed [`crate::limits::MAX_TENSOR_ELEMENTS`].
     pub fn build<F: Float>(&self, input_size: (usize, usize), rng: &mut dyn RngCore) -> Result<Conv2d<F>> {
         let name = self.describe();
         let (kernel, stride, dilation) = (self.kernel_size, self.stride, self.dilation);
@@ -263,9 +265,18 @@ impl Conv2dConfig {
             });
         };
         let in_per_group = self.in_channels / self.groups;
-        let fans = Fans::conv(in_per_group, self.out_channels, kernel, self.activation_gain);
+        // The sizes first: the fans multiply the kernel's sides, which must not overflow.
         crate::alloc::check_len(&name, "weight", &[self.out_channels, in_per_group, kernel.0, kernel.1])?;
         crate::alloc::check_len(&name, "output", &[self.out_channels, window.out_h, window.out_w])?;
+        // The im2col matrix of one sample and group (`in/groups·kH·kW × OH·OW`), which forward
+        // and backward lay out in a workspace: a 64×64 kernel over 1024×1024 images would ask
+        // for 4.3·10⁹ entries at the first pass.
+        crate::alloc::check_len(
+            &name,
+            "columns",
+            &[in_per_group, kernel.0, kernel.1, window.out_h, window.out_w],
+        )?;
+        let fans = Fans::conv(in_per_group, self.out_channels, kernel, self.activation_gain);
         let k = in_per_group * kernel.0 * kernel.1;
         let flat = sample_as::<F>(&*self.weight_init, (self.out_channels, k), fans, rng)?;
         let weight = flat
@@ -362,8 +373,9 @@ impl<F: Float> Conv2d<F> {
     /// counts, kernel size and bias flag are taken from the arrays).
     ///
     /// # Errors
-    /// As [`Conv2dConfig::build`], and [`Error::ShapeMismatch`] when the bias length is not
-    /// `out` or `input.channels` is not `groups` × the weight's second axis.
+    /// As [`Conv2dConfig::build`], [`Error::InvalidConfig`] naming `weight` or `bias` when an
+    /// entry is NaN or infinite, and [`Error::ShapeMismatch`] when the bias length is not `out`
+    /// or `input.channels` is not `groups` × the weight's second axis.
     pub fn from_weights(
         weight: Array4<F>,
         bias: Option<Array1<F>>,
@@ -371,6 +383,11 @@ impl<F: Float> Conv2d<F> {
         config: &Conv2dConfig,
     ) -> Result<Self> {
         let (out, in_per_group, kh, kw) = weight.dim();
+        let layer_name = || format!("Conv2d({}→{out}, {kh}×{kw})", input.channels);
+        crate::check_finite(&layer_name(), "weight", weight.iter())?;
+        if let Some(b) = &bias {
+            crate::check_finite(&layer_name(), "bias", b.iter())?;
+        }
         let mut config = config.clone();
         config.in_channels = input.channels;
         config.out_channels = out;

@@ -91,13 +91,21 @@ pub(super) struct Geometry {
     /// The forward window over the input.
     pub forward: Layout,
     /// For stride 1 (and padding at most `d·(k − 1)`): the window of the transposed
-    /// convolution over `dY`, whose output is the input's plane.
+    /// convolution over `dY`, whose output is the input's plane. `None` also when its column
+    /// matrix (`out/groups·kH·kW × H·W`) would exceed [`crate::limits::MAX_TENSOR_ELEMENTS`]
+    /// (e.g. 1 → 1024 channels, 7×7, on 256×256 images: 3.3·10⁹ entries): the input gradient is
+    /// then computed by col2im, whose columns the layer's constructor has bounded.
     pub transposed: Option<Layout>,
 }
 
 impl Geometry {
     pub fn new(input: ImageShape, output: ImageShape, groups: usize, window: Window) -> Self {
-        let transposed = transposed_window(&window).map(Layout::new);
+        let columns = [output.channels / groups, window.taps(), input.spatial()]
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d));
+        let transposed = transposed_window(&window)
+            .filter(|_| columns.is_some_and(|n| n <= crate::limits::MAX_TENSOR_ELEMENTS))
+            .map(Layout::new);
         Geometry { input, output, groups, forward: Layout::new(window), transposed }
     }
 

@@ -381,6 +381,10 @@ pub(crate) fn pool_window(
             return Err(Error::config(name, field, format!("must be at least 1, got ({a}, {b})")));
         }
     }
+    // A window of more than MAX_TENSOR_ELEMENTS taps: its area (an average's divisor) would
+    // overflow, and a pass would visit every tap. With padding up to half the kernel, any kernel
+    // fits a padded input, so the kernel's size is bounded here.
+    crate::alloc::check_len(name, "kernel_size", &[kernel.0, kernel.1])?;
     if padding.0 > kernel.0 / 2 || padding.1 > kernel.1 / 2 {
         return Err(Error::config(
             name,

@@ -52,7 +52,8 @@ impl<F: Float> ZeroPadShortcut<F> {
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] naming the field when `stride` is 0, `out_channels` is below the
-    /// input's channels, or the image has an empty dimension.
+    /// input's channels, the image has an empty dimension, or the output images would have more
+    /// than [`crate::limits::MAX_TENSOR_ELEMENTS`] entries.
     pub fn new(input: ImageShape, out_channels: usize, stride: usize) -> Result<Self> {
         let name = format!("ZeroPadShortcut({input}→{out_channels} channels, stride {stride})");
         input.check_not_empty(&name)?;
@@ -68,6 +69,7 @@ impl<F: Float> ZeroPadShortcut<F> {
         }
         let output =
             ImageShape::new(out_channels, input.height.div_ceil(stride), input.width.div_ceil(stride));
+        crate::alloc::check_len(&name, "out_channels", &[output.channels, output.height, output.width])?;
         Ok(ZeroPadShortcut {
             input,
             output,
