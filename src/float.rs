@@ -151,13 +151,7 @@ impl Float for f64 {
 /// returns `false`.
 #[inline]
 pub(crate) fn all_finite<F: Float>(values: &[F]) -> bool {
-    use crate::vectorize::{all_chunks, vectorized};
-    all_chunks(values, |chunk| {
-        vectorized(
-            #[inline(always)]
-            || chunk.iter().fold(true, |ok, v| ok & v.is_finite()),
-        )
-    })
+    crate::vectorize::all_entries([values], |[v]| v.is_finite())
 }
 
 /// [`all_finite`] for an array of any shape and layout (a fast path for contiguous ones).

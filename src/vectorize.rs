@@ -102,15 +102,6 @@ pub(crate) fn fill_zero<F: crate::Float>(values: &mut [F]) {
     chunks_at(values, |chunk, _| chunk.fill(F::zero()));
 }
 
-/// True when `predicate` holds for every chunk of `values`, evaluated like [`zip_chunks`].
-pub(crate) fn all_chunks<T: Sync>(values: &[T], predicate: impl Fn(&[T]) -> bool + Sync) -> bool {
-    use rayon::prelude::*;
-    match shared_chunk_len(values.len()) {
-        Some(chunk) => values.par_chunks(chunk).all(&predicate),
-        None => predicate(values),
-    }
-}
-
 /// True when `entry` holds at every index of the slices `arrays` (one value of each per call;
 /// `false` when their lengths differ). The loop has no early exit, so that it vectorizes (keep
 /// `entry` small enough to be inlined and combine conditions with `&`, not `&&`); long slices are shared
@@ -185,9 +176,8 @@ mod tests {
         assert_eq!(sum, expected, "Σ(1 + i) over every chunk");
 
         let mut values = vec![0.5f64; n];
-        assert!(all_chunks(&values, |c| c.iter().all(|v| v.is_finite())));
+        assert!(crate::float::all_finite(&values));
         values[n - 1] = f64::NAN;
-        assert!(!all_chunks(&values, |c| c.iter().all(|v| v.is_finite())));
         assert!(!crate::float::all_finite(&values));
         values[n - 1] = 0.0;
         values[3] = f64::NEG_INFINITY;
