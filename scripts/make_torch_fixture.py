@@ -66,7 +66,25 @@ named_mlp: a module whose children have names, not positions — fc1 = Linear(4,
         "fc2.weight", "fc2.bias" — what gradflow's builder names with .named("fc1") etc.
     tests/fixtures/torch_named_mlp_expected.safetensors  as for bn_mlp
 
-`--only NAME` writes one model's files (mlp, bn_mlp, lstm, conv_resnet or named_mlp).
+res_mlp: a residual MLP named as PyTorch code names it, with nested modules —
+    stem = Linear(4, 6), blocks = ModuleList([Block(6, 6), Block(6, 8)]), head = Linear(8, 3),
+    x -> head(blocks(tanh(stem(x)))), where Block(d, e) holds norm = LayerNorm(d),
+    fc1 = Linear(d, e), act = GELU(), fc2 = Linear(e, e) and, when d != e, proj = Linear(d, e),
+    and computes proj(x) (or x) + fc2(act(fc1(norm(x)))); the LayerNorms' weight and bias drawn
+    at random (not 1 and 0):
+    tests/fixtures/torch_res_mlp.safetensors           "stem.weight", …, "blocks.0.norm.weight",
+        "blocks.0.fc1.weight", …, "blocks.1.proj.weight", "blocks.1.proj.bias", "head.weight", …
+    tests/fixtures/torch_res_mlp_expected.safetensors  as for mlp ("input" (5, 4), "grad_output"
+        (5, 3), "output", "loss", "grad.input", "grad.<parameter>")
+
+named_lstm: an LSTM classifier named as the user likes — lstm = nn.LSTM(3, 5, num_layers=2),
+    fc = nn.Linear(5, 2), x -> fc(lstm(x)[0][-1]) for x of shape (time 6, batch 3, 3):
+    tests/fixtures/torch_named_lstm.safetensors           "lstm.weight_ih_l0", …,
+        "lstm.bias_hh_l1", "fc.weight", "fc.bias"
+    tests/fixtures/torch_named_lstm_expected.safetensors  as for lstm
+
+`--only NAME` writes one model's files (mlp, bn_mlp, lstm, conv_resnet, named_mlp, res_mlp or
+named_lstm).
 
 cargo test does not need this script: the small files are committed. Running it again with the
 same torch writes byte-identical files.
@@ -105,6 +123,8 @@ BN_SEED = SEED + 1
 LSTM_SEED = SEED + 2
 CONV_SEED = SEED + 3
 NAMED_SEED = SEED + 4
+RES_SEED = SEED + 5
+NAMED_LSTM_SEED = SEED + 6
 
 
 def build_model() -> torch.nn.Sequential:
@@ -145,6 +165,59 @@ class NamedMlp(torch.nn.Module):
 
     def forward(self, x):
         return self.fc2(self.act(self.bn1(self.fc1(x))))
+
+
+class Block(torch.nn.Module):
+    """A pre-norm residual MLP block holding its layers as attributes, as PyTorch code does."""
+
+    def __init__(self, d, e):
+        super().__init__()
+        self.norm = torch.nn.LayerNorm(d)
+        self.fc1 = torch.nn.Linear(d, e)
+        self.act = torch.nn.GELU()
+        self.fc2 = torch.nn.Linear(e, e)
+        self.proj = torch.nn.Linear(d, e) if d != e else None
+
+    def forward(self, x):
+        shortcut = x if self.proj is None else self.proj(x)
+        return shortcut + self.fc2(self.act(self.fc1(self.norm(x))))
+
+
+class ResMlp(torch.nn.Module):
+    """stem, a ModuleList of blocks, head."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Linear(4, 6)
+        self.blocks = torch.nn.ModuleList([Block(6, 6), Block(6, 8)])
+        self.head = torch.nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = torch.tanh(self.stem(x))
+        for block in self.blocks:
+            h = block(h)
+        return self.head(h)
+
+
+class NamedLstm(torch.nn.Module):
+    """A two-layer LSTM read out at its last step by a head called fc."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = torch.nn.LSTM(3, 5, num_layers=2)
+        self.fc = torch.nn.Linear(5, 2)
+
+    def forward(self, x):
+        outputs, _ = self.lstm(x)
+        return self.fc(outputs[-1])
+
+
+def build_res_model() -> ResMlp:
+    return ResMlp().to(torch.float64)
+
+
+def build_named_lstm_model() -> NamedLstm:
+    return NamedLstm().to(torch.float64)
 
 
 def build_named_model() -> NamedMlp:
@@ -319,12 +392,36 @@ def make_named_mlp():
     save("torch_named_mlp", state, {"input": x, "grad_output": r, **result})
 
 
+def make_res_mlp():
+    torch.manual_seed(RES_SEED)
+    model = build_res_model()
+    with torch.no_grad():
+        for block in model.blocks:
+            block.norm.weight.uniform_(0.5, 1.5)
+            block.norm.bias.uniform_(-0.5, 0.5)
+    x = torch.randn(5, 4, dtype=torch.float64)
+    r = torch.randn(5, 3, dtype=torch.float64)
+    result = run(model, x, r)
+    save("torch_res_mlp", model.state_dict(), {"input": x, "grad_output": r, **result})
+
+
+def make_named_lstm():
+    torch.manual_seed(NAMED_LSTM_SEED)
+    model = build_named_lstm_model()
+    x = torch.randn(6, 3, 3, dtype=torch.float64)
+    r = torch.randn(3, 2, dtype=torch.float64)
+    result = run(model, x, r)
+    save("torch_named_lstm", model.state_dict(), {"input": x, "grad_output": r, **result})
+
+
 MAKERS = {
     "mlp": make_mlp,
     "bn_mlp": make_bn_mlp,
     "lstm": make_lstm,
     "conv_resnet": make_conv_resnet,
     "named_mlp": make_named_mlp,
+    "res_mlp": make_res_mlp,
+    "named_lstm": make_named_lstm,
 }
 
 
@@ -341,6 +438,8 @@ MODELS = {
     "lstm": (build_lstm_model, "torch_lstm_head", run),
     "conv_resnet": (build_conv_model, "torch_conv_resnet", run_bn),
     "named_mlp": (build_named_model, "torch_named_mlp", run_bn),
+    "res_mlp": (build_res_model, "torch_res_mlp", run),
+    "named_lstm": (build_named_lstm_model, "torch_named_lstm", run),
 }
 
 

@@ -110,6 +110,40 @@ pub trait Layer<F: Float>: Send + AsAny {
         None
     }
 
+    /// Renames the direct child called `from` to `to`: paths, hooks, reports and safetensors
+    /// keys use `to` from now on — e.g. a residual block's `"shortcut"` to torchvision's
+    /// `"downsample"`, or a [`crate::recurrent::SequenceModel`]'s `"rnn"` and `"head"` to the
+    /// `"lstm"` and `"fc"` of the PyTorch module whose weights it loads. [`crate::Sequential`],
+    /// [`crate::ResidualBlock`], [`crate::Highway`] and [`crate::recurrent::SequenceModel`]
+    /// implement it; a layer without children refuses.
+    ///
+    /// ```
+    /// use gradflow::{Highway, Layer};
+    /// use gradflow::activation::Relu;
+    /// use rand::SeedableRng;
+    ///
+    /// let mut layer = Highway::<f32>::new(4, Relu, -2.0, &mut rand::rngs::StdRng::seed_from_u64(0))?;
+    /// layer.rename_child("transform", "H")?;
+    /// layer.rename_child("gate", "T")?;
+    /// let names: Vec<String> = gradflow::named_parameters(&layer).into_iter().map(|(n, _)| n).collect();
+    /// assert_eq!(names, ["H.weight", "H.bias", "T.weight", "T.bias"]);
+    /// // A name used twice in one block is refused, naming the block; nothing changes.
+    /// let err = layer.rename_child("H", "T").unwrap_err();
+    /// assert!(err.to_string().contains("`T` already names another child"), "{err}");
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the layer when it has no child `from`, or when `to` is
+    /// empty, has a `.`, or already names another child; nothing changes.
+    fn rename_child(&mut self, from: &str, to: &str) -> Result<()> {
+        Err(Error::config(
+            self.describe(),
+            "name",
+            format!("cannot rename `{from}` to `{to}`: a {} has no children to rename", self.kind()),
+        ))
+    }
+
     /// The shape `(C, H, W)` of this layer's output rows when they are images (see
     /// [`crate::layers::ImageShape`] for how images travel), or `None`. Image layers report
     /// theirs, containers their last child's; recorders use it for per-channel statistics.

@@ -7,12 +7,13 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 
 use crate::activation::ActivationFamily;
-use crate::hooks::{LayerRecord, LayerStepRecord, Recording, layer_numbers};
+use crate::hooks::{LayerRecord, LayerStepRecord, Recording, is_transparent, layer_numbers};
 
 /// One hidden layer (or the output layer) of a recorded network at one step.
 ///
 /// # How layers are grouped
-/// Only the top-level layers are grouped: the network's direct children (paths without a dot),
+/// Only the top-level layers are grouped: the network's direct children (paths without a dot;
+/// the children of a nested `Sequential` such as `blocks.0`, `blocks.1` count as direct children),
 /// or, in a recording of a PyTorch model, every recorded module not nested in another recorded
 /// one (`layers.3`, `fc1`). They are grouped in network order, by their layer number ([`crate::hooks::layer_numbers`], the number hook events carry):
 /// - an activation child closes the open group ("Linear+tanh"), or forms a group of its own
@@ -78,7 +79,8 @@ pub struct HiddenLayer {
 /// by the same rule ([`crate::hooks::layer_numbers`]).
 ///
 /// The top-level records are those not nested in another recorded layer: for a gradflow network
-/// (every layer recorded, containers included) its direct children; for a recording of a PyTorch
+/// (every layer recorded, containers included) its direct children, and the children of nested
+/// `Sequential`s, which are looked through as layer numbers are; for a recording of a PyTorch
 /// model, the modules the recorder treats as layers (`layers.3`, `fc1`, a residual block).
 /// Network order is the numeric order of the paths when every top-level path is a number (a
 /// `Sequential`'s children, even when a recorder attached between a forward and a backward pass
@@ -86,8 +88,12 @@ pub struct HiddenLayer {
 /// in which the layers first ran forward.
 fn groups(recording: &Recording) -> Vec<Vec<usize>> {
     let layers = &recording.layers;
-    let paths: HashSet<&str> = layers.iter().map(|l| l.path.as_str()).collect();
-    let mut top: Vec<usize> = (0..layers.len()).filter(|&i| !is_nested(&paths, &layers[i].path)).collect();
+    // Nested `Sequential`s (`blocks`) are looked through: their children are top-level layers.
+    let grouping = |i: usize| is_transparent(&layers[i].kind);
+    let paths: HashSet<&str> =
+        (0..layers.len()).filter(|&i| !grouping(i)).map(|i| layers[i].path.as_str()).collect();
+    let mut top: Vec<usize> =
+        (0..layers.len()).filter(|&i| !grouping(i) && !is_nested(&paths, &layers[i].path)).collect();
     let numeric = top.iter().all(|&i| layers[i].path.parse::<u64>().is_ok());
     let position =
         |i: usize| if numeric { (layers[i].path.parse::<u64>().unwrap_or(u64::MAX), i) } else { (0, i) };

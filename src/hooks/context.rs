@@ -22,7 +22,8 @@ pub struct Context<'h, F: Float> {
     lent: &'h mut [LentHook<F>],
     numbering: Option<&'h Numbering>,
     path: String,
-    /// The layer number of the top-level child being run (and of everything inside it).
+    /// The layer number of the numbered layer being run (and of everything inside it; see
+    /// [`crate::hooks::layer_numbers`]).
     number: Option<usize>,
     step: u64,
 }
@@ -80,7 +81,7 @@ impl<'h, F: Float> Context<'h, F> {
         self.step
     }
 
-    /// Appends `name` to the path (and, for a top-level child, sets its layer number); returns
+    /// Appends `name` to the path (and, for a numbered layer, sets its layer number); returns
     /// what [`Context::leave`] needs to restore.
     fn enter(&mut self, name: &dyn Display) -> (usize, Option<usize>) {
         let len = self.path.len();
@@ -89,7 +90,9 @@ impl<'h, F: Float> Context<'h, F> {
             self.path.push('.');
         }
         let _ = write!(self.path, "{name}");
-        if len == 0 {
+        // A numbered layer's number holds for everything inside it; a top-level child or a
+        // child of a transparent container (no number) may be a numbered layer itself.
+        if len == 0 || self.number.is_none() {
             self.number = self.numbering.and_then(|n| n.number_of(&self.path));
         }
         (len, number)

@@ -73,7 +73,7 @@ pub use event::{BackwardEvent, Event, ForwardEvent, GateEvent, ParamUpdate, Upda
 pub(crate) use lent::{LentHook, collect as collect_lent, lend};
 pub use nonfinite::{Direction, NonFiniteDetector, NonFiniteReport};
 pub use numbering::layer_numbers;
-pub(crate) use numbering::{Numbering, is_companion};
+pub(crate) use numbering::{Numbering, is_companion, is_transparent, numbered_layers};
 pub use recorder::{Recorder, RecorderConfig};
 pub use recording::{ActivationInfo, LayerRecord, LayerStepRecord, ParamStats, Recording, StepLoss};
 pub use set::{Hook, HookHandle, HookSet, WithUpdates};

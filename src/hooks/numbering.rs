@@ -7,6 +7,8 @@
 //! 1 at the input, the output layer last. Every event carries both
 //! ([`crate::hooks::Event::layer_number`]), and every report numbers rows the same way.
 
+use std::collections::HashMap;
+
 /// Whether a child only reshapes, normalizes or regularizes what the layer before it computed,
 /// and so belongs to that layer rather than starting one: normalization, dropout, pooling and
 /// flattening.
@@ -53,40 +55,82 @@ pub fn layer_numbers<'a>(children: impl IntoIterator<Item = (&'a str, bool)>) ->
     numbers
 }
 
-/// The layer numbers of a model's top-level children, by name, kept by a
-/// [`crate::Network`] and rebuilt only when the children change.
+/// Whether a container of this kind is only a grouping of layers — a nested
+/// [`crate::Sequential`], PyTorch's `nn.Sequential` / `nn.ModuleList` inside a model (`blocks`)
+/// — that layer numbers look through: its children are numbered as if they were not nested.
+pub(crate) fn is_transparent(kind: &str) -> bool {
+    kind == "Sequential"
+}
+
+/// Calls `f` with each layer that layer numbers count, in network order, and its dotted path:
+/// `model`'s direct children, looking through transparent containers ([`is_transparent`]) at
+/// any depth. `prefix` is scratch space (left as it was given).
+pub(crate) fn visit_numbered<'a, F: crate::Float>(
+    model: &'a dyn crate::Layer<F>,
+    prefix: &mut String,
+    f: &mut dyn FnMut(&str, &'a dyn crate::Layer<F>),
+) {
+    model.visit_children(&mut |name, child| {
+        let len = prefix.len();
+        if len > 0 {
+            prefix.push('.');
+        }
+        prefix.push_str(name);
+        if is_transparent(child.kind()) {
+            visit_numbered(child, prefix, f);
+        } else {
+            f(prefix, child);
+        }
+        prefix.truncate(len);
+    });
+}
+
+/// The layers [`visit_numbered`] visits, with their paths.
+pub(crate) fn numbered_layers<F: crate::Float>(
+    model: &dyn crate::Layer<F>,
+) -> Vec<(String, &dyn crate::Layer<F>)> {
+    let mut out = Vec::new();
+    visit_numbered(model, &mut String::new(), &mut |path, layer| out.push((path.to_string(), layer)));
+    out
+}
+
+/// The layer numbers of a model's layers ([`visit_numbered`]: its top-level children, and the
+/// children of nested `Sequential`s), by path, kept by a [`crate::Network`] and rebuilt only
+/// when the layers change.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Numbering {
-    names: Vec<String>,
-    numbers: Vec<usize>,
+    paths: Vec<String>,
+    numbers: HashMap<String, usize>,
+    /// Scratch for the paths walked by [`Numbering::refresh`].
+    prefix: String,
 }
 
 impl Numbering {
-    /// Brings the numbering up to date with `model`'s top-level children (allocating only when
-    /// they changed).
+    /// Brings the numbering up to date with `model`'s layers (allocating only when they
+    /// changed).
     pub(crate) fn refresh<F: crate::Float>(&mut self, model: &dyn crate::Layer<F>) {
-        let mut same = true;
-        let mut count = 0;
-        model.visit_children(&mut |name, _| {
-            same &= self.names.get(count).is_some_and(|n| n == name);
+        let mut prefix = std::mem::take(&mut self.prefix);
+        let (mut same, mut count) = (true, 0);
+        visit_numbered(model, &mut prefix, &mut |path, _| {
+            same &= self.paths.get(count).is_some_and(|p| p == path);
             count += 1;
         });
-        if same && count == self.names.len() {
-            return;
+        if !(same && count == self.paths.len()) {
+            let mut layers = Vec::new();
+            visit_numbered(model, &mut prefix, &mut |path, layer| {
+                layers.push((path.to_string(), layer.kind(), layer.as_activation().is_some()))
+            });
+            let numbers = layer_numbers(layers.iter().map(|(_, kind, act)| (*kind, *act)));
+            self.numbers = layers.iter().map(|(path, _, _)| path.clone()).zip(numbers).collect();
+            self.paths = layers.into_iter().map(|(path, _, _)| path).collect();
         }
-        let mut children = Vec::new();
-        model.visit_children(&mut |name, child| {
-            children.push((name.to_string(), child.kind(), child.as_activation().is_some()))
-        });
-        self.numbers = layer_numbers(children.iter().map(|(_, kind, act)| (*kind, *act)));
-        self.names = children.into_iter().map(|(name, _, _)| name).collect();
+        self.prefix = prefix;
     }
 
-    /// The layer number of the top-level child called `name`.
-    pub(crate) fn number_of(&self, name: &str) -> Option<usize> {
-        // Children are visited in order, so the position usually matches a numeric name.
-        let guess = name.parse::<usize>().ok().filter(|&i| self.names.get(i).is_some_and(|n| n == name));
-        guess.or_else(|| self.names.iter().position(|n| n == name)).map(|i| self.numbers[i])
+    /// The layer number of the layer at `path`, when it is one that layer numbers count (not a
+    /// layer nested in one, nor a transparent container).
+    pub(crate) fn number_of(&self, path: &str) -> Option<usize> {
+        self.numbers.get(path).copied()
     }
 }
 

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use rand::RngCore;
 
+use super::builder_names::NameEdit;
 use crate::activation::{Act, Activation};
 use crate::init::{Initializer, LinearDefault};
 use crate::layer::Layer;
@@ -84,9 +85,9 @@ pub struct SequentialBuilder<F: Float> {
     pub(super) bias_init: Arc<dyn Initializer>,
     pub(super) bias: bool,
     pub(super) specs: Vec<Spec<F>>,
-    /// Names given with [`SequentialBuilder::named`]: the step they name (`None` when no step
-    /// came before) and the name.
-    pub(super) names: Vec<(Option<usize>, String)>,
+    /// Names given with [`SequentialBuilder::named`] and the builder's other naming steps: the
+    /// step they apply to (`None` when no step came before) and the change.
+    pub(super) edits: Vec<(Option<usize>, NameEdit)>,
 }
 
 impl<F: Float> Sequential<F> {
@@ -98,7 +99,7 @@ impl<F: Float> Sequential<F> {
             bias_init: Arc::new(LinearDefault),
             bias: true,
             specs: Vec::new(),
-            names: Vec::new(),
+            edits: Vec::new(),
         }
     }
 
@@ -170,34 +171,6 @@ impl<F: Float> SequentialBuilder<F> {
         self
     }
 
-    /// Names the layer added by the step just before, as PyTorch names a module's children:
-    /// `.linear(64).named("fc1").batch_norm().named("bn1")` gives `fc1.weight`, `fc1.bias`,
-    /// `bn1.running_mean`, … in paths, hooks, reports and safetensors files (see
-    /// [Names](Sequential#names) for what a name may be). A step that adds two layers
-    /// ([`SequentialBuilder::dense`]: the `Linear` and its activation) has its last one named.
-    ///
-    /// ```
-    /// use gradflow::Sequential;
-    /// use gradflow::activation::Relu;
-    /// use gradflow::rand::{SeedableRng, rngs::StdRng};
-    ///
-    /// let model = Sequential::<f32>::builder(4)
-    ///     .linear(8).named("fc1").batch_norm().named("bn1").activation(Relu)
-    ///     .linear(2).named("fc2")
-    ///     .build(&mut StdRng::seed_from_u64(0))?;
-    /// let names: Vec<String> = gradflow::named_parameters(&model).into_iter().map(|(n, _)| n).collect();
-    /// assert_eq!(names, ["fc1.weight", "fc1.bias", "bn1.weight", "bn1.bias", "fc2.weight", "fc2.bias"]);
-    /// assert_eq!(model.layer_at("2").unwrap().kind(), "relu"); // unnamed: its index
-    /// # Ok::<(), gradflow::Error>(())
-    /// ```
-    ///
-    /// A name that is not allowed, or `named` before any step, is an [`Error::InvalidConfig`]
-    /// from [`SequentialBuilder::build`] naming the layer.
-    pub fn named(mut self, name: &str) -> Self {
-        self.names.push((self.specs.len().checked_sub(1), name.to_string()));
-        self
-    }
-
     /// Adds any layer.
     pub fn layer(mut self, layer: impl Layer<F> + 'static) -> Self {
         self.specs.push(Spec::Layer(Box::new(layer)));
@@ -225,14 +198,14 @@ impl<F: Float> SequentialBuilder<F> {
             // C·H·W saturates to usize::MAX when it overflows: refuse the image itself.
             image.check_not_empty("Sequential image builder")?;
         }
-        if let Some((_, name)) = self.names.iter().find(|(step, _)| step.is_none()) {
+        if let Some((_, edit)) = self.edits.iter().find(|(step, _)| step.is_none()) {
             return Err(Error::config(
                 "Sequential builder",
                 "name",
-                format!("named(\"{name}\") comes before any layer: it names the layer added just before it"),
+                format!("{edit} comes before any layer: it applies to the layer added just before it"),
             ));
         }
-        let mut names = self.names.into_iter().peekable();
+        let mut edits = self.edits.into_iter().peekable();
         // The leading run of linear layers (and activations) has known sizes: their total is
         // checked before anything is drawn (the rest is checked layer by layer).
         let (mut planned, mut planned_width) = (0usize, self.input.features);
@@ -304,8 +277,9 @@ impl<F: Float> SequentialBuilder<F> {
                     model.push_boxed(layer);
                 }
             }
-            while let Some((_, name)) = names.next_if(|(named, _)| *named == Some(step)) {
-                model.set_name(model.len() - 1, &name)?;
+            while let Some((_, edit)) = edits.next_if(|(edited, _)| *edited == Some(step)) {
+                let last = model.len() - 1;
+                edit.apply(&mut model, last)?;
             }
             let added = model.get(index).map_or(0, |layer| layer.num_parameters());
             check_total(parameters, added).map_err(|e| e.at(&index))?;
@@ -444,6 +418,20 @@ impl<F: Float> SequentialBuilder<F> {
         self.companion(|shape, _| Ok(Box::new(LayerNorm::<F>::new(shape.features)?)))
     }
 
+    /// Adds a nested [`Sequential`] whose layers `layers` describes on a builder starting at the
+    /// current width (with the current initializers and bias setting): PyTorch's `nn.Sequential`
+    /// or `nn.ModuleList` inside a model, e.g. the `blocks` of `self.blocks = nn.ModuleList(…)`
+    /// with [`SequentialBuilder::named`]`("blocks")`, so that parameters are named
+    /// `blocks.0.fc1.weight`. Hooks and reports see through it: its children are numbered as
+    /// layers of the network, as if they were not nested ([`crate::hooks::layer_numbers`]).
+    pub fn sequential(self, layers: impl FnOnce(SequentialBuilder<F>) -> SequentialBuilder<F>) -> Self {
+        let mut inner = layers(self.sub_builder());
+        self.deferred(move |shape, rng| {
+            inner.input = shape;
+            Ok(Box::new(inner.build(rng)?))
+        })
+    }
+
     /// Adds a [`ResidualBlock`] `x + branch(x)` with the identity shortcut, whose branch is
     /// described by `branch` on a builder starting at the current width (it inherits the
     /// initializers and bias setting). The branch must end at the width it started from.
@@ -569,7 +557,7 @@ impl<F: Float> SequentialBuilder<F> {
             bias_init: self.bias_init.clone(),
             bias: self.bias,
             specs: Vec::new(),
-            names: Vec::new(),
+            edits: Vec::new(),
         }
     }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use ndarray::{Array2, ArrayView2, Zip};
 use rand::RngCore;
 
+use super::child_names::ChildNames;
 use super::{Linear, LinearConfig};
 use crate::activation::stable_sigmoid as sigmoid;
 use crate::activation::{Act, Activation, Relu};
@@ -116,6 +117,7 @@ impl<F: Float> HighwayConfig<F> {
             transform,
             activation: Act::from_shared(self.activation.clone()),
             gate,
+            names: ChildNames::new(["transform", "activation", "gate"]),
             width: d,
             h_pre: Array2::zeros((0, 0)),
             h: Array2::zeros((0, 0)),
@@ -140,7 +142,8 @@ impl<F: Float> HighwayConfig<F> {
 /// Its children are `"transform"` (the [`Linear`] `W_H, b_H`), `"activation"` (the [`Act`] of
 /// `H`) and `"gate"` (the [`Linear`] `W_T, b_T`; the sigmoid is applied by the layer), so
 /// parameters are named `"transform.weight"`, `"transform.bias"`, `"gate.weight"`,
-/// `"gate.bias"`.
+/// `"gate.bias"` — or, after [`Layer::rename_child`] (e.g. to a PyTorch module's `H` and `T`),
+/// under the new names.
 ///
 /// Why the gradient reaching early layers cannot vanish through it: the carry path adds the term
 /// `dL/dy ⊙ (1 − T(x))` to `dL/dx`, handing the incoming gradient straight to `x` without
@@ -183,6 +186,8 @@ pub struct Highway<F: Float> {
     transform: Linear<F>,
     activation: Act<F>,
     gate: Linear<F>,
+    /// The children's names, by role ([`TRANSFORM`], [`ACTIVATION`], [`GATE_CHILD`]).
+    names: ChildNames<3>,
     width: usize,
     /// W_H x + b_H, H = act(h_pre), W_T x + b_T, T = σ(t_pre): `(batch, d)` each.
     h_pre: Array2<F>,
@@ -198,6 +203,11 @@ pub struct Highway<F: Float> {
     grad_t: Array2<F>,
     forward_batch: Option<usize>,
 }
+
+/// The roles of a highway layer's children, in [`ChildNames`].
+const TRANSFORM: usize = 0;
+const ACTIVATION: usize = 1;
+const GATE_CHILD: usize = 2;
 
 /// The gate a highway layer shows hooks in its [`crate::hooks::GateEvent`]s.
 const GATE: Gate = Gate { name: "T", function: GateFunction::Sigmoid };
@@ -285,9 +295,12 @@ impl<F: Float> Layer<F> for Highway<F> {
         self.forward_batch = None;
         check_shape(&|| self.describe(), "input", &input, None, Some(self.width))?;
         let dim = input.dim();
-        ctx.forward_child(&"transform", &mut self.transform, input.view(), &mut self.h_pre, mode)?;
-        ctx.forward_child(&"activation", &mut self.activation, self.h_pre.view(), &mut self.h, mode)?;
-        ctx.forward_child(&"gate", &mut self.gate, input.view(), &mut self.t_pre, mode)?;
+        let names = &self.names;
+        let (transform, activation, gate) =
+            (names.get(TRANSFORM), names.get(ACTIVATION), names.get(GATE_CHILD));
+        ctx.forward_child(&transform, &mut self.transform, input.view(), &mut self.h_pre, mode)?;
+        ctx.forward_child(&activation, &mut self.activation, self.h_pre.view(), &mut self.h, mode)?;
+        ctx.forward_child(&gate, &mut self.gate, input.view(), &mut self.t_pre, mode)?;
         // The children may have been replaced by ones of another width (`transform_mut`).
         for (what, got) in [("transform output", self.h.dim()), ("gate output", self.t_pre.dim())] {
             if got != dim {
@@ -368,7 +381,7 @@ impl<F: Float> Layer<F> for Highway<F> {
         // Gate: its input gradient goes straight into grad_input; the others are added to it.
         let gate_out = self.t_pre.view();
         ctx.backward_child(
-            &"gate",
+            &self.names.get(GATE_CHILD),
             &mut self.gate,
             input,
             gate_out,
@@ -378,7 +391,7 @@ impl<F: Float> Layer<F> for Highway<F> {
         let h_pre = self.h_pre.view();
         let g_h_pre = Some(&mut self.grad_h_pre);
         ctx.backward_child(
-            &"activation",
+            &self.names.get(ACTIVATION),
             &mut self.activation,
             h_pre,
             self.h.view(),
@@ -386,7 +399,8 @@ impl<F: Float> Layer<F> for Highway<F> {
             g_h_pre,
         )?;
         let g_x = grad_input.is_some().then_some(&mut self.grad_x_transform);
-        ctx.backward_child(&"transform", &mut self.transform, input, h_pre, self.grad_h_pre.view(), g_x)?;
+        let name = self.names.get(TRANSFORM);
+        ctx.backward_child(&name, &mut self.transform, input, h_pre, self.grad_h_pre.view(), g_x)?;
 
         if let Some(grad_input) = grad_input {
             // Carry path: dy ⊙ (1 − T), plus what the transform sent down.
@@ -432,18 +446,21 @@ impl<F: Float> Layer<F> for Highway<F> {
     }
 
     fn visit_children<'a>(&'a self, visitor: &mut dyn FnMut(&str, &'a dyn Layer<F>)) {
-        visitor("transform", &self.transform);
-        visitor("activation", &self.activation);
-        visitor("gate", &self.gate);
+        visitor(self.names.get(TRANSFORM), &self.transform);
+        visitor(self.names.get(ACTIVATION), &self.activation);
+        visitor(self.names.get(GATE_CHILD), &self.gate);
     }
 
     fn child_mut(&mut self, name: &str) -> Option<&mut dyn Layer<F>> {
-        match name {
-            "transform" => Some(&mut self.transform),
-            "activation" => Some(&mut self.activation),
-            "gate" => Some(&mut self.gate),
-            _ => None,
+        match self.names.index_of(name)? {
+            TRANSFORM => Some(&mut self.transform),
+            ACTIVATION => Some(&mut self.activation),
+            _ => Some(&mut self.gate),
         }
+    }
+
+    fn rename_child(&mut self, from: &str, to: &str) -> Result<()> {
+        self.names.rename(&self.describe(), from, to, [true; 3], &|_| false)
     }
 }
 

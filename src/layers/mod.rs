@@ -2,6 +2,8 @@
 
 pub(crate) mod batch_norm;
 mod builder;
+mod builder_names;
+pub(crate) mod child_names;
 pub(crate) mod conv;
 pub(crate) mod dropout;
 pub(crate) mod highway;

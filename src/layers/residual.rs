@@ -3,6 +3,7 @@
 
 use ndarray::{Array2, ArrayView2, Zip};
 
+use super::child_names::ChildNames;
 use super::{Linear, Scale};
 use crate::hooks::Context;
 use crate::layer::{Layer, Mode, check_input_features, check_shape, ensure_shape};
@@ -17,13 +18,14 @@ use crate::{Error, Float, Result};
 /// branch's Jacobian has become — a stack of residual blocks has a path on which the gradient is
 /// never multiplied by a weight matrix or an activation derivative.
 pub trait Residual<F: Float>: Layer<F> {
-    /// The residual branch (the child `"branch"`).
+    /// The residual branch (the child `"branch"`, unless renamed or flattened).
     fn branch(&self) -> &dyn Layer<F>;
 
     /// The residual branch, mutably.
     fn branch_mut(&mut self) -> &mut dyn Layer<F>;
 
-    /// The projection on the shortcut (the child `"shortcut"`), or `None` for the identity.
+    /// The projection on the shortcut (the child `"shortcut"`, unless renamed), or `None` for
+    /// the identity.
     fn shortcut(&self) -> Option<&dyn Layer<F>>;
 
     /// The current factor α on the branch, or `None` when the branch is not scaled (α = 1).
@@ -66,6 +68,34 @@ impl BranchScale {
 /// projection), so parameters are named `"branch.0.weight"`, `"scale.weight"`,
 /// `"shortcut.weight"`, and hooks see the children at paths such as `"3.branch.1"`.
 ///
+/// # Names of a PyTorch module
+/// A PyTorch residual block usually holds its branch's layers as its own attributes
+/// (`self.fc1`, `self.norm`, `self.fc2`, torchvision's `conv1`, `bn1`, …) and its shortcut
+/// under a name of its choice (`downsample`, `proj`). [`ResidualBlock::flatten_branch`] makes a
+/// [`crate::Sequential`] branch's children the block's own (`"fc1.weight"`, not
+/// `"branch.fc1.weight"`; hooks see `"3.fc1"`, and the branch itself is no longer a layer of its
+/// own in paths and events), and [`Layer::rename_child`] renames `"shortcut"`, `"scale"` or
+/// `"branch"`, so that a PyTorch state dict loads with no key mapping:
+///
+/// ```
+/// use gradflow::{Layer, Linear, ResidualBlock, Sequential};
+/// use gradflow::activation::Tanh;
+/// use rand::SeedableRng;
+///
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let branch = Sequential::<f64>::builder(6)
+///     .linear(8).named("fc1").activation(Tanh).named("act").linear(8).named("fc2")
+///     .build(&mut rng)?;
+/// let mut block = ResidualBlock::projection(branch, Linear::new(6, 8, &mut rng)?)?;
+/// block.flatten_branch()?;
+/// block.rename_child("shortcut", "proj")?;
+/// let names: Vec<String> = gradflow::named_parameters(&block).into_iter().map(|(n, _)| n).collect();
+/// assert_eq!(names, ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "proj.weight", "proj.bias"]);
+/// // A shortcut may not take a name the branch's children use.
+/// assert!(block.rename_child("proj", "fc1").is_err());
+/// # Ok::<(), gradflow::Error>(())
+/// ```
+///
 /// Why the gradient reaching early layers cannot vanish through it: its backward adds the
 /// incoming gradient `dL/dy` to the gradient the branch sends down, so with the identity shortcut
 /// `dL/dx = dL/dy + α · dL/dy · ∂branch/∂x` carries `dL/dy` to the layers below unchanged, however
@@ -96,6 +126,10 @@ pub struct ResidualBlock<F: Float> {
     branch: Box<dyn Layer<F>>,
     scale: Option<Scale<F>>,
     shortcut: Shortcut<F>,
+    /// The children's names, by role ([`BRANCH`], [`SCALE`], [`SHORTCUT`]).
+    names: ChildNames<3>,
+    /// Whether the branch's children are the block's own (see [`ResidualBlock::flatten_branch`]).
+    flat_branch: bool,
     in_features: usize,
     out_features: usize,
     /// branch(x), `(batch, out)`.
@@ -110,6 +144,12 @@ pub struct ResidualBlock<F: Float> {
     grad_shortcut: Array2<F>,
     forward_batch: Option<usize>,
 }
+
+/// The roles of a [`ResidualBlock`]'s children, in [`ChildNames`].
+const ROLES: [&str; 3] = ["branch", "scale", "shortcut"];
+const BRANCH: usize = 0;
+const SCALE: usize = 1;
+const SHORTCUT: usize = 2;
 
 /// What a [`ResidualBlock`] adds the branch to.
 enum Shortcut<F: Float> {
@@ -277,6 +317,8 @@ impl<F: Float> ResidualBlock<F> {
             branch,
             scale: None,
             shortcut,
+            names: ChildNames::new(ROLES),
+            flat_branch: false,
             in_features,
             out_features,
             branch_out: Array2::zeros((0, 0)),
@@ -291,10 +333,69 @@ impl<F: Float> ResidualBlock<F> {
     /// Scales the branch: `y = shortcut(x) + α · branch(x)`, with α fixed or learnable.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] when the factor is not finite.
+    /// [`Error::InvalidConfig`] when the factor is not finite, or when a flattened branch has a
+    /// child with the scale's name.
     pub fn with_scale(mut self, scale: BranchScale) -> Result<Self> {
-        self.scale = Some(scale.layer().map_err(|e| e.at(&"scale"))?);
+        let name = self.names.get(SCALE);
+        if self.flat_branch && has_child(self.branch.as_ref(), name) {
+            return Err(Error::config(
+                self.describe(),
+                "scale",
+                format!("the flattened branch has a child `{name}`, the scale's name: rename one first"),
+            ));
+        }
+        self.scale = Some(scale.layer().map_err(|e| e.at(&name))?);
         Ok(self)
+    }
+
+    /// Makes the branch's children the block's own, as in a PyTorch block that holds its
+    /// branch's layers as attributes: a branch child called `fc1` is at `"fc1"` (parameters
+    /// `"fc1.weight"`, hooks at `"<block>.fc1"`), and the branch itself no longer has a path or
+    /// events of its own. See [Names of a PyTorch module](ResidualBlock#names-of-a-pytorch-module).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the block when the branch has no children (a single
+    /// layer's parameters would have no name of their own) or when one of its children's
+    /// names is the scale's or the shortcut's; nothing changes.
+    pub fn flatten_branch(&mut self) -> Result<()> {
+        if self.flat_branch {
+            return Ok(());
+        }
+        let mut children = Vec::new();
+        self.branch.visit_children(&mut |name, _| children.push(name.to_string()));
+        let refuse = |why: String| Err(Error::config(self.describe(), "branch", why));
+        if children.is_empty() {
+            return refuse(format!(
+                "cannot flatten the branch {}: it has no children, so its parameters would have no \
+                 name of their own (use a Sequential branch)",
+                self.branch.describe()
+            ));
+        }
+        let other_child = |name: &str| self.own_child_named(name).filter(|&i| i != BRANCH);
+        if let Some((clash, role)) = children.iter().find_map(|c| Some((c, other_child(c)?))) {
+            return refuse(format!(
+                "cannot flatten the branch: its child `{clash}` has the name of the block's {}",
+                ROLES[role]
+            ));
+        }
+        self.flat_branch = true;
+        Ok(())
+    }
+
+    /// Whether the branch's children are the block's own ([`ResidualBlock::flatten_branch`]).
+    pub fn has_flat_branch(&self) -> bool {
+        self.flat_branch
+    }
+
+    /// The role of the block's own child (scale or shortcut, present) called `name`; the branch
+    /// too when it is not flattened.
+    fn own_child_named(&self, name: &str) -> Option<usize> {
+        self.names.index_of(name).filter(|&i| self.present()[i])
+    }
+
+    /// Which of the block's own children exist (the branch as one only when not flattened).
+    fn present(&self) -> [bool; 3] {
+        [!self.flat_branch, self.scale.is_some(), self.shortcut.layer().is_some()]
     }
 
     /// Input features.
@@ -379,7 +480,13 @@ impl<F: Float> Layer<F> for ResidualBlock<F> {
         self.forward_batch = None;
         check_shape(&|| self.describe(), "input", &input, None, Some(self.in_features))?;
         let batch = input.nrows();
-        ctx.forward_child(&"branch", self.branch.as_mut(), input.view(), &mut self.branch_out, mode)?;
+        if self.flat_branch {
+            // The branch's children are the block's: they run at the block's path.
+            self.branch.forward(input.view(), &mut self.branch_out, mode, ctx)?;
+        } else {
+            let name = self.names.get(BRANCH);
+            ctx.forward_child(&name, self.branch.as_mut(), input.view(), &mut self.branch_out, mode)?;
+        }
         // The branch may have been changed since construction (through `branch_mut`).
         if self.branch_out.dim() != (batch, self.out_features) {
             return Err(Error::ShapeMismatch {
@@ -391,7 +498,8 @@ impl<F: Float> Layer<F> for ResidualBlock<F> {
         }
         let added = match &mut self.scale {
             Some(scale) => {
-                ctx.forward_child(&"scale", scale, self.branch_out.view(), &mut self.scaled_out, mode)?;
+                let name = self.names.get(SCALE);
+                ctx.forward_child(&name, scale, self.branch_out.view(), &mut self.scaled_out, mode)?;
                 &self.scaled_out
             }
             None => &self.branch_out,
@@ -399,7 +507,8 @@ impl<F: Float> Layer<F> for ResidualBlock<F> {
         ensure_shape(output, (batch, self.out_features));
         match self.shortcut.layer_mut() {
             Some(projection) => {
-                ctx.forward_child(&"shortcut", projection, input, &mut self.shortcut_out, mode)?;
+                let name = self.names.get(SHORTCUT);
+                ctx.forward_child(&name, projection, input, &mut self.shortcut_out, mode)?;
                 // The projection may have been replaced by one of another width.
                 if self.shortcut_out.dim() != (batch, self.out_features) {
                     return Err(Error::ShapeMismatch {
@@ -440,6 +549,8 @@ impl<F: Float> Layer<F> for ResidualBlock<F> {
             shortcut_out,
             grad_branch_out,
             grad_shortcut,
+            names,
+            flat_branch,
             ..
         } = self;
 
@@ -447,25 +558,25 @@ impl<F: Float> Layer<F> for ResidualBlock<F> {
         let branch_grad = match scale {
             Some(scale) => {
                 let g = Some(&mut *grad_branch_out);
-                ctx.backward_child(&"scale", scale, branch_out.view(), scaled_out.view(), grad_output, g)?;
+                let name = names.get(SCALE);
+                ctx.backward_child(&name, scale, branch_out.view(), scaled_out.view(), grad_output, g)?;
                 grad_branch_out.view()
             }
             None => grad_output,
         };
-        ctx.backward_child(
-            &"branch",
-            branch.as_mut(),
-            input,
-            branch_out.view(),
-            branch_grad,
-            grad_input.as_deref_mut(),
-        )?;
+        let (out, grad_in) = (branch_out.view(), grad_input.as_deref_mut());
+        if *flat_branch {
+            branch.backward(input, out, branch_grad, grad_in, ctx)?;
+        } else {
+            ctx.backward_child(&names.get(BRANCH), branch.as_mut(), input, out, branch_grad, grad_in)?;
+        }
 
         // Shortcut: add the incoming gradient (identity) or what the projection sends down.
         match shortcut.layer_mut() {
             Some(projection) => {
                 let g = grad_input.is_some().then_some(&mut *grad_shortcut);
-                ctx.backward_child(&"shortcut", projection, input, shortcut_out.view(), grad_output, g)?;
+                let name = names.get(SHORTCUT);
+                ctx.backward_child(&name, projection, input, shortcut_out.view(), grad_output, g)?;
                 if let Some(grad_input) = grad_input {
                     add_assign(grad_input, grad_shortcut.view());
                 }
@@ -514,23 +625,55 @@ impl<F: Float> Layer<F> for ResidualBlock<F> {
     }
 
     fn visit_children<'a>(&'a self, visitor: &mut dyn FnMut(&str, &'a dyn Layer<F>)) {
-        visitor("branch", self.branch.as_ref());
+        if self.flat_branch {
+            self.branch.visit_children(visitor);
+        } else {
+            visitor(self.names.get(BRANCH), self.branch.as_ref());
+        }
         if let Some(scale) = &self.scale {
-            visitor("scale", scale);
+            visitor(self.names.get(SCALE), scale);
         }
         if let Some(projection) = self.shortcut.layer() {
-            visitor("shortcut", projection);
+            visitor(self.names.get(SHORTCUT), projection);
         }
     }
 
     fn child_mut(&mut self, name: &str) -> Option<&mut dyn Layer<F>> {
-        match name {
-            "branch" => Some(self.branch.as_mut()),
-            "scale" => self.scale.as_mut().map(|s| s as &mut dyn Layer<F>),
-            "shortcut" => self.shortcut.layer_mut(),
-            _ => None,
+        match self.own_child_named(name) {
+            Some(BRANCH) => Some(self.branch.as_mut()),
+            Some(SCALE) => self.scale.as_mut().map(|s| s as &mut dyn Layer<F>),
+            Some(_) => self.shortcut.layer_mut(),
+            None if self.flat_branch => self.branch.child_mut(name),
+            None => None,
         }
     }
+
+    fn rename_child(&mut self, from: &str, to: &str) -> Result<()> {
+        let owner = self.describe();
+        let present = self.present();
+        if self.flat_branch && self.own_child_named(from).is_none() {
+            // A child of the flattened branch: its new name must not be the block's own.
+            if let Some(i) = self.own_child_named(to) {
+                return Err(Error::config(
+                    owner,
+                    "name",
+                    format!("cannot rename `{from}` to `{to}`: `{to}` already names the {}", ROLES[i]),
+                ));
+            }
+            return self.branch.rename_child(from, to);
+        }
+        let branch = self.branch.as_ref();
+        let in_flat_branch = |name: &str| has_child(branch, name);
+        let taken: &dyn Fn(&str) -> bool = if self.flat_branch { &in_flat_branch } else { &|_| false };
+        self.names.rename(&owner, from, to, present, taken)
+    }
+}
+
+/// Whether `layer` has a direct child called `name`.
+fn has_child<F: Float>(layer: &dyn Layer<F>, name: &str) -> bool {
+    let mut found = false;
+    layer.visit_children(&mut |child, _| found |= child == name);
+    found
 }
 
 /// `out = a + b` (all of one shape; `out` standard layout): the kernel

@@ -2,6 +2,7 @@
 
 use ndarray::{Array2, ArrayView2};
 
+use super::child_names::refused_name;
 use crate::hooks::Context;
 use crate::layer::{Layer, Mode, ensure_shape};
 use crate::param::{BufferView, BufferViewMut, ParamView, ParamViewMut};
@@ -141,11 +142,8 @@ impl<F: Float> Sequential<F> {
     /// Whether `name` may name child `index`.
     fn check_name(&self, index: usize, name: &str) -> Result<()> {
         let refuse = |why: String| Err(Error::config(self.describe(), "name", why));
-        if name.is_empty() {
-            return refuse(format!("child {index}: a name cannot be empty"));
-        }
-        if name.contains('.') {
-            return refuse(format!("child {index}: `{name}` has a `.`, which separates names in a path"));
+        if let Some(why) = refused_name(name) {
+            return refuse(format!("child {index}: {why}"));
         }
         if name.bytes().all(|b| b.is_ascii_digit()) && name != index.to_string() {
             return refuse(format!(
@@ -527,5 +525,18 @@ impl<F: Float> Layer<F> for Sequential<F> {
     fn child_mut(&mut self, name: &str) -> Option<&mut dyn Layer<F>> {
         let index = self.index_of(name)?;
         Some(self.layers.get_mut(index)?.as_mut())
+    }
+
+    /// Names the child called `from` (its given name or, unnamed, its index) `to`, as
+    /// [`Sequential::set_name`] does.
+    fn rename_child(&mut self, from: &str, to: &str) -> Result<()> {
+        match self.index_of(from) {
+            Some(index) => self.set_name(index, to),
+            None => Err(Error::config(
+                self.describe(),
+                "name",
+                format!("cannot rename `{from}` to `{to}`: no child is called `{from}`"),
+            )),
+        }
     }
 }

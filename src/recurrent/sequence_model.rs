@@ -5,7 +5,8 @@ use ndarray::{Array2, ArrayView2};
 use super::{Readout, Recurrent, SequenceLayer};
 use crate::hooks::Context;
 use crate::layer::{Layer, Mode, ensure_shape};
-use crate::param::{ParamView, ParamViewMut};
+use crate::layers::child_names::ChildNames;
+use crate::param::{BufferView, BufferViewMut, ParamView, ParamViewMut};
 use crate::{Error, Float, Result};
 
 /// A recurrent layer (child `"rnn"`) and a head (child `"head"`, any [`Layer`], typically a
@@ -13,7 +14,25 @@ use crate::{Error, Float, Result};
 /// as a single [`Layer`]: put it in a [`crate::Sequential`] / [`crate::Network`] and train it
 /// with the crate's losses, optimizers and training helpers like any model. Parameter names
 /// follow the usual PyTorch module (`self.rnn = nn.LSTM(…)`, `self.head = nn.Linear(…)`):
-/// `rnn.weight_ih_l0`, …, `head.weight`, `head.bias`.
+/// `rnn.weight_ih_l0`, …, `head.weight`, `head.bias`; a module that calls them otherwise
+/// (`self.lstm`, `self.fc`) is mirrored with [`Layer::rename_child`]:
+///
+/// ```
+/// use gradflow::recurrent::{LstmConfig, Readout, SequenceModel};
+/// use gradflow::{Layer, Linear};
+/// use rand::SeedableRng;
+///
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let lstm = LstmConfig::new(3, 5).num_layers(2).build::<f64>(&mut rng)?;
+/// let mut model = SequenceModel::new(lstm, Readout::LastStep, Linear::new(5, 2, &mut rng)?)?;
+/// model.rename_child("rnn", "lstm")?;
+/// model.rename_child("head", "fc")?;
+/// let names: Vec<String> = gradflow::named_parameters(&model).into_iter().map(|(n, _)| n).collect();
+/// assert_eq!(&names[..2], ["lstm.weight_ih_l0", "lstm.weight_hh_l0"]);
+/// assert_eq!(&names[names.len() - 2..], ["fc.weight", "fc.bias"]);
+/// # Ok::<(), gradflow::Error>(())
+/// ```
+///
 ///
 /// # Shapes
 /// input `(batch, T · input_size)` (sequences as rows, see [`SequenceLayer`]) →
@@ -43,6 +62,8 @@ use crate::{Error, Float, Result};
 pub struct SequenceModel<F: Float> {
     rnn: SequenceLayer<F>,
     head: Box<dyn Layer<F>>,
+    /// The children's names, by role ([`RNN`], [`HEAD`]).
+    names: ChildNames<2>,
     /// The recurrent layer's output, `(batch, H)` or `(batch, T·H)`.
     rnn_output: Array2<F>,
     /// dL/d(`rnn_output`).
@@ -80,6 +101,7 @@ impl<F: Float> SequenceModel<F> {
         Ok(SequenceModel {
             rnn,
             head,
+            names: ChildNames::new(["rnn", "head"]),
             rnn_output: Array2::zeros((0, 0)),
             grad_rnn_output: Array2::zeros((0, 0)),
             forward_shape: None,
@@ -161,6 +183,10 @@ fn with_per_step_buffer<F: Float>(
     result
 }
 
+/// The roles of a sequence model's children, in [`ChildNames`].
+const RNN: usize = 0;
+const HEAD: usize = 1;
+
 impl<F: Float> Layer<F> for SequenceModel<F> {
     fn kind(&self) -> &'static str {
         "SequenceModel"
@@ -171,8 +197,9 @@ impl<F: Float> Layer<F> for SequenceModel<F> {
     }
 
     fn output_features(&self, input_features: usize) -> Result<usize> {
-        let rnn_width = self.rnn.output_features(input_features).map_err(|e| e.at(&"rnn"))?;
-        let out = self.head.output_features(self.hidden_size()).map_err(|e| e.at(&"head"))?;
+        let (rnn, head) = (self.names.get(RNN), self.names.get(HEAD));
+        let rnn_width = self.rnn.output_features(input_features).map_err(|e| e.at(&rnn))?;
+        let out = self.head.output_features(self.hidden_size()).map_err(|e| e.at(&head))?;
         Ok(match self.rnn.readout() {
             Readout::LastStep => out,
             Readout::EveryStep => rnn_width / self.hidden_size() * out,
@@ -187,19 +214,20 @@ impl<F: Float> Layer<F> for SequenceModel<F> {
         ctx: &mut Context<'_, F>,
     ) -> Result<()> {
         self.forward_shape = None;
-        ctx.forward_child(&"rnn", &mut self.rnn, input, &mut self.rnn_output, mode)?;
+        let (rnn, head_name) = (self.names.get(RNN), self.names.get(HEAD));
+        ctx.forward_child(&rnn, &mut self.rnn, input, &mut self.rnn_output, mode)?;
         let batch = input.nrows();
         let steps = self.rnn_output.ncols() / self.hidden_size();
         match self.rnn.readout() {
             Readout::LastStep => {
-                ctx.forward_child(&"head", self.head.as_mut(), self.rnn_output.view(), output, mode)?
+                ctx.forward_child(&head_name, self.head.as_mut(), self.rnn_output.view(), output, mode)?
             }
             Readout::EveryStep => {
-                let out = self.head.output_features(self.hidden_size()).map_err(|e| e.at(&"head"))?;
+                let out = self.head.output_features(self.hidden_size()).map_err(|e| e.at(&head_name))?;
                 let x = per_step(self.rnn_output.view(), steps);
                 let head = self.head.as_mut();
                 with_per_step_buffer(output, (batch, steps, out), |y| {
-                    ctx.forward_child(&"head", head, x, y, mode)
+                    ctx.forward_child(&head_name, head, x, y, mode)
                 })?;
             }
         }
@@ -222,9 +250,10 @@ impl<F: Float> Layer<F> for SequenceModel<F> {
             let expected = crate::error::format_shape(output.shape());
             return Err(Error::shape(self.describe(), "grad_output", expected, grad_output.shape()));
         }
+        let (rnn, head_name) = (self.names.get(RNN), self.names.get(HEAD));
         match self.rnn.readout() {
             Readout::LastStep => ctx.backward_child(
-                &"head",
+                &head_name,
                 self.head.as_mut(),
                 self.rnn_output.view(),
                 output,
@@ -239,12 +268,12 @@ impl<F: Float> Layer<F> for SequenceModel<F> {
                 let shape = (batch, steps, self.hidden_size());
                 let head = self.head.as_mut();
                 with_per_step_buffer(&mut self.grad_rnn_output, shape, |dx| {
-                    ctx.backward_child(&"head", head, x, y, dy, Some(dx))
+                    ctx.backward_child(&head_name, head, x, y, dy, Some(dx))
                 })?;
             }
         }
         ctx.backward_child(
-            &"rnn",
+            &rnn,
             &mut self.rnn,
             input,
             self.rnn_output.view(),
@@ -263,16 +292,28 @@ impl<F: Float> Layer<F> for SequenceModel<F> {
         self.head.visit_parameters_mut(visitor);
     }
 
+    /// The head's (a recurrent layer has no buffers), e.g. a BatchNorm's running statistics.
+    fn visit_buffers<'a>(&'a self, visitor: &mut dyn FnMut(BufferView<'a, F>)) {
+        self.head.visit_buffers(visitor);
+    }
+
+    fn visit_buffers_mut<'a>(&'a mut self, visitor: &mut dyn FnMut(BufferViewMut<'a, F>)) {
+        self.head.visit_buffers_mut(visitor);
+    }
+
     fn visit_children<'a>(&'a self, visitor: &mut dyn FnMut(&str, &'a dyn Layer<F>)) {
-        visitor("rnn", &self.rnn);
-        visitor("head", self.head.as_ref());
+        visitor(self.names.get(RNN), &self.rnn);
+        visitor(self.names.get(HEAD), self.head.as_ref());
     }
 
     fn child_mut(&mut self, name: &str) -> Option<&mut dyn Layer<F>> {
-        match name {
-            "rnn" => Some(&mut self.rnn),
-            "head" => Some(self.head.as_mut()),
-            _ => None,
+        match self.names.index_of(name)? {
+            RNN => Some(&mut self.rnn),
+            _ => Some(self.head.as_mut()),
         }
+    }
+
+    fn rename_child(&mut self, from: &str, to: &str) -> Result<()> {
+        self.names.rename(&self.describe(), from, to, [true; 2], &|_| false)
     }
 }

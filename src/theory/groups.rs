@@ -20,11 +20,11 @@ pub(crate) fn group(children: &[(&str, bool)]) -> Vec<Range<usize>> {
     groups
 }
 
-/// The direct children of `model` (the model itself when it has none), in order, with their
-/// names (`"0"`, `"1"`, … in a `Sequential`).
+/// The layers of `model` that layer numbers count — its direct children, looking through
+/// nested `Sequential`s — (the model itself when it has none), in order, with their paths
+/// (`"0"`, `"1"`, `"blocks.0"`, …).
 pub(crate) fn children<F: Float>(model: &dyn Layer<F>) -> Vec<(String, &dyn Layer<F>)> {
-    let mut out = Vec::new();
-    model.visit_children(&mut |name, child| out.push((name.to_string(), child)));
+    let mut out = crate::hooks::numbered_layers(model);
     if out.is_empty() {
         out.push((String::new(), model));
     }
@@ -52,5 +52,20 @@ mod tests {
         let children =
             [("Linear", false), ("Linear", false), ("tanh", true), ("tanh", true), ("LayerNorm", false)];
         assert_eq!(group(&children), vec![0..1, 1..3, 3..5]);
+    }
+
+    #[test]
+    fn nested_sequentials_are_looked_through() {
+        use crate::activation::Tanh;
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        let model = crate::Sequential::<f64>::builder(4)
+            .dense(4, Tanh)
+            .sequential(|b| b.dense(4, Tanh).sequential(|b| b.linear(4)))
+            .named("blocks")
+            .build(&mut rng)
+            .unwrap();
+        let paths: Vec<String> = children(&model).into_iter().map(|(p, _)| p).collect();
+        assert_eq!(paths, ["0", "1", "blocks.0", "blocks.1", "blocks.2.0"]);
     }
 }

@@ -1,0 +1,272 @@
+//! PyTorch models whose modules are nested and named as their authors chose load into gradflow
+//! with no key mapping, compute PyTorch's outputs and gradients, and save back under their own
+//! names: a residual MLP (`stem`, `blocks = ModuleList([...])` of blocks holding `norm`, `fc1`,
+//! `fc2` and a `proj` shortcut, `head`) and a two-layer LSTM classifier (`lstm`, `fc`).
+//!
+//! `tests/fixtures/torch_res_mlp*.safetensors` and `torch_named_lstm*.safetensors` were written
+//! by `scripts/make_torch_fixture.py --only res_mlp` / `--only named_lstm` (torch 2.15,
+//! float64); the expected files hold the input, `R`, the output, the loss `(out * R).sum()` and
+//! every gradient.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use approx::abs_diff_eq;
+use gradflow::activation::{Gelu, Tanh};
+use gradflow::hooks::{Event, Recorder};
+use gradflow::io::{load_safetensors, read_tensors, safetensors_bytes};
+use gradflow::recurrent::{LstmConfig, Readout, SequenceLayout, SequenceModel, rows_to_sequence};
+use gradflow::{Layer, Linear, Mode, Network, Sequential, SequentialBuilder, named_parameters};
+use ndarray::{Array2, ArrayD, Ix2, Ix3};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use safetensors::SafeTensors;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures").join(name)
+}
+
+/// The tensors of two safetensors files are the same: names, dtypes, shapes and bytes.
+fn assert_same_tensors(ours: &[u8], theirs: &[u8]) {
+    let (a, b) = (SafeTensors::deserialize(ours).unwrap(), SafeTensors::deserialize(theirs).unwrap());
+    let (mut names_a, mut names_b) = (a.names(), b.names());
+    names_a.sort();
+    names_b.sort();
+    assert_eq!(names_a, names_b);
+    for name in names_a {
+        let (x, y) = (a.tensor(name).unwrap(), b.tensor(name).unwrap());
+        assert_eq!((x.dtype(), x.shape(), x.data()), (y.dtype(), y.shape(), y.data()), "{name}");
+    }
+}
+
+/// Collects every value that differs from the fixture's by more than 1e-10.
+struct Comparison<'a> {
+    expected: &'a BTreeMap<String, ArrayD<f64>>,
+    failing: Vec<String>,
+    compared: usize,
+}
+
+impl Comparison<'_> {
+    fn check(&mut self, key: &str, ours: ArrayD<f64>) {
+        let Some(theirs) = self.expected.get(key) else {
+            self.failing.push(format!("{key}: not in the fixture"));
+            return;
+        };
+        self.compared += 1;
+        if !abs_diff_eq!(ours, theirs, epsilon = 1e-10) {
+            self.failing.push(format!("{key}: gradflow {ours} vs torch {theirs}"));
+        }
+    }
+}
+
+/// Block(d, e) of the fixture: `norm`, `fc1`, `act`, `fc2` on the branch, flattened into the
+/// block, and `proj` on the shortcut when the width changes.
+fn block(width: usize) -> impl FnOnce(SequentialBuilder<f64>) -> SequentialBuilder<f64> {
+    move |b| {
+        b.layer_norm()
+            .named("norm")
+            .linear(width)
+            .named("fc1")
+            .activation(Gelu::default())
+            .named("act")
+            .linear(width)
+            .named("fc2")
+    }
+}
+
+/// gradflow's twin of the fixture's `ResMlp`, named as its modules, with other (random) weights.
+fn res_mlp(seed: u64) -> Sequential<f64> {
+    Sequential::builder(4)
+        .linear(6)
+        .named("stem")
+        .activation(Tanh)
+        .sequential(|b| {
+            b.residual(block(6))
+                .flatten_branch()
+                .residual_projection(block(8))
+                .flatten_branch()
+                .rename_child("shortcut", "proj")
+        })
+        .named("blocks")
+        .linear(3)
+        .named("head")
+        .build(&mut StdRng::seed_from_u64(seed))
+        .unwrap()
+}
+
+#[test]
+fn a_pytorch_residual_mlp_with_nested_named_modules_loads_runs_and_saves_back() {
+    let path = fixture("torch_res_mlp.safetensors");
+    let mut model = res_mlp(1);
+    let report = load_safetensors(&mut model, &path).unwrap();
+    assert_eq!(report.loaded.len(), 18, "{:?}", report.loaded);
+    assert!(report.renamed.is_empty() && report.missing.is_empty() && report.unexpected.is_empty());
+    assert_same_tensors(&safetensors_bytes(&model).unwrap(), &std::fs::read(&path).unwrap());
+
+    let expected = read_tensors::<f64>(fixture("torch_res_mlp_expected.safetensors")).unwrap();
+    let matrix = |a: &ArrayD<f64>| a.clone().into_dimensionality::<Ix2>().unwrap();
+    let (x, r) = (matrix(&expected["input"]), matrix(&expected["grad_output"]));
+    let mut net = Network::new(model);
+    let output = net.forward(x.view(), Mode::Train).unwrap().to_owned();
+    let grad_input = net.backward_with_input_grad(r.view()).unwrap().to_owned();
+    let mut cmp = Comparison { expected: &expected, failing: Vec::new(), compared: 0 };
+    cmp.check("output", output.clone().into_dyn());
+    cmp.check("loss", ndarray::arr0((&output * &r).sum()).into_dyn());
+    cmp.check("grad.input", grad_input.into_dyn());
+    for (name, p) in named_parameters(net.model()) {
+        cmp.check(&format!("grad.{name}"), p.grad.to_owned());
+    }
+    assert!(cmp.failing.is_empty(), "differ from PyTorch:\n{}", cmp.failing.join("\n"));
+    assert_eq!(cmp.compared, 3 + 18, "every gradient compared");
+}
+
+#[test]
+fn hooks_reports_and_paths_use_the_nested_names() {
+    let mut net = Network::new(res_mlp(2));
+    let mut seen = Vec::new();
+    let (result, recorder) = net.with_hook(Recorder::default(), |net| {
+        net.with_hook(
+            |event: &mut Event<'_, f64>| {
+                if let Event::Backward(b) = event {
+                    seen.push((b.path.to_string(), b.layer_number));
+                }
+            },
+            |net| {
+                net.forward(Array2::ones((3, 4)).view(), Mode::Train)?;
+                net.backward(Array2::ones((3, 3)).view())
+            },
+        )
+        .0
+    });
+    result.unwrap();
+    let paths: Vec<&str> = seen.iter().map(|(p, _)| p.as_str()).collect();
+    // The flattened branches' layers are the blocks' own; no `branch` in any path.
+    for path in ["blocks.1.proj", "blocks.1.fc2", "blocks.1.act", "blocks.1.norm", "blocks.0.fc1", "stem"] {
+        assert!(paths.contains(&path), "{path} not in {paths:?}");
+    }
+    assert!(paths.iter().all(|p| !p.contains("branch")), "{paths:?}");
+    let number = |path: &str| seen.iter().find(|(p, _)| p == path).and_then(|(_, n)| *n);
+    // Layers are numbered through the nested container: stem+tanh, each block, the head.
+    assert_eq!(
+        ["stem", "1", "blocks.0", "blocks.0.fc1", "blocks.1", "blocks.1.proj", "head"].map(number),
+        [Some(1), Some(1), Some(2), Some(2), Some(3), Some(3), Some(4)]
+    );
+    let labels: Vec<String> = recorder.recording().hidden_layers(0).into_iter().map(|l| l.label).collect();
+    assert_eq!(labels, ["Linear+tanh", "Residual", "Residual", "Linear"]);
+
+    let model = net.model();
+    assert_eq!(model.layer::<Linear<f64>>("blocks.1.proj").unwrap().weight().dim(), (8, 6));
+    assert_eq!(model.layer_at("blocks.0.norm").unwrap().kind(), "LayerNorm");
+    assert!(model.layer_at("blocks.0.branch").is_none());
+}
+
+#[test]
+fn a_pytorch_lstm_with_its_own_names_loads_runs_and_saves_back() {
+    let path = fixture("torch_named_lstm.safetensors");
+    let mut rng = StdRng::seed_from_u64(3);
+    let lstm = LstmConfig::new(3, 5).num_layers(2).build::<f64>(&mut rng).unwrap();
+    let fc = Linear::new(5, 2, &mut rng).unwrap();
+    let mut model = SequenceModel::new(lstm, Readout::LastStep, fc).unwrap();
+    model.rename_child("rnn", "lstm").unwrap();
+    model.rename_child("head", "fc").unwrap();
+    let report = load_safetensors(&mut model, &path).unwrap();
+    assert_eq!(report.loaded.len(), 10, "{:?}", report.loaded);
+    assert_same_tensors(&safetensors_bytes(&model).unwrap(), &std::fs::read(&path).unwrap());
+
+    let expected = read_tensors::<f64>(fixture("torch_named_lstm_expected.safetensors")).unwrap();
+    // PyTorch's input: (time 6, batch 3, 3 features), nn.LSTM's default layout.
+    let x = expected["input"].clone().into_dimensionality::<Ix3>().unwrap();
+    let r = expected["grad_output"].clone().into_dimensionality::<Ix2>().unwrap();
+    let mut net = Network::new(model);
+    let output = net.forward_sequence(x.view(), SequenceLayout::TimeMajor, Mode::Train).unwrap().to_owned();
+    let grad_rows = net.backward_with_input_grad(r.view()).unwrap().to_owned();
+    let grad_input = rows_to_sequence(grad_rows.view(), 3).unwrap();
+    let mut cmp = Comparison { expected: &expected, failing: Vec::new(), compared: 0 };
+    cmp.check("output", output.clone().into_dyn());
+    cmp.check("loss", ndarray::arr0((&output * &r).sum()).into_dyn());
+    cmp.check("grad.input", grad_input.into_dyn());
+    for (name, p) in named_parameters(net.model()) {
+        cmp.check(&format!("grad.{name}"), p.grad.to_owned());
+    }
+    assert!(cmp.failing.is_empty(), "differ from PyTorch:\n{}", cmp.failing.join("\n"));
+    assert_eq!(cmp.compared, 3 + 10, "every gradient compared");
+
+    // Hooks see the user's names.
+    let mut paths = Vec::new();
+    let (result, _) = net.with_hook(
+        |event: &mut Event<'_, f64>| {
+            if let Event::Forward(f) = event {
+                paths.push(f.path.to_string());
+            }
+        },
+        |net| net.forward_sequence(x.view(), SequenceLayout::TimeMajor, Mode::Eval).map(|_| ()),
+    );
+    result.unwrap();
+    assert_eq!(paths, ["lstm", "fc"]);
+}
+
+#[test]
+fn renaming_a_child_twice_into_one_container_or_flattening_a_leaf_is_refused() {
+    let mut rng = StdRng::seed_from_u64(4);
+    // A flattened branch child may not take the shortcut's name, nor the shortcut a branch
+    // child's; the error names the layer and nothing is built.
+    let err = Sequential::<f64>::builder(4)
+        .residual_projection(|b| b.linear(6).named("proj").activation(Tanh).linear(6))
+        .rename_child("shortcut", "proj")
+        .flatten_branch()
+        .build(&mut rng)
+        .unwrap_err();
+    assert!(err.to_string().contains("`proj` has the name of the block's shortcut"), "{err}");
+    let err = Sequential::<f64>::builder(4)
+        .residual_projection(|b| b.linear(6).named("fc1").activation(Tanh).linear(6))
+        .flatten_branch()
+        .rename_child("shortcut", "fc1")
+        .build(&mut rng)
+        .unwrap_err();
+    assert!(err.to_string().contains("`fc1` already names another child"), "{err}");
+    // A branch child renamed to the shortcut's name through the block.
+    let err = Sequential::<f64>::builder(4)
+        .residual_projection(|b| b.linear(6).named("fc1").activation(Tanh).linear(6))
+        .flatten_branch()
+        .rename_child("fc1", "shortcut")
+        .build(&mut rng)
+        .unwrap_err();
+    assert!(err.to_string().contains("already names the shortcut"), "{err}");
+    // A branch that is a single layer cannot be flattened: its parameters would have no name.
+    let mut block =
+        gradflow::ResidualBlock::identity(Linear::<f64>::new(4, 4, &mut rng).unwrap(), 4).unwrap();
+    let err = block.flatten_branch().unwrap_err();
+    assert!(err.to_string().contains("no children"), "{err}");
+    assert!(!block.has_flat_branch());
+    // flatten_branch after a step that is not a residual block; renaming a leaf's child.
+    let err = Sequential::<f64>::builder(4).linear(4).flatten_branch().build(&mut rng).unwrap_err();
+    assert!(err.to_string().contains("0: Linear(4→4)"), "{err}");
+    let err =
+        Sequential::<f64>::builder(4).linear(4).rename_child("weight", "w").build(&mut rng).unwrap_err();
+    assert!(err.to_string().contains("has no children to rename"), "{err}");
+    let err = Sequential::<f64>::builder(4).rename_child("a", "b").linear(4).build(&mut rng).unwrap_err();
+    assert!(err.to_string().contains("comes before any layer"), "{err}");
+    // Renaming within a nested Sequential by index, and a name with a dot.
+    let model = Sequential::<f64>::builder(4)
+        .sequential(|b| b.linear(4).linear(4))
+        .rename_child("1", "out")
+        .build(&mut rng)
+        .unwrap();
+    assert_eq!(model.layer_at("0.out").unwrap().kind(), "Linear");
+    let err = Sequential::<f64>::builder(4)
+        .highway(Tanh, -2.0)
+        .rename_child("gate", "T.x")
+        .build(&mut rng)
+        .unwrap_err();
+    assert!(err.to_string().contains("has a `.`"), "{err}");
+}
+
+#[test]
+fn a_sequence_model_shows_its_head_s_buffers() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let lstm = LstmConfig::new(2, 4).build::<f64>(&mut rng).unwrap();
+    let head = Sequential::builder(4).linear(4).batch_norm().linear(1).build(&mut rng).unwrap();
+    let model = SequenceModel::new(lstm, Readout::LastStep, head).unwrap();
+    let names: Vec<String> = gradflow::named_buffers(&model).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["head.1.running_mean", "head.1.running_var", "head.1.num_batches_tracked"]);
+}
