@@ -22,8 +22,8 @@ use crate::{Error, Float, Result};
 /// [`crate::recurrent::SequenceModel`], a single [`crate::Highway`] layer, … —:
 /// `Network::new(model)` wraps it, and its children are the top-level layers of the network's
 /// paths, hooks and layer numbers (`"rnn"`, `"head"`, `"rnn"`'s time steps). The
-/// [`crate::train::Trainer`] and [`crate::theory::network_jacobian`] take a network of a
-/// [`Sequential`]. Hooks see the model's descendants, not the model itself: a model without
+/// [`crate::train::Trainer`] trains a network of any layer; [`crate::theory::network_jacobian`]
+/// takes a network of a [`Sequential`]. Hooks see the model's descendants, not the model itself: a model without
 /// children (a single `Linear`) trains, but shows hooks nothing; put it in a [`Sequential`] to
 /// observe it.
 ///

@@ -6,7 +6,7 @@ use crate::loss::count_correct;
 
 use crate::data::{Dataset, TargetData};
 use crate::loss::{Loss, Targets};
-use crate::{Error, Float, Mode, Network, Result};
+use crate::{Error, Float, Layer, Mode, Network, Result};
 
 /// The loss (and, for class targets, the accuracy) of a network on a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -28,8 +28,8 @@ pub struct Evaluation {
 /// [`Dataset::check`]; an error naming the data set when it is empty, when the model does not
 /// take its features, or when a target does not fit the model's outputs; a shape mismatch
 /// naming the layer; [`Error::NonFinite`] when the loss is NaN or infinite.
-pub fn evaluate<F: Float>(
-    net: &mut Network<F>,
+pub fn evaluate<F: Float, M: Layer<F>>(
+    net: &mut Network<F, M>,
     loss: &dyn Loss<F>,
     data: &Dataset<F>,
     batch_size: usize,
@@ -42,8 +42,8 @@ pub fn evaluate<F: Float>(
 }
 
 /// [`evaluate`] on data already checked, with a reusable gradient buffer.
-pub(crate) fn evaluate_checked<F: Float>(
-    net: &mut Network<F>,
+pub(crate) fn evaluate_checked<F: Float, M: Layer<F>>(
+    net: &mut Network<F, M>,
     loss: &dyn Loss<F>,
     data: &Dataset<F>,
     batch_size: usize,
@@ -79,13 +79,17 @@ pub(crate) fn evaluate_checked<F: Float>(
 }
 
 /// Checks that `data` is consistent, non-empty, and fits `net`'s input and output widths.
-pub(crate) fn check_data<F: Float>(net: &Network<F>, data: &Dataset<F>, name: &str) -> Result<()> {
+pub(crate) fn check_data<F: Float, M: Layer<F>>(
+    net: &Network<F, M>,
+    data: &Dataset<F>,
+    name: &str,
+) -> Result<()> {
     data.check()?;
     let component = || format!("{name} of {} samples", data.len());
     if data.is_empty() {
         return Err(Error::InvalidTarget { component: component(), reason: "there are no samples".into() });
     }
-    let outputs = net.model().check(data.num_features())?;
+    let outputs = net.model().output_features(data.num_features())?;
     match &data.targets {
         TargetData::Classes(labels) => {
             if let Some((sample, label)) = crate::loss::first_class_out_of_range(labels, outputs) {

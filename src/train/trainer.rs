@@ -13,7 +13,7 @@ use crate::data::Dataset;
 use crate::loss::count_correct;
 use crate::loss::{Loss, Targets};
 use crate::optim::{LrSchedule, Optimizer};
-use crate::{Error, Float, Mode, Network, Result};
+use crate::{Error, Float, Layer, Mode, Network, Result};
 
 /// Trains a [`Network`] on an in-memory [`Dataset`] in shuffled minibatches.
 ///
@@ -105,9 +105,9 @@ impl Trainer {
     /// - [`Error::NonFinite`] naming the epoch, batch and step when the loss or the gradient norm
     ///   becomes NaN or infinite: training stops there (the weights keep the last finite update);
     /// - any error of the network's passes, the loss or the optimizer.
-    pub fn fit<F: Float>(
+    pub fn fit<F: Float, M: Layer<F>>(
         &self,
-        net: &mut Network<F>,
+        net: &mut Network<F, M>,
         optimizer: &mut dyn Optimizer<F>,
         loss: &dyn Loss<F>,
         train: &Dataset<F>,
@@ -160,14 +160,14 @@ impl Trainer {
     /// # Errors
     /// As [`Trainer::fit`], and whatever `on_step` returns.
     #[allow(clippy::too_many_arguments)]
-    pub fn fit_with<F: Float>(
+    pub fn fit_with<F: Float, M: Layer<F>>(
         &self,
-        net: &mut Network<F>,
+        net: &mut Network<F, M>,
         optimizer: &mut dyn Optimizer<F>,
         loss: &dyn Loss<F>,
         train: &Dataset<F>,
         test: Option<&Dataset<F>>,
-        mut on_step: impl FnMut(&mut Network<F>, &TrainStep) -> Result<()>,
+        mut on_step: impl FnMut(&mut Network<F, M>, &TrainStep) -> Result<()>,
     ) -> Result<History> {
         let config = &self.config;
         check_data(net, train, "training set")?;
@@ -234,13 +234,13 @@ impl Trainer {
         result.map(|()| history)
     }
 
-    fn run<F: Float>(
+    fn run<F: Float, M: Layer<F>>(
         &self,
-        run: &mut Run<'_, F>,
+        run: &mut Run<'_, F, M>,
         rng: &mut StdRng,
         history: &mut History,
         reporter: &mut Reporter<'_>,
-        on_step: &mut dyn FnMut(&mut Network<F>, &TrainStep) -> Result<()>,
+        on_step: &mut OnStep<'_, F, M>,
     ) -> Result<()> {
         let config = &self.config;
         let base_lr = run.optimizer.learning_rate();
@@ -321,9 +321,12 @@ impl Trainer {
     }
 }
 
+/// [`Trainer::fit_with`]'s callback, as `run` takes it.
+type OnStep<'a, F, M> = dyn FnMut(&mut Network<F, M>, &TrainStep) -> Result<()> + 'a;
+
 /// What one `fit` call works on.
-struct Run<'a, F: Float> {
-    net: &'a mut Network<F>,
+struct Run<'a, F: Float, M: Layer<F>> {
+    net: &'a mut Network<F, M>,
     optimizer: &'a mut dyn Optimizer<F>,
     loss: &'a dyn Loss<F>,
     train: &'a Dataset<F>,
