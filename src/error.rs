@@ -184,3 +184,13 @@ fn join_path(segment: &dyn std::fmt::Display, rest: &str) -> String {
         _ => format!("{segment}: {rest}"),
     }
 }
+
+/// The message of a caught panic (its `&str` or `String` payload), for errors that report a
+/// panic in user code (a hook, a key map's function).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic payload".into())
+}

@@ -201,6 +201,22 @@ fn names_bad_layer_names_and_colliding_key_maps_are_refused_with_nothing_changed
     assert!(start.elapsed().as_secs() < 5, "{:?}", start.elapsed());
 }
 
+#[test]
+fn names_a_key_map_function_that_panics_is_an_error_naming_the_key_with_nothing_changed() {
+    use gradflow::io::{LoadOptions, load_safetensors_bytes};
+    let mut model = Sequential::<f32>::builder(2).linear(2).named("fc").build(&mut rng()).unwrap();
+    let bytes = safetensors_bytes(&model).unwrap();
+    // Panics on `fc.bias`: a closure that assumes every name has a `weight` in it.
+    let map = || KeyMap::new().function(|name| name.strip_suffix("weight").expect("a weight").to_string());
+    let err = safetensors_bytes_with(&model, &map()).unwrap_err();
+    assert!(err.to_string().contains("panicked on `fc.bias`: a weight"), "{err}");
+    assert_eq!(field_of(err), "function");
+    let err = load_safetensors_bytes(&mut model, &bytes, "state", &LoadOptions::default().remap(map()))
+        .unwrap_err();
+    assert!(err.to_string().contains("`fc.bias`"), "{err}");
+    assert_eq!(safetensors_bytes(&model).unwrap(), bytes, "nothing loaded");
+}
+
 // ---- recordings -----------------------------------------------------------------------------
 
 #[test]

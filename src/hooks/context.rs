@@ -233,11 +233,7 @@ fn emit<F: Float>(
         let hook: &mut dyn Hook<F> = hook;
         let outcome = catch_unwind(AssertUnwindSafe(|| hook.on_event(event)));
         if let Err(panic) = outcome {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic payload".into());
+            let message = crate::error::panic_message(panic.as_ref());
             return Err(Error::Hook {
                 path: event.path().to_string(),
                 reason: format!(

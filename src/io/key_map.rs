@@ -211,7 +211,34 @@ impl KeyMap {
         self.rules.is_empty() && self.function.is_none()
     }
 
-    /// The name `key` becomes.
+    /// The name `key` becomes, or an error naming `key` when the function panics (loading and
+    /// saving go through this, so a bad closure fails the call before anything changes).
+    ///
+    /// ```
+    /// use gradflow::io::KeyMap;
+    ///
+    /// let map = KeyMap::new().function(|name| name[..name.find('.').unwrap()].to_string());
+    /// assert_eq!(map.try_apply("fc1.weight")?, "fc1");
+    /// let err = map.try_apply("weight").unwrap_err();
+    /// assert!(err.to_string().contains("`weight`"), "{err}");
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the key and the panic's message.
+    pub fn try_apply(&self, key: &str) -> Result<String> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.apply(key))).map_err(|panic| {
+            let message = crate::error::panic_message(panic.as_ref());
+            Error::config(
+                "KeyMap",
+                "function",
+                format!("the key map's function panicked on `{key}`: {message}"),
+            )
+        })
+    }
+
+    /// The name `key` becomes. A panic in the function propagates; [`KeyMap::try_apply`]
+    /// turns it into an error.
     pub fn apply(&self, key: &str) -> String {
         let mut name = key.to_string();
         for rule in &self.rules {

@@ -176,7 +176,7 @@ pub fn safetensors_bytes_with<F: Float>(layer: &dyn Layer<F>, names: &KeyMap) ->
     if !names.is_identity() {
         let mut taken: HashMap<String, String> = HashMap::new();
         for t in &mut tensors {
-            let renamed = names.apply(&t.name);
+            let renamed = names.try_apply(&t.name)?;
             if renamed.is_empty() || renamed == "__metadata__" {
                 let what =
                     if renamed.is_empty() { "an empty name" } else { "`__metadata__`, the header's own key" };
@@ -410,8 +410,10 @@ fn plan_load<F: Float>(
     let mut renames = Vec::new();
     let mut file_names: Vec<&str> = file.tensors.names();
     file_names.sort_unstable();
+    let mut model_name_of: HashMap<&str, String> = HashMap::with_capacity(file_names.len());
     for key in file_names {
-        let mapped = options.remap.apply(key);
+        let mapped = options.remap.try_apply(key)?;
+        model_name_of.insert(key, mapped.clone());
         if mapped != key {
             renames.push((key.to_string(), mapped.clone()));
         }
@@ -479,8 +481,11 @@ fn plan_load<F: Float>(
     let buffers = buffer_slots.iter().map(&mut decode).collect();
 
     let known: HashSet<&str> = param_slots.iter().chain(&buffer_slots).map(|s| s.name.as_str()).collect();
-    let mut unexpected: Vec<(&str, TensorView<'_>)> =
-        file.tensors.iter().filter(|(name, _)| !known.contains(options.remap.apply(name).as_str())).collect();
+    let mut unexpected: Vec<(&str, TensorView<'_>)> = file
+        .tensors
+        .iter()
+        .filter(|(name, _)| !model_name_of.get(name).is_some_and(|m| known.contains(m.as_str())))
+        .collect();
     unexpected.sort_by(|a, b| a.0.cmp(b.0));
     for (name, view) in unexpected {
         if options.strict {

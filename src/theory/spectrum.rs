@@ -107,7 +107,8 @@ impl Spectrum {
     }
 
     /// The `p`-quantile of the singular values (`p` in [0, 1]; 0.5 is the median), by linear
-    /// interpolation between the sorted values; NaN for an empty spectrum.
+    /// interpolation between the sorted values; NaN for an empty spectrum or a NaN `p`. A `p`
+    /// outside [0, 1] is clamped to it (below 0 gives the smallest value, above 1 the largest).
     pub fn quantile(&self, p: f64) -> f64 {
         let n = self.singular_values.len();
         if n == 0 {
