@@ -83,8 +83,21 @@ named_lstm: an LSTM classifier named as the user likes — lstm = nn.LSTM(3, 5, 
         "lstm.bias_hh_l1", "fc.weight", "fc.bias"
     tests/fixtures/torch_named_lstm_expected.safetensors  as for lstm
 
-`--only NAME` writes one model's files (mlp, bn_mlp, lstm, conv_resnet, named_mlp, res_mlp or
-named_lstm).
+tv_resnet: a small ResNet written exactly as torchvision's resnet.py names and runs it (no
+    torchvision needed): conv1 = Conv2d(3, 8, 3, padding=1, bias=False), bn1, relu,
+    maxpool = MaxPool2d(3, 2, 1), layer1 = Sequential(BasicBlock(8, 8), BasicBlock(8, 8)),
+    layer2 = Sequential(BasicBlock(8, 16, stride 2, downsample = Sequential(Conv2d(8, 16, 1,
+    stride 2, bias=False), BatchNorm2d(16))), BasicBlock(16, 16)), avgpool =
+    AdaptiveAvgPool2d(1), fc = Linear(16, 5), on 3×12×12 images (batch 4), where BasicBlock holds
+    conv1, bn1, relu, conv2, bn2 and downsample and computes relu(bn2(conv2(relu(bn1(conv1(x)))))
+    + downsample(x) or x); BatchNorms as for conv_resnet, then eval and train passes:
+    tests/fixtures/torch_tv_resnet.safetensors           "conv1.weight", "bn1.*",
+        "layer1.0.conv1.weight", …, "layer2.0.downsample.0.weight", "layer2.0.downsample.1.*",
+        "fc.weight", "fc.bias"
+    tests/fixtures/torch_tv_resnet_expected.safetensors  as for conv_resnet
+
+`--only NAME` writes one model's files (mlp, bn_mlp, lstm, conv_resnet, named_mlp, res_mlp,
+named_lstm or tv_resnet).
 
 cargo test does not need this script: the small files are committed. Running it again with the
 same torch writes byte-identical files.
@@ -125,6 +138,7 @@ CONV_SEED = SEED + 3
 NAMED_SEED = SEED + 4
 RES_SEED = SEED + 5
 NAMED_LSTM_SEED = SEED + 6
+TV_SEED = SEED + 7
 
 
 def build_model() -> torch.nn.Sequential:
@@ -210,6 +224,55 @@ class NamedLstm(torch.nn.Module):
     def forward(self, x):
         outputs, _ = self.lstm(x)
         return self.fc(outputs[-1])
+
+
+class BasicBlock(torch.nn.Module):
+    """torchvision.models.resnet.BasicBlock, with its attribute names and forward."""
+
+    def __init__(self, inplanes, planes, stride=1, downsample=None):
+        super().__init__()
+        nn = torch.nn
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = downsample
+        self.stride = stride
+
+    def forward(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        return self.relu(out + identity)
+
+
+class TvResNet(torch.nn.Module):
+    """torchvision.models.resnet.ResNet's names and forward, two small stages."""
+
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.layer1 = nn.Sequential(BasicBlock(8, 8), BasicBlock(8, 8))
+        downsample = nn.Sequential(nn.Conv2d(8, 16, 1, 2, bias=False), nn.BatchNorm2d(16))
+        self.layer2 = nn.Sequential(BasicBlock(8, 16, 2, downsample), BasicBlock(16, 16))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(16, 5)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer2(self.layer1(x))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def build_tv_model() -> TvResNet:
+    return TvResNet().to(torch.float64)
 
 
 def build_res_model() -> ResMlp:
@@ -358,9 +421,9 @@ def make_lstm():
     print(f"  and {FIXTURES / 'torch_lstm.safetensors'}: {list(model.rnn.state_dict())}")
 
 
-def make_conv_resnet():
-    torch.manual_seed(CONV_SEED)
-    model = build_conv_model()
+def make_conv_resnet(seed=CONV_SEED, build=build_conv_model, name="torch_conv_resnet"):
+    torch.manual_seed(seed)
+    model = build()
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
@@ -373,7 +436,11 @@ def make_conv_resnet():
     x = torch.randn(4, 3, 12, 12, dtype=torch.float64)
     r = torch.randn(4, 5, dtype=torch.float64)
     result = run_bn(model, x, r)
-    save("torch_conv_resnet", state, {"input": x, "grad_output": r, **result})
+    save(name, state, {"input": x, "grad_output": r, **result})
+
+
+def make_tv_resnet():
+    make_conv_resnet(TV_SEED, build_tv_model, "torch_tv_resnet")
 
 
 def make_named_mlp():
@@ -422,6 +489,7 @@ MAKERS = {
     "named_mlp": make_named_mlp,
     "res_mlp": make_res_mlp,
     "named_lstm": make_named_lstm,
+    "tv_resnet": make_tv_resnet,
 }
 
 
@@ -440,6 +508,7 @@ MODELS = {
     "named_mlp": (build_named_model, "torch_named_mlp", run_bn),
     "res_mlp": (build_res_model, "torch_res_mlp", run),
     "named_lstm": (build_named_lstm_model, "torch_named_lstm", run),
+    "tv_resnet": (build_tv_model, "torch_tv_resnet", run_bn),
 }
 
 

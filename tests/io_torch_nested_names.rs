@@ -12,9 +12,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use approx::abs_diff_eq;
-use gradflow::activation::{Gelu, Tanh};
+use gradflow::activation::{Gelu, Relu, Tanh};
 use gradflow::hooks::{Event, Recorder};
 use gradflow::io::{load_safetensors, read_tensors, safetensors_bytes};
+use gradflow::layers::ImageShape;
 use gradflow::recurrent::{LstmConfig, Readout, SequenceLayout, SequenceModel, rows_to_sequence};
 use gradflow::{Layer, Linear, Mode, Network, Sequential, SequentialBuilder, named_parameters};
 use ndarray::{Array2, ArrayD, Ix2, Ix3};
@@ -269,4 +270,114 @@ fn a_sequence_model_shows_its_head_s_buffers() {
     let model = SequenceModel::new(lstm, Readout::LastStep, head).unwrap();
     let names: Vec<String> = gradflow::named_buffers(&model).into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["head.1.running_mean", "head.1.running_var", "head.1.num_batches_tracked"]);
+}
+
+/// torchvision's `BasicBlock(planes, stride)`: conv1, bn1, relu, conv2, bn2 flattened into the
+/// block, `downsample` (1×1 convolution and BatchNorm2d) when the shape changes, and the ReLU
+/// after the addition inside the block.
+fn basic_block(
+    b: SequentialBuilder<f64>,
+    planes: usize,
+    stride: usize,
+    downsample: bool,
+) -> SequentialBuilder<f64> {
+    let branch = move |b: SequentialBuilder<f64>| {
+        b.conv2d_with(planes, 3, move |c| c.stride(stride).padding(1).bias(false))
+            .named("conv1")
+            .batch_norm2d()
+            .named("bn1")
+            .activation(Relu)
+            .named("relu")
+            .conv2d_with(planes, 3, |c| c.padding(1).bias(false))
+            .named("conv2")
+            .batch_norm2d()
+            .named("bn2")
+    };
+    let block = if downsample {
+        let shortcut = move |s: SequentialBuilder<f64>| {
+            s.conv2d_with(planes, 1, move |c| c.stride(stride).bias(false)).batch_norm2d()
+        };
+        b.residual_shortcut(branch, shortcut).flatten_branch().rename_child("shortcut", "downsample")
+    } else {
+        b.residual(branch).flatten_branch()
+    };
+    block.block_activation(Relu)
+}
+
+/// gradflow's twin of the fixture's torchvision-named ResNet.
+fn tv_resnet(seed: u64) -> Sequential<f64> {
+    Sequential::image_builder(ImageShape::new(3, 12, 12))
+        .conv2d_with(8, 3, |c| c.padding(1).bias(false))
+        .named("conv1")
+        .batch_norm2d()
+        .named("bn1")
+        .activation(Relu)
+        .named("relu")
+        .max_pool2d_padded(3, 2, 1)
+        .named("maxpool")
+        .sequential(|b| basic_block(basic_block(b, 8, 1, false), 8, 1, false))
+        .named("layer1")
+        .sequential(|b| basic_block(basic_block(b, 16, 2, true), 16, 1, false))
+        .named("layer2")
+        .global_avg_pool2d()
+        .named("avgpool")
+        .flatten()
+        .linear(5)
+        .named("fc")
+        .build(&mut StdRng::seed_from_u64(seed))
+        .unwrap()
+}
+
+#[test]
+fn a_torchvision_named_resnet_loads_runs_and_saves_back() {
+    let path = fixture("torch_tv_resnet.safetensors");
+    let mut model = tv_resnet(6);
+    let report = load_safetensors(&mut model, &path).unwrap();
+    assert!(report.missing.is_empty() && report.unexpected.is_empty() && report.renamed.is_empty());
+    assert_eq!(report.loaded.len(), 6 + 4 * 12 + 6 + 2, "{:?}", report.loaded);
+    assert_same_tensors(&safetensors_bytes(&model).unwrap(), &std::fs::read(&path).unwrap());
+
+    let expected = read_tensors::<f64>(fixture("torch_tv_resnet_expected.safetensors")).unwrap();
+    // NCHW images as rows of C·H·W.
+    let x = expected["input"].clone().into_shape_with_order((4, 3 * 12 * 12)).unwrap();
+    let x = x.into_dimensionality::<Ix2>().unwrap();
+    let r = expected["grad_output"].clone().into_dimensionality::<Ix2>().unwrap();
+    let mut net = Network::new(model);
+    let mut cmp = Comparison { expected: &expected, failing: Vec::new(), compared: 0 };
+    for (mode, prefix) in [(Mode::Eval, "eval"), (Mode::Train, "train")] {
+        net.zero_grad();
+        let output = net.forward(x.view(), mode).unwrap().to_owned();
+        cmp.check(&format!("{prefix}.output"), output.clone().into_dyn());
+        let grad_input = net.backward_with_input_grad(r.view()).unwrap().to_owned();
+        let grad_input = grad_input.into_shape_with_order((4, 3, 12, 12)).unwrap().into_dyn();
+        cmp.check(&format!("{prefix}.grad.input"), grad_input);
+        for (name, p) in named_parameters(net.model()) {
+            cmp.check(&format!("{prefix}.grad.{name}"), p.grad.to_owned());
+        }
+        for (name, b) in gradflow::named_buffers(net.model()) {
+            let value = match b {
+                gradflow::BufferView::Tensor { value, .. } => value.to_owned(),
+                gradflow::BufferView::Count { value, .. } => ndarray::arr0(value as f64).into_dyn(),
+            };
+            cmp.check(&format!("{prefix}.buffer.{name}"), value);
+        }
+    }
+    assert!(cmp.failing.is_empty(), "differ from PyTorch:\n{}", cmp.failing.join("\n"));
+    // Per mode: the output and input gradient; 32 parameters' gradients (stem 3, four blocks of
+    // 6, downsample 3, fc 2); 3 buffers for each of the 10 BatchNorms.
+    assert_eq!(cmp.compared, 2 * (2 + 32 + 30));
+
+    // The stages are looked through: each block is a layer of its own in the diagnosis.
+    let (result, recorder) = net.with_hook(Recorder::default(), |net| {
+        net.forward(x.view(), Mode::Train)?;
+        net.backward(r.view())
+    });
+    result.unwrap();
+    let recording = recorder.recording();
+    let layers = recording.hidden_layers(recording.steps()[0]);
+    let blocks: Vec<&str> =
+        layers.iter().filter(|l| l.label.starts_with("Residual")).map(|l| l.paths[0].as_str()).collect();
+    assert_eq!(blocks, ["layer1.0", "layer1.1", "layer2.0", "layer2.1"]);
+    let norms: Vec<(&str, Option<f64>)> = layers.iter().map(|l| (l.label.as_str(), l.grad_norm)).collect();
+    assert!(layers.iter().all(|l| l.grad_norm.is_some_and(f64::is_finite)), "{norms:?}");
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use rand::RngCore;
 
-use super::builder_names::NameEdit;
+use super::builder_edits::StepEdit;
 use crate::activation::{Act, Activation};
 use crate::init::{Initializer, LinearDefault};
 use crate::layer::Layer;
@@ -87,7 +87,7 @@ pub struct SequentialBuilder<F: Float> {
     pub(super) specs: Vec<Spec<F>>,
     /// Names given with [`SequentialBuilder::named`] and the builder's other naming steps: the
     /// step they apply to (`None` when no step came before) and the change.
-    pub(super) edits: Vec<(Option<usize>, NameEdit)>,
+    pub(super) edits: Vec<(Option<usize>, StepEdit<F>)>,
 }
 
 impl<F: Float> Sequential<F> {
@@ -448,6 +448,27 @@ impl<F: Float> SequentialBuilder<F> {
         self.residual_with(true, None, branch)
     }
 
+    /// Adds a [`ResidualBlock`] `shortcut(x) + branch(x)` whose shortcut is a chain that
+    /// `shortcut` describes, like the branch, on a builder starting at the current width or
+    /// images (with the current initializers): for images, torchvision's `downsample`,
+    /// `|s| s.conv2d_with(c, 1, |c| c.stride(2).bias(false)).batch_norm2d()`. The shortcut is
+    /// the child `"shortcut"` (`shortcut.0.weight`, …; [`SequentialBuilder::rename_child`]
+    /// renames it). The two must end at one width.
+    pub fn residual_shortcut(
+        self,
+        branch: impl FnOnce(SequentialBuilder<F>) -> SequentialBuilder<F>,
+        shortcut: impl FnOnce(SequentialBuilder<F>) -> SequentialBuilder<F>,
+    ) -> Self {
+        let mut branch = branch(self.sub_builder());
+        let mut shortcut = shortcut(self.sub_builder());
+        self.deferred(move |shape, rng| {
+            (branch.input, shortcut.input) = (shape, shape);
+            let branch = branch.build(rng).map_err(|e| e.at(&"branch"))?;
+            let shortcut = shortcut.build(rng).map_err(|e| e.at(&"shortcut"))?;
+            Ok(Box::new(ResidualBlock::with_shortcut(branch, shortcut, shape.features)?))
+        })
+    }
+
     /// Adds a [`ResidualBlock`] `x + α·branch(x)` with a fixed or learnable factor α
     /// (e.g. [`BranchScale::rezero`]).
     pub fn residual_scaled(
@@ -687,11 +708,15 @@ mod skip_connection_tests {
             .residual_scaled(BranchScale::Learnable(0.5), |b| b.dense(4, Tanh).linear(4))
             .layer_norm()
             .highway(Tanh, -1.0)
+            // A flattened branch, a chain as the shortcut and an activation inside the block.
+            .residual_shortcut(|b| b.dense(4, Tanh).linear(5), |s| s.linear(5).activation(Tanh))
+            .flatten_branch()
+            .block_activation(Tanh)
             .build(&mut rng)
             .unwrap();
         let x = Array2::from_shape_fn((5, 3), |(i, j)| ((i * 5 + j * 3) % 7) as f64 / 3.0 - 1.0);
         let report = check_layer(&mut model, &x, GradCheckConfig::default()).unwrap();
-        assert_eq!(report.tensors.len(), 1 + 6 + 2 + 5 + 2 + 4);
+        assert_eq!(report.tensors.len(), 1 + 6 + 2 + 5 + 2 + 4 + 6);
         report.within(1e-6).unwrap();
     }
 

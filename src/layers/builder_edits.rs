@@ -1,58 +1,77 @@
-//! The [`SequentialBuilder`]'s naming steps: [`SequentialBuilder::named`],
-//! [`SequentialBuilder::rename_child`] and [`SequentialBuilder::flatten_branch`], which give a
-//! built model the module names of a PyTorch model, so that its state dict loads with no key
-//! mapping.
+//! The [`SequentialBuilder`]'s steps that change the layer the step before added:
+//! [`SequentialBuilder::named`], [`SequentialBuilder::rename_child`] and
+//! [`SequentialBuilder::flatten_branch`], which give a built model the module names of a PyTorch
+//! model, so that its state dict loads with no key mapping, and
+//! [`SequentialBuilder::block_activation`], which puts an activation inside a residual block as
+//! torchvision's `BasicBlock` has it.
 
 use std::fmt;
+use std::sync::Arc;
 
 use super::SequentialBuilder;
+use crate::activation::{Act, Activation};
 use crate::layers::{ResidualBlock, Sequential};
 use crate::{Error, Float, Result};
 
-/// A change a naming step makes to the layer the step before it added, once built.
-pub(super) enum NameEdit {
+/// A change a step makes to the layer the step before it added, once built.
+pub(super) enum StepEdit<F: Float> {
     /// [`SequentialBuilder::named`].
     Name(String),
     /// [`SequentialBuilder::rename_child`]: from, to.
     RenameChild(String, String),
     /// [`SequentialBuilder::flatten_branch`].
     FlattenBranch,
+    /// [`SequentialBuilder::block_activation`].
+    BlockActivation(Arc<dyn Activation<F>>),
 }
 
-impl fmt::Display for NameEdit {
+impl<F: Float> fmt::Display for StepEdit<F> {
     /// The step as the user wrote it, for errors.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NameEdit::Name(name) => write!(f, "named(\"{name}\")"),
-            NameEdit::RenameChild(from, to) => write!(f, "rename_child(\"{from}\", \"{to}\")"),
-            NameEdit::FlattenBranch => f.write_str("flatten_branch()"),
+            StepEdit::Name(name) => write!(f, "named(\"{name}\")"),
+            StepEdit::RenameChild(from, to) => write!(f, "rename_child(\"{from}\", \"{to}\")"),
+            StepEdit::FlattenBranch => f.write_str("flatten_branch()"),
+            StepEdit::BlockActivation(a) => write!(f, "block_activation({})", a.name()),
         }
     }
 }
 
-impl NameEdit {
+impl<F: Float> StepEdit<F> {
     /// Applies the change to child `index` of `model`.
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] naming the child when the change is not allowed.
-    pub(super) fn apply<F: Float>(self, model: &mut Sequential<F>, index: usize) -> Result<()> {
+    pub(super) fn apply(self, model: &mut Sequential<F>, index: usize) -> Result<()> {
         let label = model.name_of(index).unwrap_or_else(|| index.to_string());
-        if let NameEdit::Name(name) = &self {
+        if let StepEdit::Name(name) = &self {
             return model.set_name(index, name);
         }
         let Some(layer) = model.get_mut(index) else {
             return Err(Error::config("Sequential builder", "name", format!("{self}: no layer {index}")));
         };
-        match self {
-            NameEdit::RenameChild(from, to) => layer.rename_child(&from, &to).map_err(|e| e.at(&label)),
-            _ => match layer.downcast_mut::<ResidualBlock<F>>() {
-                Some(block) => block.flatten_branch().map_err(|e| e.at(&label)),
-                None => Err(Error::config(
-                    format!("{label}: {}", layer.describe()),
-                    "branch",
-                    "flatten_branch() follows a step that did not add a residual block",
-                )),
-            },
+        let block = |layer: &mut dyn crate::Layer<F>| match layer.downcast_mut::<ResidualBlock<F>>() {
+            Some(_) => Ok(()),
+            None => Err(Error::config(
+                format!("{label}: {}", layer.describe()),
+                "branch",
+                format!("{self} follows a step that did not add a residual block"),
+            )),
+        };
+        match &self {
+            StepEdit::RenameChild(from, to) => layer.rename_child(from, to).map_err(|e| e.at(&label)),
+            StepEdit::FlattenBranch => {
+                block(layer)?;
+                let block = layer.downcast_mut::<ResidualBlock<F>>().expect("checked");
+                block.flatten_branch().map_err(|e| e.at(&label))
+            }
+            StepEdit::BlockActivation(activation) => {
+                block(layer)?;
+                let block = layer.downcast_mut::<ResidualBlock<F>>().expect("checked");
+                let activation = Act::from_shared(activation.clone());
+                block.set_output_activation(activation).map_err(|e| e.at(&label))
+            }
+            StepEdit::Name(_) => unreachable!("handled above"),
         }
     }
 }
@@ -117,7 +136,7 @@ impl<F: Float> SequentialBuilder<F> {
     /// A name that is not allowed, or `named` before any step, is an [`Error::InvalidConfig`]
     /// from [`SequentialBuilder::build`] naming the layer.
     pub fn named(self, name: &str) -> Self {
-        self.edit(NameEdit::Name(name.to_string()))
+        self.edit(StepEdit::Name(name.to_string()))
     }
 
     /// Renames a child of the layer added by the step just before (see [`crate::Layer::rename_child`]):
@@ -129,7 +148,7 @@ impl<F: Float> SequentialBuilder<F> {
     /// of that layer is an [`Error::InvalidConfig`] from [`SequentialBuilder::build`] naming the
     /// layer.
     pub fn rename_child(self, from: &str, to: &str) -> Self {
-        self.edit(NameEdit::RenameChild(from.to_string(), to.to_string()))
+        self.edit(StepEdit::RenameChild(from.to_string(), to.to_string()))
     }
 
     /// Makes the branch's children of the residual block added by the step just before the
@@ -140,11 +159,21 @@ impl<F: Float> SequentialBuilder<F> {
     /// shortcut's, [`SequentialBuilder::build`] fails with an [`Error::InvalidConfig`] naming the
     /// layer.
     pub fn flatten_branch(self) -> Self {
-        self.edit(NameEdit::FlattenBranch)
+        self.edit(StepEdit::FlattenBranch)
+    }
+
+    /// Applies `activation` to the sum inside the residual block added by the step just before
+    /// (see [`ResidualBlock::with_output_activation`]): `relu(downsample(x) + bn2(conv2(…)))`, as
+    /// in torchvision's `BasicBlock`, whose stages (`layer1`) hold only blocks.
+    ///
+    /// After a step that did not add a residual block, [`SequentialBuilder::build`] fails with an
+    /// [`Error::InvalidConfig`] naming the layer.
+    pub fn block_activation(self, activation: impl Activation<F> + 'static) -> Self {
+        self.edit(StepEdit::BlockActivation(Arc::new(activation)))
     }
 
     /// Records `edit` for the step just before.
-    fn edit(mut self, edit: NameEdit) -> Self {
+    fn edit(mut self, edit: StepEdit<F>) -> Self {
         self.edits.push((self.specs.len().checked_sub(1), edit));
         self
     }

@@ -97,6 +97,16 @@ impl<F: Float> SequentialBuilder<F> {
         })
     }
 
+    /// Adds `MaxPool2d(kernel_size, stride, padding)` (e.g. torchvision ResNet's
+    /// `MaxPool2d(3, 2, 1)` after its first convolution).
+    pub fn max_pool2d_padded(self, kernel_size: usize, stride: usize, padding: usize) -> Self {
+        self.companion(move |shape, _| {
+            let image = shape.image("MaxPool2d")?;
+            let (k, s, p) = ((kernel_size, kernel_size), (stride, stride), (padding, padding));
+            Ok(Box::new(MaxPool2d::<F>::with_options(image, k, s, p, (1, 1))?))
+        })
+    }
+
     /// Adds `AvgPool2d(kernel_size, stride)`.
     pub fn avg_pool2d(self, kernel_size: usize, stride: usize) -> Self {
         self.companion(move |shape, _| {

@@ -2,7 +2,7 @@
 
 pub(crate) mod batch_norm;
 mod builder;
-mod builder_names;
+mod builder_edits;
 pub(crate) mod child_names;
 pub(crate) mod conv;
 pub(crate) mod dropout;

@@ -5,6 +5,7 @@ use ndarray::{Array2, ArrayView2, Zip};
 
 use super::child_names::ChildNames;
 use super::{Linear, Scale};
+use crate::activation::{Act, Activation};
 use crate::hooks::Context;
 use crate::layer::{Layer, Mode, check_input_features, check_shape, ensure_shape};
 use crate::param::{BufferView, BufferViewMut, ParamView, ParamViewMut};
@@ -126,8 +127,11 @@ pub struct ResidualBlock<F: Float> {
     branch: Box<dyn Layer<F>>,
     scale: Option<Scale<F>>,
     shortcut: Shortcut<F>,
-    /// The children's names, by role ([`BRANCH`], [`SCALE`], [`SHORTCUT`]).
-    names: ChildNames<3>,
+    /// The activation applied to the sum, inside the block (see
+    /// [`ResidualBlock::with_output_activation`]).
+    activation: Option<Act<F>>,
+    /// The children's names, by role ([`BRANCH`], [`SCALE`], [`SHORTCUT`], [`ACTIVATION`]).
+    names: ChildNames<4>,
     /// Whether the branch's children are the block's own (see [`ResidualBlock::flatten_branch`]).
     flat_branch: bool,
     in_features: usize,
@@ -138,6 +142,10 @@ pub struct ResidualBlock<F: Float> {
     scaled_out: Array2<F>,
     /// P x, with a projection shortcut.
     shortcut_out: Array2<F>,
+    /// shortcut(x) + α·branch(x), with an output activation.
+    sum_out: Array2<F>,
+    /// dL/d(`sum_out`).
+    grad_sum: Array2<F>,
     /// dL/d(branch(x)) = α·dL/dy, when scaled.
     grad_branch_out: Array2<F>,
     /// The input gradient sent through the projection.
@@ -146,10 +154,11 @@ pub struct ResidualBlock<F: Float> {
 }
 
 /// The roles of a [`ResidualBlock`]'s children, in [`ChildNames`].
-const ROLES: [&str; 3] = ["branch", "scale", "shortcut"];
+const ROLES: [&str; 4] = ["branch", "scale", "shortcut", "activation"];
 const BRANCH: usize = 0;
 const SCALE: usize = 1;
 const SHORTCUT: usize = 2;
+const ACTIVATION: usize = 3;
 
 /// What a [`ResidualBlock`] adds the branch to.
 enum Shortcut<F: Float> {
@@ -317,6 +326,7 @@ impl<F: Float> ResidualBlock<F> {
             branch,
             scale: None,
             shortcut,
+            activation: None,
             names: ChildNames::new(ROLES),
             flat_branch: false,
             in_features,
@@ -324,6 +334,8 @@ impl<F: Float> ResidualBlock<F> {
             branch_out: Array2::zeros((0, 0)),
             scaled_out: Array2::zeros((0, 0)),
             shortcut_out: Array2::zeros((0, 0)),
+            sum_out: Array2::zeros((0, 0)),
+            grad_sum: Array2::zeros((0, 0)),
             grad_branch_out: Array2::zeros((0, 0)),
             grad_shortcut: Array2::zeros((0, 0)),
             forward_batch: None,
@@ -394,8 +406,41 @@ impl<F: Float> ResidualBlock<F> {
     }
 
     /// Which of the block's own children exist (the branch as one only when not flattened).
-    fn present(&self) -> [bool; 3] {
-        [!self.flat_branch, self.scale.is_some(), self.shortcut.layer().is_some()]
+    fn present(&self) -> [bool; 4] {
+        [!self.flat_branch, self.scale.is_some(), self.shortcut.layer().is_some(), self.activation.is_some()]
+    }
+
+    /// Applies `activation` to the sum inside the block: `y = act(shortcut(x) + α·branch(x))`,
+    /// as in He et al.'s original block (2016, Fig. 2) and torchvision's `BasicBlock`, whose
+    /// `relu` follows the addition within the block (so that a torchvision `layer1` holds only
+    /// blocks, `layer1.0`, `layer1.1`, …). The activation is the child `"activation"`
+    /// (renamable); images keep their shape for per-channel statistics.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when a flattened branch has a child with the activation's name.
+    pub fn with_output_activation(mut self, activation: impl Activation<F> + 'static) -> Result<Self> {
+        self.set_output_activation(Act::new(activation))?;
+        Ok(self)
+    }
+
+    /// [`ResidualBlock::with_output_activation`] in place, with an [`Act`].
+    ///
+    /// # Errors
+    /// As [`ResidualBlock::with_output_activation`].
+    pub fn set_output_activation(&mut self, activation: Act<F>) -> Result<()> {
+        let name = self.names.get(ACTIVATION);
+        if self.flat_branch && has_child(self.branch.as_ref(), name) {
+            return Err(Error::config(
+                self.describe(),
+                "activation",
+                format!("the flattened branch has a child `{name}`, the activation's name: rename one first"),
+            ));
+        }
+        self.activation = Some(match self.branch.image_shape() {
+            Some(image) => activation.with_image(image),
+            None => activation,
+        });
+        Ok(())
     }
 
     /// Input features.
@@ -457,7 +502,11 @@ impl<F: Float> Layer<F> for ResidualBlock<F> {
             Some(s) => format!(", fixed scale α={}", s.alpha()),
             None => String::new(),
         };
-        format!("Residual({}→{}, {shortcut}{scale})", self.in_features, self.out_features)
+        let activation = match &self.activation {
+            Some(a) => format!(", then {}", a.activation().name()),
+            None => String::new(),
+        };
+        format!("Residual({}→{}, {shortcut}{scale}{activation})", self.in_features, self.out_features)
     }
 
     fn output_features(&self, input_features: usize) -> Result<usize> {
@@ -504,7 +553,9 @@ impl<F: Float> Layer<F> for ResidualBlock<F> {
             }
             None => &self.branch_out,
         };
-        ensure_shape(output, (batch, self.out_features));
+        // The sum goes to the output, or to `sum_out` when an activation follows it.
+        let sum = if self.activation.is_some() { &mut self.sum_out } else { &mut *output };
+        ensure_shape(sum, (batch, self.out_features));
         match self.shortcut.layer_mut() {
             Some(projection) => {
                 let name = self.names.get(SHORTCUT);
@@ -518,9 +569,13 @@ impl<F: Float> Layer<F> for ResidualBlock<F> {
                         actual: crate::error::format_shape(self.shortcut_out.shape()),
                     });
                 }
-                sum_into(output, self.shortcut_out.view(), added.view());
+                sum_into(sum, self.shortcut_out.view(), added.view());
             }
-            None => sum_into(output, input, added.view()),
+            None => sum_into(sum, input, added.view()),
+        }
+        if let Some(activation) = &mut self.activation {
+            let name = self.names.get(ACTIVATION);
+            ctx.forward_child(&name, activation, self.sum_out.view(), output, mode)?;
         }
         self.forward_batch = Some(batch);
         Ok(())
@@ -529,7 +584,7 @@ impl<F: Float> Layer<F> for ResidualBlock<F> {
     fn backward(
         &mut self,
         input: ArrayView2<'_, F>,
-        _output: ArrayView2<'_, F>,
+        output: ArrayView2<'_, F>,
         grad_output: ArrayView2<'_, F>,
         mut grad_input: Option<&mut Array2<F>>,
         ctx: &mut Context<'_, F>,
@@ -549,10 +604,24 @@ impl<F: Float> Layer<F> for ResidualBlock<F> {
             shortcut_out,
             grad_branch_out,
             grad_shortcut,
+            activation,
+            sum_out,
+            grad_sum,
             names,
             flat_branch,
             ..
         } = self;
+
+        // Through the output activation first: the rest of the block sees dL/d(sum).
+        let grad_output = match activation {
+            Some(activation) => {
+                let name = names.get(ACTIVATION);
+                let g = Some(&mut *grad_sum);
+                ctx.backward_child(&name, activation, sum_out.view(), output, grad_output, g)?;
+                grad_sum.view()
+            }
+            None => grad_output,
+        };
 
         // Branch: dL/d(branch(x)) is α·dy when scaled, dy itself otherwise.
         let branch_grad = match scale {
@@ -636,13 +705,17 @@ impl<F: Float> Layer<F> for ResidualBlock<F> {
         if let Some(projection) = self.shortcut.layer() {
             visitor(self.names.get(SHORTCUT), projection);
         }
+        if let Some(activation) = &self.activation {
+            visitor(self.names.get(ACTIVATION), activation);
+        }
     }
 
     fn child_mut(&mut self, name: &str) -> Option<&mut dyn Layer<F>> {
         match self.own_child_named(name) {
             Some(BRANCH) => Some(self.branch.as_mut()),
             Some(SCALE) => self.scale.as_mut().map(|s| s as &mut dyn Layer<F>),
-            Some(_) => self.shortcut.layer_mut(),
+            Some(SHORTCUT) => self.shortcut.layer_mut(),
+            Some(_) => self.activation.as_mut().map(|a| a as &mut dyn Layer<F>),
             None if self.flat_branch => self.branch.child_mut(name),
             None => None,
         }
