@@ -1,7 +1,8 @@
 //! A first hour with gradflow, from a user's own crate: a deep sigmoid network that does not
 //! learn, the gradient collected layer by layer into a local table, the diagnosis, the fix, a
 //! learning rate that is too high and the diagnosis naming it, the fix of that, then saving,
-//! loading and exporting.
+//! loading and exporting; and a PyTorch residual MLP's weights loaded under its own module names,
+//! its gradient flow shown by those names.
 //!
 //! ```text
 //! cargo run                 # from examples/downstream/: its debug build
@@ -13,7 +14,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use gradflow::activation::{Relu, Sigmoid};
+use gradflow::activation::{Gelu, Relu, Sigmoid, Tanh};
 use gradflow::data::{Dataset, digits_split};
 use gradflow::diagnose::{Diagnosis, Remedy, Thresholds, Verdict, diagnose};
 use gradflow::export::{MetricsWriter, TensorBoardWriter};
@@ -27,7 +28,7 @@ use gradflow::rand::SeedableRng;
 use gradflow::rand::rngs::StdRng;
 use gradflow::report::table;
 use gradflow::train::{History, Progress, TrainConfig, Trainer};
-use gradflow::{Error, Mode, Network, Result, Sequential};
+use gradflow::{Error, Layer, Linear, Mode, Network, Result, Sequential, SequentialBuilder};
 
 const DEPTH: usize = 12;
 const WIDTH: usize = 64;
@@ -110,8 +111,70 @@ fn main() -> Result<()> {
         net.num_parameters()
     );
 
+    // 6. A PyTorch model's weights under its own module names, and its gradient flow by name.
+    pytorch_residual_mlp()?;
+
     println!("\ndone in {:.2} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// The residual MLP PyTorch saved in the repository's fixtures (`stem`, `blocks = ModuleList`
+/// of blocks holding `norm`, `fc1`, `fc2` and a `proj` shortcut, `head`), described with the
+/// module's own names, loaded with no key map, and one pass recorded: the hidden layers are the
+/// PyTorch modules, numbered through the nested `blocks`.
+fn pytorch_residual_mlp() -> Result<()> {
+    let weights = Path::new("../../tests/fixtures/torch_res_mlp.safetensors");
+    let block = |width| {
+        move |b: SequentialBuilder<f64>| {
+            b.layer_norm()
+                .named("norm")
+                .linear(width)
+                .named("fc1")
+                .activation(Gelu::default())
+                .linear(width)
+                .named("fc2")
+        }
+    };
+    let model = Sequential::<f64>::builder(4)
+        .linear(6)
+        .named("stem")
+        .activation(Tanh)
+        .sequential(|b| {
+            b.residual(block(6))
+                .flatten_branch()
+                .residual_projection(block(8))
+                .flatten_branch()
+                .rename_child("shortcut", "proj")
+        })
+        .named("blocks")
+        .linear(3)
+        .named("head")
+        .build_uninit()?;
+    let mut net = Network::new(model);
+    let report = load_safetensors(net.model_mut(), weights)?;
+    println!("\n6. {}: {} tensors loaded under PyTorch's names", weights.display(), report.loaded.len());
+    let proj: &Linear<f64> = net.layer("blocks.1.proj")?;
+    println!("   blocks.1.proj is {}", proj.describe());
+
+    let x = Array2::from_shape_fn((16, 4), |(i, j)| ((i * 4 + j) % 7) as f64 / 3.0 - 1.0);
+    let (result, recorder) = net.with_hook(Recorder::default(), |net| {
+        let output = net.forward(x.view(), Mode::Train)?.to_owned();
+        net.backward(output.view())
+    });
+    result?;
+    let recording = recorder.recording();
+    for layer in recording.hidden_layers(recording.steps()[0]) {
+        let norm = layer.grad_norm.unwrap_or(f64::NAN);
+        println!(
+            "   layer {}  {:<28} {:<10} ‖dL/dh‖ {norm:.3e}",
+            layer.index + 1,
+            layer.paths.join(","),
+            layer.label
+        );
+    }
+    let labels: Vec<String> =
+        recording.hidden_layers(recording.steps()[0]).into_iter().map(|l| l.label).collect();
+    expect(labels == ["Linear+tanh", "Residual", "Residual", "Linear"], "each PyTorch block is a layer")
 }
 
 /// ‖dL/dh‖ at the output of each hidden layer (and the output layer) for one batch, collected by
