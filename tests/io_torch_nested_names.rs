@@ -40,6 +40,17 @@ fn assert_same_tensors(ours: &[u8], theirs: &[u8]) {
     }
 }
 
+/// Loads the PyTorch fixture `name` into `model` strictly with no key map, checks that every one
+/// of its `tensors` tensors was loaded under its own name, and that saving gives PyTorch's file
+/// back tensor for tensor.
+fn load_as_saved_by_pytorch(model: &mut dyn Layer<f64>, name: &str, tensors: usize) {
+    let path = fixture(name);
+    let report = load_safetensors(model, &path).unwrap();
+    assert!(report.renamed.is_empty() && report.missing.is_empty() && report.unexpected.is_empty());
+    assert_eq!(report.loaded.len(), tensors, "{:?}", report.loaded);
+    assert_same_tensors(&safetensors_bytes(model).unwrap(), &std::fs::read(&path).unwrap());
+}
+
 /// Collects every value that differs from the fixture's by more than 1e-10.
 struct Comparison<'a> {
     expected: &'a BTreeMap<String, ArrayD<f64>>,
@@ -97,12 +108,8 @@ fn res_mlp(seed: u64) -> Sequential<f64> {
 
 #[test]
 fn a_pytorch_residual_mlp_with_nested_named_modules_loads_runs_and_saves_back() {
-    let path = fixture("torch_res_mlp.safetensors");
     let mut model = res_mlp(1);
-    let report = load_safetensors(&mut model, &path).unwrap();
-    assert_eq!(report.loaded.len(), 18, "{:?}", report.loaded);
-    assert!(report.renamed.is_empty() && report.missing.is_empty() && report.unexpected.is_empty());
-    assert_same_tensors(&safetensors_bytes(&model).unwrap(), &std::fs::read(&path).unwrap());
+    load_as_saved_by_pytorch(&mut model, "torch_res_mlp.safetensors", 18);
 
     let expected = read_tensors::<f64>(fixture("torch_res_mlp_expected.safetensors")).unwrap();
     let matrix = |a: &ArrayD<f64>| a.clone().into_dimensionality::<Ix2>().unwrap();
@@ -163,16 +170,13 @@ fn hooks_reports_and_paths_use_the_nested_names() {
 
 #[test]
 fn a_pytorch_lstm_with_its_own_names_loads_runs_and_saves_back() {
-    let path = fixture("torch_named_lstm.safetensors");
     let mut rng = StdRng::seed_from_u64(3);
     let lstm = LstmConfig::new(3, 5).num_layers(2).build::<f64>(&mut rng).unwrap();
     let fc = Linear::new(5, 2, &mut rng).unwrap();
     let mut model = SequenceModel::new(lstm, Readout::LastStep, fc).unwrap();
     model.rename_child("rnn", "lstm").unwrap();
     model.rename_child("head", "fc").unwrap();
-    let report = load_safetensors(&mut model, &path).unwrap();
-    assert_eq!(report.loaded.len(), 10, "{:?}", report.loaded);
-    assert_same_tensors(&safetensors_bytes(&model).unwrap(), &std::fs::read(&path).unwrap());
+    load_as_saved_by_pytorch(&mut model, "torch_named_lstm.safetensors", 10);
 
     let expected = read_tensors::<f64>(fixture("torch_named_lstm_expected.safetensors")).unwrap();
     // PyTorch's input: (time 6, batch 3, 3 features), nn.LSTM's default layout.
@@ -233,6 +237,14 @@ fn renaming_a_child_twice_into_one_container_or_flattening_a_leaf_is_refused() {
         .build(&mut rng)
         .unwrap_err();
     assert!(err.to_string().contains("already names the shortcut"), "{err}");
+    // An activation inside a block whose flattened branch has a child of that name.
+    let err = Sequential::<f64>::builder(4)
+        .residual(|b| b.linear(4).activation(Tanh).named("activation").linear(4))
+        .flatten_branch()
+        .block_activation(Tanh)
+        .build(&mut rng)
+        .unwrap_err();
+    assert!(err.to_string().contains("has a child `activation`, the activation's name"), "{err}");
     // A branch that is a single layer cannot be flattened: its parameters would have no name.
     let mut block =
         gradflow::ResidualBlock::identity(Linear::<f64>::new(4, 4, &mut rng).unwrap(), 4).unwrap();
@@ -330,12 +342,9 @@ fn tv_resnet(seed: u64) -> Sequential<f64> {
 
 #[test]
 fn a_torchvision_named_resnet_loads_runs_and_saves_back() {
-    let path = fixture("torch_tv_resnet.safetensors");
     let mut model = tv_resnet(6);
-    let report = load_safetensors(&mut model, &path).unwrap();
-    assert!(report.missing.is_empty() && report.unexpected.is_empty() && report.renamed.is_empty());
-    assert_eq!(report.loaded.len(), 6 + 4 * 12 + 6 + 2, "{:?}", report.loaded);
-    assert_same_tensors(&safetensors_bytes(&model).unwrap(), &std::fs::read(&path).unwrap());
+    // 32 parameters and 30 BatchNorm buffers.
+    load_as_saved_by_pytorch(&mut model, "torch_tv_resnet.safetensors", 62);
 
     let expected = read_tensors::<f64>(fixture("torch_tv_resnet_expected.safetensors")).unwrap();
     // NCHW images as rows of C·H·W.

@@ -348,15 +348,8 @@ impl<F: Float> ResidualBlock<F> {
     /// [`Error::InvalidConfig`] when the factor is not finite, or when a flattened branch has a
     /// child with the scale's name.
     pub fn with_scale(mut self, scale: BranchScale) -> Result<Self> {
-        let name = self.names.get(SCALE);
-        if self.flat_branch && has_child(self.branch.as_ref(), name) {
-            return Err(Error::config(
-                self.describe(),
-                "scale",
-                format!("the flattened branch has a child `{name}`, the scale's name: rename one first"),
-            ));
-        }
-        self.scale = Some(scale.layer().map_err(|e| e.at(&name))?);
+        self.check_name_free(SCALE)?;
+        self.scale = Some(scale.layer().map_err(|e| e.at(&self.names.get(SCALE)))?);
         Ok(self)
     }
 
@@ -394,6 +387,23 @@ impl<F: Float> ResidualBlock<F> {
         Ok(())
     }
 
+    /// Refuses to add the child of `role` when a flattened branch already has a child of its
+    /// name.
+    fn check_name_free(&self, role: usize) -> Result<()> {
+        let name = self.names.get(role);
+        if self.flat_branch && has_child(self.branch.as_ref(), name) {
+            return Err(Error::config(
+                self.describe(),
+                ROLES[role],
+                format!(
+                    "the flattened branch has a child `{name}`, the {}'s name: rename one first",
+                    ROLES[role]
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether the branch's children are the block's own ([`ResidualBlock::flatten_branch`]).
     pub fn has_flat_branch(&self) -> bool {
         self.flat_branch
@@ -428,14 +438,7 @@ impl<F: Float> ResidualBlock<F> {
     /// # Errors
     /// As [`ResidualBlock::with_output_activation`].
     pub fn set_output_activation(&mut self, activation: Act<F>) -> Result<()> {
-        let name = self.names.get(ACTIVATION);
-        if self.flat_branch && has_child(self.branch.as_ref(), name) {
-            return Err(Error::config(
-                self.describe(),
-                "activation",
-                format!("the flattened branch has a child `{name}`, the activation's name: rename one first"),
-            ));
-        }
+        self.check_name_free(ACTIVATION)?;
         self.activation = Some(match self.branch.image_shape() {
             Some(image) => activation.with_image(image),
             None => activation,
