@@ -186,3 +186,72 @@ fn a_hook_that_aborts_at_a_gate_stops_the_pass_naming_the_layer() {
     assert!(matches!(&err, Error::Hook { path, .. } if path == "1"), "{err}");
     assert!(err.to_string().contains("gate too open"), "{err}");
 }
+
+#[test]
+fn the_recorder_keeps_the_gates_and_the_diagnosis_and_json_lines_carry_them() {
+    use gradflow::export::{parse_recording_jsonl, recording_to_jsonl};
+    use gradflow::hooks::TensorStats;
+    // The same step seen by a plain hook, then by a recorder (the network computes the same).
+    let seen = observe(&mut network());
+    let (t, dt) = seen.backward_gate.unwrap();
+    let mut net = network();
+    let (result, recorder) = net.with_hook(Recorder::default(), |net| {
+        net.forward(input().view(), Mode::Train)?;
+        net.backward(grad_output().view())
+    });
+    result.unwrap();
+    let recording = recorder.into_recording();
+    let record = recording.layer("0").unwrap().at_step(0).unwrap();
+    assert_eq!(record.gates.len(), 1);
+    let gate = &record.gates[0];
+    assert_eq!(gate.name, "T");
+    let expected = TensorStats::of_array(&t.view());
+    assert!((gate.value.mean - expected.mean).abs() < 1e-12 && gate.value.count == 20, "{gate:?}");
+    let grad_norm = dt.iter().map(|g| g * g).sum::<f64>().sqrt();
+    assert!((gate.grad.unwrap().l2_norm - grad_norm).abs() < 1e-12);
+    // No other layer has gates.
+    assert!(
+        recording.layers.iter().filter(|l| l.path != "0").all(|l| l.steps.iter().all(|s| s.gates.is_empty()))
+    );
+
+    // The hidden layer of the highway shows the mean gate; the others none.
+    let layers = recording.hidden_layers(0);
+    assert!((layers[0].gate_mean.unwrap() - expected.mean).abs() < 1e-12);
+    assert!(layers[1..].iter().all(|l| l.gate_mean.is_none()));
+
+    // Written as JSON lines and read back; a line without `gates` (an older file, or the
+    // Python recorder's) reads as no gates.
+    let text = recording_to_jsonl(&recording).unwrap();
+    assert_eq!(text.matches("\"gates\"").count(), 1);
+    assert_eq!(parse_recording_jsonl(&text, "run").unwrap(), recording);
+    let bad = text.replace("\"gates\":[{\"name\":\"T\"", "\"gates\":[{\"name\":7");
+    let err = parse_recording_jsonl(&bad, "run").unwrap_err().to_string();
+    assert!(err.contains("gates[0].name"), "{err}");
+}
+
+#[test]
+fn a_closed_highway_stack_records_gates_near_sigma_of_the_bias() {
+    // Gate bias −4 with zero gate weights: T = σ(−4) ≈ 0.018 at every unit — the layers carry.
+    let mut rng = StdRng::seed_from_u64(3);
+    let mut model =
+        Sequential::<f64>::builder(6).repeat_highway(3, Relu, -4.0).linear(2).build(&mut rng).unwrap();
+    for i in 0..3 {
+        let highway: &mut Highway<f64> = model.layer_mut(&i.to_string()).unwrap();
+        highway.gate_mut().weight_mut().fill(0.0);
+    }
+    let mut net = Network::new(model);
+    let (result, recorder) = net.with_hook(Recorder::default(), |net| {
+        net.forward(Array2::ones((4, 6)).view(), Mode::Train)?;
+        net.backward(Array2::ones((4, 2)).view())
+    });
+    result.unwrap();
+    let layers = recorder.recording().hidden_layers(0);
+    for layer in &layers[..3] {
+        assert!((layer.gate_mean.unwrap() - sigmoid(-4.0)).abs() < 1e-12, "{:?}", layer.gate_mean);
+    }
+    // The table shows a gate column, with `-` for the output layer.
+    let diagnosis = gradflow::diagnose::diagnose(recorder.recording(), &Default::default()).unwrap();
+    let table = gradflow::report::table::render(&diagnosis);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[1].contains("gate") && lines[2].contains("0.018") && lines[5].contains("  -  "), "{table}");
+}

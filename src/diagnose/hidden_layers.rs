@@ -71,6 +71,11 @@ pub struct HiddenLayer {
     pub mean_derivative: Option<f64>,
     /// NaN and infinite entries seen in the group's outputs and gradients at this step.
     pub non_finite_count: u64,
+    /// The mean value of the gates computed inside the group ([`crate::hooks::GateStats`]), when
+    /// it has any: for a [`crate::Highway`] layer, the average transform gate `T` — near 0 the
+    /// layer carries its input and its gradient through unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate_mean: Option<f64>,
 }
 
 /// Groups the top-level layer records (indices into `recording.layers`) by layer number, in
@@ -186,6 +191,7 @@ impl Recording {
                     max_derivative: None,
                     mean_derivative: None,
                     non_finite_count: 0,
+                    gate_mean: None,
                 };
                 let all: Vec<&LayerRecord> = tops.iter().flat_map(|top| within(self, top)).collect();
                 for l in &all {
@@ -211,10 +217,21 @@ impl Recording {
                     }
                 }
                 weight_norms(&all, step, &mut layer);
+                layer.gate_mean = gate_mean(&all, step);
                 layer
             })
             .collect()
     }
+}
+
+/// The mean of the gate values recorded in `all` at `step`, over all their entries.
+fn gate_mean(all: &[&LayerRecord], step: u64) -> Option<f64> {
+    let gates = all.iter().filter_map(|l| l.at_step(step)).flat_map(|r| &r.gates);
+    let (sum, count) = gates
+        .map(|g| &g.value)
+        .filter(|v| v.non_finite_count == 0)
+        .fold((0.0, 0u64), |(sum, count), v| (sum + v.mean * v.count as f64, count + v.count));
+    (count > 0).then(|| sum / count as f64)
 }
 
 /// Fills the weight-gradient norm and the gradient and update ratios of `layer`.

@@ -26,7 +26,9 @@
 //!   first `step` line of its layer, and layers are listed in the order they first ran forward
 //!   (network order for the diagnosis when the paths are not numbers);
 //! - a `step` line has the fields of a [`LayerStepRecord`] and the `path` of its layer; steps of a
-//!   layer may come in any order, each at most once;
+//!   layer may come in any order, each at most once; its `gates` (a layer's
+//!   [`GateStats`](crate::hooks::GateStats): `name`, `value`, `grad`) are written only for layers
+//!   with gates and may be absent;
 //! - a `loss` line is a [`StepLoss`](crate::hooks::StepLoss), at most one per step.
 //!
 //! Field names and meanings are those of the Rust types ([`TensorStats`], [`ActivationStats`],
@@ -58,8 +60,8 @@ use serde_json::{Map, Value};
 use super::MetricsWriter;
 use crate::activation::ActivationFamily;
 use crate::hooks::{
-    ActivationInfo, ActivationStats, ChannelStats, LayerRecord, LayerStepRecord, ParamStats, RecorderConfig,
-    Recording, StepLoss, TensorStats,
+    ActivationInfo, ActivationStats, ChannelStats, GateStats, LayerRecord, LayerStepRecord, ParamStats,
+    RecorderConfig, Recording, StepLoss, TensorStats,
 };
 use crate::{Error, Result};
 
@@ -542,11 +544,25 @@ fn read_step(line: &Fields<'_>) -> Result<LayerStepRecord> {
             update_to_value_ratio: p.nullable("update_to_value_ratio", Fields::non_negative)?,
         });
     }
+    let mut gates = Vec::new();
+    if line.map.get("gates").is_some_and(|g| !g.is_null()) {
+        for (i, value) in line.array("gates")?.iter().enumerate() {
+            let field = format!("gates[{i}]");
+            let map = value.as_object().ok_or_else(|| line.expected(&field, "an object", value))?;
+            let g = Fields::new(line.ctx, map, &format!("{}{field}.", line.prefix));
+            gates.push(GateStats {
+                name: g.str("name")?.to_string(),
+                value: tensor(&g, "value")?,
+                grad: g.nullable("grad", tensor)?,
+            });
+        }
+    }
     Ok(LayerStepRecord {
         step: line.u64("step")?,
         grad_output: line.nullable("grad_output", tensor)?,
         grad_input: line.nullable("grad_input", tensor)?,
         activation,
         params,
+        gates,
     })
 }

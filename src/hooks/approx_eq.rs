@@ -28,7 +28,9 @@ use approx::{AbsDiffEq, RelativeEq};
 
 use super::ChannelStats;
 use super::recorder::RecorderConfig;
-use super::recording::{ActivationInfo, LayerRecord, LayerStepRecord, ParamStats, Recording, StepLoss};
+use super::recording::{
+    ActivationInfo, GateStats, LayerRecord, LayerStepRecord, ParamStats, Recording, StepLoss,
+};
 use super::stats::{ActivationStats, TensorStats};
 
 /// The one comparison behind both traits: `close` decides each pair of float fields.
@@ -108,6 +110,15 @@ impl FieldsClose for LayerStepRecord {
             && nested_option_close(&self.grad_input, &other.grad_input, close)
             && nested_option_close(&self.activation, &other.activation, close)
             && all_close(&self.params, &other.params, close)
+            && all_close(&self.gates, &other.gates, close)
+    }
+}
+
+impl FieldsClose for GateStats {
+    fn fields_close(&self, other: &Self, close: &dyn Fn(f64, f64) -> bool) -> bool {
+        self.name == other.name
+            && self.value.fields_close(&other.value, close)
+            && nested_option_close(&self.grad, &other.grad, close)
     }
 }
 
@@ -230,6 +241,7 @@ mod tests {
                 grad_to_value_ratio: Some(0.5),
                 update_to_value_ratio: None,
             }],
+            gates: Vec::new(),
         };
         Recording {
             float: "f32".into(),

@@ -75,7 +75,9 @@ pub use nonfinite::{Direction, NonFiniteDetector, NonFiniteReport};
 pub use numbering::layer_numbers;
 pub(crate) use numbering::{Numbering, is_companion, is_transparent, numbered_layers};
 pub use recorder::{Recorder, RecorderConfig};
-pub use recording::{ActivationInfo, LayerRecord, LayerStepRecord, ParamStats, Recording, StepLoss};
+pub use recording::{
+    ActivationInfo, GateStats, LayerRecord, LayerStepRecord, ParamStats, Recording, StepLoss,
+};
 pub use set::{Hook, HookHandle, HookSet, WithUpdates};
 pub use stats::{ActivationStats, TensorStats};
 pub(crate) use stats::{BLOCK, STAT_LANES};

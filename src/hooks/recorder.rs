@@ -6,12 +6,12 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::recording::{ActivationInfo, LayerRecord, LayerStepRecord, ParamStats, Recording};
+use super::recording::{ActivationInfo, GateStats, LayerRecord, LayerStepRecord, ParamStats, Recording};
 // The same accumulators as `TensorStats::of_array`, whose sum of squares `compare_and_copy`
 // reproduces bit for bit.
 use super::ChannelStats;
 use super::stats::{ActivationStats, BLOCK, TensorStats, block_distance_sq, block_sum_sq};
-use super::{BackwardEvent, Event, ForwardEvent, Hook, UpdateEvent};
+use super::{BackwardEvent, Direction, Event, ForwardEvent, GateEvent, Hook, UpdateEvent};
 use crate::layer::Layer;
 use crate::vectorize::vectorized;
 use crate::{Error, Float, Result};
@@ -368,6 +368,28 @@ impl Recorder {
         record.params = params;
     }
 
+    /// A gate shown by the layer that computed it: its values at the forward pass (when
+    /// activations are recorded), its values and gradient at the backward pass.
+    fn on_gate<F: Float>(&mut self, e: &GateEvent<'_, F>) {
+        let backward = e.pass == Direction::Backward;
+        if !self.is_recorded(e.step) || !(backward || self.config.activations) {
+            return;
+        }
+        let i = self.layer_index(e.path, e.layer_number, e.layer);
+        let stats = GateStats {
+            name: e.gate.name.to_string(),
+            value: TensorStats::of_array(&e.value),
+            grad: e.grad.as_ref().map(|g| TensorStats::of_array(g)),
+        };
+        let gates = &mut self.step_record(i, e.step).gates;
+        match gates.iter_mut().find(|g| g.name == stats.name) {
+            // A forward pass after a backward one at the same step (evaluation) keeps the gradient.
+            Some(gate) if !backward => gate.value = stats.value,
+            Some(gate) => *gate = stats,
+            None => gates.push(stats),
+        }
+    }
+
     /// An optimizer step reported by the network: files each parameter's update-to-weight ratio
     /// under the step whose gradients were applied, against the ‖W‖ recorded at its backward
     /// pass. From the first report on, snapshots are no longer taken.
@@ -497,7 +519,7 @@ impl<F: Float> Hook<F> for Recorder {
             Event::TimeStep(_) => {}
             Event::Update(e) => self.on_update(e),
             // Gates inside a layer (a highway layer's T(x)) are for hooks that look for them.
-            Event::Gate(_) => {}
+            Event::Gate(e) => self.on_gate(e),
         }
     }
 

@@ -92,6 +92,25 @@ pub struct LayerStepRecord {
     pub activation: Option<ActivationStats>,
     /// Each parameter of the layer (leaf layers only, when parameters are recorded).
     pub params: Vec<ParamStats>,
+    /// The gates the layer computed inside its pass and showed the hooks
+    /// ([`crate::hooks::GateEvent`]: a [`crate::Highway`] layer's transform gate `T`), with their
+    /// gradients once the backward pass has run; empty for layers without gates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<GateStats>,
+}
+
+/// A gate of a layer at one step (see [`LayerStepRecord::gates`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateStats {
+    /// The gate's name, e.g. `"T"`.
+    pub name: String,
+    /// Statistics of the gate's values over the batch and units: for a highway layer, `mean` is
+    /// the average share of the transform (near 0: the layer carries its input, and the
+    /// gradient, through unchanged; near 1: it transforms).
+    pub value: TensorStats,
+    /// Statistics of dL/d(gate) (`None` until the backward pass has been recorded): how much
+    /// the loss still asks of the gate.
+    pub grad: Option<TensorStats>,
 }
 
 /// One parameter of a layer at one step.

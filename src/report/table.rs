@@ -53,7 +53,8 @@ pub fn render(diagnosis: &Diagnosis) -> String {
 /// `#`, `layer` (e.g. `Linear+tanh`), `path` (the paths of its children, as in hook events and
 /// safetensors names), `‖dL/dh‖`, a bar whose length is the log of ‖dL/dh‖
 /// between the smallest and largest power of ten in the table, `‖dW‖/‖W‖`, `sat%` (saturated
-/// units), `dead%` (dead units) and the layer's verdict; `-` marks a quantity that was not
+/// units), `dead%` (dead units), `gate` (the mean gate value, e.g. a highway layer's `T`: only
+/// when some layer has gates) and the layer's verdict; `-` marks a quantity that was not
 /// recorded or does not apply. Then the model's verdict, the evidence, how training went (when
 /// the diagnosis has a [`crate::diagnose::TrainingDiagnosis`]) and the numbered remedies. A
 /// diagnosis made [`Diagnosis::with_theory`] shows the mean-field prediction beside the
@@ -75,10 +76,21 @@ pub fn render_with(diagnosis: &Diagnosis, options: &TableOptions) -> String {
         rows.len()
     );
     let scale = format!("log ‖dL/dh‖: 1e{lo} … 1e{hi}");
+    // The gate column only for networks with gates (highway layers).
+    let gates = rows.iter().any(|r| r.layer.gate_mean.is_some());
+    let gate_cell = |text: &str| if gates { format!("{text:>6}  ") } else { String::new() };
     let _ = writeln!(
         out,
-        "{:>number_width$}  {:<label_width$}  {:<path_width$}  {:>8}  {:<bar_width$}  {:>9}  {:>5}  {:>5}  verdict",
-        "#", "layer", "path", "‖dL/dh‖", scale, "‖dW‖/‖W‖", "sat%", "dead%"
+        "{:>number_width$}  {:<label_width$}  {:<path_width$}  {:>8}  {:<bar_width$}  {:>9}  {:>5}  {:>5}  {}verdict",
+        "#",
+        "layer",
+        "path",
+        "‖dL/dh‖",
+        scale,
+        "‖dW‖/‖W‖",
+        "sat%",
+        "dead%",
+        gate_cell("gate")
     );
     let block = if options.ascii { '#' } else { '█' };
     for (row, path) in rows.iter().zip(&paths) {
@@ -94,7 +106,7 @@ pub fn render_with(diagnosis: &Diagnosis, options: &TableOptions) -> String {
         let output = if l.is_output { " (output)" } else { "" };
         let _ = writeln!(
             out,
-            "{:>number_width$}  {:<label_width$}  {:<path_width$}  {:>8}  {:<bar_width$}  {:>9}  {:>5}  {:>5}  {}{output}",
+            "{:>number_width$}  {:<label_width$}  {:<path_width$}  {:>8}  {:<bar_width$}  {:>9}  {:>5}  {:>5}  {}{}{output}",
             l.index.saturating_add(1),
             l.label,
             path,
@@ -103,6 +115,7 @@ pub fn render_with(diagnosis: &Diagnosis, options: &TableOptions) -> String {
             sci(l.grad_to_weight_ratio),
             percent(l.saturated_fraction),
             percent(l.dead_fraction),
+            gate_cell(&l.gate_mean.map_or_else(|| "-".to_string(), |g| format!("{g:.3}"))),
             row.verdict,
         );
     }
