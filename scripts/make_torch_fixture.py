@@ -96,8 +96,14 @@ tv_resnet: a small ResNet written exactly as torchvision's resnet.py names and r
         "fc.weight", "fc.bias"
     tests/fixtures/torch_tv_resnet_expected.safetensors  as for conv_resnet
 
+list_mlp: an MLP as a ModuleList of Linear layers with the activations as functions, not modules —
+    layers = ModuleList([Linear(4, 8), Linear(8, 8), Linear(8, 3)]),
+    x -> layers[2](tanh(layers[1](tanh(layers[0](x))))):
+    tests/fixtures/torch_list_mlp.safetensors           "layers.0.weight", …, "layers.2.bias"
+    tests/fixtures/torch_list_mlp_expected.safetensors  as for mlp
+
 `--only NAME` writes one model's files (mlp, bn_mlp, lstm, conv_resnet, named_mlp, res_mlp,
-named_lstm or tv_resnet).
+named_lstm, tv_resnet or list_mlp).
 
 cargo test does not need this script: the small files are committed. Running it again with the
 same torch writes byte-identical files.
@@ -139,6 +145,7 @@ NAMED_SEED = SEED + 4
 RES_SEED = SEED + 5
 NAMED_LSTM_SEED = SEED + 6
 TV_SEED = SEED + 7
+LIST_SEED = SEED + 8
 
 
 def build_model() -> torch.nn.Sequential:
@@ -269,6 +276,23 @@ class TvResNet(torch.nn.Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer2(self.layer1(x))
         return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+class ListMlp(torch.nn.Module):
+    """Linear layers in a ModuleList, tanh applied as a function between them."""
+
+    def __init__(self):
+        super().__init__()
+        self.layers = torch.nn.ModuleList([torch.nn.Linear(4, 8), torch.nn.Linear(8, 8), torch.nn.Linear(8, 3)])
+
+    def forward(self, x):
+        for layer in self.layers[:-1]:
+            x = torch.tanh(layer(x))
+        return self.layers[-1](x)
+
+
+def build_list_model() -> ListMlp:
+    return ListMlp().to(torch.float64)
 
 
 def build_tv_model() -> TvResNet:
@@ -472,6 +496,15 @@ def make_res_mlp():
     save("torch_res_mlp", model.state_dict(), {"input": x, "grad_output": r, **result})
 
 
+def make_list_mlp():
+    torch.manual_seed(LIST_SEED)
+    model = build_list_model()
+    x = torch.randn(5, 4, dtype=torch.float64)
+    r = torch.randn(5, 3, dtype=torch.float64)
+    result = run(model, x, r)
+    save("torch_list_mlp", model.state_dict(), {"input": x, "grad_output": r, **result})
+
+
 def make_named_lstm():
     torch.manual_seed(NAMED_LSTM_SEED)
     model = build_named_lstm_model()
@@ -490,6 +523,7 @@ MAKERS = {
     "res_mlp": make_res_mlp,
     "named_lstm": make_named_lstm,
     "tv_resnet": make_tv_resnet,
+    "list_mlp": make_list_mlp,
 }
 
 
@@ -509,6 +543,7 @@ MODELS = {
     "res_mlp": (build_res_model, "torch_res_mlp", run),
     "named_lstm": (build_named_lstm_model, "torch_named_lstm", run),
     "tv_resnet": (build_tv_model, "torch_tv_resnet", run_bn),
+    "list_mlp": (build_list_model, "torch_list_mlp", run),
 }
 
 

@@ -390,3 +390,65 @@ fn a_torchvision_named_resnet_loads_runs_and_saves_back() {
     let norms: Vec<(&str, Option<f64>)> = layers.iter().map(|l| (l.label.as_str(), l.grad_norm)).collect();
     assert!(layers.iter().all(|l| l.grad_norm.is_some_and(f64::is_finite)), "{norms:?}");
 }
+
+#[test]
+fn a_module_list_of_linear_layers_with_functional_activations_keeps_pytorch_s_indices() {
+    // PyTorch: layers = ModuleList([Linear(4, 8), Linear(8, 8), Linear(8, 3)]), tanh applied as a
+    // function: the Linear layers are layers.0, layers.1, layers.2. The tanh layers take names of
+    // their own, so the Linear layers can carry those numbers.
+    let mut model = Sequential::<f64>::builder(4)
+        .sequential(|b| {
+            b.linear(8)
+                .named("0")
+                .activation(Tanh)
+                .named("tanh0")
+                .linear(8)
+                .named("1")
+                .activation(Tanh)
+                .named("tanh1")
+                .linear(3)
+                .named("2")
+        })
+        .named("layers")
+        .build(&mut StdRng::seed_from_u64(7))
+        .unwrap();
+    load_as_saved_by_pytorch(&mut model, "torch_list_mlp.safetensors", 6);
+    let expected = read_tensors::<f64>(fixture("torch_list_mlp_expected.safetensors")).unwrap();
+    let matrix = |a: &ArrayD<f64>| a.clone().into_dimensionality::<Ix2>().unwrap();
+    let (x, r) = (matrix(&expected["input"]), matrix(&expected["grad_output"]));
+    let mut net = Network::new(model);
+    let output = net.forward(x.view(), Mode::Train).unwrap().to_owned();
+    let grad_input = net.backward_with_input_grad(r.view()).unwrap().to_owned();
+    let mut cmp = Comparison { expected: &expected, failing: Vec::new(), compared: 0 };
+    cmp.check("output", output.into_dyn());
+    cmp.check("grad.input", grad_input.into_dyn());
+    for (name, p) in named_parameters(net.model()) {
+        cmp.check(&format!("grad.{name}"), p.grad.to_owned());
+    }
+    assert!(cmp.failing.is_empty(), "differ from PyTorch:\n{}", cmp.failing.join("\n"));
+    assert_eq!(cmp.compared, 2 + 6);
+    // Layer numbers see three hidden layers through the nested chain.
+    let labels: Vec<String> = {
+        let (result, recorder) = net.with_hook(Recorder::default(), |net| {
+            net.forward(x.view(), Mode::Train)?;
+            net.backward(r.view())
+        });
+        result.unwrap();
+        let recording = recorder.into_recording();
+        recording.hidden_layers(recording.steps()[0]).into_iter().map(|l| l.label).collect()
+    };
+    assert_eq!(labels, ["Linear+tanh", "Linear+tanh", "Linear"]);
+
+    // A number may not take an unnamed child's index, nor be above the child's own index.
+    let mut rng = StdRng::seed_from_u64(8);
+    let err = Sequential::<f64>::builder(4)
+        .linear(4)
+        .activation(Tanh)
+        .linear(4)
+        .named("1")
+        .build(&mut rng)
+        .unwrap_err();
+    assert!(err.to_string().contains("index of the unnamed child 1"), "{err}");
+    let err = Sequential::<f64>::builder(4).linear(4).named("3").build(&mut rng).unwrap_err();
+    assert!(err.to_string().contains("above the child's index"), "{err}");
+}

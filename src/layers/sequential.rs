@@ -15,9 +15,13 @@ use crate::{Error, Float, Result};
 /// (`"fc1.weight"`, `"bn1.running_mean"`).
 ///
 /// # Names
-/// A name is not empty, has no `.` (it is one segment of a dotted path), is not used by another
-/// child of the same chain, and is not a number other than the child's own index (so that no
-/// name can take the place of an unnamed child's index).
+/// A name is not empty, has no `.` (it is one segment of a dotted path), and is not used by
+/// another child of the same chain — an unnamed child is called by its index, so a number may
+/// name a child only when it is not above the child's own index and no unnamed child has it as
+/// its index. That lets a chain carry the indices of a PyTorch `nn.ModuleList` whose activations
+/// are functions, not modules: `.linear(64).named("0").activation(Relu).named("relu0")
+/// .linear(10).named("1")` has the parameters `0.weight`, …, `1.bias` (see
+/// [`crate::SequentialBuilder::named`]).
 ///
 /// It owns the activation buffers between its children (and their gradients) and reuses them
 /// from step to step.
@@ -145,10 +149,26 @@ impl<F: Float> Sequential<F> {
         if let Some(why) = refused_name(name) {
             return refuse(format!("child {index}: {why}"));
         }
-        if name.bytes().all(|b| b.is_ascii_digit()) && name != index.to_string() {
-            return refuse(format!(
-                "child {index}: `{name}` is a number, which names an unnamed child by its index"
-            ));
+        if name.bytes().all(|b| b.is_ascii_digit()) {
+            // A number names an unnamed child by its index: it may name this child only if no
+            // child has it as its index now or could later (a child added later has a larger
+            // index), so that a path never means two children.
+            let number = name.parse::<usize>().ok().filter(|k| k.to_string() == name);
+            match number {
+                Some(k) if k <= index => {
+                    if k != index && self.names.get(k).is_some_and(Option::is_none) {
+                        return refuse(format!(
+                            "child {index}: `{name}` is the index of the unnamed child {k}: name that one first"
+                        ));
+                    }
+                }
+                _ => {
+                    return refuse(format!(
+                        "child {index}: `{name}` is a number above the child's index or not written as \
+                         one (a number names an unnamed child by its index)"
+                    ));
+                }
+            }
         }
         if let Some(other) =
             self.names.iter().position(|n| n.as_deref() == Some(name)).filter(|&i| i != index)
