@@ -334,3 +334,71 @@ fn f32_layers_with_fast_tanh_and_sigmoid_agree_with_exact_f64() {
         });
     }
 }
+
+#[test]
+fn the_gate_pre_activation_gradients_are_what_the_input_weights_receive() {
+    // dL/dW_ih = Σ_t grad_tᵀ x_t and dL/db_ih = Σ_t Σ_b grad_t, for every cell, with full and
+    // truncated backpropagation through time.
+    for truncate in [None, Some(2)] {
+        for mut layer in layers(31) {
+            let x = normal3((6, 4, 3), 32);
+            run(layer.as_mut(), &x, truncate);
+            let grad_pre = layer.grad_gate_preactivations(0).expect("after a backward pass");
+            assert_eq!(grad_pre.dim(), (6, 4, layer.gates().len() * layer.hidden_size()));
+            let mut weight = ndarray::Array2::<f64>::zeros((grad_pre.dim().2, 3));
+            for t in 0..6 {
+                weight += &grad_pre.index_axis(Axis(0), t).t().dot(&x.index_axis(Axis(0), t));
+            }
+            let bias = grad_pre.sum_axis(Axis(0)).sum_axis(Axis(0));
+            let (mut got_weight, mut got_bias) = (None, None);
+            layer.visit_parameters(&mut |p| match p.name {
+                "weight_ih_l0" => got_weight = Some(p.grad.to_owned()),
+                "bias_ih_l0" => got_bias = Some(p.grad.to_owned()),
+                _ => {}
+            });
+            let name = layer.describe();
+            assert!(
+                abs_diff_eq!(got_weight.unwrap(), weight.into_dyn(), epsilon = 1e-12),
+                "{name} {truncate:?}"
+            );
+            assert!(abs_diff_eq!(got_bias.unwrap(), bias.into_dyn(), epsilon = 1e-12), "{name} {truncate:?}");
+        }
+    }
+}
+
+#[test]
+fn hooks_see_each_gate_s_gradient_at_each_time_step() {
+    use gradflow::hooks::{Event, TimeStepPass};
+    use gradflow::recurrent::{Readout, SequenceModel};
+    use gradflow::{Linear, Network};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(33);
+    let lstm = LstmConfig::new(3, 5).build::<f64>(&mut rng).unwrap();
+    let model = SequenceModel::new(lstm, Readout::LastStep, Linear::new(5, 2, &mut rng).unwrap()).unwrap();
+    let mut net = Network::new(model);
+    let x = ndarray::Array2::from_shape_fn((4, 6 * 3), |(i, j)| ((i * 7 + j * 3) % 11) as f64 / 5.0 - 1.0);
+    let mut forget = vec![None; 6];
+    let (result, _) = net.with_hook(
+        |event: &mut Event<'_, f64>| {
+            if let Event::TimeStep(e) = event {
+                match e.pass {
+                    TimeStepPass::Forward => assert!(e.gate_grad("f").is_none()),
+                    TimeStepPass::Backward => forget[e.time] = e.gate_grad("f").map(|g| g.to_owned()),
+                }
+            }
+        },
+        |net| {
+            net.forward(x.view(), Mode::Train)?;
+            net.backward(ndarray::Array2::ones((4, 2)).view())
+        },
+    );
+    result.unwrap();
+    let all = net.model().recurrent().grad_gate_preactivations(0).unwrap();
+    for (t, seen) in forget.iter().enumerate() {
+        // Columns H..2H are the forget gate's (PyTorch's order i, f, g, o).
+        assert_eq!(seen.as_ref().unwrap(), &all.index_axis(Axis(0), t).slice(s![.., 5..10]));
+    }
+    // With the loss on the last step only, the forget gate's gradient at the first step is
+    // smaller than at the last (it has travelled back through time).
+    let norm = |t: usize| forget[t].as_ref().unwrap().iter().map(|g| g * g).sum::<f64>().sqrt();
+    assert!(norm(0) < norm(5), "{} vs {}", norm(0), norm(5));
+}

@@ -77,6 +77,10 @@ pub struct TimeStepEvent<'a, F: Float> {
     pub grad_hidden: Option<ArrayView2<'a, F>>,
     /// dL/dc_t for an LSTM, `(batch, hidden)`, in backward only.
     pub grad_cell: Option<ArrayView2<'a, F>>,
+    /// dL/d(gate pre-activations) of step t, `(batch, gates · hidden)`, in the column order of
+    /// `gate_activations`, in backward only (see [`crate::recurrent::Recurrent::grad_gate_preactivations`]):
+    /// e.g. how much gradient the forget gate's weights receive at step t.
+    pub grad_gate_preactivations: Option<ArrayView2<'a, F>>,
     /// The error a hook asked to stop with ([`super::Event::abort`]).
     pub(crate) error: Option<crate::Error>,
 }
@@ -88,5 +92,13 @@ impl<'a, F: Float> TimeStepEvent<'a, F> {
         let index = self.gates.iter().position(|g| g.name == name)?;
         let width = self.hidden.ncols();
         Some(self.gate_activations.slice_move(s![.., index * width..(index + 1) * width]))
+    }
+
+    /// dL/d(pre-activation) of the gate called `name`, `(batch, hidden)`, in backward (`None` in
+    /// forward, or if the cell has no such gate).
+    pub fn gate_grad(&self, name: &str) -> Option<ArrayView2<'a, F>> {
+        let index = self.gates.iter().position(|g| g.name == name)?;
+        let width = self.hidden.ncols();
+        Some(self.grad_gate_preactivations?.slice_move(s![.., index * width..(index + 1) * width]))
     }
 }

@@ -735,6 +735,12 @@ impl<F: Float> Engine<F> {
         Some(self.sequence(&self.caches.get(layer)?.grad_hidden, shape, self.hidden_size))
     }
 
+    pub(crate) fn grad_gate_preactivations(&self, layer: usize) -> Option<ArrayView3<'_, F>> {
+        let shape = self.backward_shape()?;
+        let gh = self.cell.gates() * self.hidden_size;
+        Some(self.sequence(&self.caches.get(layer)?.grad_pre, shape, gh))
+    }
+
     pub(crate) fn grad_cell(&self, layer: usize) -> Option<ArrayView3<'_, F>> {
         let shape = self.backward_shape().filter(|_| self.cell.has_cell_state())?;
         Some(self.sequence(&self.caches.get(layer)?.grad_cell, shape, self.hidden_size))

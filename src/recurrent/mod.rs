@@ -224,6 +224,17 @@ pub trait Recurrent<F: Float>: Send {
     /// dL/dc_t of an LSTM's stacked layer `layer`, `(T, B, hidden_size)`, after a backward pass.
     fn grad_cell(&self, layer: usize) -> Option<ArrayView3<'_, F>>;
 
+    /// dL/d(gate pre-activations) of stacked layer `layer` at every step, `(T, B, G ·
+    /// hidden_size)`, side by side as in [`Recurrent::gate_activations`], after a backward pass:
+    /// the gradient each gate passes to its weights (`dL/dW_ih = Σ_t gradᵀ_t x_t`). For an LSTM
+    /// the pre-activations are `W_i· x + b_i· + W_h· h + b_h·` of i, f, g, o; for a GRU, the
+    /// input-side ones `W_i· x + b_i·` of r, z, n (the n gate's recurrent part is multiplied by
+    /// r); for a plain RNN, the one pre-activation. `None` by default (a cell that does not keep
+    /// them).
+    fn grad_gate_preactivations(&self, _layer: usize) -> Option<ArrayView3<'_, F>> {
+        None
+    }
+
     /// ‖dL/dh_t‖ (Frobenius norm over batch and units) of the top layer for t = 0, …, T−1,
     /// after a backward pass (empty before). With the loss on the last step only, entry t is
     /// the gradient that survived a time lag of T−1−t steps.
@@ -358,6 +369,9 @@ macro_rules! recurrent_via_engine {
             }
             fn grad_cell(&self, layer: usize) -> Option<ndarray::ArrayView3<'_, F>> {
                 self.engine.grad_cell(layer)
+            }
+            fn grad_gate_preactivations(&self, layer: usize) -> Option<ndarray::ArrayView3<'_, F>> {
+                self.engine.grad_gate_preactivations(layer)
             }
             fn visit_parameters<'a>(&'a self, visitor: &mut dyn FnMut($crate::ParamView<'a, F>)) {
                 self.engine.visit_parameters(visitor)

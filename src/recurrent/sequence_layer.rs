@@ -151,9 +151,9 @@ impl<F: Float> SequenceLayer<F> {
         for l in layers {
             let (Some(hidden), Some(gates)) = (r.hidden_states(l), r.gate_activations(l)) else { continue };
             let cells = r.cell_states(l);
-            let (grad_h, grad_c) = match pass {
-                TimeStepPass::Forward => (None, None),
-                TimeStepPass::Backward => (r.grad_hidden(l), r.grad_cell(l)),
+            let (grad_h, grad_c, grad_pre) = match pass {
+                TimeStepPass::Forward => (None, None, None),
+                TimeStepPass::Backward => (r.grad_hidden(l), r.grad_cell(l), r.grad_gate_preactivations(l)),
             };
             let t_len = hidden.dim().0;
             let order: Vec<usize> = match pass {
@@ -176,6 +176,7 @@ impl<F: Float> SequenceLayer<F> {
                     gates: r.gates(),
                     grad_hidden: grad_h.map(|g| g.index_axis_move(Axis(0), t)),
                     grad_cell: grad_c.map(|g| g.index_axis_move(Axis(0), t)),
+                    grad_gate_preactivations: grad_pre.map(|g| g.index_axis_move(Axis(0), t)),
                     error: None,
                 });
                 ctx.emit(&mut event)?;
