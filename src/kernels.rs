@@ -426,16 +426,17 @@ kernels! {
     /// Each channel's mean and biased variance over the batch.
     fn batch_norm_moments(x: &[Self], spatial: usize, mean: &mut [Self], var: &mut [Self])
         => crate::layers::batch_norm::batch_norm_moments;
-    /// `x̂ = (x − μ)·istd`, `y = x̂·γ + β`.
+    /// `y = x̂·γ + β` with `x̂ = (x − μ)·istd`.
     fn batch_norm_normalize(x: &[Self], spatial: usize, statistics: (&[Self], &[Self]),
-        affine: Option<(&[Self], &[Self])>, x_hat: &mut [Self], y: &mut [Self])
+        affine: Option<(&[Self], &[Self])>, y: &mut [Self])
         => crate::layers::batch_norm::batch_norm_normalize;
-    /// Σ dy and Σ dy·x̂ of each channel.
-    fn batch_norm_grad_sums(dy: &[Self], x_hat: &[Self], spatial: usize, sum_dy: &mut [Self], sum_dy_x_hat: &mut [Self])
+    /// Σ dy and Σ dy·x̂ of each channel (x̂ recomputed from x and the statistics).
+    fn batch_norm_grad_sums(dy: &[Self], x: &[Self], spatial: usize, statistics: (&[Self], &[Self]),
+        sum_dy: &mut [Self], sum_dy_x_hat: &mut [Self])
         => crate::layers::batch_norm::batch_norm_grad_sums;
     /// dL/dx of batch normalization.
-    fn batch_norm_input_grad(dy_and_x_hat: (&[Self], &[Self]), spatial: usize, gamma: Option<&[Self]>,
-        inv_std: &[Self], sums: (&[Self], &[Self]), train: bool, dx: &mut [Self])
+    fn batch_norm_input_grad(dy_and_x: (&[Self], &[Self]), spatial: usize, gamma: Option<&[Self]>,
+        statistics: (&[Self], &[Self]), sums: (&[Self], &[Self]), train: bool, dx: &mut [Self])
         => crate::layers::batch_norm::batch_norm_input_grad;
 
     // Convolution (`src/layers/conv/`).

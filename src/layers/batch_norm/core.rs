@@ -29,8 +29,10 @@ pub(super) struct Core<F: Float> {
     mean: Array1<F>,
     /// 1/√(var + ε) used by the last forward pass.
     inv_std: Array1<F>,
-    /// The normalized input of the last forward pass, `(batch, C·spatial)`.
-    x_hat: Array2<F>,
+    /// The batch size of the last forward pass. Backward recomputes the normalized input
+    /// `x̂ = (x − μ)·istd` from the input it is given (bit for bit what forward computed) instead
+    /// of keeping a copy: one write of the whole batch less per forward pass.
+    forward_batch: usize,
     /// Backward scratch: Σ dy and Σ dy·x̂ per channel.
     sum_dy: Array1<F>,
     sum_dy_x_hat: Array1<F>,
@@ -82,7 +84,7 @@ impl<F: Float> Core<F> {
             num_batches_tracked: 0,
             mean: full("num_features", F::zero())?,
             inv_std: full("num_features", F::zero())?,
-            x_hat: Array2::zeros((0, 0)),
+            forward_batch: 0,
             sum_dy: full("num_features", F::zero())?,
             sum_dy_x_hat: full("num_features", F::zero())?,
             last_mode: None,
@@ -172,14 +174,13 @@ impl<F: Float> Core<F> {
             Mode::Eval => self.running_statistics(name)?,
         }
         ensure_shape(output, (batch, width));
-        ensure_shape(&mut self.x_hat, (batch, width));
-        let x_hat = self.x_hat.as_slice_mut().expect("buffers are standard layout");
         let y = output.as_slice_mut().expect("buffers are standard layout");
         let mean = self.mean.as_slice().expect("buffers are standard layout");
         let inv_std = self.inv_std.as_slice().expect("buffers are standard layout");
         let affine = self.affine.as_ref().map(|a| (contiguous(&a.weight.value), contiguous(&a.bias.value)));
         let affine = affine.as_ref().map(|(w, b)| (&**w, &**b));
-        F::batch_norm_normalize(x, spatial, (mean, inv_std), affine, x_hat, y);
+        F::batch_norm_normalize(x, spatial, (mean, inv_std), affine, y);
+        self.forward_batch = batch;
         self.last_mode = Some(mode);
         Ok(())
     }
@@ -196,16 +197,21 @@ impl<F: Float> Core<F> {
         let Some(mode) = self.last_mode else {
             return Err(Error::BackwardBeforeForward { layer: name() });
         };
-        let (batch, width) = self.x_hat.dim();
+        let (batch, width) = (self.forward_batch, self.config.num_features * spatial);
         check_shape(name, "input", &input, Some(batch), Some(width))?;
         check_shape(name, "grad_output", &grad_output, Some(batch), Some(width))?;
         let dy = grad_output.as_standard_layout();
         let dy = dy.as_slice().expect("standard layout");
-        let x_hat = self.x_hat.as_slice().expect("buffers are standard layout");
+        let x = input.as_standard_layout();
+        let x = x.as_slice().expect("standard layout");
+        let statistics = (
+            self.mean.as_slice().expect("buffers are standard layout"),
+            self.inv_std.as_slice().expect("buffers are standard layout"),
+        );
 
         let sum_dy = self.sum_dy.as_slice_mut().expect("buffers are standard layout");
         let sum_dy_x_hat = self.sum_dy_x_hat.as_slice_mut().expect("buffers are standard layout");
-        F::batch_norm_grad_sums(dy, x_hat, spatial, sum_dy, sum_dy_x_hat);
+        F::batch_norm_grad_sums(dy, x, spatial, statistics, sum_dy, sum_dy_x_hat);
         if let Some(a) = &mut self.affine {
             a.weight.grad += &self.sum_dy_x_hat;
             a.bias.grad += &self.sum_dy;
@@ -219,12 +225,11 @@ impl<F: Float> Core<F> {
             self.sum_dy.as_slice().expect("buffers are standard layout"),
             self.sum_dy_x_hat.as_slice().expect("buffers are standard layout"),
         );
-        let inv_std = self.inv_std.as_slice().expect("buffers are standard layout");
         F::batch_norm_input_grad(
-            (dy, x_hat),
+            (dy, x),
             spatial,
             gamma.as_deref(),
-            inv_std,
+            statistics,
             sums,
             mode == Mode::Train,
             dx,
@@ -380,46 +385,42 @@ fn split_rows<F: Float>(
     );
 }
 
-/// `x̂ = (x − μ)·istd` per channel with `(mean, inv_std)` = `(μ, istd)`, and `y = x̂·γ + β` with
-/// `affine` = `(γ, β)` (or `y = x̂`).
+/// `y = x̂·γ + β` with `x̂ = (x − μ)·istd` per channel, `(mean, inv_std)` = `(μ, istd)` and
+/// `affine` = `(γ, β)` (or `y = x̂`). Backward recomputes `x̂` by [`normalized`], the same
+/// operations in the same order.
 pub(crate) fn batch_norm_normalize<F: Float>(
     x: &[F],
     spatial: usize,
     (mean, inv_std): (&[F], &[F]),
     affine: Option<(&[F], &[F])>,
-    x_hat: &mut [F],
     y: &mut [F],
 ) {
     let (weight, bias) = (affine.map(|a| a.0), affine.map(|a| a.1));
     let width = mean.len() * spatial;
-    let pass = |(x, _): (&[F], &[F]), (x_hat, y): (&mut [F], &mut [F])| {
+    let pass = |(x, _): (&[F], &[F]), (y, _): (&mut [F], &mut [F])| {
         vectorized(
             #[inline(always)]
             || {
-                let rows =
-                    x.chunks_exact(width).zip(x_hat.chunks_exact_mut(width)).zip(y.chunks_exact_mut(width));
-                for ((x, x_hat), y) in rows {
+                for (x, y) in x.chunks_exact(width).zip(y.chunks_exact_mut(width)) {
                     if spatial == 1 {
-                        for (((h, &v), &m), &s) in x_hat.iter_mut().zip(x).zip(mean).zip(inv_std) {
-                            *h = (v - m) * s;
-                        }
+                        let rows = y.iter_mut().zip(x).zip(mean).zip(inv_std);
                         match (weight, bias) {
                             (Some(w), Some(b)) => {
-                                for (((out, &h), &w), &b) in y.iter_mut().zip(&*x_hat).zip(w).zip(b) {
-                                    *out = h * w + b;
+                                for ((((out, &v), &m), &s), (&w, &b)) in rows.zip(w.iter().zip(b)) {
+                                    *out = normalized(v, m, s) * w + b;
                                 }
                             }
-                            _ => y.copy_from_slice(x_hat),
+                            _ => rows.for_each(|(((out, &v), &m), &s)| *out = normalized(v, m, s)),
                         }
                     } else {
-                        let runs = x.chunks_exact(spatial).zip(x_hat.chunks_exact_mut(spatial));
-                        for (c, ((x, h), y)) in runs.zip(y.chunks_exact_mut(spatial)).enumerate() {
+                        for (c, (x, y)) in
+                            x.chunks_exact(spatial).zip(y.chunks_exact_mut(spatial)).enumerate()
+                        {
                             let (m, s) = (mean[c], inv_std[c]);
                             let (w, b) =
                                 (weight.map_or(F::one(), |w| w[c]), bias.map_or(F::zero(), |b| b[c]));
-                            for ((&v, h), out) in x.iter().zip(h.iter_mut()).zip(y.iter_mut()) {
-                                *h = (v - m) * s;
-                                *out = *h * w + b;
+                            for (&v, out) in x.iter().zip(y.iter_mut()) {
+                                *out = normalized(v, m, s) * w + b;
                             }
                         }
                     }
@@ -428,14 +429,22 @@ pub(crate) fn batch_norm_normalize<F: Float>(
         )
     };
     let parts = if spatial > 1 { parts(x.len()) } else { 1 };
-    split_rows(parts, width, (x, &[]), (x_hat, y), &pass);
+    split_rows(parts, width, (x, &[]), (y, &mut []), &pass);
 }
 
-/// Σ dy and Σ dy·x̂ of each channel over the batch, into `sum_dy` and `sum_dy_x_hat`.
+/// `x̂ = (x − μ)·istd`: one normalized entry, computed the same way in forward and backward.
+#[inline(always)]
+fn normalized<F: Float>(x: F, mean: F, inv_std: F) -> F {
+    (x - mean) * inv_std
+}
+
+/// Σ dy and Σ dy·x̂ of each channel over the batch, into `sum_dy` and `sum_dy_x_hat`, with x̂
+/// recomputed from the input `x` and the forward pass's `(mean, inv_std)`.
 pub(crate) fn batch_norm_grad_sums<F: Float>(
     dy: &[F],
-    x_hat: &[F],
+    x: &[F],
     spatial: usize,
+    (mean, inv_std): (&[F], &[F]),
     sum_dy: &mut [F],
     sum_dy_x_hat: &mut [F],
 ) {
@@ -446,19 +455,20 @@ pub(crate) fn batch_norm_grad_sums<F: Float>(
         vectorized(
             #[inline(always)]
             || {
-                for (dy, x_hat) in dy.chunks_exact(width).zip(x_hat.chunks_exact(width)) {
+                for (dy, x) in dy.chunks_exact(width).zip(x.chunks_exact(width)) {
                     let sums = sum_dy.iter_mut().zip(sum_dy_x_hat.iter_mut());
                     if spatial == 1 {
-                        for ((s, sx), (&g, &h)) in sums.zip(dy.iter().zip(x_hat)) {
+                        let entries = dy.iter().zip(x).zip(mean.iter().zip(inv_std));
+                        for ((s, sx), ((&g, &v), (&m, &istd))) in sums.zip(entries) {
                             *s += g;
-                            *sx += g * h;
+                            *sx += g * normalized(v, m, istd);
                         }
                     } else {
-                        let (dy, x_hat) = (&dy[first * spatial..], &x_hat[first * spatial..]);
-                        for ((s, sx), (g, h)) in
-                            sums.zip(dy.chunks_exact(spatial).zip(x_hat.chunks_exact(spatial)))
-                        {
-                            let (run_dy, run_dy_x_hat) = run_sums(g, h);
+                        let (dy, x) = (&dy[first * spatial..], &x[first * spatial..]);
+                        let statistics = mean[first..].iter().zip(&inv_std[first..]);
+                        let runs = dy.chunks_exact(spatial).zip(x.chunks_exact(spatial));
+                        for (((s, sx), (g, v)), (&m, &istd)) in sums.zip(runs).zip(statistics) {
+                            let (run_dy, run_dy_x_hat) = run_sums(g, v, m, istd);
                             *s += run_dy;
                             *sx += run_dy_x_hat;
                         }
@@ -474,10 +484,10 @@ pub(crate) fn batch_norm_grad_sums<F: Float>(
 /// dL/dx: per channel `γ·istd·(dy − mean(dy) − x̂·mean(dy·x̂))` in training (the means over the
 /// batch, from `sums` = `(Σ dy, Σ dy·x̂)`), `γ·istd·dy` in evaluation (a fixed affine map).
 pub(crate) fn batch_norm_input_grad<F: Float>(
-    (dy, x_hat): (&[F], &[F]),
+    (dy, x): (&[F], &[F]),
     spatial: usize,
     gamma: Option<&[F]>,
-    inv_std: &[F],
+    (mean, inv_std): (&[F], &[F]),
     (sum_dy, sum_dy_x_hat): (&[F], &[F]),
     train: bool,
     dx: &mut [F],
@@ -492,24 +502,25 @@ pub(crate) fn batch_norm_input_grad<F: Float>(
             if train { (sum_dy[ch] * inv_n, sum_dy_x_hat[ch] * inv_n) } else { (F::zero(), F::zero()) };
         (scale, means.0, means.1)
     };
-    let pass = |(dy, x_hat): (&[F], &[F]), (dx, _): (&mut [F], &mut [F])| {
+    let pass = |(dy, x): (&[F], &[F]), (dx, _): (&mut [F], &mut [F])| {
         vectorized(
             #[inline(always)]
             || {
-                let rows =
-                    dy.chunks_exact(width).zip(x_hat.chunks_exact(width)).zip(dx.chunks_exact_mut(width));
-                for ((dy, x_hat), dx) in rows {
+                let rows = dy.chunks_exact(width).zip(x.chunks_exact(width)).zip(dx.chunks_exact_mut(width));
+                for ((dy, x), dx) in rows {
                     if spatial == 1 {
-                        for (ch, ((d, &g), &h)) in dx.iter_mut().zip(dy).zip(x_hat).enumerate() {
+                        for (ch, ((d, &g), &v)) in dx.iter_mut().zip(dy).zip(x).enumerate() {
                             let (scale, mean_dy, mean_dy_x_hat) = per_channel(ch);
+                            let h = normalized(v, mean[ch], inv_std[ch]);
                             *d = scale * (g - mean_dy - h * mean_dy_x_hat);
                         }
                     } else {
-                        let runs = dy.chunks_exact(spatial).zip(x_hat.chunks_exact(spatial));
-                        for (ch, ((g, h), d)) in runs.zip(dx.chunks_exact_mut(spatial)).enumerate() {
+                        let runs = dy.chunks_exact(spatial).zip(x.chunks_exact(spatial));
+                        for (ch, ((g, v), d)) in runs.zip(dx.chunks_exact_mut(spatial)).enumerate() {
                             let (scale, mean_dy, mean_dy_x_hat) = per_channel(ch);
-                            for ((d, &g), &h) in d.iter_mut().zip(g).zip(h) {
-                                *d = scale * (g - mean_dy - h * mean_dy_x_hat);
+                            let (m, istd) = (mean[ch], inv_std[ch]);
+                            for ((d, &g), &v) in d.iter_mut().zip(g).zip(v) {
+                                *d = scale * (g - mean_dy - normalized(v, m, istd) * mean_dy_x_hat);
                             }
                         }
                     }
@@ -518,7 +529,7 @@ pub(crate) fn batch_norm_input_grad<F: Float>(
         )
     };
     let parts = if spatial > 1 { parts(dy.len()) } else { 1 };
-    split_rows(parts, width, (dy, x_hat), (dx, &mut []), &pass);
+    split_rows(parts, width, (dy, x), (dx, &mut []), &pass);
 }
 
 /// Σ f(v) over a run, in [`LANES`] lanes.
@@ -538,21 +549,22 @@ fn lanes_sum<F: Float>(run: &[F], f: impl Fn(F) -> F) -> F {
     lanes.iter().fold(F::zero(), |a, &b| a + b)
 }
 
-/// (Σ dy, Σ dy·x̂) over one run, in [`LANES`] lanes.
+/// (Σ dy, Σ dy·x̂) over one run of a channel whose forward statistics are `(mean, inv_std)`,
+/// in [`LANES`] lanes.
 #[inline(always)]
-fn run_sums<F: Float>(dy: &[F], x_hat: &[F]) -> (F, F) {
+fn run_sums<F: Float>(dy: &[F], x: &[F], mean: F, inv_std: F) -> (F, F) {
     let (mut s, mut sx) = ([F::zero(); LANES], [F::zero(); LANES]);
-    let (chunks, hats) = (dy.chunks_exact(LANES), x_hat.chunks_exact(LANES));
-    let (rest, hat_rest) = (chunks.remainder(), hats.remainder());
-    for (chunk, hat) in chunks.zip(hats) {
+    let (chunks, inputs) = (dy.chunks_exact(LANES), x.chunks_exact(LANES));
+    let (rest, input_rest) = (chunks.remainder(), inputs.remainder());
+    for (chunk, input) in chunks.zip(inputs) {
         for lane in 0..LANES {
             s[lane] += chunk[lane];
-            sx[lane] += chunk[lane] * hat[lane];
+            sx[lane] += chunk[lane] * normalized(input[lane], mean, inv_std);
         }
     }
-    for (lane, (&g, &h)) in rest.iter().zip(hat_rest).enumerate() {
+    for (lane, (&g, &v)) in rest.iter().zip(input_rest).enumerate() {
         s[lane] += g;
-        sx[lane] += g * h;
+        sx[lane] += g * normalized(v, mean, inv_std);
     }
     let total = |v: [F; LANES]| v.iter().fold(F::zero(), |a, &b| a + b);
     (total(s), total(sx))
