@@ -2,9 +2,10 @@
 
 use ndarray::{Array2, ArrayView2};
 
-use super::image::{ImageShape, check_image_features, check_image_input};
+use super::image::{ImageShape, check_image_features};
+use super::image_pass;
 use crate::hooks::Context;
-use crate::layer::{Layer, Mode, ensure_shape};
+use crate::layer::{Layer, Mode};
 use crate::{Error, Float, Result};
 
 /// Average pooling to an `OH × OW` output whatever the input size, as PyTorch's
@@ -166,14 +167,9 @@ impl<F: Float> Layer<F> for AdaptiveAvgPool2d<F> {
         _ctx: &mut Context<'_, F>,
     ) -> Result<()> {
         self.forward_batch = None;
-        check_image_input(&|| self.describe(), "input", &input, self.input, None)?;
-        let batch = input.nrows();
-        ensure_shape(output, (batch, self.output.features()));
-        let x = input.as_standard_layout();
-        let x = x.as_slice().expect("standard layout");
-        let y = output.as_slice_mut().expect("buffers are standard layout");
-        F::adaptive_avg_pool(&self.sizes(), x, y);
-        self.forward_batch = Some(batch);
+        let (x, y) = image_pass::forward_io(&|| self.describe(), (self.input, self.output), input, output)?;
+        F::adaptive_avg_pool(&self.sizes(), x.as_slice().expect("contiguous"), y);
+        self.forward_batch = Some(input.nrows());
         Ok(())
     }
 
@@ -185,18 +181,11 @@ impl<F: Float> Layer<F> for AdaptiveAvgPool2d<F> {
         grad_input: Option<&mut Array2<F>>,
         _ctx: &mut Context<'_, F>,
     ) -> Result<()> {
-        let Some(batch) = self.forward_batch else {
-            return Err(Error::BackwardBeforeForward { layer: self.describe() });
-        };
+        let shapes = (self.input, self.output);
         let name = || self.describe();
-        check_image_input(&name, "input", &input, self.input, Some(batch))?;
-        check_image_input(&name, "grad_output", &grad_output, self.output, Some(batch))?;
-        let Some(grad_input) = grad_input else { return Ok(()) };
-        ensure_shape(grad_input, (batch, self.input.features()));
-        let dx = grad_input.as_slice_mut().expect("buffers are standard layout");
-        let dy = grad_output.as_standard_layout();
-        let dy = dy.as_slice().expect("standard layout");
-        F::adaptive_avg_pool_backward(&self.sizes(), dy, dx);
+        let io = image_pass::backward_io(&name, shapes, self.forward_batch, input, grad_output, grad_input)?;
+        let Some((dy, dx)) = io else { return Ok(()) };
+        F::adaptive_avg_pool_backward(&self.sizes(), dy.as_slice().expect("contiguous"), dx);
         Ok(())
     }
 }

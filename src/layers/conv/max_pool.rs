@@ -2,10 +2,11 @@
 
 use ndarray::{Array2, ArrayView2};
 
-use super::image::{ImageShape, check_image_features, check_image_input};
+use super::image::{ImageShape, check_image_features};
+use super::image_pass;
 use super::window::{PackedWindow, Window, pool_window};
 use crate::hooks::Context;
-use crate::layer::{Layer, Mode, ensure_shape};
+use crate::layer::{Layer, Mode};
 use crate::{Error, Float, Result};
 
 /// Max pooling over images in NCHW rows, as PyTorch's `nn.MaxPool2d(kernel_size, stride,
@@ -167,15 +168,10 @@ impl<F: Float> Layer<F> for MaxPool2d<F> {
         _ctx: &mut Context<'_, F>,
     ) -> Result<()> {
         self.forward_batch = None;
-        check_image_input(&|| self.describe(), "input", &input, self.input, None)?;
-        let batch = input.nrows();
-        ensure_shape(output, (batch, self.output.features()));
-        let x = input.as_standard_layout();
-        let x = x.as_slice().expect("standard layout");
-        let y = output.as_slice_mut().expect("buffers are standard layout");
+        let (x, y) = image_pass::forward_io(&|| self.describe(), (self.input, self.output), input, output)?;
         self.argmax.resize(y.len(), 0);
-        F::max_pool(&self.window.pack(), x, y, &mut self.argmax);
-        self.forward_batch = Some(batch);
+        F::max_pool(&self.window.pack(), x.as_slice().expect("contiguous"), y, &mut self.argmax);
+        self.forward_batch = Some(input.nrows());
         Ok(())
     }
 
@@ -187,17 +183,11 @@ impl<F: Float> Layer<F> for MaxPool2d<F> {
         grad_input: Option<&mut Array2<F>>,
         _ctx: &mut Context<'_, F>,
     ) -> Result<()> {
-        let Some(batch) = self.forward_batch else {
-            return Err(Error::BackwardBeforeForward { layer: self.describe() });
-        };
+        let shapes = (self.input, self.output);
         let name = || self.describe();
-        check_image_input(&name, "input", &input, self.input, Some(batch))?;
-        check_image_input(&name, "grad_output", &grad_output, self.output, Some(batch))?;
-        let Some(grad_input) = grad_input else { return Ok(()) };
-        ensure_shape(grad_input, (batch, self.input.features()));
-        let dx = grad_input.as_slice_mut().expect("buffers are standard layout");
-        let dy = grad_output.as_standard_layout();
-        F::max_pool_backward(dy.as_slice().expect("standard layout"), &self.argmax, self.input.spatial(), dx);
+        let io = image_pass::backward_io(&name, shapes, self.forward_batch, input, grad_output, grad_input)?;
+        let Some((dy, dx)) = io else { return Ok(()) };
+        F::max_pool_backward(dy.as_slice().expect("contiguous"), &self.argmax, self.input.spatial(), dx);
         Ok(())
     }
 }

@@ -6,6 +6,7 @@ mod avg_pool;
 mod conv2d;
 mod flatten;
 mod image;
+mod image_pass;
 mod max_pool;
 mod passes;
 mod window;
