@@ -50,8 +50,8 @@ impl<F: Float> AvgPool2d<F> {
     /// `nn.AvgPool2d(kernel_size, stride, padding, count_include_pad=count_include_pad)`.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] naming the field when a size or stride is 0 or the padding
-    /// exceeds half the kernel; [`Error::ShapeMismatch`] naming the layer and both shapes when
+    /// [`crate::Error::InvalidConfig`] naming the field when a size or stride is 0 or the padding
+    /// exceeds half the kernel; [`crate::Error::ShapeMismatch`] naming the layer and both shapes when
     /// the window does not fit the padded input.
     pub fn with_options(
         input: ImageShape,
