@@ -175,6 +175,19 @@ fn run(args: Args) -> Result<()> {
             args.depth
         );
     }
+    // The gates as the recorder measured them (`HiddenLayer::gate_mean`) beside the bias's σ(b_T).
+    let gates: Vec<f64> = models[1].diagnosis.layers.iter().filter_map(|r| r.layer.gate_mean).collect();
+    if let (Some(lo), Some(hi)) =
+        (gates.iter().copied().reduce(f64::min), gates.iter().copied().reduce(f64::max))
+    {
+        println!(
+            "  measured transform gates T at initialization: mean {lo:.3} to {hi:.3} over the {} highway \
+             layers (σ({}) = {:.3} from the bias alone)",
+            gates.len(),
+            args.gate_bias,
+            sigmoid(args.gate_bias)
+        );
+    }
     comparison::print_summary(&models);
     comparison::print_accuracy_difference(&models);
     let title = format!("{}-layer {} networks at initialization", args.depth, args.activation);
