@@ -33,4 +33,4 @@ pub use residual::{BranchScale, Residual, ResidualBlock};
 pub use resnet::CifarResNet;
 pub use scale::Scale;
 pub use sequential::Sequential;
-pub(crate) use sequential::{find_typed, find_typed_mut};
+pub(crate) use sequential::{child_named, find_typed, find_typed_mut};

@@ -3,6 +3,7 @@
 
 use ndarray::{Array2, ArrayView2, Zip};
 
+use super::child_named;
 use super::child_names::ChildNames;
 use super::{Linear, Scale};
 use crate::activation::{Act, Activation};
@@ -391,7 +392,7 @@ impl<F: Float> ResidualBlock<F> {
     /// name.
     fn check_name_free(&self, role: usize) -> Result<()> {
         let name = self.names.get(role);
-        if self.flat_branch && has_child(self.branch.as_ref(), name) {
+        if self.flat_branch && child_named(self.branch.as_ref(), name).is_some() {
             return Err(Error::config(
                 self.describe(),
                 ROLES[role],
@@ -739,17 +740,10 @@ impl<F: Float> Layer<F> for ResidualBlock<F> {
             return self.branch.rename_child(from, to);
         }
         let branch = self.branch.as_ref();
-        let in_flat_branch = |name: &str| has_child(branch, name);
+        let in_flat_branch = |name: &str| child_named(branch, name).is_some();
         let taken: &dyn Fn(&str) -> bool = if self.flat_branch { &in_flat_branch } else { &|_| false };
         self.names.rename(&owner, from, to, present, taken)
     }
-}
-
-/// Whether `layer` has a direct child called `name`.
-fn has_child<F: Float>(layer: &dyn Layer<F>, name: &str) -> bool {
-    let mut found = false;
-    layer.visit_children(&mut |child, _| found |= child == name);
-    found
 }
 
 /// `out = a + b` (all of one shape; `out` standard layout): the kernel

@@ -205,24 +205,12 @@ impl<F: Float> Sequential<F> {
 
     /// The layer at a dotted path such as `"3"`, `"3.branch.1"` or `"fc1"`, as hooks report it.
     pub fn layer_at(&self, path: &str) -> Option<&dyn Layer<F>> {
-        let mut parts = path.split('.');
-        let first = self.index_of(parts.next()?)?;
-        let mut layer: &dyn Layer<F> = self.layers.get(first)?.as_ref();
-        for part in parts {
-            layer = child_named(layer, part)?;
-        }
-        Some(layer)
+        find_layer::<F>(self, path).ok()
     }
 
     /// The layer at a dotted path, mutably (e.g. to set a weight by hand).
     pub fn layer_at_mut(&mut self, path: &str) -> Option<&mut dyn Layer<F>> {
-        let mut parts = path.split('.');
-        let first = self.index_of(parts.next()?)?;
-        let mut layer: &mut dyn Layer<F> = self.layers.get_mut(first)?.as_mut();
-        for part in parts {
-            layer = layer.child_mut(part)?;
-        }
-        Some(layer)
+        find_layer_mut::<F>(self, path)
     }
 
     /// The layer at a dotted path (as [`Sequential::layer_at`]), or an error saying which segment
@@ -402,7 +390,8 @@ fn child_list<F: Float>(layer: &dyn Layer<F>) -> String {
     }
 }
 
-fn child_named<'a, F: Float>(layer: &'a dyn Layer<F>, name: &str) -> Option<&'a dyn Layer<F>> {
+/// The direct child of `layer` called `name` (as [`Layer::visit_children`] names it), if any.
+pub(crate) fn child_named<'a, F: Float>(layer: &'a dyn Layer<F>, name: &str) -> Option<&'a dyn Layer<F>> {
     let mut found: Option<&'a dyn Layer<F>> = None;
     layer.visit_children(&mut |child_name, child| {
         if child_name == name && found.is_none() {
