@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::SequentialBuilder;
 use crate::activation::{Act, Activation};
 use crate::layers::{ResidualBlock, Sequential};
-use crate::{Error, Float, Result};
+use crate::{Error, Float, Layer, Result};
 
 /// A change a step makes to the layer the step before it added, once built.
 pub(super) enum StepEdit<F: Float> {
@@ -44,36 +44,42 @@ impl<F: Float> StepEdit<F> {
     /// [`Error::InvalidConfig`] naming the child when the change is not allowed.
     pub(super) fn apply(self, model: &mut Sequential<F>, index: usize) -> Result<()> {
         let label = model.name_of(index).unwrap_or_else(|| index.to_string());
-        if let StepEdit::Name(name) = &self {
-            return model.set_name(index, name);
-        }
-        let Some(layer) = model.get_mut(index) else {
-            return Err(Error::config("Sequential builder", "name", format!("{self}: no layer {index}")));
+        let result = match &self {
+            StepEdit::Name(name) => return model.set_name(index, name),
+            StepEdit::RenameChild(from, to) => child(model, index, &self)?.rename_child(from, to),
+            StepEdit::FlattenBranch => block(child(model, index, &self)?, &label, &self)?.flatten_branch(),
+            StepEdit::BlockActivation(activation) => block(child(model, index, &self)?, &label, &self)?
+                .set_output_activation(Act::from_shared(activation.clone())),
         };
-        let block = |layer: &mut dyn crate::Layer<F>| match layer.downcast_mut::<ResidualBlock<F>>() {
-            Some(_) => Ok(()),
-            None => Err(Error::config(
-                format!("{label}: {}", layer.describe()),
-                "branch",
-                format!("{self} follows a step that did not add a residual block"),
-            )),
-        };
-        match &self {
-            StepEdit::RenameChild(from, to) => layer.rename_child(from, to).map_err(|e| e.at(&label)),
-            StepEdit::FlattenBranch => {
-                block(layer)?;
-                let block = layer.downcast_mut::<ResidualBlock<F>>().expect("checked");
-                block.flatten_branch().map_err(|e| e.at(&label))
-            }
-            StepEdit::BlockActivation(activation) => {
-                block(layer)?;
-                let block = layer.downcast_mut::<ResidualBlock<F>>().expect("checked");
-                let activation = Act::from_shared(activation.clone());
-                block.set_output_activation(activation).map_err(|e| e.at(&label))
-            }
-            StepEdit::Name(_) => unreachable!("handled above"),
-        }
+        result.map_err(|e| e.at(&label))
     }
+}
+
+/// Child `index` of `model`, which `step` changes.
+fn child<'a, F: Float>(
+    model: &'a mut Sequential<F>,
+    index: usize,
+    step: &StepEdit<F>,
+) -> Result<&'a mut dyn Layer<F>> {
+    let layer = model.get_mut(index);
+    layer.ok_or_else(|| Error::config("Sequential builder", "name", format!("{step}: no layer {index}")))
+}
+
+/// `layer` (called `label`) as the residual block that `step` changes, or an error naming what
+/// it is instead.
+fn block<'a, F: Float>(
+    layer: &'a mut dyn Layer<F>,
+    label: &str,
+    step: &StepEdit<F>,
+) -> Result<&'a mut ResidualBlock<F>> {
+    if layer.downcast_ref::<ResidualBlock<F>>().is_none() {
+        return Err(Error::config(
+            format!("{label}: {}", layer.describe()),
+            "branch",
+            format!("{step} follows a step that did not add a residual block"),
+        ));
+    }
+    Ok(layer.downcast_mut::<ResidualBlock<F>>().expect("checked just above"))
 }
 
 /// Naming steps: PyTorch's module names for the layers a builder makes.
