@@ -402,6 +402,17 @@ impl<'a> Fields<'a> {
         let value = self.get(field)?;
         value.as_array().ok_or_else(|| self.expected(field, "an array", value))
     }
+
+    /// Each object of the array in `field`, read by `read` (errors name `field[i].…`).
+    fn objects<T>(&self, field: &str, read: impl Fn(&Fields<'a>) -> Result<T>) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        for (i, value) in self.array(field)?.iter().enumerate() {
+            let field = format!("{field}[{i}]");
+            let map = value.as_object().ok_or_else(|| self.expected(&field, "an object", value))?;
+            out.push(read(&Fields::new(self.ctx, map, &format!("{}{field}.", self.prefix)))?);
+        }
+        Ok(out)
+    }
 }
 
 fn read_header(header: &Fields<'_>) -> Result<Recording> {
@@ -531,32 +542,24 @@ fn read_step(line: &Fields<'_>) -> Result<LayerStepRecord> {
             channels: a.optional("channels", read_channels)?,
         })
     })?;
-    let mut params = Vec::new();
-    for (i, value) in line.array("params")?.iter().enumerate() {
-        let field = format!("params[{i}]");
-        let map = value.as_object().ok_or_else(|| line.expected(&field, "an object", value))?;
-        let p = Fields::new(line.ctx, map, &format!("{}{field}.", line.prefix));
-        params.push(ParamStats {
+    let params = line.objects("params", |p| {
+        Ok(ParamStats {
             name: p.str("name")?.to_string(),
-            grad: tensor(&p, "grad")?,
+            grad: tensor(p, "grad")?,
             value_norm: p.non_negative("value_norm")?,
             grad_to_value_ratio: p.nullable("grad_to_value_ratio", Fields::non_negative)?,
             update_to_value_ratio: p.nullable("update_to_value_ratio", Fields::non_negative)?,
-        });
-    }
-    let mut gates = Vec::new();
-    if line.map.get("gates").is_some_and(|g| !g.is_null()) {
-        for (i, value) in line.array("gates")?.iter().enumerate() {
-            let field = format!("gates[{i}]");
-            let map = value.as_object().ok_or_else(|| line.expected(&field, "an object", value))?;
-            let g = Fields::new(line.ctx, map, &format!("{}{field}.", line.prefix));
-            gates.push(GateStats {
-                name: g.str("name")?.to_string(),
-                value: tensor(&g, "value")?,
-                grad: g.nullable("grad", tensor)?,
-            });
-        }
-    }
+        })
+    })?;
+    // Written only for layers with gates: absent (older files, the Python recorder) is none.
+    let read_gate = |g: &Fields<'_>| {
+        Ok(GateStats {
+            name: g.str("name")?.to_string(),
+            value: tensor(g, "value")?,
+            grad: g.nullable("grad", tensor)?,
+        })
+    };
+    let gates = line.optional("gates", |f, k| f.objects(k, read_gate))?.unwrap_or_default();
     Ok(LayerStepRecord {
         step: line.u64("step")?,
         grad_output: line.nullable("grad_output", tensor)?,
