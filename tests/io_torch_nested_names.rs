@@ -213,65 +213,59 @@ fn a_pytorch_lstm_with_its_own_names_loads_runs_and_saves_back() {
 #[test]
 fn renaming_a_child_twice_into_one_container_or_flattening_a_leaf_is_refused() {
     let mut rng = StdRng::seed_from_u64(4);
+    let mut refused = |builder: SequentialBuilder<f64>| builder.build(&mut rng).unwrap_err().to_string();
+    // A block with a projection shortcut whose branch has a child `fc1`, flattened.
+    let flattened = || {
+        Sequential::<f64>::builder(4)
+            .residual_projection(|b| b.linear(6).named("fc1").activation(Tanh).linear(6))
+            .flatten_branch()
+    };
     // A flattened branch child may not take the shortcut's name, nor the shortcut a branch
     // child's; the error names the layer and nothing is built.
-    let err = Sequential::<f64>::builder(4)
-        .residual_projection(|b| b.linear(6).named("proj").activation(Tanh).linear(6))
-        .rename_child("shortcut", "proj")
-        .flatten_branch()
-        .build(&mut rng)
-        .unwrap_err();
-    assert!(err.to_string().contains("`proj` has the name of the block's shortcut"), "{err}");
-    let err = Sequential::<f64>::builder(4)
-        .residual_projection(|b| b.linear(6).named("fc1").activation(Tanh).linear(6))
-        .flatten_branch()
-        .rename_child("shortcut", "fc1")
-        .build(&mut rng)
-        .unwrap_err();
-    assert!(err.to_string().contains("`fc1` already names another child"), "{err}");
+    let err = refused(
+        Sequential::<f64>::builder(4)
+            .residual_projection(|b| b.linear(6).named("proj").activation(Tanh).linear(6))
+            .rename_child("shortcut", "proj")
+            .flatten_branch(),
+    );
+    assert!(err.contains("`proj` has the name of the block's shortcut"), "{err}");
+    let err = refused(flattened().rename_child("shortcut", "fc1"));
+    assert!(err.contains("`fc1` already names another child"), "{err}");
     // A branch child renamed to the shortcut's name through the block.
-    let err = Sequential::<f64>::builder(4)
-        .residual_projection(|b| b.linear(6).named("fc1").activation(Tanh).linear(6))
-        .flatten_branch()
-        .rename_child("fc1", "shortcut")
-        .build(&mut rng)
-        .unwrap_err();
-    assert!(err.to_string().contains("already names the shortcut"), "{err}");
+    let err = refused(flattened().rename_child("fc1", "shortcut"));
+    assert!(err.contains("already names the shortcut"), "{err}");
     // An activation inside a block whose flattened branch has a child of that name.
-    let err = Sequential::<f64>::builder(4)
-        .residual(|b| b.linear(4).activation(Tanh).named("activation").linear(4))
-        .flatten_branch()
-        .block_activation(Tanh)
-        .build(&mut rng)
-        .unwrap_err();
-    assert!(err.to_string().contains("has a child `activation`, the activation's name"), "{err}");
+    let err = refused(
+        Sequential::<f64>::builder(4)
+            .residual(|b| b.linear(4).activation(Tanh).named("activation").linear(4))
+            .flatten_branch()
+            .block_activation(Tanh),
+    );
+    assert!(err.contains("has a child `activation`, the activation's name"), "{err}");
+    // flatten_branch after a step that is not a residual block; renaming a leaf's child; an edit
+    // before any step; a name with a dot.
+    let err = refused(Sequential::<f64>::builder(4).linear(4).flatten_branch());
+    assert!(err.contains("0: Linear(4→4)"), "{err}");
+    let err = refused(Sequential::<f64>::builder(4).linear(4).rename_child("weight", "w"));
+    assert!(err.contains("has no children to rename"), "{err}");
+    let err = refused(Sequential::<f64>::builder(4).rename_child("a", "b").linear(4));
+    assert!(err.contains("comes before any layer"), "{err}");
+    let err = refused(Sequential::<f64>::builder(4).highway(Tanh, -2.0).rename_child("gate", "T.x"));
+    assert!(err.contains("has a `.`"), "{err}");
     // A branch that is a single layer cannot be flattened: its parameters would have no name.
+    let mut rng = StdRng::seed_from_u64(5);
     let mut block =
         gradflow::ResidualBlock::identity(Linear::<f64>::new(4, 4, &mut rng).unwrap(), 4).unwrap();
     let err = block.flatten_branch().unwrap_err();
     assert!(err.to_string().contains("no children"), "{err}");
     assert!(!block.has_flat_branch());
-    // flatten_branch after a step that is not a residual block; renaming a leaf's child.
-    let err = Sequential::<f64>::builder(4).linear(4).flatten_branch().build(&mut rng).unwrap_err();
-    assert!(err.to_string().contains("0: Linear(4→4)"), "{err}");
-    let err =
-        Sequential::<f64>::builder(4).linear(4).rename_child("weight", "w").build(&mut rng).unwrap_err();
-    assert!(err.to_string().contains("has no children to rename"), "{err}");
-    let err = Sequential::<f64>::builder(4).rename_child("a", "b").linear(4).build(&mut rng).unwrap_err();
-    assert!(err.to_string().contains("comes before any layer"), "{err}");
-    // Renaming within a nested Sequential by index, and a name with a dot.
+    // Renaming within a nested Sequential by index.
     let model = Sequential::<f64>::builder(4)
         .sequential(|b| b.linear(4).linear(4))
         .rename_child("1", "out")
         .build(&mut rng)
         .unwrap();
     assert_eq!(model.layer_at("0.out").unwrap().kind(), "Linear");
-    let err = Sequential::<f64>::builder(4)
-        .highway(Tanh, -2.0)
-        .rename_child("gate", "T.x")
-        .build(&mut rng)
-        .unwrap_err();
-    assert!(err.to_string().contains("has a `.`"), "{err}");
 }
 
 #[test]

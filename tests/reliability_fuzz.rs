@@ -295,6 +295,15 @@ fn mutate(bytes: &mut Vec<u8>, rng: &mut StdRng) {
     }
 }
 
+/// `original` with one to three random changes ([`mutate`]).
+fn mutated(original: &[u8], rng: &mut StdRng) -> Vec<u8> {
+    let mut bytes = original.to_vec();
+    for _ in 0..rng.random_range(1..4) {
+        mutate(&mut bytes, rng);
+    }
+    bytes
+}
+
 #[test]
 fn mutated_safetensors_files_never_panic_and_never_half_load() {
     let mut rng = StdRng::seed_from_u64(1);
@@ -310,10 +319,7 @@ fn mutated_safetensors_files_never_panic_and_never_half_load() {
     let mut loaded = 0;
     let path = std::env::temp_dir().join(format!("gradflow-fuzz-{}.safetensors", std::process::id()));
     for i in 0..iterations() {
-        let mut bytes = original.clone();
-        for _ in 0..rng.random_range(1..4) {
-            mutate(&mut bytes, &mut rng);
-        }
+        let bytes = mutated(&original, &mut rng);
         let mut target = model();
         let before = gradflow::io::safetensors_bytes(&target).unwrap();
         let result = no_panic(&format!("safetensors mutation {i}"), || {
@@ -374,11 +380,7 @@ fn mutated_model_specs_never_panic() {
     let mut rng = StdRng::seed_from_u64(4);
     let original = br#"{"input": 4, "init": "xavier_uniform", "layers": [{"dense": {"out": 8, "activation": "tanh"}}, {"repeat": {"count": 2, "width": 8, "activation": "relu"}}, {"linear": {"out": 3, "bias": false}}]}"#;
     for i in 0..iterations() {
-        let mut bytes = original.to_vec();
-        for _ in 0..rng.random_range(1..4) {
-            mutate(&mut bytes, &mut rng);
-        }
-        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let text = String::from_utf8_lossy(&mutated(original, &mut rng)).into_owned();
         no_panic(&format!("spec mutation {i}: {text}"), || {
             let Ok(spec) = ModelSpec::from_json(&text, "spec") else { return };
             // Build only what is small: a mutated width of 10⁵ is legal but slow to draw.
@@ -438,11 +440,7 @@ fn mutated_recordings_in_json_never_panic() {
     let original = gradflow::report::json::to_string(&recording).unwrap();
     let mut parsed = 0;
     for i in 0..iterations() {
-        let mut bytes = original.clone().into_bytes();
-        for _ in 0..rng.random_range(1..4) {
-            mutate(&mut bytes, &mut rng);
-        }
-        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let text = String::from_utf8_lossy(&mutated(original.as_bytes(), &mut rng)).into_owned();
         no_panic(&format!("JSON recording mutation {i}"), || {
             let Ok(recording) = gradflow::report::json::from_str(&text) else { return };
             parsed += 1;
@@ -462,11 +460,7 @@ fn mutated_recordings_in_json_lines_never_panic() {
     assert!(gradflow::diagnose::diagnose(&recording, &Default::default()).is_ok());
     let mut parsed = 0;
     for i in 0..iterations() {
-        let mut bytes = original.clone().into_bytes();
-        for _ in 0..rng.random_range(1..4) {
-            mutate(&mut bytes, &mut rng);
-        }
-        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let text = String::from_utf8_lossy(&mutated(original.as_bytes(), &mut rng)).into_owned();
         no_panic(&format!("recording mutation {i}"), || {
             let Ok(recording) = gradflow::export::parse_recording_jsonl(&text, "run.jsonl") else { return };
             parsed += 1;
