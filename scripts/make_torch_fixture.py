@@ -408,13 +408,23 @@ def save(name, state, expected):
         print(f"  expected {k}: {tuple(v.shape)}")
 
 
-def make_mlp():
-    torch.manual_seed(SEED)
-    model = build_model()
-    x = torch.randn(4, 4, dtype=torch.float64)
-    r = torch.randn(4, 3, dtype=torch.float64)
+def make_plain(name, seed, build, x_shape, r_shape, prepare=None):
+    """A model without running statistics: built from `seed`, set up by `prepare` (if any), run
+    once on an input of `x_shape` with R of `r_shape`; writes NAME and NAME_expected."""
+    torch.manual_seed(seed)
+    model = build()
+    if prepare is not None:
+        with torch.no_grad():
+            prepare(model)
+    x = torch.randn(*x_shape, dtype=torch.float64)
+    r = torch.randn(*r_shape, dtype=torch.float64)
     result = run(model, x, r)
-    save("torch_mlp", model.state_dict(), {"input": x, "grad_output": r, **result})
+    save(name, model.state_dict(), {"input": x, "grad_output": r, **result})
+    return model
+
+
+def make_mlp():
+    make_plain("torch_mlp", SEED, build_model, (4, 4), (4, 3))
 
 
 def make_bn_mlp():
@@ -435,12 +445,7 @@ def make_bn_mlp():
 
 
 def make_lstm():
-    torch.manual_seed(LSTM_SEED)
-    model = build_lstm_model()
-    x = torch.randn(5, 2, 3, dtype=torch.float64)
-    r = torch.randn(2, 2, dtype=torch.float64)
-    result = run(model, x, r)
-    save("torch_lstm_head", model.state_dict(), {"input": x, "grad_output": r, **result})
+    model = make_plain("torch_lstm_head", LSTM_SEED, build_lstm_model, (5, 2, 3), (2, 2))
     save_file(model.rnn.state_dict(), str(FIXTURES / "torch_lstm.safetensors"))
     print(f"  and {FIXTURES / 'torch_lstm.safetensors'}: {list(model.rnn.state_dict())}")
 
@@ -484,34 +489,20 @@ def make_named_mlp():
 
 
 def make_res_mlp():
-    torch.manual_seed(RES_SEED)
-    model = build_res_model()
-    with torch.no_grad():
+    def random_norms(model):
         for block in model.blocks:
             block.norm.weight.uniform_(0.5, 1.5)
             block.norm.bias.uniform_(-0.5, 0.5)
-    x = torch.randn(5, 4, dtype=torch.float64)
-    r = torch.randn(5, 3, dtype=torch.float64)
-    result = run(model, x, r)
-    save("torch_res_mlp", model.state_dict(), {"input": x, "grad_output": r, **result})
+
+    make_plain("torch_res_mlp", RES_SEED, build_res_model, (5, 4), (5, 3), random_norms)
 
 
 def make_list_mlp():
-    torch.manual_seed(LIST_SEED)
-    model = build_list_model()
-    x = torch.randn(5, 4, dtype=torch.float64)
-    r = torch.randn(5, 3, dtype=torch.float64)
-    result = run(model, x, r)
-    save("torch_list_mlp", model.state_dict(), {"input": x, "grad_output": r, **result})
+    make_plain("torch_list_mlp", LIST_SEED, build_list_model, (5, 4), (5, 3))
 
 
 def make_named_lstm():
-    torch.manual_seed(NAMED_LSTM_SEED)
-    model = build_named_lstm_model()
-    x = torch.randn(6, 3, 3, dtype=torch.float64)
-    r = torch.randn(3, 2, dtype=torch.float64)
-    result = run(model, x, r)
-    save("torch_named_lstm", model.state_dict(), {"input": x, "grad_output": r, **result})
+    make_plain("torch_named_lstm", NAMED_LSTM_SEED, build_named_lstm_model, (6, 3, 3), (3, 2))
 
 
 MAKERS = {

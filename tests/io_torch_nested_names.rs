@@ -71,6 +71,32 @@ impl Comparison<'_> {
     }
 }
 
+/// Runs `model` in training mode on the input of the fixture `expected_name` (plain rows) and
+/// checks that its output, loss, input gradient and every parameter gradient are PyTorch's;
+/// returns the network and that input with its `R`.
+fn matches_pytorch_on_rows(
+    model: Sequential<f64>,
+    expected_name: &str,
+) -> (Network<f64>, Array2<f64>, Array2<f64>) {
+    let expected = read_tensors::<f64>(fixture(expected_name)).unwrap();
+    let matrix = |a: &ArrayD<f64>| a.clone().into_dimensionality::<Ix2>().unwrap();
+    let (x, r) = (matrix(&expected["input"]), matrix(&expected["grad_output"]));
+    let parameters = named_parameters(&model).len();
+    let mut net = Network::new(model);
+    let output = net.forward(x.view(), Mode::Train).unwrap().to_owned();
+    let grad_input = net.backward_with_input_grad(r.view()).unwrap().to_owned();
+    let mut cmp = Comparison { expected: &expected, failing: Vec::new(), compared: 0 };
+    cmp.check("output", output.clone().into_dyn());
+    cmp.check("loss", ndarray::arr0((&output * &r).sum()).into_dyn());
+    cmp.check("grad.input", grad_input.into_dyn());
+    for (name, p) in named_parameters(net.model()) {
+        cmp.check(&format!("grad.{name}"), p.grad.to_owned());
+    }
+    assert!(cmp.failing.is_empty(), "differ from PyTorch:\n{}", cmp.failing.join("\n"));
+    assert_eq!(cmp.compared, 3 + parameters, "every gradient compared");
+    (net, x, r)
+}
+
 /// Block(d, e) of the fixture: `norm`, `fc1`, `act`, `fc2` on the branch, flattened into the
 /// block, and `proj` on the shortcut when the width changes.
 fn block(width: usize) -> impl FnOnce(SequentialBuilder<f64>) -> SequentialBuilder<f64> {
@@ -110,22 +136,8 @@ fn res_mlp(seed: u64) -> Sequential<f64> {
 fn a_pytorch_residual_mlp_with_nested_named_modules_loads_runs_and_saves_back() {
     let mut model = res_mlp(1);
     load_as_saved_by_pytorch(&mut model, "torch_res_mlp.safetensors", 18);
-
-    let expected = read_tensors::<f64>(fixture("torch_res_mlp_expected.safetensors")).unwrap();
-    let matrix = |a: &ArrayD<f64>| a.clone().into_dimensionality::<Ix2>().unwrap();
-    let (x, r) = (matrix(&expected["input"]), matrix(&expected["grad_output"]));
-    let mut net = Network::new(model);
-    let output = net.forward(x.view(), Mode::Train).unwrap().to_owned();
-    let grad_input = net.backward_with_input_grad(r.view()).unwrap().to_owned();
-    let mut cmp = Comparison { expected: &expected, failing: Vec::new(), compared: 0 };
-    cmp.check("output", output.clone().into_dyn());
-    cmp.check("loss", ndarray::arr0((&output * &r).sum()).into_dyn());
-    cmp.check("grad.input", grad_input.into_dyn());
-    for (name, p) in named_parameters(net.model()) {
-        cmp.check(&format!("grad.{name}"), p.grad.to_owned());
-    }
-    assert!(cmp.failing.is_empty(), "differ from PyTorch:\n{}", cmp.failing.join("\n"));
-    assert_eq!(cmp.compared, 3 + 18, "every gradient compared");
+    assert_eq!(named_parameters(&model).len(), 18);
+    matches_pytorch_on_rows(model, "torch_res_mlp_expected.safetensors");
 }
 
 #[test]
@@ -407,20 +419,7 @@ fn a_module_list_of_linear_layers_with_functional_activations_keeps_pytorch_s_in
         .build(&mut StdRng::seed_from_u64(7))
         .unwrap();
     load_as_saved_by_pytorch(&mut model, "torch_list_mlp.safetensors", 6);
-    let expected = read_tensors::<f64>(fixture("torch_list_mlp_expected.safetensors")).unwrap();
-    let matrix = |a: &ArrayD<f64>| a.clone().into_dimensionality::<Ix2>().unwrap();
-    let (x, r) = (matrix(&expected["input"]), matrix(&expected["grad_output"]));
-    let mut net = Network::new(model);
-    let output = net.forward(x.view(), Mode::Train).unwrap().to_owned();
-    let grad_input = net.backward_with_input_grad(r.view()).unwrap().to_owned();
-    let mut cmp = Comparison { expected: &expected, failing: Vec::new(), compared: 0 };
-    cmp.check("output", output.into_dyn());
-    cmp.check("grad.input", grad_input.into_dyn());
-    for (name, p) in named_parameters(net.model()) {
-        cmp.check(&format!("grad.{name}"), p.grad.to_owned());
-    }
-    assert!(cmp.failing.is_empty(), "differ from PyTorch:\n{}", cmp.failing.join("\n"));
-    assert_eq!(cmp.compared, 2 + 6);
+    let (mut net, x, r) = matches_pytorch_on_rows(model, "torch_list_mlp_expected.safetensors");
     // Layer numbers see three hidden layers through the nested chain.
     let labels: Vec<String> = {
         let (result, recorder) = net.with_hook(Recorder::default(), |net| {
