@@ -209,6 +209,16 @@ fn the_recorder_keeps_the_gates_and_the_diagnosis_and_json_lines_carry_them() {
     assert!((gate.value.mean - expected.mean).abs() < 1e-12 && gate.value.count == 20, "{gate:?}");
     let grad_norm = dt.iter().map(|g| g * g).sum::<f64>().sqrt();
     assert!((gate.grad.unwrap().l2_norm - grad_norm).abs() < 1e-12);
+    // With gradient statistics only, the backward pass records the gate and its gradient.
+    let mut net = network();
+    let gradients = Recorder::new(gradflow::hooks::RecorderConfig::gradients()).unwrap();
+    let (result, lean) = net.with_hook(gradients, |net| {
+        net.forward(input().view(), Mode::Train)?;
+        net.backward(grad_output().view())
+    });
+    result.unwrap();
+    let lean = lean.into_recording();
+    assert_eq!(&lean.layer("0").unwrap().at_step(0).unwrap().gates, &record.gates);
     // No other layer has gates.
     assert!(
         recording.layers.iter().filter(|l| l.path != "0").all(|l| l.steps.iter().all(|s| s.gates.is_empty()))

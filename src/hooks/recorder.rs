@@ -376,17 +376,18 @@ impl Recorder {
             return;
         }
         let i = self.layer_index(e.path, e.layer_number, e.layer);
-        let stats = GateStats {
-            name: e.gate.name.to_string(),
-            value: TensorStats::of_array(&e.value),
-            grad: e.grad.as_ref().map(|g| TensorStats::of_array(g)),
-        };
         let gates = &mut self.step_record(i, e.step).gates;
-        match gates.iter_mut().find(|g| g.name == stats.name) {
-            // A forward pass after a backward one at the same step (evaluation) keeps the gradient.
-            Some(gate) if !backward => gate.value = stats.value,
-            Some(gate) => *gate = stats,
-            None => gates.push(stats),
+        let grad = e.grad.as_ref().map(|g| TensorStats::of_array(g));
+        match gates.iter_mut().find(|g| g.name == e.gate.name) {
+            // The values were recorded at this step's forward pass, whose gate the backward pass
+            // sees again: only the gradient is new.
+            Some(gate) if backward => gate.grad = grad,
+            // A later forward pass at the same step (an evaluation) replaces the values.
+            Some(gate) => gate.value = TensorStats::of_array(&e.value),
+            None => {
+                let value = TensorStats::of_array(&e.value);
+                gates.push(GateStats { name: e.gate.name.to_string(), value, grad });
+            }
         }
     }
 
