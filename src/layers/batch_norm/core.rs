@@ -6,6 +6,7 @@
 use ndarray::{Array1, Array2, ArrayView2, Ix1};
 
 use super::BatchNormConfig;
+use crate::elementwise::contiguous;
 use crate::layer::{Mode, check_shape, ensure_shape};
 use crate::param::{BufferView, BufferViewMut, Param, ParamView, ParamViewMut};
 use crate::vectorize::vectorized;
@@ -568,13 +569,4 @@ fn run_sums<F: Float>(dy: &[F], x: &[F], mean: F, inv_std: F) -> (F, F) {
     }
     let total = |v: [F; LANES]| v.iter().fold(F::zero(), |a, &b| a + b);
     (total(s), total(sx))
-}
-
-/// The entries of `values` as a slice: borrowed when it is contiguous (always, unless a caller
-/// replaced a parameter by a strided array), copied otherwise.
-pub(super) fn contiguous<F: Float>(values: &Array1<F>) -> std::borrow::Cow<'_, [F]> {
-    match values.as_slice() {
-        Some(slice) => std::borrow::Cow::Borrowed(slice),
-        None => std::borrow::Cow::Owned(values.to_vec()),
-    }
 }
