@@ -52,7 +52,7 @@ use crate::hooks::{ActivationStats, GateFunction, TensorStats};
 use crate::layers::highway::GateRows;
 use crate::layers::layer_norm::Affine;
 use crate::loss::cross_entropy::SoftmaxRule;
-use crate::optim::adam::AdamRule;
+use crate::optim::adam::{AdamRule, Moments as AdamMoments};
 use crate::optim::rmsprop::RmsPropRule;
 use crate::optim::sgd::SgdRule;
 use crate::recurrent::RecurrentState;
@@ -222,7 +222,25 @@ kernels! {
         grad_x: &mut [Self],
     ) => crate::activation::softplus::backward;
 
-    // Optimizers (src/optim/): each returns Σ(new − old)² of the update when `observing`.
+    // Optimizers (src/optim/): whether a step keeps a parameter and its state finite (computed
+    // without writing), and the updates, each returning Σ(new − old)² when `observing`.
+    fn sgd_update_is_finite(
+        value: ArrayViewD<'_, Self>,
+        grad: ArrayViewD<'_, Self>,
+        buffer: Option<ArrayViewD<'_, Self>>,
+        rule: &SgdRule<Self>,
+    ) -> bool => crate::optim::sgd::update_is_finite;
+    fn adam_update_is_finite(
+        value_and_grad: (ArrayViewD<'_, Self>, ArrayViewD<'_, Self>),
+        moments: AdamMoments<'_, Self>,
+        rule: &AdamRule<Self>,
+    ) -> bool => crate::optim::adam::update_is_finite;
+    fn rmsprop_update_is_finite(
+        value_and_grad: (ArrayViewD<'_, Self>, ArrayViewD<'_, Self>),
+        averages: (ArrayViewD<'_, Self>, Option<ArrayViewD<'_, Self>>),
+        momentum_buffer: Option<ArrayViewD<'_, Self>>,
+        rule: &RmsPropRule<Self>,
+    ) -> bool => crate::optim::rmsprop::update_is_finite;
     fn sgd_plain(
         value: &mut [Self],
         grad: &[Self],

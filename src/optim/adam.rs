@@ -1,7 +1,7 @@
 //! [`Adam`]: adaptive moment estimation, exactly as `torch.optim.Adam` (with its L2 weight decay
 //! and AMSGrad); also the update shared with [`AdamW`](super::AdamW).
 
-use ndarray::{ArrayD, Zip};
+use ndarray::{ArrayD, ArrayViewD, Zip};
 
 use super::state::{Optional, ParamStates};
 use super::{Optimizer, validate};
@@ -262,40 +262,9 @@ pub(crate) fn adam_step<F: Float>(
             exp_avg_sq: ArrayD::zeros(shape),
             max_exp_avg_sq: amsgrad.then(|| ArrayD::zeros(shape)),
         },
-        |value, grad, AdamSlot { exp_avg, exp_avg_sq, max_exp_avg_sq }| {
-            let entry = |p: F, g: F, m: F, v: F, vmax: Option<F>| {
-                let (mut p, mut m, mut v) = (p, m, v);
-                rule.moments(&mut p, g, &mut m, &mut v);
-                let second = vmax.map_or(v, |vmax| vmax.max(v));
-                rule.apply(&mut p, m, second);
-                p.is_finite() & m.is_finite() & v.is_finite()
-            };
-            let slices = (value.as_slice(), grad.as_slice(), exp_avg.as_slice(), exp_avg_sq.as_slice());
-            match (slices, max_exp_avg_sq.as_ref().map(|m| m.as_slice())) {
-                ((Some(p), Some(g), Some(m), Some(v)), None) => {
-                    return all_entries([p, g, m, v], |[p, g, m, v]| entry(p, g, m, v, None));
-                }
-                ((Some(p), Some(g), Some(m), Some(v)), Some(Some(vmax))) => {
-                    return all_entries([p, g, m, v, vmax], |[p, g, m, v, vmax]| {
-                        entry(p, g, m, v, Some(vmax))
-                    });
-                }
-                // A parameter replaced by a strided array: entry by entry, below.
-                _ => {}
-            }
-            match max_exp_avg_sq {
-                None => Zip::from(&value)
-                    .and(&grad)
-                    .and(exp_avg)
-                    .and(exp_avg_sq)
-                    .all(|&p, &g, &m, &v| entry(p, g, m, v, None)),
-                Some(max_sq) => Zip::from(&value)
-                    .and(&grad)
-                    .and(exp_avg)
-                    .and(exp_avg_sq)
-                    .and(max_sq)
-                    .all(|&p, &g, &m, &v, &vmax| entry(p, g, m, v, Some(vmax))),
-            }
+        |value, grad, slot| {
+            let max = slot.max_exp_avg_sq.as_ref().map(|m| m.view());
+            F::adam_update_is_finite((value, grad), (slot.exp_avg.view(), slot.exp_avg_sq.view(), max), &rule)
         },
         |ParamViewMut { mut value, grad, .. }, slot, moved| {
             let AdamSlot { exp_avg, exp_avg_sq, max_exp_avg_sq } = slot;
@@ -370,6 +339,51 @@ impl<F: Float> AdamRule<F> {
         *p -= self.step_size * (m / denom);
     }
 }
+
+/// Whether an Adam (or AdamW) step keeps one parameter and its moments finite, computed without
+/// writing anything; `moments` = (`exp_avg`, `exp_avg_sq`, `max_exp_avg_sq` with AMSGrad). A
+/// kernel ([`crate::kernels`]): compiled inside gradflow, so that a user's debug build runs it
+/// optimized.
+pub(crate) fn update_is_finite<F: Float>(
+    (value, grad): (ArrayViewD<'_, F>, ArrayViewD<'_, F>),
+    (exp_avg, exp_avg_sq, max_exp_avg_sq): Moments<'_, F>,
+    rule: &AdamRule<F>,
+) -> bool {
+    let entry = |p: F, g: F, m: F, v: F, vmax: Option<F>| {
+        let (mut p, mut m, mut v) = (p, m, v);
+        rule.moments(&mut p, g, &mut m, &mut v);
+        let second = vmax.map_or(v, |vmax| vmax.max(v));
+        rule.apply(&mut p, m, second);
+        p.is_finite() & m.is_finite() & v.is_finite()
+    };
+    let slices = (value.as_slice(), grad.as_slice(), exp_avg.as_slice(), exp_avg_sq.as_slice());
+    match (slices, max_exp_avg_sq.as_ref().map(|m| m.as_slice())) {
+        ((Some(p), Some(g), Some(m), Some(v)), None) => {
+            return all_entries([p, g, m, v], |[p, g, m, v]| entry(p, g, m, v, None));
+        }
+        ((Some(p), Some(g), Some(m), Some(v)), Some(Some(vmax))) => {
+            return all_entries([p, g, m, v, vmax], |[p, g, m, v, vmax]| entry(p, g, m, v, Some(vmax)));
+        }
+        // A parameter replaced by a strided array: entry by entry, below.
+        _ => {}
+    }
+    match max_exp_avg_sq {
+        None => Zip::from(&value)
+            .and(&grad)
+            .and(exp_avg)
+            .and(exp_avg_sq)
+            .all(|&p, &g, &m, &v| entry(p, g, m, v, None)),
+        Some(max_sq) => Zip::from(&value)
+            .and(&grad)
+            .and(exp_avg)
+            .and(exp_avg_sq)
+            .and(max_sq)
+            .all(|&p, &g, &m, &v, &vmax| entry(p, g, m, v, Some(vmax))),
+    }
+}
+
+/// Views of a parameter's Adam moments: `exp_avg`, `exp_avg_sq` and, with AMSGrad, `max_exp_avg_sq`.
+pub(crate) type Moments<'a, F> = (ArrayViewD<'a, F>, ArrayViewD<'a, F>, Option<ArrayViewD<'a, F>>);
 
 /// One Adam (or AdamW) update of a parameter's value with its gradient and moment estimates
 /// (contiguous, in the same order; `max_exp_avg_sq` for AMSGrad), returning Σ(new − old)²

@@ -1,6 +1,6 @@
 //! [`RmsProp`]: root-mean-square propagation, exactly as `torch.optim.RMSprop`.
 
-use ndarray::{ArrayD, Zip};
+use ndarray::{ArrayD, ArrayViewD, Zip};
 
 use super::adam::lerp;
 use super::state::{Optional, ParamStates};
@@ -211,55 +211,10 @@ impl<F: Float> RmsProp<F> {
                 grad_avg: centered.then(|| ArrayD::zeros(shape)),
                 momentum_buffer: with_momentum.then(|| ArrayD::zeros(shape)),
             },
-            |value, grad, RmsSlot { square_avg, grad_avg, momentum_buffer }| {
-                let entry = |p: F, g: F, s: F, ga: Option<F>, b: Option<F>| {
-                    let (mut p, mut s, mut ga, mut b) = (p, s, ga, b);
-                    rule.entry(&mut p, g, &mut s, ga.as_mut(), b.as_mut());
-                    p.is_finite() & s.is_finite() & ga.is_none_or(F::is_finite) & b.is_none_or(F::is_finite)
-                };
-                let slices = (value.as_slice(), grad.as_slice(), square_avg.as_slice());
-                let ga_slice = grad_avg.as_ref().map(|a| a.as_slice());
-                let b_slice = momentum_buffer.as_ref().map(|b| b.as_slice());
-                match (slices, ga_slice, b_slice) {
-                    ((Some(p), Some(g), Some(s)), None, None) => {
-                        return all_entries([p, g, s], |[p, g, s]| entry(p, g, s, None, None));
-                    }
-                    ((Some(p), Some(g), Some(s)), Some(Some(ga)), None) => {
-                        return all_entries([p, g, s, ga], |[p, g, s, ga]| entry(p, g, s, Some(ga), None));
-                    }
-                    ((Some(p), Some(g), Some(s)), None, Some(Some(b))) => {
-                        return all_entries([p, g, s, b], |[p, g, s, b]| entry(p, g, s, None, Some(b)));
-                    }
-                    ((Some(p), Some(g), Some(s)), Some(Some(ga)), Some(Some(b))) => {
-                        return all_entries([p, g, s, ga, b], |[p, g, s, ga, b]| {
-                            entry(p, g, s, Some(ga), Some(b))
-                        });
-                    }
-                    // A parameter replaced by a strided array: entry by entry, below.
-                    _ => {}
-                }
-                match (grad_avg, momentum_buffer) {
-                    (None, None) => Zip::from(&value)
-                        .and(&grad)
-                        .and(square_avg)
-                        .all(|&p, &g, &s| entry(p, g, s, None, None)),
-                    (Some(ga), None) => Zip::from(&value)
-                        .and(&grad)
-                        .and(square_avg)
-                        .and(ga)
-                        .all(|&p, &g, &s, &ga| entry(p, g, s, Some(ga), None)),
-                    (None, Some(b)) => Zip::from(&value)
-                        .and(&grad)
-                        .and(square_avg)
-                        .and(b)
-                        .all(|&p, &g, &s, &b| entry(p, g, s, None, Some(b))),
-                    (Some(ga), Some(b)) => Zip::from(&value)
-                        .and(&grad)
-                        .and(square_avg)
-                        .and(ga)
-                        .and(b)
-                        .all(|&p, &g, &s, &ga, &b| entry(p, g, s, Some(ga), Some(b))),
-                }
+            |value, grad, slot| {
+                let averages = (slot.square_avg.view(), slot.grad_avg.as_ref().map(|a| a.view()));
+                let momentum = slot.momentum_buffer.as_ref().map(|b| b.view());
+                F::rmsprop_update_is_finite((value, grad), averages, momentum, &rule)
             },
             |ParamViewMut { mut value, grad, .. }, slot, moved| {
                 let RmsSlot { square_avg, grad_avg, momentum_buffer } = slot;
@@ -355,6 +310,62 @@ impl<F: Float> RmsPropRule<F> {
             }
             None => *p -= self.lr * (g / avg),
         }
+    }
+}
+
+/// Whether an RMSprop step keeps one parameter and its state finite, computed without writing
+/// anything; `averages` = (`square_avg`, `grad_avg` when centered). A kernel
+/// ([`crate::kernels`]): compiled inside gradflow, so that a user's debug build runs it optimized.
+pub(crate) fn update_is_finite<F: Float>(
+    (value, grad): (ArrayViewD<'_, F>, ArrayViewD<'_, F>),
+    (square_avg, grad_avg): (ArrayViewD<'_, F>, Option<ArrayViewD<'_, F>>),
+    momentum_buffer: Option<ArrayViewD<'_, F>>,
+    rule: &RmsPropRule<F>,
+) -> bool {
+    let entry = |p: F, g: F, s: F, ga: Option<F>, b: Option<F>| {
+        let (mut p, mut s, mut ga, mut b) = (p, s, ga, b);
+        rule.entry(&mut p, g, &mut s, ga.as_mut(), b.as_mut());
+        p.is_finite() & s.is_finite() & ga.is_none_or(F::is_finite) & b.is_none_or(F::is_finite)
+    };
+    let slices = (value.as_slice(), grad.as_slice(), square_avg.as_slice());
+    let ga_slice = grad_avg.as_ref().map(|a| a.as_slice());
+    let b_slice = momentum_buffer.as_ref().map(|b| b.as_slice());
+    match (slices, ga_slice, b_slice) {
+        ((Some(p), Some(g), Some(s)), None, None) => {
+            return all_entries([p, g, s], |[p, g, s]| entry(p, g, s, None, None));
+        }
+        ((Some(p), Some(g), Some(s)), Some(Some(ga)), None) => {
+            return all_entries([p, g, s, ga], |[p, g, s, ga]| entry(p, g, s, Some(ga), None));
+        }
+        ((Some(p), Some(g), Some(s)), None, Some(Some(b))) => {
+            return all_entries([p, g, s, b], |[p, g, s, b]| entry(p, g, s, None, Some(b)));
+        }
+        ((Some(p), Some(g), Some(s)), Some(Some(ga)), Some(Some(b))) => {
+            return all_entries([p, g, s, ga, b], |[p, g, s, ga, b]| entry(p, g, s, Some(ga), Some(b)));
+        }
+        // A parameter replaced by a strided array: entry by entry, below.
+        _ => {}
+    }
+    match (grad_avg, momentum_buffer) {
+        (None, None) => {
+            Zip::from(&value).and(&grad).and(square_avg).all(|&p, &g, &s| entry(p, g, s, None, None))
+        }
+        (Some(ga), None) => Zip::from(&value)
+            .and(&grad)
+            .and(square_avg)
+            .and(ga)
+            .all(|&p, &g, &s, &ga| entry(p, g, s, Some(ga), None)),
+        (None, Some(b)) => Zip::from(&value)
+            .and(&grad)
+            .and(square_avg)
+            .and(b)
+            .all(|&p, &g, &s, &b| entry(p, g, s, None, Some(b))),
+        (Some(ga), Some(b)) => Zip::from(&value)
+            .and(&grad)
+            .and(square_avg)
+            .and(ga)
+            .and(b)
+            .all(|&p, &g, &s, &ga, &b| entry(p, g, s, Some(ga), Some(b))),
     }
 }
 

@@ -1,7 +1,7 @@
 //! [`Sgd`]: stochastic gradient descent with momentum, dampening, Nesterov momentum and weight
 //! decay, exactly as `torch.optim.SGD`.
 
-use ndarray::{ArrayD, Zip};
+use ndarray::{ArrayD, ArrayViewD, Zip};
 
 use super::state::{Optional, ParamStates, same_layout_slices, update_measured};
 use super::{Optimizer, validate};
@@ -187,24 +187,7 @@ impl<F: Float> Sgd<F> {
             observer,
             |shape| with_momentum.then(|| ArrayD::zeros(shape)),
             |value, grad, buffer| {
-                let plain = |p: F, g: F| (p - rule.lr * rule.decayed(g, p)).is_finite();
-                let momentum = |p: F, g: F, b: F| {
-                    let mut b = b;
-                    rule.momentum_entry(p, g, &mut b).is_finite() & b.is_finite()
-                };
-                match (value.as_slice(), grad.as_slice(), buffer.as_ref().map(|b| b.as_slice())) {
-                    (Some(p), Some(g), None) => all_entries([p, g], |[p, g]| plain(p, g)),
-                    (Some(p), Some(g), Some(Some(b))) => {
-                        all_entries([p, g, b], |[p, g, b]| momentum(p, g, b))
-                    }
-                    // A parameter replaced by a strided array: entry by entry.
-                    _ => match buffer {
-                        None => Zip::from(&value).and(&grad).all(|&p, &g| plain(p, g)),
-                        Some(buffer) => {
-                            Zip::from(&value).and(&grad).and(buffer).all(|&p, &g, &b| momentum(p, g, b))
-                        }
-                    },
-                }
+                F::sgd_update_is_finite(value, grad, buffer.as_ref().map(|b| b.view()), &rule)
             },
             |ParamViewMut { mut value, grad, .. }, buffer, moved| {
                 let observing = moved.observing();
@@ -264,6 +247,31 @@ impl<F: Float> SgdRule<F> {
         *b = if self.first { g } else { self.momentum * *b + self.keep * g };
         let direction = if self.nesterov { g + self.momentum * *b } else { *b };
         p - self.lr * direction
+    }
+}
+
+/// Whether an SGD step keeps one parameter (and its momentum `buffer`) finite, computed without
+/// writing anything. A kernel ([`crate::kernels`]): compiled inside gradflow, so that a user's
+/// debug build runs it optimized.
+pub(crate) fn update_is_finite<F: Float>(
+    value: ArrayViewD<'_, F>,
+    grad: ArrayViewD<'_, F>,
+    buffer: Option<ArrayViewD<'_, F>>,
+    rule: &SgdRule<F>,
+) -> bool {
+    let plain = |p: F, g: F| (p - rule.lr * rule.decayed(g, p)).is_finite();
+    let momentum = |p: F, g: F, b: F| {
+        let mut b = b;
+        rule.momentum_entry(p, g, &mut b).is_finite() & b.is_finite()
+    };
+    match (value.as_slice(), grad.as_slice(), buffer.as_ref().map(|b| b.as_slice())) {
+        (Some(p), Some(g), None) => all_entries([p, g], |[p, g]| plain(p, g)),
+        (Some(p), Some(g), Some(Some(b))) => all_entries([p, g, b], |[p, g, b]| momentum(p, g, b)),
+        // A parameter replaced by a strided array: entry by entry.
+        _ => match buffer {
+            None => Zip::from(&value).and(&grad).all(|&p, &g| plain(p, g)),
+            Some(buffer) => Zip::from(&value).and(&grad).and(&buffer).all(|&p, &g, &b| momentum(p, g, b)),
+        },
     }
 }
 
